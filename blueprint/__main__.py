@@ -1,0 +1,27 @@
+"""Entry point: `blueprint ...` and `python -m blueprint ...`.
+
+A `render` or `apply` that has nothing to do is answered here, before Click and the template,
+schema and YAML libraries are imported (see fastpath.py); everything else goes to the CLI.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["render"], ["apply"]):
+        from blueprint.fastpath import up_to_date
+
+        count = up_to_date(argv)
+        if count is not None:
+            sys.stderr.write(f"blueprint: {count} files up to date, nothing to do\n")
+            return 0
+    from blueprint.cli import run
+
+    return run(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

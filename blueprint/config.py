@@ -1,0 +1,217 @@
+"""Load: parse blueprint-config.json, check it against the schema, fill in the defaults.
+
+Everything after this module receives checked data and never checks it again. Semantic rules that
+a JSON Schema cannot express (references between sections) live in model.py, where the typed stack
+is built, and raise the same ConfigError with a JSON pointer.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from blueprint.errors import ConfigError
+from blueprint.paths import CONFIG_NAME, resource
+
+SCHEMA_PATH = resource("schemas") / "blueprint-config.schema.json"
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config with every default filled in, and where it came from."""
+
+    source: str
+    raw: bytes
+    data: dict[str, Any]
+
+
+def pointer(parts) -> str:
+    """A JSON pointer (RFC 6901) for a path of keys and indexes."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def load(path: Path | str, *, label: str | None = None) -> LoadedConfig:
+    """Read, parse, validate and complete a config file."""
+    path = Path(path)
+    label = label or str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{label}: no such file",
+            hint=f"pass --config PATH, or run blueprint where {CONFIG_NAME} is",
+        ) from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise ConfigError(f"{label}: cannot read: {exc.strerror}") from None
+    return loads(raw, label=label)
+
+
+def loads(raw: bytes | str, *, label: str = CONFIG_NAME) -> LoadedConfig:
+    if isinstance(raw, str):
+        raw = raw.encode()
+    data = parse(raw, label)
+    validate(data, label)
+    return LoadedConfig(source=label, raw=raw, data=with_defaults(data))
+
+
+def parse(raw: bytes, label: str) -> Any:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{label}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{label}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}",
+            hint="check for a missing comma or quote, or a trailing comma, just before this point",
+        ) from None
+    except _DuplicateKey as exc:
+        raise ConfigError(
+            f"{label}: key {exc.key!r} appears twice in one object; JSON keeps only the last",
+            hint="remove or merge one of them",
+        ) from None
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+@cache
+def schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@cache
+def _validator():
+    import jsonschema
+
+    cls = jsonschema.validators.validator_for(schema())
+    return cls(schema())
+
+
+def validate(data: Any, label: str) -> None:
+    """Raise ConfigError naming the field of the most relevant schema violation."""
+    import jsonschema
+
+    errors = list(_validator().iter_errors(data))
+    if not errors:
+        return
+    error = jsonschema.exceptions.best_match(errors)
+    # best_match descends into oneOf branches; for a model given as neither a string nor an
+    # object the branch errors say less than the oneOf itself.
+    while error.parent is not None and error.parent.validator == "oneOf" and error.validator == "type":
+        error = error.parent
+    raise ConfigError(f"{label}: {pointer(error.absolute_path) or '/'}: {_describe(error)}", hint=_hint(error))
+
+
+def _describe(error) -> str:
+    custom = error.schema.get("x-error") if isinstance(error.schema, dict) else None
+    if custom:
+        return custom
+    value = error.instance
+    shown = _short(value)
+    match error.validator:
+        case "additionalProperties":
+            allowed = sorted(error.schema.get("properties", {}))
+            extra = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
+            names = ", ".join(repr(e) for e in extra)
+            return f"unknown key {names}; expected one of: {', '.join(allowed)}"
+        case "required":
+            return error.message.replace("is a required property", "is required")
+        case "enum":
+            options = ", ".join(json.dumps(o) for o in error.validator_value)
+            return f"{shown} is not one of: {options}"
+        case "type":
+            expected = error.validator_value
+            expected = " or ".join(expected) if isinstance(expected, list) else expected
+            return f"expected {_article(expected)}, got {_json_type(value)} {shown}"
+        case "pattern":
+            what = error.schema.get("description", "").split(":")[0].split(".")[0]
+            return f"{shown} is not valid" + (f" ({what.lower()})" if what else "")
+        case "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum":
+            low = error.schema.get("minimum", error.schema.get("exclusiveMinimum"))
+            high = error.schema.get("maximum", error.schema.get("exclusiveMaximum"))
+            return f"{shown} is out of range ({low}..{high})"
+        case "minItems":
+            return "must not be empty" if error.validator_value == 1 else error.message
+        case "uniqueItems":
+            return f"has duplicates: {shown}"
+        case "oneOf":
+            return f"{shown} is neither a model name nor a model object"
+        case "propertyNames":
+            return f"{shown} has an invalid key: {error.message}"
+        case "maxLength":
+            return f"is longer than {error.validator_value} characters"
+    return error.message
+
+
+def _hint(error) -> str | None:
+    if isinstance(error.schema, dict) and error.schema.get("x-hint"):
+        return error.schema["x-hint"]
+    if error.validator == "additionalProperties":
+        return "`blueprint schema` prints every key with its description"
+    return None
+
+
+def _article(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def with_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the config with every schema default filled in, recursively."""
+    return _fill(copy.deepcopy(data), schema())
+
+
+def _resolve(node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        target = schema()
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return node
+
+
+def _fill(value: Any, node: dict[str, Any]) -> Any:
+    node = _resolve(node)
+    if isinstance(value, dict):
+        properties = node.get("properties", {})
+        for key, sub in properties.items():
+            sub = _resolve(sub)
+            if key not in value and "default" in sub:
+                value[key] = copy.deepcopy(sub["default"])
+            if key in value:
+                value[key] = _fill(value[key], sub)
+        extra = node.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key in value.keys() - properties.keys():
+                value[key] = _fill(value[key], extra)
+    elif isinstance(value, list) and isinstance(node.get("items"), dict):
+        return [_fill(item, node["items"]) for item in value]
+    return value

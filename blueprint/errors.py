@@ -1,0 +1,47 @@
+"""One root for every error a person can act on; the CLI maps the subclasses to exit codes."""
+
+from __future__ import annotations
+
+
+class BlueprintError(Exception):
+    """An error with a place, a message and, where we know one, what to do next."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(BlueprintError):
+    """The config file is not valid JSON, breaks the schema or contradicts itself."""
+
+
+class RenderError(BlueprintError):
+    """A template or an output format refused a value."""
+
+
+class ConflictError(BlueprintError):
+    """Files on disk were changed by hand, or are not ours: nothing was written."""
+
+    exit_code = 1
+
+
+class DriftError(BlueprintError):
+    """`blueprint check`: the files on disk differ from what the config renders."""
+
+    exit_code = 1
+
+
+class SecretError(BlueprintError):
+    """A secret is missing, malformed, or may not be changed."""
+
+
+class ToolError(BlueprintError):
+    """An external program (systemctl, podman, pg_dump, ...) failed."""
+
+    exit_code = 1

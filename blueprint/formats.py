@@ -1,0 +1,121 @@
+"""One escaping layer per output format.
+
+Every `{{ value }}` in a template passes through the `finalize` hook of its format (render.py sets
+it on the Jinja environment), so no template can print a value raw: a config value can become a
+value, never a new line, key, section or block.
+
+- systemd / Quadlet units: no control characters (a newline would start a new directive), `%`
+  doubled (systemd specifiers) and `$` doubled (Quadlet copies [Container] values into ExecStart=,
+  where systemd expands variables); argument lists quoted word by word, because Quadlet splits
+  Exec=, Environment=, EnvironmentFile= and PodmanArgs= into words (podman-systemd.unit(5)).
+- YAML: emitted by PyYAML's serializer, never by string concatenation.
+- Caddyfile: only tokens made of address characters; braces, quotes, spaces and `#` are refused.
+- Environment files (podman --env-file): one line per variable, so no newline in a value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from blueprint.errors import RenderError
+from blueprint.model import Words
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NEEDS_QUOTES = re.compile(r"[\s\"'\\;]")
+
+
+def _check_line(value: str, what: str) -> str:
+    bad = _CONTROL.search(value)
+    if bad:
+        raise RenderError(f"{what}: {value[:40]!r} contains the control character {bad[0]!r}",
+                          hint="newlines and control characters cannot be written into this file")
+    return value
+
+
+# ---- systemd units -------------------------------------------------------------------------
+
+
+def _unit_escape(value: str) -> str:
+    return value.replace("%", "%%").replace("$", "$$")
+
+
+def unit_word(word: str) -> str:
+    """One argument, quoted the way systemd and Quadlet split command lines."""
+    word = _unit_escape(_check_line(str(word), "unit file"))
+    if word == "" or _NEEDS_QUOTES.search(word):
+        return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return word
+
+
+def unit_value(value: Any) -> str:
+    """Jinja finalize for .container/.volume/.network/.service/.timer templates."""
+    if isinstance(value, Words):
+        return " ".join(unit_word(w) for w in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if not isinstance(value, str):
+        raise RenderError(f"unit file: cannot write a {type(value).__name__} as a value")
+    text = _check_line(value, "unit file")
+    if text != text.strip() or text.endswith("\\"):
+        # systemd strips surrounding whitespace and joins a line ending in \ with the next one.
+        raise RenderError(f"unit file: {text[:40]!r} starts or ends with whitespace or a backslash")
+    return _unit_escape(text)
+
+
+# ---- YAML ----------------------------------------------------------------------------------
+
+
+def yaml_value(value: Any) -> str:
+    """Jinja finalize for YAML templates: every value is serialized by PyYAML."""
+    import yaml
+
+    if isinstance(value, Mapping):
+        return yaml.safe_dump(dict(value), sort_keys=False, default_flow_style=False, width=1 << 30,
+                              allow_unicode=True).rstrip("\n")
+    return yaml.safe_dump(value, default_flow_style=True, width=1 << 30).removesuffix("\n...\n").rstrip("\n")
+
+
+# ---- Caddyfile -----------------------------------------------------------------------------
+
+_CADDY_TOKEN = re.compile(r"[A-Za-z0-9._:/\[\]@-]+")
+
+
+def caddy_value(value: Any) -> str:
+    """Jinja finalize for Caddyfile templates: addresses and host:port tokens only."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, Words):
+        return " ".join(caddy_value(w) for w in value)
+    if not isinstance(value, str) or not _CADDY_TOKEN.fullmatch(value):
+        raise RenderError(f"Caddyfile: {str(value)[:40]!r} is not a plain token",
+                          hint="site addresses and upstreams may hold letters, digits and . _ : / [ ] @ -")
+    return value
+
+
+# ---- environment files ---------------------------------------------------------------------
+
+
+def env_value(value: Any) -> str:
+    """Jinja finalize for podman --env-file files: KEY=VALUE, one per line, taken literally."""
+    text = str(value)
+    if _CONTROL.search(text):
+        # Never echo the value: it is a secret.
+        raise RenderError("environment file: a value contains a newline or control character",
+                          hint="check the secrets with `blueprint secrets list`; set the bad one again")
+    return text
+
+
+FINALIZERS = {
+    ".container": unit_value,
+    ".volume": unit_value,
+    ".network": unit_value,
+    ".service": unit_value,
+    ".timer": unit_value,
+    ".yaml": yaml_value,
+    ".caddy": caddy_value,
+    ".env": env_value,
+}

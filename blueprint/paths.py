@@ -1,0 +1,99 @@
+"""Where blueprint reads and writes, following the XDG base directory spec.
+
+https://specifications.freedesktop.org/basedir-spec/latest/ ; Quadlet reads user units from
+$XDG_CONFIG_HOME/containers/systemd (podman-systemd.unit(5), "Podman rootless unit search path").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+CONFIG_NAME = "blueprint-config.json"
+
+
+def resource(name: str) -> Path:
+    """A file shipped with blueprint: inside the wheel, or at the top of a source checkout."""
+    bundled = PACKAGE_DIR / name
+    return bundled if bundled.exists() else PACKAGE_DIR.parent / name
+
+
+def config_file(explicit: str | Path | None, env: Mapping[str, str] | None = None) -> tuple[Path, bool]:
+    """The config to use, and whether it is the default shipped with blueprint.
+
+    --config, else $BLUEPRINT_CONFIG, else ./blueprint-config.json, else the shipped default.
+    """
+    env = os.environ if env is None else env
+    chosen = explicit or env.get("BLUEPRINT_CONFIG")
+    if chosen:
+        return Path(chosen), False
+    local = Path(CONFIG_NAME)
+    if local.exists():
+        return local, False
+    return resource(CONFIG_NAME), True
+
+
+def _base(env: Mapping[str, str], var: str, home: Path, default: str) -> Path:
+    value = env.get(var, "")
+    # The spec says relative values are invalid and must be ignored.
+    return Path(value) if value and os.path.isabs(value) else home / default
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every directory blueprint touches, resolved once from the environment."""
+
+    home: Path
+    config_home: Path
+    data_home: Path
+    state_home: Path
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Paths:
+        env = os.environ if env is None else env
+        home = Path(env.get("HOME") or Path.home())
+        return cls(
+            home=home,
+            config_home=_base(env, "XDG_CONFIG_HOME", home, ".config"),
+            data_home=_base(env, "XDG_DATA_HOME", home, ".local/share"),
+            state_home=_base(env, "XDG_STATE_HOME", home, ".local/state"),
+        )
+
+    @property
+    def unit_dir(self) -> Path:
+        """Quadlet's rootless search path: .container/.volume/.network files go here."""
+        return self.config_home / "containers" / "systemd"
+
+    @property
+    def systemd_user_dir(self) -> Path:
+        """Plain systemd user units (the backup timers are not Quadlet units)."""
+        return self.config_home / "systemd" / "user"
+
+    @property
+    def secrets_dir(self) -> Path:
+        """0700: the secret store and the per-container environment files."""
+        return self.config_home / "blueprint"
+
+    @property
+    def env_dir(self) -> Path:
+        return self.secrets_dir / "env"
+
+    @property
+    def secret_store(self) -> Path:
+        return self.secrets_dir / "secrets.env"
+
+    @property
+    def state_dir(self) -> Path:
+        """The manifest of what blueprint wrote; kept out of the unit directory."""
+        return self.state_home / "blueprint"
+
+    @property
+    def manifest(self) -> Path:
+        return self.state_dir / "manifest.json"
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.data_home / "blueprint" / "backups"

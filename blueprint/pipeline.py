@@ -1,0 +1,134 @@
+"""The whole pipeline: load -> model -> secrets -> plan -> compare -> apply (-> systemd).
+
+Each step lives in its own module; this one only runs them in order and hands each the previous
+step's result. The CLI calls these functions; so do most tests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from blueprint import apply as engine
+from blueprint import config, fastpath, model, render, secrets
+from blueprint.paths import Paths, config_file
+
+
+@dataclass(frozen=True)
+class Options:
+    """Where the config is and the environment a command runs in."""
+
+    config_path: Path | None = None  # None: ./blueprint-config.json, else the shipped default
+    paths: Paths = field(default_factory=Paths.from_env)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    # How the backup timers run blueprint again.
+    blueprint_command: model.Words = field(
+        default_factory=lambda: model.Words((sys.executable, "-m", "blueprint")))
+
+    @classmethod
+    def from_env(cls, config_path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Options:
+        environ = dict(os.environ if environ is None else environ)
+        return cls(Path(config_path) if config_path else None, Paths.from_env(environ), environ)
+
+
+@dataclass
+class Prepared:
+    """Everything known before any file is written."""
+
+    options: Options
+    loaded: config.LoadedConfig
+    config_file: Path
+    stack: model.Stack
+    resolution: secrets.Resolution
+    planned: list[render.PlannedFile]
+    manifest: engine.Manifest
+    changes: list[engine.Change]
+
+    @property
+    def notes(self) -> list[str]:
+        return [*self.stack.notes, *self.resolution.notes]
+
+    @property
+    def pending(self) -> list[engine.Change]:
+        return engine.pending(self.changes)
+
+
+def load(options: Options) -> tuple[config.LoadedConfig, Path]:
+    path, _ = config_file(options.config_path, options.environ)
+    return config.load(path), path.resolve()
+
+
+def podman_target(setting: str, environ: Mapping[str, str]) -> model.Podman:
+    """The Podman the units are written for: the config's version, or the installed podman's."""
+    if setting != "auto":
+        return model.Podman(model.PodmanVersion.parse(setting))
+    binary = fastpath.which("podman", environ)
+    if binary is None:
+        return model.Podman(model.DEFAULT_PODMAN)
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=20).stdout
+        return model.Podman(model.PodmanVersion.parse(out), detected_from=binary)
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return model.Podman(model.DEFAULT_PODMAN)
+
+
+def build_stack(options: Options) -> tuple[config.LoadedConfig, Path, model.Stack]:
+    loaded, path = load(options)
+    podman = podman_target(loaded.data["podman_version"], options.environ)
+    stack = model.build(loaded.data, source=loaded.source, paths=options.paths, podman=podman,
+                        blueprint_command=options.blueprint_command, config_path=str(path))
+    return loaded, path, stack
+
+
+def prepare(options: Options) -> Prepared:
+    """Load, model, resolve secrets and render in memory; then compare with the disk."""
+    loaded, path, stack = build_stack(options)
+    store = secrets.Store.load(options.paths)
+    resolution = secrets.resolve(stack, store, options.environ)
+    planned = render.plan(stack, options.paths, resolution.values)
+    manifest = engine.Manifest.load(options.paths)
+    changes = engine.compare(planned, manifest)
+    return Prepared(options, loaded, path, stack, resolution, planned, manifest, changes)
+
+
+@dataclass
+class Outcome:
+    prepared: Prepared
+    written: list[engine.Change]
+    removed: list[engine.Change]
+    systemctl: list[list[str]] = field(default_factory=list)
+    actions: object | None = None
+
+
+def write(prepared: Prepared, *, force: bool = False, reload: bool = False, restart: bool = True) -> Outcome:
+    """Apply a prepared render: secrets first, then files, then (with reload) systemd."""
+    from blueprint import systemd
+
+    writes, removals = engine.partition(prepared.changes, force=force)
+    options = prepared.options
+    actions = systemd.plan_actions(writes, removals, [s.unit for s in prepared.stack.services])
+    calls: list[list[str]] = []
+    if reload and not actions.empty:
+        calls += systemd.run(actions, before_write=True)
+    # Secrets reach the store before any file that uses them, so a crash cannot lose one.
+    secrets.persist(options.paths, prepared.resolution.new)
+    if prepared.stack.secrets_backend == "podman":
+        changed = secrets.sync_podman(prepared.stack, prepared.resolution.values, prepared.manifest)
+        actions = systemd.with_restarts(actions, changed)
+    roots = (options.paths.unit_dir, options.paths.systemd_user_dir, options.paths.env_dir)
+    engine.adopt(prepared.changes, prepared.manifest)
+    engine.apply(writes, removals, prepared.manifest, roots)
+    prepared.manifest.extra["stamp"] = fastpath.stamp(prepared)
+    prepared.manifest.save()
+    if reload and not actions.empty:
+        calls += systemd.run(actions, restart=restart)
+    return Outcome(prepared, writes, removals, calls, actions)
+
+
+def check_config(options: Options) -> Prepared:
+    """`blueprint validate`: everything a render does except writing."""
+    return prepare(options)

@@ -1,0 +1,147 @@
+"""The LLM providers blueprint knows, mapped to LiteLLM's own names.
+
+Each entry says which model prefix LiteLLM routes on and which credential variables LiteLLM reads
+for that provider (https://docs.litellm.ai/docs/providers). tests/test_providers.py holds every
+entry against the installed LiteLLM: `litellm.get_llm_provider()` must resolve the prefix and
+`litellm.validate_environment()` must ask for exactly these variables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A secret LiteLLM needs: the `litellm_params` key it fills and LiteLLM's usual variable."""
+
+    param: str
+    env: str
+    required: bool = True
+
+    @property
+    def field(self) -> str:
+        """The config field holding the `${VAR}` reference (the param name, as LiteLLM spells it)."""
+        return self.param
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A plain (non-secret) value a provider needs, e.g. Azure's api_version."""
+
+    field: str
+    param: str
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    prefix: str
+    title: str
+    credentials: tuple[Credential, ...] = ()
+    settings: tuple[Setting, ...] = ()
+    # "required": the config must give base_url; "optional": LiteLLM knows the provider's URL.
+    base_url: str = "optional"
+    default_base_url: str | None = None
+    # LiteLLM's OpenAI client refuses to start without some key, even for servers that need none.
+    keyless_api_key: str | None = None
+
+    @property
+    def litellm_provider(self) -> str:
+        return self.prefix
+
+    def model_id(self, model: str) -> str:
+        """The `model` LiteLLM routes on: provider prefix + the provider's own model name."""
+        return f"{self.prefix}/{model}"
+
+
+def _key(env: str, required: bool = True) -> tuple[Credential, ...]:
+    return (Credential("api_key", env, required),)
+
+
+# Containers reach the host through this name (podman run --add-host default since Podman 4.7;
+# netavark adds it on every network): localhost inside a container is the container itself.
+HOST_FROM_CONTAINER = "host.containers.internal"
+
+PROVIDERS: dict[str, Provider] = {
+    p.name: p
+    for p in (
+        Provider("openai", "openai", "OpenAI", _key("OPENAI_API_KEY")),
+        Provider("anthropic", "anthropic", "Anthropic", _key("ANTHROPIC_API_KEY")),
+        Provider(
+            "azure",
+            "azure",
+            "Azure OpenAI",
+            _key("AZURE_API_KEY"),
+            settings=(Setting("api_version", "api_version"),),
+            base_url="required",
+        ),
+        Provider(
+            "bedrock",
+            "bedrock",
+            "AWS Bedrock",
+            (Credential("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
+             Credential("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY")),
+            settings=(Setting("region", "aws_region_name"),),
+        ),
+        Provider("gemini", "gemini", "Google AI Studio (Gemini)", _key("GEMINI_API_KEY")),
+        Provider(
+            "vertex_ai",
+            "vertex_ai",
+            "Google Vertex AI",
+            # A service-account JSON document; LiteLLM takes it as a string or a file path.
+            (Credential("vertex_credentials", "VERTEXAI_CREDENTIALS"),),
+            settings=(Setting("project", "vertex_project"), Setting("location", "vertex_location")),
+        ),
+        Provider("openrouter", "openrouter", "OpenRouter", _key("OPENROUTER_API_KEY")),
+        Provider("perplexity", "perplexity", "Perplexity", _key("PERPLEXITYAI_API_KEY")),
+        Provider("groq", "groq", "Groq", _key("GROQ_API_KEY")),
+        Provider("mistral", "mistral", "Mistral AI", _key("MISTRAL_API_KEY")),
+        Provider("together_ai", "together_ai", "Together AI", _key("TOGETHERAI_API_KEY")),
+        Provider("cohere", "cohere_chat", "Cohere", _key("COHERE_API_KEY")),
+        Provider("ai21", "ai21_chat", "AI21", _key("AI21_API_KEY")),
+        Provider("huggingface", "huggingface", "Hugging Face", _key("HUGGINGFACE_API_KEY")),
+        # ollama_chat is LiteLLM's recommended route for chat models (/api/chat).
+        Provider(
+            "ollama",
+            "ollama_chat",
+            "Ollama",
+            _key("OLLAMA_API_KEY", required=False),
+            default_base_url=f"http://{HOST_FROM_CONTAINER}:11434",
+        ),
+        Provider(
+            "hosted_vllm",
+            "hosted_vllm",
+            "vLLM (OpenAI-compatible server)",
+            _key("HOSTED_VLLM_API_KEY", required=False),
+            base_url="required",
+        ),
+        Provider(
+            "lm_studio",
+            "lm_studio",
+            "LM Studio",
+            _key("LM_STUDIO_API_KEY", required=False),
+            base_url="required",
+        ),
+        Provider(
+            "openai_compatible",
+            "openai",
+            "Any OpenAI-compatible server (LocalAI, llama.cpp, TGI, ...)",
+            _key("OPENAI_COMPATIBLE_API_KEY", required=False),
+            base_url="required",
+            keyless_api_key="none",
+        ),
+    )
+}
+
+# Names people use for the same thing; an entry called "vllm" needs no "provider" field.
+ALIASES = {"vllm": "hosted_vllm", "localai": "openai_compatible", "google": "gemini"}
+
+
+def lookup(name: str) -> Provider | None:
+    return PROVIDERS.get(ALIASES.get(name, name))
+
+
+def provider_names() -> list[str]:
+    return sorted([*PROVIDERS, *ALIASES])
