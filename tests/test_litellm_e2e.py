@@ -1,0 +1,239 @@
+"""The rendered litellm.yaml served by the real LiteLLM proxy, with a real Redis behind it.
+
+The config is rendered by blueprint like any user's (every model answers with `mock_response`, so
+no provider is called); the proxy gets exactly the rendered litellm.yaml and the rendered 0600
+environment file, plus the unit's non-secret Environment= values. litellm-redis is a real Redis
+on loopback requiring the generated password. A fake Lago server on 127.0.0.1 receives the usage
+events. PostgreSQL-backed features cannot run here (LiteLLM's Prisma engines are downloaded from
+a host this machine cannot reach); they are checked with LiteLLM's loader in test_consumers.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.error import HTTPError
+from urllib.request import Request, urlopen
+
+import pytest
+
+from blueprint import pipeline
+from tests.conftest import TOOLS, free_port, need, options, wait_for_port, write_config
+
+pytestmark = [pytest.mark.litellm, pytest.mark.xdist_group("litellm-proxy")]
+
+
+class FakeLago(BaseHTTPRequestHandler):
+    events: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        FakeLago.events.append({"path": self.path, "auth": self.headers.get("Authorization"),
+                                "body": json.loads(body or b"{}")})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+def gateway_config(redis_port: int, lago_port: int) -> dict:
+    return {
+        "podman_version": "5.4",
+        "litellm": {"requires": ["litellm_redis"]},
+        "litellm_postgres": {"enabled": False},
+        # The test's Redis answers on loopback; blueprint renders whatever host and port it is given.
+        "litellm_redis": {"hostname": "localhost", "port": redis_port},
+        "caddy": {"enabled": False},
+        "backup": {"enabled": False},
+        "llm_providers": {
+            "openai": {"api_key": "${OPENAI_API_KEY}", "load_balance": True, "models": [
+                {"id": "gpt-4o", "mock_response": "answer from key one"},
+                {"id": "gpt-4o-mini", "mock_response": "answer from mini"},
+            ]},
+            "openai-second-key": {"provider": "openai", "api_key": "${OPENAI_API_KEY_2}", "load_balance": True,
+                                  "models": [{"id": "gpt-4o", "mock_response": "answer from key two"}]},
+            "anthropic": {"api_key": "${ANTHROPIC_API_KEY}", "models": [
+                {"id": "claude-3-5-haiku-20241022", "name": "claude", "mock_response": "answer from claude",
+                 "input_cost_per_token": 0.001, "output_cost_per_token": 0.002},
+            ]},
+            # Nothing listens on port 9 (discard): every request to it fails for real.
+            "unreachable": {"provider": "openai_compatible", "base_url": "http://127.0.0.1:9/v1",
+                            "models": [{"id": "local-model", "name": "primary"}]},
+        },
+        "router_settings": {"num_retries": 0, "timeout": 10, "fallbacks": {"primary": ["claude"]}},
+        "cache": {"ttl": 300},
+        "callbacks": {
+            "prometheus": {"enabled": True, "require_auth": True},
+            "lago": {"enabled": True, "api_base": f"http://127.0.0.1:{lago_port}", "event_code": "llm_usage"},
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    litellm = need(TOOLS / "litellm/bin/litellm", "LiteLLM proxy (.tools/litellm)")
+    redis_binary = need("redis-server", "redis-server")
+    base = tmp_path_factory.mktemp("gateway")
+    home = base / "home"
+    home.mkdir()
+
+    lago = ThreadingHTTPServer(("127.0.0.1", 0), FakeLago)
+    threading.Thread(target=lago.serve_forever, daemon=True).start()
+
+    redis_port = free_port()
+    config = write_config(base, gateway_config(redis_port, lago.server_address[1]))
+    provider_keys = {"OPENAI_API_KEY": "sk-test-one", "OPENAI_API_KEY_2": "sk-test-two",
+                     "ANTHROPIC_API_KEY": "sk-ant-test", "LAGO_API_KEY": "lago-test-key"}
+    opts = options(config, HOME=str(home), **provider_keys)
+    outcome = pipeline.write(pipeline.prepare(opts))
+    stack = outcome.prepared.stack
+    paths = opts.paths
+
+    # Only what the container would get: the rendered env file and the unit's Environment= values.
+    env_file = paths.env_dir / "litellm.env"
+    environment = dict(line.split("=", 1) for line in env_file.read_text().splitlines()
+                       if "=" in line and not line.startswith("#"))
+    environment.update(word.split("=", 1) for word in stack.service("litellm").environment)
+    redis_password = environment["REDIS_PASSWORD"]
+    redis = subprocess.Popen([redis_binary, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                              "--requirepass", redis_password], stdout=subprocess.DEVNULL)
+    wait_for_port(redis_port)
+
+    port = free_port()
+    yaml_path = paths.unit_dir / stack.litellm_config_path
+    log = (base / "litellm.log").open("w")
+    proxy = subprocess.Popen(
+        [litellm, "--config", str(yaml_path), "--host", "127.0.0.1", "--port", str(port)],
+        env={"PATH": os.environ["PATH"], "HOME": str(home), "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+             **environment},
+        stdout=log, stderr=subprocess.STDOUT, cwd=base)
+    try:
+        wait_for_port(port, timeout=120, process=proxy)
+        yield {"url": f"http://127.0.0.1:{port}", "key": environment["LITELLM_MASTER_KEY"], "stack": stack,
+               "redis_port": redis_port, "redis_password": redis_password, "log": base / "litellm.log"}
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=30)
+        redis.terminate()
+        lago.shutdown()
+
+
+def call(gateway, path, body=None, key="master", headers=None):
+    key = gateway["key"] if key == "master" else key
+    request = Request(gateway["url"] + path, data=json.dumps(body).encode() if body is not None else None,
+                      headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {}),
+                               **(headers or {})})
+    try:
+        with urlopen(request, timeout=60) as response:
+            raw = response.read()
+            return response.status, dict(response.headers), (json.loads(raw) if raw[:1] in (b"{", b"[") else raw)
+    except HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def chat(gateway, model, text="hello", key="master", **extra):
+    body = {"model": model, "messages": [{"role": "user", "content": text}], **extra}
+    return call(gateway, "/v1/chat/completions", body, key=key)
+
+
+def test_every_model_answers(gateway):
+    status, _, models = call(gateway, "/v1/models")
+    assert status == 200
+    names = {m["id"] for m in models["data"]}
+    config = gateway["stack"].litellm_config
+    assert names == {m["model_name"] for m in config["model_list"]}
+    for name in sorted(names - {"primary"}):
+        status, _, body = chat(gateway, name, text=f"which model is {name}?", cache={"no-cache": True})
+        assert status == 200, body
+        assert body["choices"][0]["message"]["content"].startswith("answer from")
+
+
+def test_master_key_is_required(gateway):
+    status, _, _ = chat(gateway, "gpt-4o-mini", key=None)
+    assert status == 401
+    status, _, _ = chat(gateway, "gpt-4o-mini", key="sk-wrong")
+    assert status in (400, 401)
+
+
+def test_repeated_request_is_a_cache_hit_in_redis(gateway):
+    question = f"cache me {time.time()}"
+    first_status, first_headers, first = chat(gateway, "gpt-4o-mini", text=question)
+    second_status, second_headers, second = chat(gateway, "gpt-4o-mini", text=question)
+    assert first_status == second_status == 200
+    assert second["id"] == first["id"], "the second answer must be the cached first one"
+    assert second_headers.get("x-litellm-cache-key")
+    status, _, ping = call(gateway, "/cache/ping")
+    assert status == 200 and ping["cache_type"] == "redis"
+    keys = subprocess.run(["redis-cli", "-p", str(gateway["redis_port"]), "--no-auth-warning", "-a",
+                           gateway["redis_password"], "--scan", "--pattern", "litellm.cache*"],
+                          capture_output=True, text=True, check=True).stdout
+    assert keys.strip(), "the cached response must live in Redis under the configured namespace"
+
+
+def test_fallback_is_taken_when_the_primary_fails(gateway):
+    status, headers, body = chat(gateway, "primary", text=f"fallback {time.time()}")
+    assert status == 200, body
+    assert body["choices"][0]["message"]["content"] == "answer from claude"
+    assert headers.get("x-litellm-attempted-fallbacks") == "1"
+
+
+def test_both_deployments_of_one_model_get_traffic(gateway):
+    seen = Counter()
+    for index in range(40):
+        status, _, body = chat(gateway, "gpt-4o", text=f"balance {index}", cache={"no-cache": True})
+        assert status == 200
+        seen[body["choices"][0]["message"]["content"]] += 1
+    assert set(seen) == {"answer from key one", "answer from key two"}, seen
+    assert min(seen.values()) >= 5, seen
+
+
+def test_model_prices_reach_the_response_cost(gateway):
+    status, headers, body = chat(gateway, "claude", text=f"price {time.time()}")
+    assert status == 200
+    usage = body["usage"]
+    expected = usage["prompt_tokens"] * 0.001 + usage["completion_tokens"] * 0.002
+    assert float(headers["x-litellm-response-cost"]) == pytest.approx(expected)
+
+
+def test_metrics_need_the_key_and_show_litellm_counters(gateway):
+    chat(gateway, "gpt-4o-mini", text=f"metrics {time.time()}")
+    status, _, _ = call(gateway, "/metrics", key=None)
+    assert status == 401
+    status, _, text = call(gateway, "/metrics")
+    assert status == 200
+    assert b"litellm_proxy_total_requests_metric_total" in text or b"litellm_requests_metric_total" in text
+
+
+def test_lago_receives_a_usage_event_with_the_customer(gateway):
+    customer = f"customer-{int(time.time())}"
+    status, _, _ = chat(gateway, "gpt-4o-mini", text=f"bill me {customer}", user=customer)
+    assert status == 200
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        events = [e for e in FakeLago.events if e["body"].get("event", {}).get("external_customer_id") == customer]
+        if events:
+            break
+        time.sleep(0.2)
+    assert events, f"no Lago event for {customer}: {FakeLago.events[-3:]}"
+    event = events[0]
+    assert event["path"] == "/api/v1/events"
+    assert event["auth"] == "Bearer lago-test-key"
+    assert event["body"]["event"]["code"] == "llm_usage"
+    assert event["body"]["event"]["properties"]["model"] == "gpt-4o-mini"
+    assert event["body"]["event"]["properties"]["total_tokens"] > 0
+
+
+def test_no_secret_in_rendered_yaml(gateway):
+    stack = gateway["stack"]
+    text = json.dumps(stack.litellm_config)
+    assert gateway["key"] not in text and gateway["redis_password"] not in text
+    assert "sk-test-one" not in text
