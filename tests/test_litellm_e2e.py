@@ -219,7 +219,9 @@ def test_lago_receives_a_usage_event_with_the_customer(gateway):
     assert status == 200
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        events = [e for e in FakeLago.events if e["body"].get("event", {}).get("external_customer_id") == customer]
+        # LiteLLM's lago callback names the customer (charge_by end_user_id) in this field.
+        events = [e for e in FakeLago.events
+                  if e["body"].get("event", {}).get("external_subscription_id") == customer]
         if events:
             break
         time.sleep(0.2)
