@@ -91,9 +91,11 @@ def _summary(outcome) -> None:
     actions = outcome.actions
     for note in actions.notes:
         _say(f"note: {note}")
-    if outcome.systemctl:
+    if outcome.reloaded:
         for call in outcome.systemctl:
             _say("ran: " + " ".join(call))
+        if not outcome.systemctl:
+            _say("systemd: nothing to reload or restart")
     elif not actions.empty:
         steps = []
         if actions.daemon_reload:
@@ -127,7 +129,9 @@ def _warn_linger() -> None:
 
     if linger_enabled() is False:
         _say("warning: lingering is off: your services stop at logout and do not start at boot")
-        _say("hint: loginctl enable-linger " + os.environ.get("USER", "$USER"))
+        import getpass
+
+        _say(f"hint: loginctl enable-linger {getpass.getuser()}")
 
 
 @cli.command()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+from contextlib import contextmanager
 from hashlib import sha256
 from pathlib import Path
+
+from blueprint.errors import ToolError
 
 
 def digest(data: bytes) -> str:
@@ -26,6 +30,9 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     The temp name starts with a dot and has no unit suffix, so Quadlet never picks it up.
     """
     directory = path.parent
+    for stale in directory.glob(f".{path.name}.*.tmp"):
+        # Left by a blueprint killed before its rename; callers hold the state lock (lock()).
+        stale.unlink(missing_ok=True)
     tmp = directory / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
     # O_EXCL: never follow or reuse something already there; the mode is set before any byte.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
@@ -46,6 +53,22 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(directory)
+
+
+@contextmanager
+def lock(path: Path):
+    """Hold an exclusive lock on `path` (created if needed): one blueprint writes at a time."""
+    ensure_dir(path.parent, 0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ToolError(f"{path}: another blueprint is writing right now",
+                            hint="wait for it to finish, then run this again") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(directory: Path) -> None:

@@ -235,7 +235,7 @@ class Backup:
 class Stack:
     """Everything the templates need, computed once."""
 
-    config_name: str
+    source: str  # the config file, as errors name it
     podman: Podman
     network_name: str
     subnet: str
@@ -368,7 +368,7 @@ def build(data: Mapping[str, Any], *, source: str, paths: Paths, podman: Podman,
                    hint="use the first address of the range, e.g. 10.89.0.0/24")
 
     return Stack(
-        config_name=PurePosixPath(source).name,
+        source=source,
         podman=podman,
         network_name=data["network"]["name"],
         subnet=subnet,

@@ -95,5 +95,9 @@ class Paths:
         return self.state_dir / "manifest.json"
 
     @property
+    def lock(self) -> Path:
+        return self.state_dir / "lock"
+
+    @property
     def backup_dir(self) -> Path:
         return self.data_home / "blueprint" / "backups"

@@ -26,13 +26,20 @@ class Options:
     paths: Paths = field(default_factory=Paths.from_env)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     # How the backup timers run blueprint again.
-    blueprint_command: model.Words = field(
-        default_factory=lambda: model.Words((sys.executable, "-m", "blueprint")))
+    blueprint_command: model.Words = field(default_factory=lambda: installed_command())
 
     @classmethod
     def from_env(cls, config_path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Options:
         environ = dict(os.environ if environ is None else environ)
         return cls(Path(config_path) if config_path else None, Paths.from_env(environ), environ)
+
+
+def installed_command() -> model.Words:
+    """This blueprint as a command line: its console script if there is one, else `python -m`."""
+    script = Path(sys.executable).parent / "blueprint"
+    if script.exists():
+        return model.Words((str(script),))
+    return model.Words((sys.executable, "-m", "blueprint"))
 
 
 @dataclass
@@ -101,32 +108,52 @@ class Outcome:
     written: list[engine.Change]
     removed: list[engine.Change]
     systemctl: list[list[str]] = field(default_factory=list)
-    actions: object | None = None
+    actions: object | None = None  # what systemd had (or has) to do for these changes
+    reloaded: bool = False
 
 
 def write(prepared: Prepared, *, force: bool = False, reload: bool = False, restart: bool = True) -> Outcome:
-    """Apply a prepared render: secrets first, then files, then (with reload) systemd."""
+    """Apply a prepared render: secrets first, then files, then (with reload) systemd.
+
+    Without reload, what systemd would have to do is kept in the manifest as pending, so the next
+    `blueprint apply` still reloads and restarts what this render changed.
+    """
+    from blueprint import systemd
+    from blueprint.files import lock
+
+    with lock(prepared.options.paths.lock):
+        return _write(prepared, force=force, reload=reload, restart=restart)
+
+
+def _write(prepared: Prepared, *, force: bool, reload: bool, restart: bool) -> Outcome:
     from blueprint import systemd
 
     writes, removals = engine.partition(prepared.changes, force=force)
-    options = prepared.options
-    actions = systemd.plan_actions(writes, removals, [s.unit for s in prepared.stack.services])
+    options, manifest = prepared.options, prepared.manifest
+    order = [s.unit for s in prepared.stack.services]
+    todo = systemd.merge(systemd.Actions.from_json(manifest.extra.get("pending")),
+                         systemd.plan_actions(writes, removals, order), order)
     calls: list[list[str]] = []
-    if reload and not actions.empty:
-        calls += systemd.run(actions, before_write=True)
+    if reload:
+        # Units that go away are stopped while systemd still has their files.
+        calls += systemd.run(todo, before_write=True)
     # Secrets reach the store before any file that uses them, so a crash cannot lose one.
     secrets.persist(options.paths, prepared.resolution.new)
     if prepared.stack.secrets_backend == "podman":
-        changed = secrets.sync_podman(prepared.stack, prepared.resolution.values, prepared.manifest)
-        actions = systemd.with_restarts(actions, changed)
+        changed = secrets.sync_podman(prepared.stack, prepared.resolution.values, manifest)
+        todo = systemd.merge(todo, systemd.Actions(restart=tuple(changed)), order)
     roots = (options.paths.unit_dir, options.paths.systemd_user_dir, options.paths.env_dir)
-    engine.adopt(prepared.changes, prepared.manifest)
-    engine.apply(writes, removals, prepared.manifest, roots)
-    prepared.manifest.extra["stamp"] = fastpath.stamp(prepared)
-    prepared.manifest.save()
-    if reload and not actions.empty:
-        calls += systemd.run(actions, restart=restart)
-    return Outcome(prepared, writes, removals, calls, actions)
+    engine.adopt(prepared.changes, manifest)
+    manifest.extra["pending"] = todo.to_json()
+    engine.apply(writes, removals, manifest, roots)
+    remaining = todo
+    if reload:
+        calls += systemd.run(todo, restart=restart)
+        remaining = systemd.Actions(restart=() if restart else todo.restart)
+    manifest.extra["pending"] = remaining.to_json()
+    manifest.extra["stamp"] = fastpath.stamp(prepared)
+    manifest.save()
+    return Outcome(prepared, writes, removals, calls, todo, reloaded=reload)
 
 
 def check_config(options: Options) -> Prepared:

@@ -149,7 +149,7 @@ def resolve(stack: Stack, store: Store, environ: Mapping[str, str] | None = None
         name, where = missing[0]
         others = f" (also missing: {', '.join(n for n, _ in missing[1:])})" if len(missing) > 1 else ""
         raise SecretError(
-            f"{stack.config_name}: {where}: {name} is not set{others}",
+            f"{stack.source}: {where}: {name} is not set{others}",
             hint=f"store it with `blueprint secrets set {name}` (reads stdin or prompts), "
                  f"or export {name} before blueprint render",
         )

@@ -35,6 +35,34 @@ class Actions:
     def empty(self) -> bool:
         return not (self.stop or self.disable or self.daemon_reload or self.restart or self.enable)
 
+    def to_json(self) -> dict | None:
+        if self.empty:
+            return None
+        return {"stop": list(self.stop), "disable": list(self.disable), "daemon_reload": self.daemon_reload,
+                "restart": list(self.restart), "enable": list(self.enable)}
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> Actions:
+        if not isinstance(data, dict):
+            return cls()
+        return cls(tuple(data.get("stop", ())), tuple(data.get("disable", ())), bool(data.get("daemon_reload")),
+                    tuple(data.get("restart", ())), tuple(data.get("enable", ())))
+
+
+def merge(first: Actions, second: Actions, order: Sequence[str]) -> Actions:
+    """Both sets of actions, once each; restarts dependencies first, never a service being stopped."""
+    stop = tuple(dict.fromkeys([*first.stop, *second.stop]))
+    restart = set(first.restart) | set(second.restart)
+    restart -= set(stop)
+    return Actions(
+        stop=stop,
+        disable=tuple(dict.fromkeys([*first.disable, *second.disable])),
+        daemon_reload=first.daemon_reload or second.daemon_reload,
+        restart=tuple([s for s in order if s in restart] + sorted(restart - set(order))),
+        enable=tuple(dict.fromkeys([*first.enable, *second.enable])),
+        notes=first.notes + second.notes,
+    )
+
 
 def service_of(name: str) -> str | None:
     """The systemd unit a Quadlet or systemd file becomes."""
@@ -78,24 +106,15 @@ def plan_actions(writes: Iterable[Change], removals: Iterable[Change], order: Se
             notes.append(f"{name} changed: the existing podman {kind} keeps its old settings until it is "
                          f"removed (podman {kind} rm) and recreated")
         elif name.endswith(".caddy"):
-            notes.append(f"{change.path} changed: reload Caddy to serve it")
+            notes.append(f"{change.path} was written: reload Caddy (which imports it) to serve it")
         if change.planned.restarts:
             restart.add(change.planned.restarts)
     ordered = [s for s in order if s in restart] + sorted(restart - set(order))
     return Actions(tuple(stop), tuple(disable), reload, tuple(ordered), tuple(enable), tuple(notes))
 
 
-def with_restarts(actions: Actions, services: Sequence[str]) -> Actions:
-    """The same actions, also restarting `services` (whose Podman secrets changed)."""
-    if not services:
-        return actions
-    from dataclasses import replace
-
-    return replace(actions, restart=tuple(dict.fromkeys([*actions.restart, *services])))
-
-
 def systemctl_command() -> list[str]:
-    return [os.environ.get("BLUEPRINT_SYSTEMCTL", "systemctl"), "--user"]
+    return ["systemctl", "--user"]
 
 
 def run(actions: Actions, *, restart: bool = True, before_write: bool = False) -> list[list[str]]:
