@@ -233,22 +233,20 @@ def schema():
 
 
 @cli.group(invoke_without_command=True)
-@config_option
 @click.pass_context
-def secrets(ctx, config_path):
+def secrets(ctx):
     """Show and change secrets. Values are never printed.
 
     The store is ~/.config/blueprint/secrets.env (0600); each container gets only its own
     secrets, in ~/.config/blueprint/env/<container>.env (0600) or as Podman secrets.
     """
-    ctx.obj["config_path"] = config_path
     if ctx.invoked_subcommand is None:
         ctx.invoke(secrets_list)
 
 
 @secrets.command("list")
-@click.pass_context
-def secrets_list(ctx):
+@config_option
+def secrets_list(config_path=None):
     """Which secrets exist, who uses them, and the modes of the files holding them."""
     import stat as stat_module
 
@@ -256,7 +254,7 @@ def secrets_list(ctx):
     from blueprint import secrets as store_module
     from blueprint.errors import ConfigError
 
-    options = _options(ctx.obj.get("config_path"))
+    options = _options(config_path)
     store = store_module.Store.load(options.paths)
     try:
         _, _, stack = pipeline.build_stack(options)
@@ -282,8 +280,7 @@ def secrets_list(ctx):
 
 @secrets.command("set")
 @click.argument("name")
-@click.pass_context
-def secrets_set(ctx, name):
+def secrets_set(name):
     """Store a secret (e.g. OPENAI_API_KEY) read from stdin, or from a hidden prompt.
 
     Never give it on the command line: other users can see every process's arguments.
@@ -296,7 +293,7 @@ def secrets_set(ctx, name):
     else:
         value = sys.stdin.read()
         value = value[:-1] if value.endswith("\n") else value
-    options = _options(ctx.obj.get("config_path"))
+    options = _options(None)
     replaced = store_module.set_secret(options.paths, name, value)
     _say(f"{name} {'replaced' if replaced else 'stored'} in {_short(options.paths.secret_store)} (0600)")
     _say("next: blueprint apply   (writes it into the containers' environment and restarts them)")
@@ -304,15 +301,14 @@ def secrets_set(ctx, name):
 
 @secrets.command("rotate")
 @click.argument("name", default="LITELLM_MASTER_KEY")
-@click.pass_context
-def secrets_rotate(ctx, name):
+def secrets_rotate(name):
     """Replace a generated secret with a new random one (default: the LiteLLM master key).
 
     The salt key and the PostgreSQL password are refused: changing them loses data.
     """
     from blueprint import secrets as store_module
 
-    options = _options(ctx.obj.get("config_path"))
+    options = _options(None)
     store_module.rotate(options.paths, name)
     _say(f"{name} rotated in {_short(options.paths.secret_store)}")
     _say("next: blueprint apply   (restarts the containers that use it); clients need the new value")

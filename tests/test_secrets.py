@@ -1,0 +1,259 @@
+"""Secrets: generated once, stored 0600, each container only its own, never printed."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+
+import pytest
+import testinfra
+
+from blueprint import pipeline, secrets
+from tests.conftest import cli, options, write_config
+
+CONFIG = {
+    "podman_version": "5.4",
+    "caddy": {"tailscale": {"machine": "gateway", "tailnet": "tail1234.ts.net"}},
+    "callbacks": {"lago": {"enabled": True, "api_base": "https://api.getlago.com", "event_code": "llm"}},
+    "llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": ["gpt-4o"]},
+                      "anthropic": {"api_key": "${ANTHROPIC_API_KEY}", "models": ["claude-3-5-haiku-20241022"]}},
+}
+KEYS = {"OPENAI_API_KEY": "sk-openai-provider-key-0001", "ANTHROPIC_API_KEY": "sk-ant-provider-key-0002",
+        "LAGO_API_KEY": "lago-key-0003"}
+
+
+@pytest.fixture
+def rendered(home, tmp_path):
+    config = write_config(tmp_path, CONFIG)
+    first = cli("render", "--config", str(config), env=KEYS)
+    assert first.returncode == 0, first.stderr
+    store = secrets.Store.load(home)
+    return config, store.values, [first]
+
+
+def env_file(home, service):
+    return dict(line.split("=", 1) for line in (home.env_dir / f"{service}.env").read_text().splitlines()
+                if "=" in line and not line.startswith("#"))
+
+
+def every_file(home):
+    return [p for p in home.home.rglob("*") if p.is_file()]
+
+
+def test_generated_secrets_have_the_right_shape(rendered):
+    _, values, _ = rendered
+    assert values["LITELLM_MASTER_KEY"].startswith("sk-") and len(values["LITELLM_MASTER_KEY"]) > 40
+    assert values["LITELLM_SALT_KEY"] != values["LITELLM_MASTER_KEY"]
+    for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "UI_PASSWORD"):
+        assert re.fullmatch(r"[A-Za-z0-9_-]{20,}", values[name]), name
+
+
+def test_secret_files_are_0600_in_0700_directories(rendered, home):
+    host = testinfra.get_host("local://")
+    assert host.file(str(home.secrets_dir)).mode == 0o700
+    assert host.file(str(home.env_dir)).mode == 0o700
+    assert host.file(str(home.secret_store)).mode == 0o600
+    for service in ("litellm", "litellm-postgres", "litellm-redis"):
+        assert host.file(str(home.env_dir / f"{service}.env")).mode == 0o600
+    assert host.file(str(home.manifest)).mode == 0o600
+
+
+def test_master_key_lives_only_in_0600_files(rendered, home):
+    _, values, _ = rendered
+    key = values["LITELLM_MASTER_KEY"].encode()
+    holders = [p for p in every_file(home) if key in p.read_bytes()]
+    assert holders, "the key is stored somewhere"
+    for path in holders:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        assert home.unit_dir not in path.parents, f"{path} is in the unit directory"
+
+
+def test_no_secret_value_in_units_yaml_site_or_output(rendered, home):
+    config, values, results = rendered
+    results += [cli(command, "--config", str(config), env=KEYS) for command in ("status", "diff", "check", "validate")]
+    results.append(cli("secrets", "list", "--config", str(config), env=KEYS))
+    every_secret = [*values.values(), *KEYS.values()]
+    public = [p for p in every_file(home) if stat.S_IMODE(p.stat().st_mode) & 0o077]
+    assert public, "units, litellm.yaml and the site are world-readable"
+    for path in public:
+        data = path.read_text()
+        for value in every_secret:
+            assert value not in data, f"a secret is in {path}"
+    for result in results:
+        for value in every_secret:
+            assert value not in result.stdout + result.stderr
+
+
+def test_secrets_stay_identical_across_renders(rendered, home):
+    config, values, _ = rendered
+    for _ in range(2):
+        assert cli("render", "--config", str(config), env=KEYS).returncode == 0
+    os.utime(config)  # and through the full path
+    assert cli("render", "--config", str(config), "--force", env=KEYS).returncode == 0
+    assert secrets.Store.load(home).values == values
+
+
+def test_each_container_gets_only_its_own_secrets(rendered, home):
+    _, values, _ = rendered
+    postgres, redis, litellm = (env_file(home, s) for s in ("litellm-postgres", "litellm-redis", "litellm"))
+    assert postgres == {"POSTGRES_PASSWORD": values["POSTGRES_PASSWORD"]}
+    assert redis == {"REDISCLI_AUTH": values["REDIS_PASSWORD"]}
+    assert set(litellm) == {"LITELLM_MASTER_KEY", "LITELLM_SALT_KEY", "UI_PASSWORD", "DATABASE_URL",
+                            "REDIS_PASSWORD", "LAGO_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"}
+    assert litellm["DATABASE_URL"] == \
+        f"postgresql://litellm:{values['POSTGRES_PASSWORD']}@litellm-postgres:5432/litellm"
+    for provider_key in KEYS.values():
+        assert provider_key not in (home.env_dir / "litellm-postgres.env").read_text()
+        assert provider_key not in (home.env_dir / "litellm-redis.env").read_text()
+
+
+def test_provider_keys_from_the_environment_are_stored_once(rendered, home):
+    config, values, _ = rendered
+    assert values["OPENAI_API_KEY"] == KEYS["OPENAI_API_KEY"]
+    # Later renders need no environment; a different value there does not replace the stored one.
+    later = cli("render", "--config", str(config), env={"OPENAI_API_KEY": "sk-other", "ANTHROPIC_API_KEY": "",
+                                                         "LAGO_API_KEY": ""})
+    assert later.returncode == 0, later.stderr
+    assert "OPENAI_API_KEY in your environment differs from the stored one" in later.stderr
+    assert env_file(home, "litellm")["OPENAI_API_KEY"] == KEYS["OPENAI_API_KEY"]
+
+
+def test_set_reads_stdin_never_argv(rendered, home):
+    config, _, _ = rendered
+    result = cli("secrets", "set", "OPENAI_API_KEY", input="sk-new-value-from-stdin\n")
+    assert result.returncode == 0
+    assert "sk-new-value-from-stdin" not in result.stdout + result.stderr
+    assert secrets.Store.load(home).values["OPENAI_API_KEY"] == "sk-new-value-from-stdin"
+    assert cli("render", "--config", str(config)).returncode == 0
+    assert env_file(home, "litellm")["OPENAI_API_KEY"] == "sk-new-value-from-stdin"
+    too_many = cli("secrets", "set", "OPENAI_API_KEY", "sk-on-the-command-line")
+    assert too_many.returncode == 2, "a value on the command line is not accepted"
+
+
+def test_salt_key_and_database_password_are_never_changed(rendered, home):
+    _, values, _ = rendered
+    rotate = cli("secrets", "rotate", "LITELLM_SALT_KEY")
+    assert rotate.returncode == 2
+    assert "encrypts the provider credentials it stores in PostgreSQL" in rotate.stderr
+    overwrite = cli("secrets", "set", "LITELLM_SALT_KEY", input="sk-another-salt\n")
+    assert overwrite.returncode == 2
+    assert cli("secrets", "rotate", "POSTGRES_PASSWORD").returncode == 2
+    assert secrets.Store.load(home).values["LITELLM_SALT_KEY"] == values["LITELLM_SALT_KEY"]
+
+
+def test_salt_key_of_an_existing_deployment_can_be_brought_in_first(home, tmp_path):
+    """Moving from docker-compose: set the old salt key before the first render; it is kept."""
+    assert cli("secrets", "set", "LITELLM_SALT_KEY", input="sk-salt-from-compose\n").returncode == 0
+    config = write_config(tmp_path, CONFIG)
+    assert cli("render", "--config", str(config), env=KEYS).returncode == 0
+    assert env_file(home, "litellm")["LITELLM_SALT_KEY"] == "sk-salt-from-compose"
+
+
+def test_rotating_the_master_key_changes_only_it(rendered, home):
+    config, values, _ = rendered
+    result = cli("secrets", "rotate")
+    assert result.returncode == 0
+    assert "LITELLM_MASTER_KEY rotated" in result.stderr
+    after = secrets.Store.load(home).values
+    assert after["LITELLM_MASTER_KEY"] != values["LITELLM_MASTER_KEY"]
+    assert {k: v for k, v in after.items() if k != "LITELLM_MASTER_KEY"} == \
+        {k: v for k, v in values.items() if k != "LITELLM_MASTER_KEY"}
+    assert after["LITELLM_MASTER_KEY"] not in result.stdout + result.stderr
+
+
+def test_list_shows_names_states_and_modes_never_values(rendered, home):
+    config, values, _ = rendered
+    result = cli("secrets", "list", "--config", str(config))
+    assert result.returncode == 0
+    assert re.search(r"LITELLM_SALT_KEY\s+generated\s+litellm", result.stdout)
+    assert re.search(r"POSTGRES_PASSWORD\s+generated\s+litellm-postgres, litellm", result.stdout)
+    assert re.search(r"OPENAI_API_KEY\s+set\s+litellm", result.stdout)
+    assert "0600" in result.stdout
+    for value in values.values():
+        assert value not in result.stdout
+
+
+def test_missing_credential_names_the_field_and_the_fix(home, tmp_path):
+    config = write_config(tmp_path, CONFIG)
+    result = cli("render", "--config", str(config), env={"OPENAI_API_KEY": "sk-x"})
+    assert result.returncode == 2
+    assert "/llm_providers/anthropic/api_key: ANTHROPIC_API_KEY is not set (also missing: LAGO_API_KEY)" \
+        in result.stderr
+    assert "blueprint secrets set ANTHROPIC_API_KEY" in result.stderr
+    assert not home.secret_store.exists(), "a refused render generates nothing"
+
+
+def test_store_lost_but_env_files_left_recovers_instead_of_regenerating(rendered, home):
+    config, values, _ = rendered
+    home.secret_store.unlink()
+    result = cli("render", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "recovered" in result.stderr
+    assert secrets.Store.load(home).values["LITELLM_SALT_KEY"] == values["LITELLM_SALT_KEY"]
+    assert secrets.Store.load(home).values["POSTGRES_PASSWORD"] == values["POSTGRES_PASSWORD"]
+
+
+def test_a_loosened_store_is_tightened(rendered, home):
+    home.secret_store.chmod(0o644)
+    secrets.Store.load(home)
+    assert stat.S_IMODE(home.secret_store.stat().st_mode) == 0o600
+
+
+def test_values_with_newlines_are_refused(home):
+    result = cli("secrets", "set", "OPENAI_API_KEY", input="sk-one\nINJECTED=1\n")
+    assert result.returncode == 2
+    assert "newline" in result.stderr
+
+
+# ---- Podman secrets backend ------------------------------------------------------------------
+
+
+def test_podman_backend_creates_secrets_through_stdin(home, tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    store_dir = tmp_path / "podman-secrets"
+    store_dir.mkdir()
+    log = tmp_path / "podman.log"
+    # A fake podman keeping secrets as files: `secret ls`, `secret rm NAME`, `secret create NAME -`.
+    (bin_dir / "podman").write_text(f"""#!/bin/sh
+echo "$*" >> {log}
+case "$2" in
+  ls) ls {store_dir} ;;
+  rm) rm {store_dir}/"$3" ;;
+  create) cat > {store_dir}/"$3" ;;
+esac
+""")
+    (bin_dir / "podman").chmod(0o755)
+    config = write_config(tmp_path, {"podman_version": "5.4", "secrets": {"backend": "podman"},
+                                     "llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": ["m"]}}})
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "OPENAI_API_KEY": "sk-podman-test-key"}
+    result = cli("render", "--config", str(config), env=env)
+    assert result.returncode == 0, result.stderr
+    created = sorted(p.name for p in store_dir.iterdir())
+    assert "blueprint-litellm-master-key" in created and "blueprint-openai-api-key" in created
+    assert (store_dir / "blueprint-openai-api-key").read_text() == "sk-podman-test-key"
+    assert "sk-podman-test-key" not in log.read_text(), "values go through stdin, never argv"
+    assert not home.env_dir.exists(), "no environment files with the podman backend"
+    unit = (home.unit_dir / "litellm/litellm.container").read_text()
+    assert "Secret=blueprint-openai-api-key,type=env,target=OPENAI_API_KEY" in unit
+    postgres = (home.unit_dir / "litellm/postgres/litellm-postgres.container").read_text()
+    assert "openai" not in postgres and "Secret=blueprint-postgres-password,type=env,target=POSTGRES_PASSWORD" in postgres
+    # Unchanged secrets are not pushed again; a changed one is replaced.
+    log.unlink()
+    assert cli("secrets", "set", "OPENAI_API_KEY", input="sk-second\n", env=env).returncode == 0
+    assert cli("render", "--config", str(config), env=env).returncode == 0
+    assert log.read_text().splitlines() == ["secret ls --format {{.Name}}", "secret rm blueprint-openai-api-key",
+                                            "secret create blueprint-openai-api-key -"]
+
+
+def test_pipeline_never_puts_secrets_in_the_plan_of_public_files(home, tmp_path):
+    config = write_config(tmp_path, CONFIG)
+    prepared = pipeline.prepare(options(config, HOME=str(home.home), **KEYS))
+    values = list(prepared.resolution.values.values())
+    for file in prepared.planned:
+        if not file.secret:
+            assert file.mode == 0o644
+            assert not any(v.encode() in file.data for v in values), file.path
+        else:
+            assert file.mode == 0o600
