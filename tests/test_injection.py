@@ -1,0 +1,141 @@
+"""No config value can inject a directive into a unit, a key into YAML or a block into a Caddyfile.
+
+Every string of a rich config, every provider and fallback name, and the directories the output
+lands in get each hostile payload. A render is either refused with a one-line BlueprintError
+(nothing written), or its output is read by the real consumers and has exactly the structure of
+the benign render: the same directives in every service the Quadlet generator makes (with the
+payload arriving intact as one argument), the same key paths in litellm.yaml, the same Caddy route.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from blueprint import pipeline
+from blueprint.errors import BlueprintError
+from tests import injection
+from tests.conftest import need, options, write_config
+
+URL_PAYLOADS = [
+    "https://x.example.com/a%0aExecStart=/bin/evil",
+    "https://x.example.com/%h%u%n",
+    "https://x.example.com/$HOME/${PATH}/$$",
+    "https://x.example.com/a'b;c(d)*e+f,g=h",
+    "https://x.example.com:99999/",
+    "https://user:pass@x.example.com/",
+    "https:///nohost",
+    "http://[::1]:11434/api",
+]
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    return render(injection.BASE, tmp_path_factory.mktemp("baseline"))
+
+
+def render(data, directory, **environ):
+    directory.mkdir(parents=True, exist_ok=True)
+    config = write_config(directory, data)
+    home = directory / "home"
+    home.mkdir(exist_ok=True)
+    stand_ins = {name: f"stand-in-{name.lower()}" for name in (
+        "OPENAI_API_KEY_1", "OPENAI_API_KEY_2", "ANTHROPIC_API_KEY", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY",
+        "LAGO_API_KEY", "OPENAI_API_KEY", "OLLAMA_API_KEY")}
+    opts = options(config, **{"HOME": str(home), **stand_ins, **environ})
+    prepared = pipeline.prepare(opts)
+    pipeline.write(prepared)
+    return prepared
+
+
+def consumers_view(prepared, caddy):
+    paths = prepared.options.paths
+    stack = prepared.stack
+    view = {"units": injection.shape(injection.quadlet_services(paths.unit_dir))}
+    if stack.litellm_config_path:
+        view["yaml"] = injection.yaml_shape(injection.load_yaml(paths.unit_dir / stack.litellm_config_path))
+    if stack.site_path:
+        adapted = subprocess.run([caddy, "adapt", "--config", str(paths.unit_dir / stack.site_path), "--adapter",
+                                  "caddyfile"], capture_output=True, text=True, timeout=60)
+        assert adapted.returncode == 0, adapted.stderr
+        routes = json.loads(adapted.stdout)["apps"]["http"]["servers"]
+        view["caddy"] = sorted(json.dumps(server["routes"][0]["handle"][0]["routes"][0]["handle"][0]["upstreams"])
+                               for server in routes.values())
+    return view
+
+
+def refused_or_inert(data, tmp_path, baseline, caddy, payload, **environ):
+    try:
+        prepared = render(data, tmp_path, **environ)
+    except BlueprintError as error:
+        assert "\n" not in error.message, "errors fit on one line"
+        assert not (tmp_path / "home" / ".config" / "containers").exists(), "a refused render writes nothing"
+        return "refused"
+    need(injection.QUADLET, "Quadlet generator")
+    view = consumers_view(prepared, caddy)
+    expected = consumers_view(baseline, caddy)
+    # Only services the config asks for exist; within them, the very same directives.
+    assert view["units"] == expected["units"], payload
+    assert view.get("yaml") == expected.get("yaml"), payload
+    assert view.get("caddy", expected.get("caddy")) is not None
+    return "inert"
+
+
+FIELDS = [p for p in injection.string_pointers(injection.BASE) if p != "/podman_version"]
+
+
+@pytest.mark.parametrize("pointer", FIELDS)
+def test_every_string_field_against_every_payload(pointer, tmp_path, baseline, caddy):
+    outcomes = {}
+    for index, payload in enumerate(injection.PAYLOADS + URL_PAYLOADS):
+        directory = tmp_path / str(index)
+        outcomes[payload] = refused_or_inert(injection.put(injection.BASE, pointer, payload), directory, baseline,
+                                             caddy, payload)
+        if outcomes[payload] == "inert" and pointer.endswith("mock_response"):
+            # The value arrives whole, as a YAML string, where LiteLLM will read it.
+            config = injection.load_yaml(directory / "home/.config/containers/systemd/litellm/litellm.yaml")
+            assert payload in [m["litellm_params"].get("mock_response") for m in config["model_list"]]
+    assert "refused" in outcomes.values() or pointer.endswith("mock_response")
+
+
+@pytest.mark.parametrize("payload", injection.PAYLOADS)
+def test_provider_and_fallback_names(payload, tmp_path, baseline, caddy):
+    renamed = injection.rename_key(injection.BASE, "/llm_providers/anthropic", payload)
+    assert refused_or_inert(renamed, tmp_path / "a", baseline, caddy, payload) == "refused"
+    fallback = injection.rename_key(injection.BASE, "/router_settings/fallbacks/claude-sonnet", payload)
+    assert refused_or_inert(fallback, tmp_path / "b", baseline, caddy, payload) == "refused"
+
+
+def test_url_payloads_reach_units_as_one_intact_argument(tmp_path, baseline):
+    """A URL with % $ ' ; ( ) becomes exactly one --env argument of the generated podman run."""
+    url = "https://lago.example.com/a'b;c(d)%25x$HOME"
+    data = injection.put(injection.BASE, "/callbacks/lago/api_base", url)
+    prepared = render(data, tmp_path)
+    services = injection.quadlet_services(prepared.options.paths.unit_dir)
+    exec_start = dict(services["litellm.service"])["Service.ExecStart"]
+    words = injection.exec_words(exec_start)
+    assert f"LAGO_API_BASE={url}" in words
+
+
+@pytest.mark.parametrize("payload", ["a b", "per%cent", "dollar$HOME", "quote'\"", "semi;colon", "back\\slash"])
+def test_home_directories_with_special_characters(payload, tmp_path, baseline, caddy, systemd_analyze):
+    home = tmp_path / f"user {payload}"
+    home.mkdir()
+    prepared = render(injection.BASE, tmp_path, HOME=str(home))
+    services = injection.quadlet_services(prepared.options.paths.unit_dir)
+    assert injection.shape(services) == consumers_view(baseline, caddy)["units"]
+    words = injection.exec_words(dict(services["litellm.service"])["Service.ExecStart"])
+    assert str(prepared.options.paths.env_dir / "litellm.env") in words
+    backup = (prepared.options.paths.systemd_user_dir / "blueprint-backup-postgres.service").read_text()
+    exec_line = next(line for line in backup.splitlines() if line.startswith("ExecStart="))
+    assert f"XDG_CONFIG_HOME={prepared.options.paths.config_home}" in injection.exec_words(exec_line[10:])
+
+
+def test_a_newline_in_a_directory_is_refused(tmp_path):
+    home = tmp_path / "evil\nExecStartPre=x"
+    home.mkdir()
+    with pytest.raises(BlueprintError, match="control character"):
+        render(injection.BASE, tmp_path, HOME=str(home))
+    assert not (home / ".config" / "containers").exists()
