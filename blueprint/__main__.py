@@ -1,7 +1,8 @@
 """Entry point: `blueprint ...` and `python -m blueprint ...`.
 
-A `render` or `apply` that has nothing to do is answered here, before Click and the template,
-schema and YAML libraries are imported (see fastpath.py); everything else goes to the CLI.
+A `render` or `apply` that has nothing to do, and the top-level help, are answered here before
+Click and the template, schema and YAML libraries are imported (see fastpath.py); everything else
+goes to the CLI.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv in (["--help"], ["-h"], []):
+        return _help()
     if argv[:1] in (["render"], ["apply"]):
         from blueprint.fastpath import up_to_date
 
@@ -21,6 +24,27 @@ def main(argv: list[str] | None = None) -> int:
     from blueprint.cli import run
 
     return run(argv)
+
+
+def _help() -> int:
+    """The top-level help: Click renders it once; later calls print that text (fastpath.py)."""
+    from blueprint.fastpath import cached_help, keep_help
+
+    text = cached_help()
+    if text is None:
+        import contextlib
+        import io
+
+        from blueprint.cli import run
+
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            code = run(["--help"])
+        text = buffer.getvalue()
+        if code == 0:
+            keep_help(text)
+    sys.stdout.write(text)
+    return 0
 
 
 if __name__ == "__main__":

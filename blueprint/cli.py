@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
-from pathlib import Path
 
 import click
 
@@ -25,7 +23,7 @@ def _say(message: str) -> None:
     click.echo(f"blueprint: {message}", err=True)
 
 
-def _short(path: Path | str) -> str:
+def _short(path) -> str:
     text = str(path)
     home = os.path.expanduser("~")
     return "~" + text[len(home):] if home not in ("", "/") and text.startswith(home + "/") else text
@@ -249,6 +247,7 @@ def secrets(ctx):
 def secrets_list(config_path=None):
     """Which secrets exist, who uses them, and the modes of the files holding them."""
     import stat as stat_module
+    from pathlib import Path
 
     from blueprint import pipeline
     from blueprint import secrets as store_module
@@ -365,6 +364,8 @@ def restore(config_path, kind, file, yes):
     postgres replaces the database with the dump; redis replaces the snapshot; config puts back
     the config file and secret store saved with it (current ones are kept as *.before-restore).
     """
+    from pathlib import Path
+
     from blueprint import backups
 
     options = _options(config_path)
@@ -420,6 +421,8 @@ def run(argv: list[str]) -> int:
         return exc.exit_code
     except Exception as exc:  # noqa: BLE001 - the last resort: say what broke, exit 3
         if debug:
+            import traceback
+
             traceback.print_exc()
         click.echo(f"blueprint: unexpected error: {type(exc).__name__}: {exc}", err=True)
         click.echo("hint: run again with --debug for the traceback, and report it", err=True)

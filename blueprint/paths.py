@@ -7,8 +7,8 @@ $XDG_CONFIG_HOME/containers/systemd (podman-systemd.unit(5), "Podman rootless un
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -19,6 +19,14 @@ def resource(name: str) -> Path:
     """A file shipped with blueprint: inside the wheel, or at the top of a source checkout."""
     bundled = PACKAGE_DIR / name
     return bundled if bundled.exists() else PACKAGE_DIR.parent / name
+
+
+def own_command() -> tuple[str, ...]:
+    """This blueprint as a command line: its console script if there is one, else `python -m`."""
+    script = Path(sys.executable).parent / "blueprint"
+    if script.exists():
+        return (str(script),)
+    return (sys.executable, "-m", "blueprint")
 
 
 def config_file(explicit: str | Path | None, env: Mapping[str, str] | None = None) -> tuple[Path, bool]:
@@ -42,14 +50,30 @@ def _base(env: Mapping[str, str], var: str, home: Path, default: str) -> Path:
     return Path(value) if value and os.path.isabs(value) else home / default
 
 
-@dataclass(frozen=True)
 class Paths:
-    """Every directory blueprint touches, resolved once from the environment."""
+    """Every directory blueprint touches, resolved once from the environment.
 
-    home: Path
-    config_home: Path
-    data_home: Path
-    state_home: Path
+    A plain class, not a dataclass: the fast path imports this module, and dataclasses is slow
+    to import.
+    """
+
+    __slots__ = ("cache_home", "config_home", "data_home", "home", "state_home")
+
+    def __init__(self, home: Path, config_home: Path, data_home: Path, state_home: Path, cache_home: Path) -> None:
+        self.home = home
+        self.config_home = config_home
+        self.data_home = data_home
+        self.state_home = state_home
+        self.cache_home = cache_home
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Paths) and all(getattr(self, a) == getattr(other, a) for a in self.__slots__)
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, a) for a in self.__slots__))
+
+    def __repr__(self) -> str:
+        return f"Paths(home={str(self.home)!r}, config_home={str(self.config_home)!r})"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Paths:
@@ -60,6 +84,7 @@ class Paths:
             config_home=_base(env, "XDG_CONFIG_HOME", home, ".config"),
             data_home=_base(env, "XDG_DATA_HOME", home, ".local/share"),
             state_home=_base(env, "XDG_STATE_HOME", home, ".local/state"),
+            cache_home=_base(env, "XDG_CACHE_HOME", home, ".cache"),
         )
 
     @property
@@ -95,8 +120,17 @@ class Paths:
         return self.state_dir / "manifest.json"
 
     @property
+    def stamp(self) -> Path:
+        """The fast path's proof that the last render is still current (fastpath.py)."""
+        return self.state_dir / "stamp"
+
+    @property
     def lock(self) -> Path:
         return self.state_dir / "lock"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.cache_home / "blueprint"
 
     @property
     def backup_dir(self) -> Path:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from blueprint import apply as engine
 from blueprint import config, fastpath, model, render, secrets
-from blueprint.paths import Paths, config_file
+from blueprint.paths import Paths, config_file, own_command
 
 
 @dataclass(frozen=True)
@@ -26,20 +25,12 @@ class Options:
     paths: Paths = field(default_factory=Paths.from_env)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     # How the backup timers run blueprint again.
-    blueprint_command: model.Words = field(default_factory=lambda: installed_command())
+    blueprint_command: model.Words = field(default_factory=lambda: model.Words(own_command()))
 
     @classmethod
     def from_env(cls, config_path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Options:
         environ = dict(os.environ if environ is None else environ)
         return cls(Path(config_path) if config_path else None, Paths.from_env(environ), environ)
-
-
-def installed_command() -> model.Words:
-    """This blueprint as a command line: its console script if there is one, else `python -m`."""
-    script = Path(sys.executable).parent / "blueprint"
-    if script.exists():
-        return model.Words((str(script),))
-    return model.Words((sys.executable, "-m", "blueprint"))
 
 
 @dataclass
@@ -130,6 +121,8 @@ def _write(prepared: Prepared, *, force: bool, reload: bool, restart: bool) -> O
 
     writes, removals = engine.partition(prepared.changes, force=force)
     options, manifest = prepared.options, prepared.manifest
+    # No stamp while the disk may be between two states: the fast path then stays off.
+    options.paths.stamp.unlink(missing_ok=True)
     order = [s.unit for s in prepared.stack.services]
     todo = systemd.merge(systemd.Actions.from_json(manifest.extra.get("pending")),
                          systemd.plan_actions(writes, removals, order), order)
@@ -151,8 +144,8 @@ def _write(prepared: Prepared, *, force: bool, reload: bool, restart: bool) -> O
         calls += systemd.run(todo, restart=restart)
         remaining = systemd.Actions(restart=() if restart else todo.restart)
     manifest.extra["pending"] = remaining.to_json()
-    manifest.extra["stamp"] = fastpath.stamp(prepared)
     manifest.save()
+    fastpath.write_stamp(prepared, pending=not remaining.empty)
     return Outcome(prepared, writes, removals, calls, todo, reloaded=reload)
 
 

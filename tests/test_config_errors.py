@@ -50,7 +50,7 @@ CASES = {
     "field of another provider": ({"llm_providers": {"openai": {"region": "us-east-1", "models": ["m"]}}},
                                   r"/llm_providers/openai/region: OpenAI does not take region"),
     "bad model name": ({"llm_providers": {"ollama": {"models": ["llama 3"]}}},
-                       r"/llm_providers/ollama/models/0: \"llama 3\" is not valid \(a model name"),
+                       r"/llm_providers/ollama/models/0: \"llama 3\" is not valid: expected a model name"),
     "duplicate model": ({"llm_providers": {"openai": {"models": ["gpt-4o", "gpt-4o"]}}},
                         r"/llm_providers/openai/models/1: model name 'gpt-4o' is already served"),
     "duplicate across providers": ({"llm_providers": {"openai": {"models": ["gpt-4o"]},
