@@ -241,10 +241,6 @@ def podman_secrets(stack: Stack, values: Mapping[str, str]) -> dict[str, str]:
     return {e.podman_secret: e.value(values) for s in stack.services for e in s.secret_env}
 
 
-def podman_command() -> str:
-    return os.environ.get("BLUEPRINT_PODMAN", "podman")
-
-
 def sync_podman(stack: Stack, values: Mapping[str, str], manifest) -> list[str]:
     """Create or replace the Podman secrets whose value changed; returns the services to restart.
 
@@ -257,7 +253,7 @@ def sync_podman(stack: Stack, values: Mapping[str, str], manifest) -> list[str]:
     from blueprint.files import digest
 
     def podman(*args: str, value: str | None = None) -> str:
-        command = [podman_command(), "secret", *args]
+        command = ["podman", "secret", *args]
         try:
             result = subprocess.run(command, input=value, capture_output=True, text=True, check=False)
         except FileNotFoundError:

@@ -9,7 +9,6 @@ call, dependencies first, so systemd orders them in one transaction.
 from __future__ import annotations
 
 import getpass
-import os
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -113,8 +112,18 @@ def plan_actions(writes: Iterable[Change], removals: Iterable[Change], order: Se
     return Actions(tuple(stop), tuple(disable), reload, tuple(ordered), tuple(enable), tuple(notes))
 
 
-def systemctl_command() -> list[str]:
-    return ["systemctl", "--user"]
+def systemctl(*args: str) -> list[str]:
+    """Run `systemctl --user ARGS`; a failure is a ToolError with systemd's last words."""
+    command = ["systemctl", "--user", *args]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise ToolError("systemctl: not found", hint="this needs systemd's systemctl (a systemd user session)") from None
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise ToolError(f"`{' '.join(command)}` failed: {detail[-1] if detail else result.returncode}",
+                        hint="see `journalctl --user -xe` for the reason")
+    return command
 
 
 def run(actions: Actions, *, restart: bool = True, before_write: bool = False) -> list[list[str]]:
@@ -132,19 +141,7 @@ def run(actions: Actions, *, restart: bool = True, before_write: bool = False) -
             calls.append(["restart", *actions.restart])
         if actions.enable:
             calls.append(["enable", "--now", *actions.enable])
-    done = []
-    for args in calls:
-        command = systemctl_command() + args
-        try:
-            result = subprocess.run(command, capture_output=True, text=True, check=False)
-        except FileNotFoundError:
-            raise ToolError(f"{command[0]}: not found", hint="blueprint apply needs systemd's systemctl") from None
-        if result.returncode != 0:
-            detail = (result.stderr or result.stdout).strip().splitlines()
-            raise ToolError(f"`{' '.join(command)}` failed: {detail[-1] if detail else result.returncode}",
-                            hint="see `journalctl --user -xe` for the reason")
-        done.append(command)
-    return done
+    return [systemctl(*args) for args in calls]
 
 
 def linger_enabled(user: str | None = None) -> bool | None:

@@ -109,6 +109,47 @@ def redis_server(tmp_path):
         process.wait(timeout=10)
 
 
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@pytest.fixture
+def postgres_server():
+    """A real PostgreSQL 15 on loopback (as the postgres user when run as root); returns a start()."""
+    import tempfile
+
+    initdb = need(PG_BIN / "initdb", "PostgreSQL 15 server (Debian postgresql)")
+    started = []
+
+    def as_owner(command: list[str]) -> list[str]:
+        return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+    def start(user: str, password: str, database: str) -> int:
+        data = Path(tempfile.mkdtemp(prefix="blueprint-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(data, "postgres", "postgres")
+        secret = data / "pwfile"
+        secret.write_text(password)
+        if os.geteuid() == 0:
+            shutil.chown(secret, "postgres", "postgres")
+        subprocess.run(as_owner([initdb, "-D", str(data / "db"), "-U", user, "--pwfile", str(secret),
+                                 "--auth", "scram-sha-256", "-E", "UTF8"]), check=True, capture_output=True)
+        port = free_port()
+        subprocess.run(as_owner([str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-w", "-l", str(data / "log"),
+                                 "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {data}", "start"]),
+                       check=True, capture_output=True)
+        started.append(data)
+        env = {**os.environ, "PGPASSWORD": password}
+        subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", "postgres", "-qc",
+                        f'CREATE DATABASE "{database}"'], check=True, env=env, capture_output=True)
+        return port
+
+    yield start
+    for data in started:
+        subprocess.run(as_owner([str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"]),
+                       capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
 def wait_for_port(port: int, timeout: float = 30, process: subprocess.Popen | None = None) -> None:
     import socket
     import time

@@ -34,14 +34,15 @@ json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
                            max_leaves=24)
 
 
-def pointers(data, prefix=""):
+def locations(data, prefix=()):
+    """Every place in a document, as a tuple of keys and indexes (keys may be any string)."""
     found = [prefix] if prefix else []
     if isinstance(data, dict):
         for key, value in data.items():
-            found += pointers(value, f"{prefix}/{key}")
+            found += locations(value, (*prefix, key))
     elif isinstance(data, list):
         for index, value in enumerate(data):
-            found += pointers(value, f"{prefix}/{index}")
+            found += locations(value, (*prefix, index))
     return found
 
 
@@ -49,16 +50,14 @@ def pointers(data, prefix=""):
 def mutated_configs(draw):
     data = json.loads(json.dumps(draw(st.sampled_from(SEEDS))))
     for _ in range(draw(st.integers(1, 3))):
-        targets = pointers(data)
+        targets = locations(data)
         if not targets:
             break
-        pointer = draw(st.sampled_from(targets))
+        *parents, key = draw(st.sampled_from(targets))
         action = draw(st.sampled_from(["replace", "delete", "add"]))
-        *parents, last = pointer.strip("/").split("/")
         node = data
         for part in parents:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        key = int(last) if isinstance(node, list) else last
+            node = node[part]
         if action == "replace":
             node[key] = draw(json_values)
         elif action == "delete":

@@ -1,0 +1,152 @@
+"""`blueprint verify`: seed 001's post-install verification tests, as testinfra checks.
+
+They run against this machine (local://) or any testinfra host (ssh://user@host, ...), through the
+same commands a person would type: systemctl --user, podman exec, loginctl, and an HTTP request.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from blueprint.errors import BlueprintError
+
+RECENT_MINUTES = 26 * 60  # a daily backup, with slack for a late or randomized start
+
+HTTP_GET = ("import sys, urllib.request, urllib.error\n"
+            "try:\n"
+            "    r = urllib.request.urlopen(sys.argv[1], timeout=10); print(r.status, r.read(200).decode())\n"
+            "except urllib.error.HTTPError as e:\n"
+            "    print(e.code)\n")
+
+
+class VerifyError(BlueprintError):
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def run(options, host_spec: str = "local://") -> list[Check]:
+    import testinfra
+
+    from blueprint import pipeline, render
+
+    _, _, stack = pipeline.build_stack(options)
+    paths = options.paths
+    host = testinfra.get_host(host_spec)
+    checks: list[tuple[str, Callable[[], str]]] = []
+
+    def check(name: str):
+        def register(function: Callable[[], str]):
+            checks.append((name, function))
+            return function
+        return register
+
+    def sh(*words: str):
+        return host.run(" ".join(shlex.quote(w) for w in words))
+
+    class _Any(dict):
+        def __missing__(self, key):
+            return ""
+
+    expected = [f.path for f in render.plan(stack, paths, _Any())]
+
+    @check("unit files present")
+    def _():
+        missing = [str(p) for p in expected if not host.file(str(p)).exists]
+        assert not missing, "missing: " + ", ".join(missing)
+        return f"{len(expected)} files in place"
+
+    @check("secret files private")
+    def _():
+        loose = [str(p) for p in [paths.secret_store, *[f for f in expected if f.suffix == ".env"]]
+                 if host.file(str(p)).exists and host.file(str(p)).mode & 0o077]
+        assert not loose, "readable by others: " + ", ".join(loose)
+        return "0600"
+
+    for service in stack.services:
+        @check(f"{service.unit} active")
+        def _(service=service):
+            state = sh("systemctl", "--user", "is-active", service.unit).stdout.strip()
+            assert state == "active", f"systemctl --user is-active says {state or 'nothing'}"
+            return state
+
+    litellm = stack.service("litellm")
+    if litellm is not None:
+        address, port, _ = litellm.publish[0].split(":")
+        address = "127.0.0.1" if address == "0.0.0.0" else address
+        url = f"http://{address}:{port}"
+
+        @check(f"API listening on {address}:{port}")
+        def _():
+            assert host.socket(f"tcp://{address}:{port}").is_listening, "nothing listens there"
+            return "listening"
+
+        @check("LiteLLM /health/liveliness answers")
+        def _():
+            answer = sh("python3", "-c", HTTP_GET, f"{url}/health/liveliness").stdout.strip()
+            assert answer.startswith("200"), f"got {answer or 'no answer'}"
+            return answer
+
+        @check("API refuses requests without the master key")
+        def _():
+            answer = sh("python3", "-c", HTTP_GET, f"{url}/v1/models").stdout.strip()
+            assert answer.startswith("401"), f"GET /v1/models without a key answered {answer or 'nothing'}"
+            return "401 without a key"
+
+    postgres = stack.service("litellm_postgres")
+    if postgres is not None:
+        env = dict(w.split("=", 1) for w in postgres.environment)
+
+        @check("PostgreSQL ready")
+        def _():
+            result = sh("podman", "exec", postgres.hostname, "pg_isready", "-p", str(postgres.port),
+                        "-U", env["POSTGRES_USER"], "-d", env["POSTGRES_DB"])
+            assert result.rc == 0, (result.stdout + result.stderr).strip() or f"pg_isready exited {result.rc}"
+            return result.stdout.strip()
+
+    redis = stack.service("litellm_redis")
+    if redis is not None:
+        @check("Redis answers PONG")
+        def _():
+            answer = sh("podman", "exec", redis.hostname, "redis-cli", "-p", str(redis.port), "ping").stdout.strip()
+            assert answer == "PONG", f"redis-cli ping said {answer or 'nothing'}"
+            return answer
+
+    if stack.backup is not None:
+        for job in stack.backup.jobs:
+            @check(f"{job.timer} scheduled")
+            def _(job=job):
+                state = sh("systemctl", "--user", "is-active", job.timer).stdout.strip()
+                assert state == "active", f"systemctl --user is-active says {state or 'nothing'}"
+                return f"daily at {job.at}"
+
+            @check(f"recent {job.kind} backup")
+            def _(job=job):
+                folder = paths.backup_dir / job.kind
+                found = sh("find", str(folder), "-name", f"{job.kind}-*", "-mmin", f"-{RECENT_MINUTES}").stdout.split()
+                assert found, f"none newer than {RECENT_MINUTES // 60} h in {folder}"
+                return f"{len(found)} in the last {RECENT_MINUTES // 60} h"
+
+    @check("lingering on")
+    def _():
+        user = host.user().name
+        answer = sh("loginctl", "show-user", user, "--property=Linger", "--value").stdout.strip()
+        assert answer == "yes", f"off: services stop at logout (loginctl enable-linger {user})"
+        return "services run without a login session"
+
+    results = []
+    for name, function in checks:
+        try:
+            results.append(Check(name, True, function()))
+        except AssertionError as failure:
+            results.append(Check(name, False, str(failure)))
+        except Exception as error:  # noqa: BLE001 - a broken check is a failed check, named
+            results.append(Check(name, False, f"{type(error).__name__}: {error}"))
+    return results

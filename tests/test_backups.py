@@ -1,0 +1,207 @@
+"""Backups and restores on real PostgreSQL 15 and Redis 7, started on loopback by the tests.
+
+The containers are stood in for by the servers themselves: a fake `podman` runs `podman exec
+litellm-postgres pg_dump ...` here with the container's environment, and a fake `systemctl`
+stops and starts the local Redis as systemd would stop and start its container.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import stat
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from blueprint import secrets
+from tests.conftest import ROOT, cli, need, wait_for_port, write_config
+
+FAKES = ROOT / "tests" / "fakes"
+PG_USER, PG_DB, PG_PASSWORD = "litellm", "litellm", "pg-test-password"
+REDIS_PASSWORD = "redis-test-password"
+
+
+@pytest.fixture
+def stack(home, tmp_path, postgres_server):
+    """Rendered config whose litellm-postgres / litellm-redis are real local servers."""
+    redis_binary = need("redis-server", "redis-server")
+    pg_port = postgres_server(PG_USER, PG_PASSWORD, PG_DB)
+    redis_dir = tmp_path / "redis-data"
+    redis_dir.mkdir()
+    from tests.conftest import free_port
+
+    redis_port = free_port()
+    redis_start = [redis_binary, "--port", str(redis_port), "--bind", "127.0.0.1", "--dir", str(redis_dir),
+                   "--dbfilename", "dump.rdb", "--requirepass", REDIS_PASSWORD, "--daemonize", "yes",
+                   "--pidfile", str(tmp_path / "redis.pid"), "--logfile", str(tmp_path / "redis.log")]
+    redis_stop = ["redis-cli", "-p", str(redis_port), "-a", REDIS_PASSWORD, "--no-auth-warning", "shutdown"]
+    subprocess.run(redis_start, check=True)
+    wait_for_port(redis_port)
+
+    world = tmp_path / "world.json"
+    world.write_text(json.dumps({
+        "containers": {
+            "litellm-postgres": {"env": {"PGHOST": "127.0.0.1", "PGPASSWORD": PG_PASSWORD}},
+            "litellm-redis": {"env": {"REDISCLI_AUTH": REDIS_PASSWORD}},
+        },
+        "volumes": {"systemd-litellm-redis": str(redis_dir)},
+    }))
+    services = tmp_path / "services.json"
+    services.write_text(json.dumps({"services": {
+        "litellm-redis.service": {"stop": redis_stop, "start": redis_start + ["--loglevel", "warning"]},
+    }}))
+    config = write_config(tmp_path, {
+        "podman_version": "5.4",
+        "litellm_postgres": {"port": pg_port},
+        "litellm_redis": {"port": redis_port},
+        "backup": {"retention_days": 30},
+        "llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": ["gpt-4o"]}},
+    })
+    env = {"PATH": f"{FAKES}:{os.environ['PATH']}", "FAKE_PODMAN": str(world), "FAKE_SYSTEMCTL": str(services),
+           "OPENAI_API_KEY": "sk-test"}
+    assert cli("render", "--config", str(config), env=env).returncode == 0
+    yield {"config": config, "env": env, "pg_port": pg_port, "redis_port": redis_port, "home": home,
+           "systemctl_log": Path(str(services) + ".log"), "podman_log": Path(str(world) + ".log")}
+    subprocess.run(redis_stop, capture_output=True)
+
+
+def psql(stack, sql, database=PG_DB):
+    return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(stack["pg_port"]), "-U", PG_USER, "-d", database,
+                           "-At", "-v", "ON_ERROR_STOP=1", "-c", sql], capture_output=True, text=True,
+                          env={**os.environ, "PGPASSWORD": PG_PASSWORD}, check=True).stdout.strip()
+
+
+def redis(stack, *args):
+    return subprocess.run(["redis-cli", "-p", str(stack["redis_port"]), "--no-auth-warning", "-a", REDIS_PASSWORD,
+                           *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def blueprint(stack, *args):
+    result = cli(*args, "--config", str(stack["config"]), env=stack["env"])
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_backup_destroy_restore_round_trip(stack):
+    psql(stack, 'CREATE TABLE "LiteLLM_SpendLogs" (id serial primary key, model text, spend numeric)')
+    psql(stack, "INSERT INTO \"LiteLLM_SpendLogs\" (model, spend) VALUES ('gpt-4o', 0.25), ('claude', 1.5)")
+    redis(stack, "SET", "litellm.cache:abc", "cached answer")
+    redis(stack, "SET", "router:cooldown", "1")
+
+    result = blueprint(stack, "backup", "run")
+    for kind in ("postgres", "redis", "config"):
+        assert f"backup {kind}:" in result.stderr
+    home = stack["home"]
+    files = {p.parent.name: p for p in home.backup_dir.rglob("*") if p.is_file()}
+    assert set(files) == {"postgres", "redis", "config"}
+    for path in files.values():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+    # Destroy, then restore with blueprint.
+    psql(stack, 'DROP TABLE "LiteLLM_SpendLogs"')
+    redis(stack, "FLUSHALL")
+    restored = cli("restore", "postgres", "--yes", "--config", str(stack["config"]), env=stack["env"])
+    assert restored.returncode == 0, restored.stderr
+    assert psql(stack, 'SELECT model, spend FROM "LiteLLM_SpendLogs" ORDER BY id') == "gpt-4o|0.25\nclaude|1.5"
+    calls = stack["systemctl_log"].read_text().splitlines()
+    assert calls == ["stop litellm.service", "start litellm.service"], "litellm is stopped around the restore"
+
+    stack["systemctl_log"].unlink()
+    restored = cli("restore", "redis", "--yes", "--config", str(stack["config"]), env=stack["env"])
+    assert restored.returncode == 0, restored.stderr
+    wait_for_port(stack["redis_port"])
+    assert redis(stack, "GET", "litellm.cache:abc") == "cached answer"
+    assert redis(stack, "GET", "router:cooldown") == "1"
+    assert stack["systemctl_log"].read_text().splitlines() == [
+        "stop litellm.service", "stop litellm-redis.service", "start litellm-redis.service", "start litellm.service"]
+
+
+def test_postgres_dump_restores_by_hand_with_psql(stack):
+    psql(stack, "CREATE TABLE keys (token text)")
+    psql(stack, "INSERT INTO keys VALUES ('hashed-token-1')")
+    blueprint(stack, "backup", "run", "postgres")
+    dump = next(stack["home"].backup_dir.glob("postgres/*.sql.gz"))
+    sql = gzip.decompress(dump.read_bytes()).decode()
+    assert "CREATE TABLE public.keys" in sql
+    psql(stack, "CREATE DATABASE by_hand", database="postgres")
+    # What a person does without blueprint: gunzip -c FILE | psql DB
+    subprocess.run(f"gunzip -c {dump} | psql -q -h 127.0.0.1 -p {stack['pg_port']} -U {PG_USER} -d by_hand",
+                   shell=True, check=True, env={**os.environ, "PGPASSWORD": PG_PASSWORD}, capture_output=True)
+    assert psql(stack, "SELECT token FROM keys", database="by_hand") == "hashed-token-1"
+
+
+def test_config_backup_holds_config_and_secrets_and_restores_them(stack):
+    home = stack["home"]
+    blueprint(stack, "backup", "run", "config")
+    archive = next(home.backup_dir.glob("config/*.tar.gz"))
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    assert {"config/blueprint-config.json", "secrets/secrets.env", "secrets/env/litellm.env"} <= names
+    salt = secrets.Store.load(home).values["LITELLM_SALT_KEY"]
+    home.secret_store.unlink()
+    stack["config"].write_text("{}")
+    result = cli("restore", "config", str(archive), "--yes", "--config", str(stack["config"]), env=stack["env"])
+    assert result.returncode == 0, result.stderr
+    assert secrets.Store.load(home).values["LITELLM_SALT_KEY"] == salt
+    assert "litellm_postgres" in stack["config"].read_text()
+    assert (stack["config"].parent / "blueprint-config.json.before-restore").read_text() == "{}"
+
+
+def test_retention_prunes_only_old_backups_of_ours(stack):
+    home = stack["home"]
+    folder = home.backup_dir / "postgres"
+    folder.mkdir(parents=True)
+    now = time.time()
+    aged = {}
+    for days in (45, 31, 29, 2):
+        path = folder / time.strftime("postgres-%Y%m%dT%H%M%SZ.sql.gz", time.gmtime(now - days * 86400))
+        path.write_bytes(gzip.compress(b"-- old dump\n"))
+        os.utime(path, (now - days * 86400, now - days * 86400))
+        aged[days] = path
+    stranger = folder / "notes.txt"
+    stranger.write_text("mine")
+    os.utime(stranger, (now - 90 * 86400, now - 90 * 86400))
+    result = blueprint(stack, "backup", "run", "postgres")
+    assert not aged[45].exists() and not aged[31].exists()
+    assert aged[29].exists() and aged[2].exists()
+    assert stranger.exists(), "files blueprint did not make are never pruned"
+    assert result.stderr.count("pruned") == 2
+
+
+def test_the_newest_backup_is_never_pruned(stack, tmp_path):
+    from blueprint import backups
+
+    folder = stack["home"].backup_dir / "redis"
+    folder.mkdir(parents=True)
+    old = folder / "redis-20200101T000000Z.rdb"
+    old.write_bytes(b"REDIS0010")
+    os.utime(old, (0, 0))
+    assert backups.prune(stack["home"], 30, time.time()) == []
+    assert old.exists()
+
+
+def test_backup_list_newest_first(stack):
+    blueprint(stack, "backup", "run", "redis")
+    time.sleep(1.1)
+    blueprint(stack, "backup", "run", "redis")
+    listing = blueprint(stack, "backup", "list").stdout.splitlines()
+    assert len(listing) == 2 and all(line.startswith("redis") for line in listing)
+    assert listing[0].split()[-1] > listing[1].split()[-1]
+
+
+def test_backup_of_a_stopped_database_fails_clearly(stack):
+    world = json.loads(Path(stack["env"]["FAKE_PODMAN"]).read_text())
+    world["containers"]["litellm-postgres"]["env"]["PGPASSWORD"] = "wrong"  # the server refuses us
+    Path(stack["env"]["FAKE_PODMAN"]).write_text(json.dumps(world))
+    result = cli("backup", "run", "postgres", "--config", str(stack["config"]), env=stack["env"])
+    assert result.returncode == 1
+    assert "pg_dump in litellm-postgres failed" in result.stderr
+    assert "password authentication failed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(stack["home"].backup_dir.glob("postgres/*")), "no half-written dump is left"
