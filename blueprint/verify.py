@@ -51,6 +51,11 @@ def run(options, host_spec: str = "local://") -> list[Check]:
     def sh(*words: str):
         return host.run(" ".join(shlex.quote(w) for w in words))
 
+    def said(result) -> str:
+        """What a command answered, for a failure message: its output, else its last error line."""
+        lines = (result.stdout.strip() or result.stderr.strip()).splitlines()
+        return lines[-1] if lines else f"nothing (exit {result.rc})"
+
     class _Any(dict):
         def __missing__(self, key):
             return ""
@@ -73,9 +78,9 @@ def run(options, host_spec: str = "local://") -> list[Check]:
     for service in stack.services:
         @check(f"{service.unit} active")
         def _(service=service):
-            state = sh("systemctl", "--user", "is-active", service.unit).stdout.strip()
-            assert state == "active", f"systemctl --user is-active says {state or 'nothing'}"
-            return state
+            result = sh("systemctl", "--user", "is-active", service.unit)
+            assert result.stdout.strip() == "active", f"systemctl --user is-active says {said(result)}"
+            return "active"
 
     litellm = stack.service("litellm")
     if litellm is not None:
@@ -108,23 +113,23 @@ def run(options, host_spec: str = "local://") -> list[Check]:
         def _():
             result = sh("podman", "exec", postgres.hostname, "pg_isready", "-p", str(postgres.port),
                         "-U", env["POSTGRES_USER"], "-d", env["POSTGRES_DB"])
-            assert result.rc == 0, (result.stdout + result.stderr).strip() or f"pg_isready exited {result.rc}"
+            assert result.rc == 0, said(result)
             return result.stdout.strip()
 
     redis = stack.service("litellm_redis")
     if redis is not None:
         @check("Redis answers PONG")
         def _():
-            answer = sh("podman", "exec", redis.hostname, "redis-cli", "-p", str(redis.port), "ping").stdout.strip()
-            assert answer == "PONG", f"redis-cli ping said {answer or 'nothing'}"
-            return answer
+            result = sh("podman", "exec", redis.hostname, "redis-cli", "-p", str(redis.port), "ping")
+            assert result.stdout.strip() == "PONG", f"redis-cli ping said {said(result)}"
+            return "PONG"
 
     if stack.backup is not None:
         for job in stack.backup.jobs:
             @check(f"{job.timer} scheduled")
             def _(job=job):
-                state = sh("systemctl", "--user", "is-active", job.timer).stdout.strip()
-                assert state == "active", f"systemctl --user is-active says {state or 'nothing'}"
+                result = sh("systemctl", "--user", "is-active", job.timer)
+                assert result.stdout.strip() == "active", f"systemctl --user is-active says {said(result)}"
                 return f"daily at {job.at}"
 
             @check(f"recent {job.kind} backup")

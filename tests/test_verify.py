@@ -1,0 +1,122 @@
+"""`blueprint verify` against real listeners on loopback: the LiteLLM proxy serving the rendered
+litellm.yaml, PostgreSQL 15 and Redis 7 (reached through a fake `podman exec`), and fake systemctl /
+loginctl answering for the systemd user session this machine does not have."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, TOOLS, cli, free_port, need, wait_for_port, write_config
+
+FAKES = ROOT / "tests" / "fakes"
+PG_PASSWORD, REDIS_PASSWORD = "pg-verify-password", "redis-verify-password"
+
+pytestmark = pytest.mark.xdist_group("litellm-proxy")
+
+
+@pytest.fixture
+def running(home, tmp_path, postgres_server, redis_server):
+    litellm = need(TOOLS / "litellm/bin/litellm", "LiteLLM proxy (.tools/litellm)")
+    pg_port = postgres_server("litellm", PG_PASSWORD, "litellm")
+    redis_port = redis_server(REDIS_PASSWORD)
+    api_port = free_port()
+    world = tmp_path / "world.json"
+    world.write_text(json.dumps({"containers": {
+        "litellm-postgres": {"env": {"PGHOST": "127.0.0.1", "PGPASSWORD": PG_PASSWORD}},
+        "localhost": {"env": {"REDISCLI_AUTH": REDIS_PASSWORD}},
+    }, "volumes": {}}))
+    systemd = tmp_path / "systemd.json"
+    systemd.write_text("{}")
+    config = write_config(tmp_path, {
+        "podman_version": "5.4",
+        "litellm": {"published_port": api_port, "port": api_port},
+        "litellm_postgres": {"port": pg_port},
+        # The proxy below resolves litellm-redis through this name: a real Redis on loopback.
+        "litellm_redis": {"hostname": "localhost", "port": redis_port},
+        "llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": [{"id": "gpt-4o",
+                                                                                  "mock_response": "hi"}]}},
+    })
+    env = {"PATH": f"{FAKES}:{os.environ['PATH']}", "FAKE_PODMAN": str(world), "FAKE_SYSTEMCTL": str(systemd),
+           "OPENAI_API_KEY": "sk-test"}
+    assert cli("secrets", "set", "REDIS_PASSWORD", input=REDIS_PASSWORD).returncode == 0
+    assert cli("render", "--config", str(config), env=env).returncode == 0
+    assert cli("backup", "run", "--config", str(config), env=env).returncode == 0
+
+    environment = dict(line.split("=", 1) for line in (home.env_dir / "litellm.env").read_text().splitlines()
+                       if "=" in line and not line.startswith("#"))
+    environment.pop("DATABASE_URL")  # LiteLLM's Prisma engines cannot be fetched here (REAL-TOOLS.md)
+    proxy = subprocess.Popen([litellm, "--config", str(home.unit_dir / "litellm/litellm.yaml"), "--host", "127.0.0.1",
+                              "--port", str(api_port)], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env={"PATH": os.environ["PATH"], "HOME": str(home.home), "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                                  **environment})
+    try:
+        wait_for_port(api_port, timeout=120, process=proxy)
+        yield {"config": config, "env": env, "home": home, "world": world, "systemd": systemd}
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=30)
+
+
+def verify(running, **env):
+    return cli("verify", "--config", str(running["config"]), env={**running["env"], **env})
+
+
+def checklist(result) -> dict[str, str]:
+    lines = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    return {line.split("] ", 1)[1].split(": ")[0]: line[1:5].strip() for line in lines}
+
+
+def test_everything_passes_on_a_healthy_stack(running):
+    result = verify(running)
+    assert result.returncode == 0, result.stdout + result.stderr
+    checks = checklist(result)
+    assert set(checks.values()) == {"ok"}, result.stdout
+    assert set(checks) == {
+        "unit files present", "secret files private", "litellm-postgres.service active", "litellm-redis.service active",
+        "litellm.service active", f"API listening on 127.0.0.1:{json.loads(running['config'].read_text())['litellm']['published_port']}",
+        "LiteLLM /health/liveliness answers", "API refuses requests without the master key", "PostgreSQL ready",
+        "Redis answers PONG", "blueprint-backup-postgres.timer scheduled", "blueprint-backup-redis.timer scheduled",
+        "blueprint-backup-config.timer scheduled", "recent postgres backup", "recent redis backup", "recent config backup",
+        "lingering on"}
+    assert "all 17 checks passed" in result.stderr
+
+
+def test_each_failure_is_named(running):
+    home = running["home"]
+    (home.unit_dir / "litellm/litellm.caddy").unlink(missing_ok=True)
+    (home.unit_dir / "llm.network").unlink()
+    (home.env_dir / "litellm.env").chmod(0o644)
+    for old in home.backup_dir.glob("redis/*"):
+        old.unlink()
+    world = json.loads(running["world"].read_text())
+    world["containers"]["litellm-postgres"]["env"]["PGHOST"] = "127.0.0.2"  # nothing listens there
+    world["containers"]["localhost"]["env"]["REDISCLI_AUTH"] = "wrong"
+    running["world"].write_text(json.dumps(world))
+    running["systemd"].write_text(json.dumps({"inactive": ["litellm-redis.service",
+                                                           "blueprint-backup-config.timer"]}))
+    result = verify(running, FAKE_LINGER="no")
+    assert result.returncode == 1
+    checks = checklist(result)
+    failed = {name for name, mark in checks.items() if mark == "FAIL"}
+    assert failed == {"unit files present", "secret files private", "litellm-redis.service active",
+                      "PostgreSQL ready", "Redis answers PONG", "blueprint-backup-config.timer scheduled",
+                      "recent redis backup", "lingering on"}, result.stdout
+    assert "loginctl enable-linger" in result.stdout
+    assert "llm.network" in result.stdout
+    assert "8 of 17 checks failed" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_stopped_api_fails_its_checks(running, tmp_path):
+    config = json.loads(running["config"].read_text())
+    config["litellm"]["published_port"] = config["litellm"]["port"] = free_port()
+    running["config"].write_text(json.dumps(config))
+    result = verify(running)
+    failed = {name for name, mark in checklist(result).items() if mark == "FAIL"}
+    assert {"LiteLLM /health/liveliness answers", "API refuses requests without the master key"} <= failed
+    assert any(name.startswith("API listening") for name in failed)
