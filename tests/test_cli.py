@@ -1,0 +1,135 @@
+"""The command line's wiring: every --help works and teaches, entry points, exit codes, streams."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from blueprint.cli import cli as click_group
+from tests.conftest import ROOT, cli, write_config
+
+COMMANDS = [[], ["render"], ["apply"], ["diff"], ["status"], ["check"], ["validate"], ["schema"], ["secrets"],
+            ["secrets", "list"], ["secrets", "set"], ["secrets", "rotate"], ["backup"], ["backup", "run"],
+            ["backup", "list"], ["restore"], ["verify"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "blueprint")
+def test_every_command_has_help(command):
+    result = CliRunner().invoke(click_group, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage: " in result.output
+    assert len(result.output.splitlines()) > 4
+
+
+def test_top_level_help_teaches_the_first_run(home):
+    first = cli("--help", env={"COLUMNS": "80"})  # rendered by Click, then kept
+    assert not (home.home / ".cache").exists() or list((home.home / ".cache/blueprint").glob("help-*"))
+    second = cli("--help", env={"COLUMNS": "80"})  # the kept copy
+    assert first.returncode == second.returncode == 0
+    assert first.stdout == second.stdout
+    for word in ("blueprint render", "systemctl --user daemon-reload", "blueprint apply", "secrets set"):
+        assert word in first.stdout
+    wide = cli("--help", env={"COLUMNS": "200"})
+    assert wide.stdout != first.stdout, "another terminal width is rendered anew"
+
+
+def test_python_dash_m_works(home, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "blueprint", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and "blueprint" in result.stdout
+
+
+def test_schema_is_valid_draft_2020_12_and_printed_whole(home):
+    result = cli("schema")
+    schema = json.loads(result.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["$id"] and schema["$schema"].endswith("2020-12/schema")
+    assert schema == json.loads((ROOT / "schemas/blueprint-config.schema.json").read_text())
+
+
+def test_every_property_has_a_description():
+    schema = json.loads((ROOT / "schemas/blueprint-config.schema.json").read_text())
+    missing = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            for name, sub in node.get("properties", {}).items():
+                if "description" not in sub and "$ref" not in sub:
+                    missing.append(f"{where}/{name}")
+                elif "$ref" in sub and "description" not in sub:
+                    target = schema["$defs"][sub["$ref"].split("/")[-1]]
+                    if "description" not in target:
+                        missing.append(f"{where}/{name}")
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, where)
+
+    walk(schema, "")
+    assert missing == []
+
+
+def test_shipped_default_config_validates_against_the_schema():
+    schema = json.loads((ROOT / "schemas/blueprint-config.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(json.loads((ROOT / "blueprint-config.json").read_text()))
+
+
+def test_default_config_is_used_outside_a_project(home, tmp_path):
+    """No ./blueprint-config.json and no --config: the shipped default renders."""
+    result = cli("render", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (home.unit_dir / "litellm/litellm.container").exists()
+
+
+def test_blueprint_config_env_var(home, tmp_path):
+    config = write_config(tmp_path, {"llm_providers": {"ollama": {"models": ["llama3.2"]}}}, "mine.json")
+    result = cli("validate", env={"BLUEPRINT_CONFIG": str(config)})
+    assert result.returncode == 0 and "mine.json: valid" in result.stderr
+
+
+def test_usage_errors_exit_2(home):
+    result = cli("render", "--no-such-option")
+    assert result.returncode == 2 and "No such option" in result.stderr
+    result = cli("frobnicate")
+    assert result.returncode == 2
+
+
+def test_unexpected_errors_exit_3_without_traceback_unless_debug(home, tmp_path):
+    # A directory where the manifest should be: the write fails in a way nothing anticipates.
+    home.state_dir.mkdir(parents=True)
+    home.manifest.mkdir()
+    config = write_config(tmp_path, {"llm_providers": {"ollama": {"models": ["llama3.2"]}}})
+    result = cli("render", "--config", str(config))
+    assert result.returncode == 3
+    assert "unexpected error" in result.stderr and "Traceback" not in result.stderr
+    debug = cli("--debug", "render", "--config", str(config))
+    assert debug.returncode == 3 and "Traceback" in debug.stderr
+
+
+def test_install_from_a_wheel_works_from_any_directory(tmp_path):
+    """Templates, schema and the default config ship inside the wheel."""
+    wheel_dir = tmp_path / "wheel"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir), str(ROOT)],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    wheel = next(wheel_dir.glob("blueprint-*.whl"))
+    import zipfile
+
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "blueprint/njk/litellm/litellm.container.njk" in names
+    assert "blueprint/schemas/blueprint-config.schema.json" in names
+    assert "blueprint/blueprint-config.json" in names
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([str(venv / "bin/pip"), "install", "-q", "--no-deps", str(wheel)], check=True, timeout=300)
+    home = tmp_path / "home"
+    home.mkdir()
+    result = subprocess.run([str(venv / "bin/blueprint"), "render"], cwd=tmp_path, capture_output=True, text=True,
+                            env={"HOME": str(home), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert (home / ".config/containers/systemd/litellm/litellm.container").exists()

@@ -1,0 +1,96 @@
+"""The typed stack: sizing arithmetic and what each Podman version gets."""
+
+from __future__ import annotations
+
+import pytest
+
+from blueprint import config, model
+from blueprint.errors import ConfigError
+from blueprint.paths import Paths
+
+PATHS = Paths.from_env({"HOME": "/home/u"})
+BASE = {"llm_providers": {"ollama": {"models": ["llama3.2"]}}}
+
+
+def build(version: str = "5.4", **sections) -> model.Stack:
+    loaded = config.loads(__import__("json").dumps({**BASE, **sections}))
+    return model.build(loaded.data, source="test.json", paths=PATHS,
+                       podman=model.Podman(model.PodmanVersion.parse(version)))
+
+
+def keys(service: model.Service) -> set[str]:
+    return {key for key, _ in service.directives}
+
+
+@pytest.mark.parametrize("users, profile, workers, pool", [(50, "small", 4, 25), (100, "small", 4, 25),
+                                                           (250, "medium", 4, 25), (251, "large", 8, 20)])
+def test_sizing_profiles_follow_the_seed_table(users, profile, workers, pool):
+    stack = build(sizing={"users": users})
+    assert (stack.sizing.profile, stack.sizing.num_workers, stack.sizing.db_pool_limit) == (profile, workers, pool)
+    litellm = stack.service("litellm")
+    assert litellm.command[-1] == str(workers)
+    assert stack.litellm_config["general_settings"]["database_connection_pool_limit"] == pool
+    assert workers * pool + model.RESERVED_CONNECTIONS <= stack.sizing.max_connections
+
+
+def test_sizing_reaches_postgres_redis_and_limits():
+    stack = build(sizing={"users": 250})
+    postgres, redis = stack.service("litellm_postgres"), stack.service("litellm_redis")
+    assert "shared_buffers=2048MB" in postgres.command and "max_connections=150" in postgres.command
+    script = redis.command[-1]
+    assert "--maxmemory 1024mb" in script and "--maxmemory-policy allkeys-lru" in script
+    assert ("PodmanArgs" in keys(postgres)) and "--memory=3072m" in dict(postgres.directives)["PodmanArgs"]
+
+
+def test_explicit_values_win_and_bad_combinations_are_refused():
+    stack = build(litellm={"num_workers": 2}, litellm_postgres={"max_connections": 63})
+    assert stack.sizing.num_workers == 2 and stack.sizing.max_connections == 63
+    with pytest.raises(ConfigError, match=r"2 workers x 25 connections \+ 13 reserved = 63"):
+        build(litellm={"num_workers": 2}, litellm_postgres={"max_connections": 62})
+    with pytest.raises(ConfigError, match="shared_buffers 4096MB leaves too little"):
+        build(litellm_postgres={"shared_buffers": "4GB", "memory": "4GB"})
+    with pytest.raises(ConfigError, match="maxmemory"):
+        build(litellm_redis={"maxmemory": "1GB", "memory": "1GB"})
+
+
+def test_podman_5_5_gets_memory_and_5_0_health_gated_start():
+    new = build("5.5")
+    assert {"Memory", "Notify", "HealthCmd", "StopTimeout"} <= keys(new.service("litellm_postgres"))
+    old = build("4.9")
+    postgres = old.service("litellm_postgres")
+    assert "Notify" not in keys(postgres) and "StopTimeout" not in keys(postgres)
+    assert "--stop-timeout=60" in dict(postgres.directives)["PodmanArgs"]
+    assert "HealthCmd" in keys(postgres)
+
+
+def test_podman_4_4_gets_a_flat_layout_absolute_mounts_and_health_as_options():
+    stack = build("4.4")
+    litellm = stack.service("litellm")
+    assert litellm.path == "litellm.container" and stack.litellm_config_path == "litellm.yaml"
+    assert litellm.volumes[0].startswith("/home/u/.config/containers/systemd/litellm.yaml:")
+    assert "HealthCmd" not in keys(litellm)
+    assert any(a.startswith("--health-cmd=") for a in dict(litellm.directives)["PodmanArgs"])
+
+
+def test_secrets_backend_podman_needs_4_5():
+    with pytest.raises(ConfigError, match="Podman secrets need Podman 4.5"):
+        build("4.4", secrets={"backend": "podman"})
+
+
+def test_litellm_waits_for_what_it_requires():
+    stack = build()
+    assert [s.name for s in stack.services] == ["litellm-postgres", "litellm-redis", "litellm"]
+    assert stack.service("litellm").requires == ("litellm-postgres", "litellm-redis")
+
+
+def test_localhost_base_url_is_the_host_seen_from_the_container():
+    stack = build(llm_providers={"ollama": {"base_url": "http://localhost:11434", "models": ["llama3.2"]}})
+    params = stack.litellm_config["model_list"][0]["litellm_params"]
+    assert params["api_base"] == "http://host.containers.internal:11434"
+    assert any("host.containers.internal" in note for note in stack.notes)
+
+
+def test_disabled_providers_are_absent():
+    stack = build(llm_providers={"ollama": {"models": ["a"]}, "openai": {"enabled": False, "models": ["gpt-4o"]}})
+    assert [m["model_name"] for m in stack.litellm_config["model_list"]] == ["a"]
+    assert "OPENAI_API_KEY" not in stack.secret_names
