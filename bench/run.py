@@ -50,8 +50,12 @@ def models_config(count: int, path: Path) -> Path:
         f"ollama-{host}": {
             "provider": "ollama",
             "base_url": f"http://ollama{host}.internal:11434",
-            "models": [{"id": f"model-{host}-{i}:latest", "rpm": 100, "input_cost_per_token": 1e-6} if i % 2
-                       else f"m{host}-{i}" for i in range(per)],
+            "models": [
+                {"id": f"model-{host}-{i}:latest", "rpm": 100, "input_cost_per_token": 1e-6}
+                if i % 2
+                else f"m{host}-{i}"
+                for i in range(per)
+            ],
         }
         for host in range(4)
     }
@@ -86,8 +90,12 @@ def main() -> None:
             shutil.rmtree(home, ignore_errors=True)
             home.mkdir()
 
-        sizes[count] = timed([BLUEPRINT, "render", "--config", str(config)], {**env, "HOME": str(home)},
-                             runs=max(3, RUNS // 4), setup=fresh)
+        sizes[count] = timed(
+            [BLUEPRINT, "render", "--config", str(config)],
+            {**env, "HOME": str(home)},
+            runs=max(3, RUNS // 4),
+            setup=fresh,
+        )
         rows.append((f"cold render, {count:,} models", sizes[count], sizes[count] / baseline, None))
 
     # No-op apply: a fake systemctl counts the calls; mtimes count the files written.
@@ -119,12 +127,16 @@ def main() -> None:
     per_model_large = (sizes[10000] - sizes[1000]) / 9000
     growth = (sizes[10000] - sizes[100]) / (sizes[1000] - sizes[100]) if sizes[1000] > sizes[100] else float("inf")
     print(f"\ngrowth 1,000 -> 10,000 models: {sizes[10000] / sizes[1000]:.1f}x the time for 10x the models")
-    print(f"time per extra model: {per_model_small * 1e6:.0f} us (100->1,000), {per_model_large * 1e6:.0f} us "
-          f"(1,000->10,000): {'linear' if per_model_large <= 2 * per_model_small else 'SUPERLINEAR'} "
-          f"((t10k - t100) / (t1k - t100) = {growth:.1f}, linear would be 11)")
+    print(
+        f"time per extra model: {per_model_small * 1e6:.0f} us (100->1,000), {per_model_large * 1e6:.0f} us "
+        f"(1,000->10,000): {'linear' if per_model_large <= 2 * per_model_small else 'SUPERLINEAR'} "
+        f"((t10k - t100) / (t1k - t100) = {growth:.1f}, linear would be 11)"
+    )
     print(f"10,000 models: {sizes[10000]:.2f} s  (goal < 1 s: {'ok' if sizes[10000] < 1 else 'MISSED'})")
-    print(f"no-op apply: {written} files written, {restarts} services restarted, {systemctl_calls} systemctl calls "
-          f"(goal 0, 0: {'ok' if written == restarts == systemctl_calls == 0 else 'MISSED'})")
+    print(
+        f"no-op apply: {written} files written, {restarts} services restarted, {systemctl_calls} systemctl calls "
+        f"(goal 0, 0: {'ok' if written == restarts == systemctl_calls == 0 else 'MISSED'})"
+    )
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -99,8 +99,9 @@ def compare(planned: Iterable[PlannedFile], manifest: Manifest) -> list[Change]:
         elif current == file.data or manifest.owns(file.path, current):
             changes.append(Change(file.path, MODIFIED, file, current))
         else:
-            reason = "edited since blueprint wrote it" if str(file.path) in manifest.files else \
-                "not written by blueprint"
+            reason = (
+                "edited since blueprint wrote it" if str(file.path) in manifest.files else "not written by blueprint"
+            )
             changes.append(Change(file.path, CONFLICT, file, current, reason))
     for name in sorted(set(manifest.files) - seen):
         path = Path(name)
@@ -134,7 +135,7 @@ def partition(changes: list[Change], *, force: bool = False) -> tuple[list[Chang
         raise ConflictError(
             f"{first.path}: {first.reason}{more}; nothing was written",
             hint="see the changes with `blueprint diff`; keep your edit by moving it into the config, "
-                 "or overwrite it with `blueprint render --force`",
+            "or overwrite it with `blueprint render --force`",
         )
     writes = [c for c in changes if c.writes]
     removals = [c for c in changes if c.status == ORPHAN or (c.status == CONFLICT and c.planned is None)]
@@ -191,8 +192,12 @@ def unified_diff(change: Change) -> str:
         return f"--- {label}\n+++ {label}\n(secret file: {change.status}, contents not shown)\n"
     old = _text(change.current)
     new = _text(change.planned.data if change.planned else None)
-    lines = difflib.unified_diff(old, new, fromfile=label if change.current is not None else "/dev/null",
-                                 tofile=label if change.planned is not None else "/dev/null")
+    lines = difflib.unified_diff(
+        old,
+        new,
+        fromfile=label if change.current is not None else "/dev/null",
+        tofile=label if change.planned is not None else "/dev/null",
+    )
     text = "".join(lines)
     if not text and change.status == MODIFIED:
         return f"--- {label}\n+++ {label}\n(mode {_mode(change.path):o} -> {change.planned.mode:o})\n"

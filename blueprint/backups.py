@@ -44,8 +44,14 @@ class Backup:
 
 def _run(command: Sequence[str], *, stdin=None, stdout=None, input: bytes | None = None) -> bytes:
     try:
-        result = subprocess.run(list(command), stdin=stdin, stdout=stdout or subprocess.PIPE, input=input,
-                                stderr=subprocess.PIPE, check=False)
+        result = subprocess.run(
+            list(command),
+            stdin=stdin,
+            stdout=stdout or subprocess.PIPE,
+            input=input,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
     except FileNotFoundError:
         raise ToolError(f"{command[0]}: not found", hint="backups run inside the containers through podman") from None
     if result.returncode != 0:
@@ -77,8 +83,10 @@ def run(options, kinds: Sequence[str], now: float | None = None) -> list[Backup]
     """Back up the given kinds ("all": every enabled one), then prune what retention allows."""
     stack = _stack(options)
     if stack.backup is None:
-        raise BlueprintError(f"{stack.source}: /backup/enabled: backups are turned off",
-                             hint="set backup.enabled to true (the default) to back up")
+        raise BlueprintError(
+            f"{stack.source}: /backup/enabled: backups are turned off",
+            hint="set backup.enabled to true (the default) to back up",
+        )
     now = time.time() if now is None else now
     wanted = [job.kind for job in stack.backup.jobs] if "all" in kinds else list(dict.fromkeys(kinds))
     enabled = {job.kind for job in stack.backup.jobs}
@@ -98,15 +106,32 @@ def _postgres(options, stack, now: float) -> Backup:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=int(now)) as packed:
         # --clean --if-exists: the dump recreates every object, so it restores over a live database too.
-        dump = subprocess.Popen(["podman", "exec", service.hostname, "pg_dump", "--clean", "--if-exists",
-                                 "-p", str(service.port), "-U", env["POSTGRES_USER"], "-d", env["POSTGRES_DB"]],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        dump = subprocess.Popen(
+            [
+                "podman",
+                "exec",
+                service.hostname,
+                "pg_dump",
+                "--clean",
+                "--if-exists",
+                "-p",
+                str(service.port),
+                "-U",
+                env["POSTGRES_USER"],
+                "-d",
+                env["POSTGRES_DB"],
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         shutil.copyfileobj(dump.stdout, packed)
         error = dump.stderr.read().decode(errors="replace").strip()
         if dump.wait() != 0:
             tmp.unlink(missing_ok=True)
-            raise ToolError(f"pg_dump in {service.hostname} failed: {error.splitlines()[-1] if error else dump.returncode}",
-                            hint=f"is {service.unit} running? (systemctl --user status {service.unit})")
+            raise ToolError(
+                f"pg_dump in {service.hostname} failed: {error.splitlines()[-1] if error else dump.returncode}",
+                hint=f"is {service.unit} running? (systemctl --user status {service.unit})",
+            )
         raw.flush()
         os.fsync(raw.fileno())
     return _finish(tmp, final)
@@ -118,8 +143,10 @@ def _redis(options, stack, now: float) -> Backup:
     tmp = final.with_name(f".{final.name}.tmp")
     # redis-cli --rdb asks the server for a snapshot over the replication protocol (the server is
     # not blocked); REDISCLI_AUTH is in the container's environment. stdout carries only the file.
-    script = (f'f=$(mktemp) && redis-cli -p {service.port} --rdb "$f" >/dev/null 2>&1 && cat "$f"; '
-              'rc=$?; rm -f "$f"; exit $rc')
+    script = (
+        f'f=$(mktemp) && redis-cli -p {service.port} --rdb "$f" >/dev/null 2>&1 && cat "$f"; '
+        'rc=$?; rm -f "$f"; exit $rc'
+    )
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         try:
@@ -128,7 +155,7 @@ def _redis(options, stack, now: float) -> Backup:
             tmp.unlink(missing_ok=True)
             raise
         os.fsync(out.fileno())
-    if not tmp.read_bytes()[:5] == b"REDIS":
+    if tmp.read_bytes()[:5] != b"REDIS":
         tmp.unlink(missing_ok=True)
         raise ToolError(f"{service.hostname}: redis-cli --rdb did not produce an RDB snapshot")
     return _finish(tmp, final)
@@ -224,8 +251,20 @@ def restore(options, kind: str, path: Path) -> Iterator[str]:
 def _restore_postgres(service, path: Path) -> Iterator[str]:
     env = dict(w.split("=", 1) for w in service.environment)
     user, database = env["POSTGRES_USER"], env["POSTGRES_DB"]
-    psql = ["podman", "exec", "-i", service.hostname, "psql", "-v", "ON_ERROR_STOP=1", "-q", "-p", str(service.port),
-            "-U", user]
+    psql = [
+        "podman",
+        "exec",
+        "-i",
+        service.hostname,
+        "psql",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-q",
+        "-p",
+        str(service.port),
+        "-U",
+        user,
+    ]
     # Connected to the maintenance database, the owner replaces its own database.
     _run([*psql, "-d", "postgres", "-c", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'])
     _run([*psql, "-d", "postgres", "-c", f'CREATE DATABASE "{database}" OWNER "{user}"'])

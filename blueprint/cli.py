@@ -26,12 +26,19 @@ def _say(message: str) -> None:
 def _short(path) -> str:
     text = str(path)
     home = os.path.expanduser("~")
-    return "~" + text[len(home):] if home not in ("", "/") and text.startswith(home + "/") else text
+    return "~" + text[len(home) :] if home not in ("", "/") and text.startswith(home + "/") else text
 
 
 def config_option(function):
-    return click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False), envvar="BLUEPRINT_CONFIG",
-                        show_envvar=True, help=CONFIG_HELP)(function)
+    return click.option(
+        "--config",
+        "-c",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        envvar="BLUEPRINT_CONFIG",
+        show_envvar=True,
+        help=CONFIG_HELP,
+    )(function)
 
 
 def _options(config_path):
@@ -71,9 +78,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def _report_changes(prepared, *, dry_run: bool) -> None:
     from blueprint.apply import IDENTICAL
 
-    verb = {"create": "would create", "modified": "would update", "orphan": "would remove",
-            "conflict": "conflict"} if dry_run else {"create": "created", "modified": "updated",
-                                                     "orphan": "removed", "conflict": "overwrote"}
+    verb = (
+        {"create": "would create", "modified": "would update", "orphan": "would remove", "conflict": "conflict"}
+        if dry_run
+        else {"create": "created", "modified": "updated", "orphan": "removed", "conflict": "overwrote"}
+    )
     for change in prepared.changes:
         if change.status != IDENTICAL:
             reason = f" ({change.reason})" if change.status == "conflict" else ""
@@ -104,7 +113,8 @@ def _summary(outcome) -> None:
             steps.append("systemctl --user enable --now " + " ".join(actions.enable))
         _say("next: " + " && ".join(steps) + "   (or: blueprint apply)")
     if prepared.stack.site:
-        _say(f"external URL: {prepared.stack.site.url} (Caddy site: {_short(prepared.options.paths.unit_dir / prepared.stack.site_path)})")
+        site_file = _short(prepared.options.paths.unit_dir / prepared.stack.site_path)
+        _say(f"external URL: {prepared.stack.site.url} (Caddy site: {site_file})")
 
 
 def _render(config_path, *, dry_run=False, force=False, reload=False, restart=True) -> None:
@@ -199,8 +209,10 @@ def check(config_path):
     for change in pending:
         _say(f"{change.status:<10} {_short(change.path)}")
     if pending:
-        raise DriftError(f"{len(pending)} of {len(prepared.changes)} files differ from the config",
-                         hint="`blueprint diff` shows how; `blueprint render` brings them in line")
+        raise DriftError(
+            f"{len(pending)} of {len(prepared.changes)} files differ from the config",
+            hint="`blueprint diff` shows how; `blueprint render` brings them in line",
+        )
     _say(f"{len(prepared.changes)} files match the config")
 
 
@@ -215,8 +227,10 @@ def validate(config_path):
         _say(f"note: {note}")
     stack = prepared.stack
     models = len(stack.litellm_config["model_list"]) if stack.litellm_config else 0
-    _say(f"{prepared.loaded.source}: valid ({len(stack.services)} services, {models} model deployments, "
-         f"Podman {stack.podman.version})")
+    _say(
+        f"{prepared.loaded.source}: valid ({len(stack.services)} services, {models} model deployments, "
+        f"Podman {stack.podman.version})"
+    )
 
 
 @cli.command()
@@ -378,8 +392,7 @@ def restore(config_path, kind, file, yes):
 
 @cli.command()
 @config_option
-@click.option("--host", default="local://", show_default=True,
-              help="testinfra host: local://, ssh://user@host, ...")
+@click.option("--host", default="local://", show_default=True, help="testinfra host: local://, ssh://user@host, ...")
 def verify(config_path, host):
     """Check the running gateway: units, services, port, API health, PostgreSQL, Redis, backups,
     lingering (the seed's verification tests). Exit 1 if any check fails."""
@@ -391,8 +404,7 @@ def verify(config_path, host):
         click.echo(f"[{mark}] {result.name}: {result.detail}")
     failed = [r for r in results if not r.ok]
     if failed:
-        raise checks.VerifyError(f"{len(failed)} of {len(results)} checks failed: "
-                                 + ", ".join(r.name for r in failed))
+        raise checks.VerifyError(f"{len(failed)} of {len(results)} checks failed: " + ", ".join(r.name for r in failed))
     _say(f"all {len(results)} checks passed")
 
 
@@ -419,7 +431,7 @@ def run(argv: list[str]) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except Exception as exc:  # noqa: BLE001 - the last resort: say what broke, exit 3
+    except Exception as exc:
         if debug:
             import traceback
 

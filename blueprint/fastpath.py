@@ -73,10 +73,16 @@ def fingerprint(config_path, environ, external, probe_podman: bool) -> str | Non
     paths = Paths.from_env(environ)
     inputs = (
         __version__,
-        _tree(PACKAGE_DIR), _tree(resource("njk")), _tree(resource("schemas")),
+        _tree(PACKAGE_DIR),
+        _tree(resource("njk")),
+        _tree(resource("schemas")),
         own_command(),
-        os.path.abspath(config_path), config_hash,
-        str(paths.home), str(paths.config_home), str(paths.data_home), str(paths.state_home),
+        os.path.abspath(config_path),
+        config_hash,
+        str(paths.home),
+        str(paths.config_home),
+        str(paths.data_home),
+        str(paths.state_home),
         _identity(paths.secret_store),
         [(name, environ.get(name, "")) for name in external],
         _identity(which("podman", environ)) if probe_podman else None,
@@ -91,9 +97,13 @@ def write_stamp(prepared, *, pending: bool) -> None:
     options = prepared.options
     external = list(prepared.resolution.from_environment)
     probe = prepared.loaded.data["podman_version"] == "auto"
-    lines = [STAMP_VERSION,
-             f"fingerprint {fingerprint(prepared.config_file, options.environ, external, probe)}",
-             f"external {' '.join(external)}", f"probe {int(probe)}", f"pending {int(pending)}"]
+    lines = [
+        STAMP_VERSION,
+        f"fingerprint {fingerprint(prepared.config_file, options.environ, external, probe)}",
+        f"external {' '.join(external)}",
+        f"probe {int(probe)}",
+        f"pending {int(pending)}",
+    ]
     for file in prepared.planned:
         identity = _identity(file.path)
         lines.append("file " + " ".join(map(str, identity)) + f" {file.path}")

@@ -40,7 +40,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         os.fchmod(fd, mode)  # the umask may have narrowed the mode given to open()
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     except BaseException:
         os.close(fd)
@@ -64,8 +64,9 @@ def lock(path: Path):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ToolError(f"{path}: another blueprint is writing right now",
-                            hint="wait for it to finish, then run this again") from None
+            raise ToolError(
+                f"{path}: another blueprint is writing right now", hint="wait for it to finish, then run this again"
+            ) from None
         yield
     finally:
         os.close(fd)

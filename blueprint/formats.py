@@ -29,8 +29,10 @@ _NEEDS_QUOTES = re.compile(r"[\s\"'\\;]")
 def _check_line(value: str, what: str) -> str:
     bad = _CONTROL.search(value)
     if bad:
-        raise RenderError(f"{what}: {value[:40]!r} contains the control character {bad[0]!r}",
-                          hint="newlines and control characters cannot be written into this file")
+        raise RenderError(
+            f"{what}: {value[:40]!r} contains the control character {bad[0]!r}",
+            hint="newlines and control characters cannot be written into this file",
+        )
     return value
 
 
@@ -78,10 +80,10 @@ def yaml_value(value: Any) -> str:
 
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     if isinstance(value, Mapping):
-        return yaml.dump(dict(value), Dumper=dumper, sort_keys=False, default_flow_style=False, width=1 << 30,
-                         allow_unicode=True).rstrip("\n")
-    return yaml.dump(value, Dumper=dumper, default_flow_style=True, width=1 << 30).removesuffix(
-        "\n...\n").rstrip("\n")
+        return yaml.dump(
+            dict(value), Dumper=dumper, sort_keys=False, default_flow_style=False, width=1 << 30, allow_unicode=True
+        ).rstrip("\n")
+    return yaml.dump(value, Dumper=dumper, default_flow_style=True, width=1 << 30).removesuffix("\n...\n").rstrip("\n")
 
 
 # ---- Caddyfile -----------------------------------------------------------------------------
@@ -96,8 +98,10 @@ def caddy_value(value: Any) -> str:
     if isinstance(value, Words):
         return " ".join(caddy_value(w) for w in value)
     if not isinstance(value, str) or not _CADDY_TOKEN.fullmatch(value):
-        raise RenderError(f"Caddyfile: {str(value)[:40]!r} is not a plain token",
-                          hint="site addresses and upstreams may hold letters, digits and . _ : / [ ] @ -")
+        raise RenderError(
+            f"Caddyfile: {str(value)[:40]!r} is not a plain token",
+            hint="site addresses and upstreams may hold letters, digits and . _ : / [ ] @ -",
+        )
     return value
 
 
@@ -109,8 +113,10 @@ def env_value(value: Any) -> str:
     text = str(value)
     if _CONTROL.search(text):
         # Never echo the value: it is a secret.
-        raise RenderError("environment file: a value contains a newline or control character",
-                          hint="check the secrets with `blueprint secrets list`; set the bad one again")
+        raise RenderError(
+            "environment file: a value contains a newline or control character",
+            hint="check the secrets with `blueprint secrets list`; set the bad one again",
+        )
     return text
 
 

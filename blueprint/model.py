@@ -77,6 +77,9 @@ class Words(tuple):
     """A command line or list of arguments: each word is quoted on its own in a unit file."""
 
 
+NO_WORDS = Words()
+
+
 @dataclass(frozen=True)
 class Health:
     cmd: str
@@ -177,15 +180,15 @@ class Service:
     requires: tuple[str, ...]  # other services' names
     publish: tuple[str, ...] = ()
     volumes: tuple[str, ...] = ()
-    environment: Words = Words()
-    command: Words = Words()
+    environment: Words = NO_WORDS
+    command: Words = NO_WORDS
     secret_env: tuple[SecretEnv, ...] = ()
     health: Health | None = None
     memory_mb: int | None = None
     stop_timeout: int = 30
     shm_size: str | None = None
     # Filled in by Stack.resolve(): where this container gets its secrets from.
-    env_files: Words = Words()
+    env_files: Words = NO_WORDS
     secrets: tuple[str, ...] = ()
     directives: tuple[tuple[str, Any], ...] = ()
 
@@ -273,8 +276,20 @@ SERVICE_DIRS = {"litellm": "litellm", "litellm_postgres": "litellm/postgres", "l
 
 # LiteLLM releases that were malicious uploads (OSV MAL-2026-2144): never pull them.
 MALICIOUS_LITELLM = {"1.82.7": "MAL-2026-2144", "1.82.8": "MAL-2026-2144"}
-FLOATING_TAGS = {"latest", "main", "stable", "lts", "dev", "nightly", "main-stable", "main-latest", "main-dev",
-                 "main-nightly", "main-rc", "rc"}
+FLOATING_TAGS = {
+    "latest",
+    "main",
+    "stable",
+    "lts",
+    "dev",
+    "nightly",
+    "main-stable",
+    "main-latest",
+    "main-dev",
+    "main-nightly",
+    "main-rc",
+    "rc",
+}
 
 # Secrets blueprint generates on first render; never regenerated afterwards.
 GENERATED = {
@@ -313,13 +328,27 @@ class _Checker:
         self.notes.append(message)
 
 
-def build(data: Mapping[str, Any], *, source: str, paths: Paths, podman: Podman,
-          blueprint_command: Words = Words(("blueprint",)), config_path: str | None = None) -> Stack:
-    """The typed stack for a validated config (config.load fills in every default)."""
+def build(
+    data: Mapping[str, Any],
+    *,
+    source: str,
+    paths: Paths,
+    podman: Podman,
+    blueprint_command: Words = NO_WORDS,
+    config_path: str | None = None,
+) -> Stack:
+    """The typed stack for a validated config (config.load fills in every default).
+
+    `blueprint_command` is how the backup timers run blueprint again (default: `blueprint`).
+    """
+    blueprint_command = blueprint_command or Words(("blueprint",))
     check = _Checker(source)
     if podman.version < OLDEST_PODMAN:
-        check.fail("/podman_version", f"Podman {podman.version} has no Quadlet (it came with 4.4)",
-                   hint="set podman_version to 4.4 or newer; Debian 12's podman 4.3 cannot run these units")
+        check.fail(
+            "/podman_version",
+            f"Podman {podman.version} has no Quadlet (it came with 4.4)",
+            hint="set podman_version to 4.4 or newer; Debian 12's podman 4.3 cannot run these units",
+        )
     enabled = {key: data[key]["enabled"] for key in SERVICE_KEYS}
     _check_requires(data, enabled, check)
     sizing = _sizing(data, enabled, check)
@@ -333,8 +362,9 @@ def build(data: Mapping[str, Any], *, source: str, paths: Paths, podman: Podman,
     services: list[Service] = []
     volumes: list[Volume] = []
     if enabled["litellm_postgres"]:
-        volumes.append(_volume("litellm/postgres/litellm-postgres.volume", "PostgreSQL data of the LiteLLM gateway",
-                               layout))
+        volumes.append(
+            _volume("litellm/postgres/litellm-postgres.volume", "PostgreSQL data of the LiteLLM gateway", layout)
+        )
         services.append(_postgres(postgres, data, sizing, layout))
     if enabled["litellm_redis"]:
         volumes.append(_volume("litellm/redis/litellm-redis.volume", "Redis data of the LiteLLM gateway", layout))
@@ -364,8 +394,11 @@ def build(data: Mapping[str, Any], *, source: str, paths: Paths, podman: Podman,
     try:
         ipaddress.ip_network(subnet, strict=True)
     except ValueError as exc:
-        check.fail("/network/subnet", f"{subnet!r} is not a network address: {exc}",
-                   hint="use the first address of the range, e.g. 10.89.0.0/24")
+        check.fail(
+            "/network/subnet",
+            f"{subnet!r} is not a network address: {exc}",
+            hint="use the first address of the range, e.g. 10.89.0.0/24",
+        )
 
     return Stack(
         source=source,
@@ -412,15 +445,23 @@ def _check_requires(data, enabled, check: _Checker) -> None:
             if other == key:
                 check.fail(where, f"{key} cannot require itself")
             if not enabled[other]:
-                check.fail(where, f"{key} requires {other}, which is disabled",
-                           hint=f"enable {other}, or remove it from {key}.requires")
+                check.fail(
+                    where,
+                    f"{key} requires {other}, which is disabled",
+                    hint=f"enable {other}, or remove it from {key}.requires",
+                )
+
     # Three nodes: a cycle is two services requiring each other, directly or through the third.
     def reaches(start: str, goal: str, seen: frozenset[str] = frozenset()) -> bool:
         return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in graph.get(start, ()))
+
     for key in graph:
         if reaches(key, key):
-            check.fail(f"/{key}/requires", f"requires form a cycle through {key}",
-                       hint="systemd cannot start services that wait for each other")
+            check.fail(
+                f"/{key}/requires",
+                f"requires form a cycle through {key}",
+                hint="systemd cannot start services that wait for each other",
+            )
 
 
 def _dependency_order(services: list[Service]) -> list[Service]:
@@ -451,11 +492,13 @@ def _sizing(data, enabled, check: _Checker) -> Sizing:
         profile=base.profile,
         num_workers=data["litellm"].get("num_workers", base.num_workers),
         db_pool_limit=data["sizing"].get("db_pool_limit", base.db_pool_limit),
-        shared_buffers_mb=_mb(data["litellm_postgres"]["shared_buffers"]) if "shared_buffers" in data[
-            "litellm_postgres"] else base.shared_buffers_mb,
+        shared_buffers_mb=_mb(data["litellm_postgres"]["shared_buffers"])
+        if "shared_buffers" in data["litellm_postgres"]
+        else base.shared_buffers_mb,
         max_connections=data["litellm_postgres"].get("max_connections", base.max_connections),
-        redis_maxmemory_mb=_mb(data["litellm_redis"]["maxmemory"]) if "maxmemory" in data[
-            "litellm_redis"] else base.redis_maxmemory_mb,
+        redis_maxmemory_mb=_mb(data["litellm_redis"]["maxmemory"])
+        if "maxmemory" in data["litellm_redis"]
+        else base.redis_maxmemory_mb,
         memory_mb=memory,
     )
     if enabled["litellm"] and enabled["litellm_postgres"]:
@@ -467,18 +510,22 @@ def _sizing(data, enabled, check: _Checker) -> Sizing:
                 f"{sizing.num_workers} workers x {sizing.db_pool_limit} connections + {RESERVED_CONNECTIONS} "
                 f"reserved = {needed}, more than PostgreSQL's max_connections {sizing.max_connections}",
                 hint=f"set sizing.db_pool_limit to {fit} or less, or litellm_postgres.max_connections to "
-                     f"{needed} or more",
+                f"{needed} or more",
             )
     if enabled["litellm_postgres"] and sizing.shared_buffers_mb * 4 > memory["litellm_postgres"] * 3:
-        check.fail("/litellm_postgres/shared_buffers",
-                   f"shared_buffers {sizing.shared_buffers_mb}MB leaves too little of the container's "
-                   f"{memory['litellm_postgres']}MB for connections",
-                   hint="keep shared_buffers at most 3/4 of litellm_postgres.memory")
+        check.fail(
+            "/litellm_postgres/shared_buffers",
+            f"shared_buffers {sizing.shared_buffers_mb}MB leaves too little of the container's "
+            f"{memory['litellm_postgres']}MB for connections",
+            hint="keep shared_buffers at most 3/4 of litellm_postgres.memory",
+        )
     if enabled["litellm_redis"] and sizing.redis_maxmemory_mb * 5 > memory["litellm_redis"] * 4:
-        check.fail("/litellm_redis/maxmemory",
-                   f"maxmemory {sizing.redis_maxmemory_mb}MB leaves too little of the container's "
-                   f"{memory['litellm_redis']}MB for Redis itself",
-                   hint="keep maxmemory at most 4/5 of litellm_redis.memory")
+        check.fail(
+            "/litellm_redis/maxmemory",
+            f"maxmemory {sizing.redis_maxmemory_mb}MB leaves too little of the container's "
+            f"{memory['litellm_redis']}MB for Redis itself",
+            hint="keep maxmemory at most 4/5 of litellm_redis.memory",
+        )
     return sizing
 
 
@@ -494,14 +541,23 @@ def _check_image(image: str, where: str, check: _Checker, litellm: Mapping[str, 
     if litellm is not None:
         version = re.fullmatch(r"(?:main-)?v?(\d+\.\d+\.\d+)(?:[-.].*)?", tag)
         if version and version[1] in MALICIOUS_LITELLM:
-            check.fail(where, f"LiteLLM {version[1]} was a malicious release ({MALICIOUS_LITELLM[version[1]]})",
-                       hint="pin another release, e.g. ghcr.io/berriai/litellm:v1.99.4")
+            check.fail(
+                where,
+                f"LiteLLM {version[1]} was a malicious release ({MALICIOUS_LITELLM[version[1]]})",
+                hint="pin another release, e.g. ghcr.io/berriai/litellm:v1.99.4",
+            )
     if not tag and not digest:
-        check.fail(where, f"{image!r} has no tag: it would float to :latest",
-                   hint="pin a release tag, e.g. :v1.99.4, or a digest")
+        check.fail(
+            where,
+            f"{image!r} has no tag: it would float to :latest",
+            hint="pin a release tag, e.g. :v1.99.4, or a digest",
+        )
     if tag in FLOATING_TAGS and not digest and not (litellm and litellm["allow_floating_tag"]):
-        check.fail(where, f"tag {tag!r} floats: every pull may bring a different release",
-                   hint="pin a release tag" + (" or set litellm.allow_floating_tag" if litellm is not None else ""))
+        check.fail(
+            where,
+            f"tag {tag!r} floats: every pull may bring a different release",
+            hint="pin a release tag" + (" or set litellm.allow_floating_tag" if litellm is not None else ""),
+        )
 
 
 # ---- services ------------------------------------------------------------------------------
@@ -521,15 +577,25 @@ def _postgres(cfg, data, sizing: Sizing, layout: _Layout) -> Service:
         requires=tuple(_service_name(k) for k in cfg["requires"]),
         volumes=("litellm-postgres.volume:/var/lib/postgresql/data",),
         environment=Words((f"POSTGRES_USER={cfg['user']}", f"POSTGRES_DB={cfg['database']}")),
-        command=Words((
-            "postgres",
-            "-c", f"port={port}",
-            "-c", f"max_connections={sizing.max_connections}",
-            "-c", f"shared_buffers={sizing.shared_buffers_mb}MB",
-        )),
+        command=Words(
+            (
+                "postgres",
+                "-c",
+                f"port={port}",
+                "-c",
+                f"max_connections={sizing.max_connections}",
+                "-c",
+                f"shared_buffers={sizing.shared_buffers_mb}MB",
+            )
+        ),
         secret_env=(SecretEnv.plain("POSTGRES_PASSWORD"),),
-        health=Health(f"pg_isready -h 127.0.0.1 -p {port} -U {cfg['user']} -d {cfg['database']}",
-                      interval="10s", timeout="5s", retries=5, start_period="30s"),
+        health=Health(
+            f"pg_isready -h 127.0.0.1 -p {port} -U {cfg['user']} -d {cfg['database']}",
+            interval="10s",
+            timeout="5s",
+            retries=5,
+            start_period="30s",
+        ),
         memory_mb=sizing.memory_mb["litellm_postgres"],
         # PostgreSQL needs time to write its shutdown checkpoint; podman's 10 s default kills it.
         stop_timeout=60,
@@ -539,16 +605,26 @@ def _postgres(cfg, data, sizing: Sizing, layout: _Layout) -> Service:
 
 def _redis(cfg, data, sizing: Sizing, layout: _Layout) -> Service:
     port = cfg["port"]
-    server = ["docker-entrypoint.sh", "redis-server", "/tmp/redis.conf",
-              "--port", str(port),
-              "--maxmemory", f"{sizing.redis_maxmemory_mb}mb",
-              "--maxmemory-policy", "allkeys-lru",
-              "--save", "3600 1 300 100"]
+    server = [
+        "docker-entrypoint.sh",
+        "redis-server",
+        "/tmp/redis.conf",
+        "--port",
+        str(port),
+        "--maxmemory",
+        f"{sizing.redis_maxmemory_mb}mb",
+        "--maxmemory-policy",
+        "allkeys-lru",
+        "--save",
+        "3600 1 300 100",
+    ]
     # The password reaches redis-server through a config file written inside the container,
     # never through argv (which every local user can read in /proc). The entrypoint then drops
     # to the redis user, which owns the file.
-    script = ('umask 077 && echo "requirepass $REDISCLI_AUTH" > /tmp/redis.conf && '
-              "chown redis /tmp/redis.conf && exec " + shlex.join(server))
+    script = (
+        'umask 077 && echo "requirepass $REDISCLI_AUTH" > /tmp/redis.conf && '
+        "chown redis /tmp/redis.conf && exec " + shlex.join(server)
+    )
     return Service(
         key="litellm_redis",
         name="litellm-redis",
@@ -563,14 +639,24 @@ def _redis(cfg, data, sizing: Sizing, layout: _Layout) -> Service:
         command=Words(("sh", "-c", script)),
         # redis-cli reads the password from REDISCLI_AUTH, so the health check needs no argv.
         secret_env=(SecretEnv.plain("REDISCLI_AUTH", "REDIS_PASSWORD"),),
-        health=Health(f"redis-cli -p {port} ping | grep -q PONG", interval="10s", timeout="5s", retries=5,
-                      start_period="10s"),
+        health=Health(
+            f"redis-cli -p {port} ping | grep -q PONG", interval="10s", timeout="5s", retries=5, start_period="10s"
+        ),
         memory_mb=sizing.memory_mb["litellm_redis"],
     )
 
 
-def _litellm(data, enabled, sizing: Sizing, layout: _Layout, paths: Paths, podman: Podman, config_path: str,
-             provider_env: list[SecretEnv], check: _Checker) -> Service:
+def _litellm(
+    data,
+    enabled,
+    sizing: Sizing,
+    layout: _Layout,
+    paths: Paths,
+    podman: Podman,
+    config_path: str,
+    provider_env: list[SecretEnv],
+    check: _Checker,
+) -> Service:
     cfg = data["litellm"]
     source = "litellm/litellm.container"
     path = layout.place(source)
@@ -580,33 +666,45 @@ def _litellm(data, enabled, sizing: Sizing, layout: _Layout, paths: Paths, podma
         mount = mount if mount.startswith("../") else "./" + mount
     else:
         mount = str(paths.unit_dir / config_path)
-    secret_env = [SecretEnv.plain("LITELLM_MASTER_KEY"), SecretEnv.plain("LITELLM_SALT_KEY"),
-                  SecretEnv.plain("UI_PASSWORD")]
+    secret_env = [
+        SecretEnv.plain("LITELLM_MASTER_KEY"),
+        SecretEnv.plain("LITELLM_SALT_KEY"),
+        SecretEnv.plain("UI_PASSWORD"),
+    ]
     environment = [f"UI_USERNAME={cfg['ui_username']}"]
     if enabled["litellm_postgres"]:
         pg = data["litellm_postgres"]
-        secret_env.append(SecretEnv(
-            "DATABASE_URL",
-            f"postgresql://{pg['user']}:{{POSTGRES_PASSWORD}}@{pg['hostname']}:{pg['port']}/{pg['database']}",
-            ("POSTGRES_PASSWORD",),
-        ))
+        secret_env.append(
+            SecretEnv(
+                "DATABASE_URL",
+                f"postgresql://{pg['user']}:{{POSTGRES_PASSWORD}}@{pg['hostname']}:{pg['port']}/{pg['database']}",
+                ("POSTGRES_PASSWORD",),
+            )
+        )
     if enabled["litellm_redis"]:
         secret_env.append(SecretEnv.plain("REDIS_PASSWORD"))
     callbacks = data["callbacks"]
     if callbacks["langfuse"]["enabled"]:
-        secret_env += [SecretEnv.plain("LANGFUSE_PUBLIC_KEY", where="/callbacks/langfuse"),
-                       SecretEnv.plain("LANGFUSE_SECRET_KEY", where="/callbacks/langfuse")]
+        secret_env += [
+            SecretEnv.plain("LANGFUSE_PUBLIC_KEY", where="/callbacks/langfuse"),
+            SecretEnv.plain("LANGFUSE_SECRET_KEY", where="/callbacks/langfuse"),
+        ]
         environment.append(f"LANGFUSE_HOST={callbacks['langfuse']['host']}")
     lago = callbacks["lago"]
     if lago["enabled"]:
         for name in ("api_base", "event_code"):
             if name not in lago:
-                check.fail(f"/callbacks/lago/{name}", "is required when lago is enabled",
-                           hint="api_base is your Lago API (https://api.getlago.com), event_code the billable "
-                                "metric's code")
+                check.fail(
+                    f"/callbacks/lago/{name}",
+                    "is required when lago is enabled",
+                    hint="api_base is your Lago API (https://api.getlago.com), event_code the billable metric's code",
+                )
         secret_env.append(SecretEnv.plain("LAGO_API_KEY", where="/callbacks/lago"))
-        environment += [f"LAGO_API_BASE={lago['api_base']}", f"LAGO_API_EVENT_CODE={lago['event_code']}",
-                        f"LAGO_API_CHARGE_BY={lago['charge_by']}"]
+        environment += [
+            f"LAGO_API_BASE={lago['api_base']}",
+            f"LAGO_API_EVENT_CODE={lago['event_code']}",
+            f"LAGO_API_CHARGE_BY={lago['charge_by']}",
+        ]
     for env in provider_env:
         if env.var not in {e.var for e in secret_env}:
             secret_env.append(env)
@@ -626,13 +724,19 @@ def _litellm(data, enabled, sizing: Sizing, layout: _Layout, paths: Paths, podma
         publish=(publish,),
         volumes=(f"{mount}:/app/config.yaml:ro,Z",),
         environment=Words(environment),
-        command=Words(("--config", "/app/config.yaml", "--port", str(cfg["port"]),
-                       "--num_workers", str(sizing.num_workers))),
+        command=Words(
+            ("--config", "/app/config.yaml", "--port", str(cfg["port"]), "--num_workers", str(sizing.num_workers))
+        ),
         secret_env=tuple(secret_env),
         # The image has neither curl nor wget; LiteLLM's own compose file checks with python3.
         # Single quotes: Quadlet 5.4 drops a HealthCmd's trailing double quote.
-        health=Health(f"python3 -c 'import urllib.request; urllib.request.urlopen(\"{url}\", timeout=5)'",
-                      interval="30s", timeout="10s", retries=3, start_period="60s"),
+        health=Health(
+            f"python3 -c 'import urllib.request; urllib.request.urlopen(\"{url}\", timeout=5)'",
+            interval="30s",
+            timeout="10s",
+            retries=3,
+            start_period="60s",
+        ),
         memory_mb=sizing.memory_mb["litellm"],
     )
 
@@ -700,8 +804,11 @@ def _model_list(data, enabled, check: _Checker) -> tuple[list[Deployment], list[
         where = f"/llm_providers/{entry_name}"
         kind = catalog.lookup(entry.get("provider", entry_name))
         if kind is None:
-            check.fail(where, f"unknown provider {entry_name!r}",
-                       hint='add "provider": one of ' + ", ".join(catalog.provider_names()))
+            check.fail(
+                where,
+                f"unknown provider {entry_name!r}",
+                hint='add "provider": one of ' + ", ".join(catalog.provider_names()),
+            )
         _check_provider_fields(entry, kind, where, check)
         if not entry["enabled"]:
             continue
@@ -712,8 +819,11 @@ def _model_list(data, enabled, check: _Checker) -> tuple[list[Deployment], list[
                 continue
             var = ENV_REF.match(ref)[1] if ref else credential.env
             if var in GENERATED or var == "DATABASE_URL":
-                check.fail(f"{where}/{credential.field}", f"{var} is one of blueprint's own secrets",
-                           hint="name the provider's key differently, e.g. ${%s}" % credential.env)
+                check.fail(
+                    f"{where}/{credential.field}",
+                    f"{var} is one of blueprint's own secrets",
+                    hint=f"name the provider's key differently, e.g. ${{{credential.env}}}",
+                )
             base[credential.param] = f"os.environ/{var}"
             secret_env.append(SecretEnv.plain(var, where=f"{where}/{credential.field}"))
         if "api_key" not in base and kind.keyless_api_key:
@@ -725,25 +835,38 @@ def _model_list(data, enabled, check: _Checker) -> tuple[list[Deployment], list[
             if setting.field in entry:
                 base[setting.param] = entry[setting.field]
         for index, model in enumerate(entry["models"]):
-            deployments.append(_deployment(model, kind, base, f"{where}/models/{index}", entry["load_balance"],
-                                           check))
+            deployments.append(_deployment(model, kind, base, f"{where}/models/{index}", entry["load_balance"], check))
     _check_model_names(deployments, data, check)
     return deployments, secret_env
 
 
 def _check_provider_fields(entry, kind: catalog.Provider, where: str, check: _Checker) -> None:
     known = {c.field for c in kind.credentials} | {s.field for s in kind.settings} | {"base_url"}
-    for name in ("api_key", "aws_access_key_id", "aws_secret_access_key", "vertex_credentials",
-                 "api_version", "region", "project", "location"):
+    for name in (
+        "api_key",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "vertex_credentials",
+        "api_version",
+        "region",
+        "project",
+        "location",
+    ):
         if name in entry and name not in known:
-            check.fail(f"{where}/{name}", f"{kind.title} does not take {name}",
-                       hint=f"{kind.name} takes: {', '.join(sorted(known))}")
+            check.fail(
+                f"{where}/{name}",
+                f"{kind.title} does not take {name}",
+                hint=f"{kind.name} takes: {', '.join(sorted(known))}",
+            )
     for setting in kind.settings:
         if setting.required and setting.field not in entry:
             check.fail(where, f"{kind.title} needs {setting.field!r}")
     if kind.base_url == "required" and "base_url" not in entry:
-        check.fail(where, f"{kind.title} needs \"base_url\" (the server's OpenAI-compatible API)",
-                   hint="e.g. \"base_url\": \"http://host.containers.internal:8000/v1\"")
+        check.fail(
+            where,
+            f'{kind.title} needs "base_url" (the server\'s OpenAI-compatible API)',
+            hint='e.g. "base_url": "http://host.containers.internal:8000/v1"',
+        )
 
 
 def _container_url(url: str, where: str, check: _Checker) -> str:
@@ -765,8 +888,7 @@ def _container_url(url: str, where: str, check: _Checker) -> str:
     return url
 
 
-def _deployment(model, kind: catalog.Provider, base, where: str, load_balance: bool,
-                check: _Checker) -> Deployment:
+def _deployment(model, kind: catalog.Provider, base, where: str, load_balance: bool, check: _Checker) -> Deployment:
     if isinstance(model, str):
         model = {"id": model}
     params = {"model": kind.model_id(model["id"]), **base}
@@ -790,19 +912,27 @@ def _check_model_names(deployments: list[Deployment], data, check: _Checker) -> 
         same_entry = other.where.rsplit("/models/", 1)[0] == d.where.rsplit("/models/", 1)[0]
         if same_entry or not (d.load_balance and other.load_balance):
             check.fail(
-                d.where, f"model name {d.name!r} is already served by {other.where}",
-                hint="to balance load across both, set \"load_balance\": true on both provider entries; "
-                     "otherwise give one an alias with {\"id\": ..., \"name\": ...}"
-                if not same_entry else "list each model once per provider entry",
+                d.where,
+                f"model name {d.name!r} is already served by {other.where}",
+                hint='to balance load across both, set "load_balance": true on both provider entries; '
+                'otherwise give one an alias with {"id": ..., "name": ...}'
+                if not same_entry
+                else "list each model once per provider entry",
             )
     for name, targets in data["router_settings"].get("fallbacks", {}).items():
         if name not in first:
-            check.fail(f"/router_settings/fallbacks/{name}", f"no enabled provider serves {name!r}",
-                       hint="known models: " + ", ".join(sorted(first)) if first else None)
+            check.fail(
+                f"/router_settings/fallbacks/{name}",
+                f"no enabled provider serves {name!r}",
+                hint="known models: " + ", ".join(sorted(first)) if first else None,
+            )
         for index, target in enumerate(targets):
             if target not in first:
-                check.fail(f"/router_settings/fallbacks/{name}/{index}", f"no enabled provider serves {target!r}",
-                           hint="known models: " + ", ".join(sorted(first)))
+                check.fail(
+                    f"/router_settings/fallbacks/{name}/{index}",
+                    f"no enabled provider serves {target!r}",
+                    hint="known models: " + ", ".join(sorted(first)),
+                )
             if target == name:
                 check.fail(f"/router_settings/fallbacks/{name}/{index}", f"{name!r} cannot fall back to itself")
 
@@ -832,13 +962,17 @@ def _litellm_yaml(data, enabled, sizing: Sizing, deployments: list[Deployment], 
     redis = data["litellm_redis"]
     if enabled["litellm_redis"]:
         # Router state (rpm/tpm counters, cooldowns) shared by every worker.
-        router_settings.update(redis_host=redis["hostname"], redis_port=redis["port"],
-                               redis_password="os.environ/REDIS_PASSWORD")
+        router_settings.update(
+            redis_host=redis["hostname"], redis_port=redis["port"], redis_password="os.environ/REDIS_PASSWORD"
+        )
     cache = data["cache"]
     if cache["enabled"]:
         if not enabled["litellm_redis"]:
-            check.fail("/cache/enabled", "the response cache lives in litellm_redis, which is disabled",
-                       hint="enable litellm_redis, or set cache.enabled to false")
+            check.fail(
+                "/cache/enabled",
+                "the response cache lives in litellm_redis, which is disabled",
+                hint="enable litellm_redis, or set cache.enabled to false",
+            )
         litellm_settings["cache"] = True
         litellm_settings["cache_params"] = {
             "type": "redis",
@@ -869,8 +1003,11 @@ def _litellm_yaml(data, enabled, sizing: Sizing, deployments: list[Deployment], 
         general_settings["database_url"] = "os.environ/DATABASE_URL"
         general_settings["database_connection_pool_limit"] = sizing.db_pool_limit
     elif store_in_db:
-        check.fail("/litellm/store_model_in_db", "models can be stored only in litellm_postgres, which is disabled",
-                   hint="enable litellm_postgres, or set litellm.store_model_in_db to false")
+        check.fail(
+            "/litellm/store_model_in_db",
+            "models can be stored only in litellm_postgres, which is disabled",
+            hint="enable litellm_postgres, or set litellm.store_model_in_db to false",
+        )
     general_settings["store_model_in_db"] = store_in_db
     return {
         "model_list": model_list,
@@ -897,13 +1034,19 @@ def _site(data, layout: _Layout, check: _Checker) -> tuple[Site | None, str | No
     elif "domain" in caddy:
         host = f"{litellm['external_subdomain']}.{caddy['domain']}"
     else:
-        check.fail("/caddy", "needs tailscale (machine and tailnet) or domain to name the site",
-                   hint='e.g. "tailscale": {"machine": "gateway", "tailnet": "tail1234.ts.net"}, '
-                        'or set caddy.enabled to false')
+        check.fail(
+            "/caddy",
+            "needs tailscale (machine and tailnet) or domain to name the site",
+            hint='e.g. "tailscale": {"machine": "gateway", "tailnet": "tail1234.ts.net"}, '
+            "or set caddy.enabled to false",
+        )
     port = caddy["port"]
     if port == litellm["published_port"]:
-        check.fail("/caddy/port", f"port {port} is already litellm.published_port",
-                   hint="Caddy and LiteLLM both listen on the host: give them different ports")
+        check.fail(
+            "/caddy/port",
+            f"port {port} is already litellm.published_port",
+            hint="Caddy and LiteLLM both listen on the host: give them different ports",
+        )
     address = f"https://{host}" + ("" if port == 443 else f":{port}")
     bind = litellm["publish_address"]
     upstream = f"{'127.0.0.1' if bind == '0.0.0.0' else bind}:{litellm['published_port']}"
@@ -917,11 +1060,17 @@ def _backup(data, enabled, paths: Paths, command: Words, config_path: str | None
     cfg = data["backup"]
     if not cfg["enabled"]:
         return None
-    jobs = tuple(BackupJob(kind, cfg[f"{kind}_at"]) for kind, key in BACKUP_KINDS.items()
-                 if key is None or enabled[key])
+    jobs = tuple(
+        BackupJob(kind, cfg[f"{kind}_at"]) for kind, key in BACKUP_KINDS.items() if key is None or enabled[key]
+    )
     # The timer runs outside the shell that rendered, so it is told the same directories.
-    run = ["/usr/bin/env", f"XDG_CONFIG_HOME={paths.config_home}", f"XDG_DATA_HOME={paths.data_home}",
-           f"XDG_STATE_HOME={paths.state_home}", *command]
+    run = [
+        "/usr/bin/env",
+        f"XDG_CONFIG_HOME={paths.config_home}",
+        f"XDG_DATA_HOME={paths.data_home}",
+        f"XDG_STATE_HOME={paths.state_home}",
+        *command,
+    ]
     if config_path:
         run += ["--config", config_path]
     return Backup(cfg["retention_days"], jobs, Words(run))

@@ -77,8 +77,14 @@ def podman_target(setting: str, environ: Mapping[str, str]) -> model.Podman:
 def build_stack(options: Options) -> tuple[config.LoadedConfig, Path, model.Stack]:
     loaded, path = load(options)
     podman = podman_target(loaded.data["podman_version"], options.environ)
-    stack = model.build(loaded.data, source=loaded.source, paths=options.paths, podman=podman,
-                        blueprint_command=options.blueprint_command, config_path=str(path))
+    stack = model.build(
+        loaded.data,
+        source=loaded.source,
+        paths=options.paths,
+        podman=podman,
+        blueprint_command=options.blueprint_command,
+        config_path=str(path),
+    )
     return loaded, path, stack
 
 
@@ -109,7 +115,6 @@ def write(prepared: Prepared, *, force: bool = False, reload: bool = False, rest
     Without reload, what systemd would have to do is kept in the manifest as pending, so the next
     `blueprint apply` still reloads and restarts what this render changed.
     """
-    from blueprint import systemd
     from blueprint.files import lock
 
     with lock(prepared.options.paths.lock):
@@ -124,8 +129,9 @@ def _write(prepared: Prepared, *, force: bool, reload: bool, restart: bool) -> O
     # No stamp while the disk may be between two states: the fast path then stays off.
     options.paths.stamp.unlink(missing_ok=True)
     order = [s.unit for s in prepared.stack.services]
-    todo = systemd.merge(systemd.Actions.from_json(manifest.extra.get("pending")),
-                         systemd.plan_actions(writes, removals, order), order)
+    todo = systemd.merge(
+        systemd.Actions.from_json(manifest.extra.get("pending")), systemd.plan_actions(writes, removals, order), order
+    )
     calls: list[list[str]] = []
     if reload:
         # Units that go away are stopped while systemd still has their files.

@@ -81,8 +81,10 @@ PROVIDERS: dict[str, Provider] = {
             "bedrock",
             "bedrock",
             "AWS Bedrock",
-            (Credential("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
-             Credential("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY")),
+            (
+                Credential("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
+                Credential("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+            ),
             settings=(Setting("region", "aws_region_name"),),
         ),
         Provider("gemini", "gemini", "Google AI Studio (Gemini)", _key("GEMINI_API_KEY")),

@@ -14,7 +14,7 @@ from typing import Any
 
 from blueprint import formats
 from blueprint.errors import RenderError
-from blueprint.model import Service, Stack
+from blueprint.model import Stack
 from blueprint.paths import Paths, resource
 
 TEMPLATE_DIR = resource("njk")
@@ -62,8 +62,10 @@ def _finalize_for(name: str):
     for suffix, finalize in formats.FINALIZERS.items():
         if stem.endswith(suffix):
             return finalize
-    raise RenderError(f"{name}: no escaping rules for this kind of file",
-                      hint="name templates <output name>.njk with a known extension")
+    raise RenderError(
+        f"{name}: no escaping rules for this kind of file",
+        hint="name templates <output name>.njk with a known extension",
+    )
 
 
 def _render(template: str, **values: Any) -> bytes:
@@ -95,12 +97,22 @@ def _plan(stack: Stack, paths: Paths, secrets: Mapping[str, str]) -> Iterator[Pl
         if service.env_files:
             template = f"{BLUEPRINT_ENV}/service.env.njk"
             env = [(e.var, e.value(secrets)) for e in service.secret_env]
-            yield PlannedFile(Path(service.env_files[0]), _render(template, svc=service, env=env),
-                              mode=SECRET_MODE, secret=True, restarts=service.unit, template=template)
+            yield PlannedFile(
+                Path(service.env_files[0]),
+                _render(template, svc=service, env=env),
+                mode=SECRET_MODE,
+                secret=True,
+                restarts=service.unit,
+                template=template,
+            )
     if stack.litellm_config is not None:
         template = "litellm/litellm.yaml.njk"
-        yield PlannedFile(units / stack.litellm_config_path, _render(template, config=stack.litellm_config),
-                          restarts="litellm.service", template=template)
+        yield PlannedFile(
+            units / stack.litellm_config_path,
+            _render(template, config=stack.litellm_config),
+            restarts="litellm.service",
+            template=template,
+        )
     if stack.site is not None:
         template = "litellm/litellm.caddy.njk"
         yield PlannedFile(units / stack.site_path, _render(template, site=stack.site), template=template)
@@ -108,6 +120,8 @@ def _plan(stack: Stack, paths: Paths, secrets: Mapping[str, str]) -> Iterator[Pl
         for job in stack.backup.jobs:
             for kind in ("service", "timer"):
                 template = f"{SYSTEMD_USER}/blueprint-backup.{kind}.njk"
-                yield PlannedFile(paths.systemd_user_dir / f"blueprint-backup-{job.kind}.{kind}",
-                                  _render(template, backup=stack.backup, job=job), template=template)
-
+                yield PlannedFile(
+                    paths.systemd_user_dir / f"blueprint-backup-{job.kind}.{kind}",
+                    _render(template, backup=stack.backup, job=job),
+                    template=template,
+                )

@@ -37,15 +37,25 @@ class Actions:
     def to_json(self) -> dict | None:
         if self.empty:
             return None
-        return {"stop": list(self.stop), "disable": list(self.disable), "daemon_reload": self.daemon_reload,
-                "restart": list(self.restart), "enable": list(self.enable)}
+        return {
+            "stop": list(self.stop),
+            "disable": list(self.disable),
+            "daemon_reload": self.daemon_reload,
+            "restart": list(self.restart),
+            "enable": list(self.enable),
+        }
 
     @classmethod
     def from_json(cls, data: dict | None) -> Actions:
         if not isinstance(data, dict):
             return cls()
-        return cls(tuple(data.get("stop", ())), tuple(data.get("disable", ())), bool(data.get("daemon_reload")),
-                    tuple(data.get("restart", ())), tuple(data.get("enable", ())))
+        return cls(
+            tuple(data.get("stop", ())),
+            tuple(data.get("disable", ())),
+            bool(data.get("daemon_reload")),
+            tuple(data.get("restart", ())),
+            tuple(data.get("enable", ())),
+        )
 
 
 def merge(first: Actions, second: Actions, order: Sequence[str]) -> Actions:
@@ -88,8 +98,10 @@ def plan_actions(writes: Iterable[Change], removals: Iterable[Change], order: Se
         elif name.endswith(".timer"):
             disable.append(name)
         elif name.endswith(".volume"):
-            notes.append(f"{name} is no longer rendered; the volume and its data are kept "
-                         f"(`podman volume rm systemd-{name.removesuffix('.volume')}` would delete them)")
+            notes.append(
+                f"{name} is no longer rendered; the volume and its data are kept "
+                f"(`podman volume rm systemd-{name.removesuffix('.volume')}` would delete them)"
+            )
     for change in writes:
         name = change.path.name
         reload = reload or name.endswith(UNIT_SUFFIXES)
@@ -102,8 +114,10 @@ def plan_actions(writes: Iterable[Change], removals: Iterable[Change], order: Se
                 restart.add(name)
         elif name.endswith((".network", ".volume")) and change.status != CREATE:
             kind = name.rpartition(".")[2]
-            notes.append(f"{name} changed: the existing podman {kind} keeps its old settings until it is "
-                         f"removed (podman {kind} rm) and recreated")
+            notes.append(
+                f"{name} changed: the existing podman {kind} keeps its old settings until it is "
+                f"removed (podman {kind} rm) and recreated"
+            )
         elif name.endswith(".caddy"):
             notes.append(f"{change.path} was written: reload Caddy (which imports it) to serve it")
         if change.planned.restarts:
@@ -118,11 +132,15 @@ def systemctl(*args: str) -> list[str]:
     try:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
     except FileNotFoundError:
-        raise ToolError("systemctl: not found", hint="this needs systemd's systemctl (a systemd user session)") from None
+        raise ToolError(
+            "systemctl: not found", hint="this needs systemd's systemctl (a systemd user session)"
+        ) from None
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
-        raise ToolError(f"`{' '.join(command)}` failed: {detail[-1] if detail else result.returncode}",
-                        hint="see `journalctl --user -xe` for the reason")
+        raise ToolError(
+            f"`{' '.join(command)}` failed: {detail[-1] if detail else result.returncode}",
+            hint="see `journalctl --user -xe` for the reason",
+        )
     return command
 
 
@@ -148,8 +166,13 @@ def linger_enabled(user: str | None = None) -> bool | None:
     """Whether the user's services outlive their sessions; None when logind cannot tell."""
     user = user or getpass.getuser()
     try:
-        result = subprocess.run(["loginctl", "show-user", user, "--property=Linger", "--value"],
-                                capture_output=True, text=True, check=False, timeout=10)
+        result = subprocess.run(
+            ["loginctl", "show-user", user, "--property=Linger", "--value"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
     except (FileNotFoundError, subprocess.TimeoutExpired):
         return None
     answer = result.stdout.strip()

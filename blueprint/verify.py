@@ -14,11 +14,13 @@ from blueprint.errors import BlueprintError
 
 RECENT_MINUTES = 26 * 60  # a daily backup, with slack for a late or randomized start
 
-HTTP_GET = ("import sys, urllib.request, urllib.error\n"
-            "try:\n"
-            "    r = urllib.request.urlopen(sys.argv[1], timeout=10); print(r.status, r.read(200).decode())\n"
-            "except urllib.error.HTTPError as e:\n"
-            "    print(e.code)\n")
+HTTP_GET = (
+    "import sys, urllib.request, urllib.error\n"
+    "try:\n"
+    "    r = urllib.request.urlopen(sys.argv[1], timeout=10); print(r.status, r.read(200).decode())\n"
+    "except urllib.error.HTTPError as e:\n"
+    "    print(e.code)\n"
+)
 
 
 class VerifyError(BlueprintError):
@@ -46,6 +48,7 @@ def run(options, host_spec: str = "local://") -> list[Check]:
         def register(function: Callable[[], str]):
             checks.append((name, function))
             return function
+
         return register
 
     def sh(*words: str):
@@ -70,12 +73,16 @@ def run(options, host_spec: str = "local://") -> list[Check]:
 
     @check("secret files private")
     def _():
-        loose = [str(p) for p in [paths.secret_store, *[f for f in expected if f.suffix == ".env"]]
-                 if host.file(str(p)).exists and host.file(str(p)).mode & 0o077]
+        loose = [
+            str(p)
+            for p in [paths.secret_store, *[f for f in expected if f.suffix == ".env"]]
+            if host.file(str(p)).exists and host.file(str(p)).mode & 0o077
+        ]
         assert not loose, "readable by others: " + ", ".join(loose)
         return "0600"
 
     for service in stack.services:
+
         @check(f"{service.unit} active")
         def _(service=service):
             result = sh("systemctl", "--user", "is-active", service.unit)
@@ -111,13 +118,24 @@ def run(options, host_spec: str = "local://") -> list[Check]:
 
         @check("PostgreSQL ready")
         def _():
-            result = sh("podman", "exec", postgres.hostname, "pg_isready", "-p", str(postgres.port),
-                        "-U", env["POSTGRES_USER"], "-d", env["POSTGRES_DB"])
+            result = sh(
+                "podman",
+                "exec",
+                postgres.hostname,
+                "pg_isready",
+                "-p",
+                str(postgres.port),
+                "-U",
+                env["POSTGRES_USER"],
+                "-d",
+                env["POSTGRES_DB"],
+            )
             assert result.rc == 0, said(result)
             return result.stdout.strip()
 
     redis = stack.service("litellm_redis")
     if redis is not None:
+
         @check("Redis answers PONG")
         def _():
             result = sh("podman", "exec", redis.hostname, "redis-cli", "-p", str(redis.port), "ping")
@@ -126,6 +144,7 @@ def run(options, host_spec: str = "local://") -> list[Check]:
 
     if stack.backup is not None:
         for job in stack.backup.jobs:
+
             @check(f"{job.timer} scheduled")
             def _(job=job):
                 result = sh("systemctl", "--user", "is-active", job.timer)
@@ -152,6 +171,6 @@ def run(options, host_spec: str = "local://") -> list[Check]:
             results.append(Check(name, True, function()))
         except AssertionError as failure:
             results.append(Check(name, False, str(failure)))
-        except Exception as error:  # noqa: BLE001 - a broken check is a failed check, named
+        except Exception as error:
             results.append(Check(name, False, f"{type(error).__name__}: {error}"))
     return results

@@ -22,8 +22,7 @@ TOOLS = Path(os.environ.get("TOOLS_DIR", ROOT / ".tools"))
 FIXTURES = ROOT / "tests" / "fixtures"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
-settings.register_profile("default", max_examples=100, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("default", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # `make test` in CI runs the fuzz tests with at least 2,000 examples; `make fuzz` runs longer.
 settings.register_profile("ci", max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
 settings.register_profile("fuzz", max_examples=20000, deadline=None, suppress_health_check=list(HealthCheck))
@@ -71,8 +70,14 @@ def home(tmp_path, monkeypatch) -> Paths:
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "BLUEPRINT_CONFIG", "OPENAI_API_KEY",
-                "ANTHROPIC_API_KEY"):
+    for var in (
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "XDG_STATE_HOME",
+        "BLUEPRINT_CONFIG",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
     return Paths.from_env()
@@ -94,8 +99,21 @@ def redis_server(tmp_path):
 
     def start(password: str | None = None) -> int:
         port = free_port()
-        args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--dir", str(tmp_path), "--daemonize", "no"]
+        args = [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+            "--daemonize",
+            "no",
+        ]
         if password:
             args += ["--requirepass", password]
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -131,22 +149,70 @@ def postgres_server():
         secret.write_text(password)
         if os.geteuid() == 0:
             shutil.chown(secret, "postgres", "postgres")
-        subprocess.run(as_owner([initdb, "-D", str(data / "db"), "-U", user, "--pwfile", str(secret),
-                                 "--auth", "scram-sha-256", "-E", "UTF8"]), check=True, capture_output=True)
+        subprocess.run(
+            as_owner(
+                [
+                    initdb,
+                    "-D",
+                    str(data / "db"),
+                    "-U",
+                    user,
+                    "--pwfile",
+                    str(secret),
+                    "--auth",
+                    "scram-sha-256",
+                    "-E",
+                    "UTF8",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
         port = free_port()
-        subprocess.run(as_owner([str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-w", "-l", str(data / "log"),
-                                 "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {data}", "start"]),
-                       check=True, capture_output=True)
+        subprocess.run(
+            as_owner(
+                [
+                    str(PG_BIN / "pg_ctl"),
+                    "-D",
+                    str(data / "db"),
+                    "-w",
+                    "-l",
+                    str(data / "log"),
+                    "-o",
+                    f"-p {port} -c listen_addresses=127.0.0.1 -k {data}",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
         started.append(data)
         env = {**os.environ, "PGPASSWORD": password}
-        subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", "postgres", "-qc",
-                        f'CREATE DATABASE "{database}"'], check=True, env=env, capture_output=True)
+        subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                user,
+                "-d",
+                "postgres",
+                "-qc",
+                f'CREATE DATABASE "{database}"',
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
         return port
 
     yield start
     for data in started:
-        subprocess.run(as_owner([str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"]),
-                       capture_output=True)
+        subprocess.run(
+            as_owner([str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"]), capture_output=True
+        )
         shutil.rmtree(data, ignore_errors=True)
 
 
@@ -184,8 +250,15 @@ def store_secrets(paths: Paths, **values: str) -> None:
 
 def cli(*args: str, input: str | None = None, env: dict | None = None, cwd: Path | None = None):
     """Run the installed `blueprint` command as a user would."""
-    return subprocess.run([str(Path(sys.executable).parent / "blueprint"), *args], input=input, text=True,
-                          capture_output=True, env={**os.environ, **(env or {})}, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "blueprint"), *args],
+        input=input,
+        text=True,
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def tree(root: Path) -> dict[str, bytes]:

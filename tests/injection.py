@@ -101,8 +101,13 @@ def quadlet_services(unit_dir: Path, target=None) -> dict[str, list[tuple[str, s
     """
     newer = target is not None and (target.major, target.minor) > (5, 4)
     generator = NEWEST_QUADLET if newer else QUADLET
-    result = subprocess.run([str(generator), "-user", "-dryrun"], capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "QUADLET_UNIT_DIRS": str(unit_dir)})
+    result = subprocess.run(
+        [str(generator), "-user", "-dryrun"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "QUADLET_UNIT_DIRS": str(unit_dir)},
+    )
     assert result.returncode == 0, result.stderr
     services: dict[str, list[tuple[str, str]]] = {}
     current = section = None

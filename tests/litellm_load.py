@@ -13,7 +13,7 @@ import os
 import socket
 import sys
 
-from litellm.proxy.proxy_server import ProxyConfig  # noqa: E402  (the slow import, paid once)
+from litellm.proxy.proxy_server import ProxyConfig
 
 
 def environment(job):
@@ -48,7 +48,7 @@ def load(job):
     logging.getLogger("LiteLLM Proxy").addHandler(logging.StreamHandler(captured))
     import litellm
 
-    router, models, general = asyncio.run(ProxyConfig().load_config(router=None, config_file_path=job["yaml"]))
+    router, _models, general = asyncio.run(ProxyConfig().load_config(router=None, config_file_path=job["yaml"]))
     ignored = [line for line in captured.getvalue().splitlines() if "not a valid argument for Router" in line]
     return {
         "case": job["case"],

@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -43,8 +44,10 @@ def test_edit_status_refuse_keep_force(config, home):
     edited = original.replace(b"RestartSec=5s", b"RestartSec=30s")
     unit.write_bytes(edited)
     status = cli("status", "--config", str(config), env=ENV)
-    assert "conflict   ~/.config/containers/systemd/litellm/litellm.container  (edited since blueprint wrote it)" \
+    assert (
+        "conflict   ~/.config/containers/systemd/litellm/litellm.container  (edited since blueprint wrote it)"
         in status.stdout.replace(str(home.home), "~")
+    )
 
     refused = render(config)
     assert refused.returncode == 1
@@ -106,8 +109,9 @@ def test_unrelated_files_in_the_unit_directory_are_left_alone(config, home):
     other = home.unit_dir / "nextcloud.container"
     other.write_text("[Container]\nImage=docker.io/library/nextcloud:29\n")
     assert render(config).returncode == 0
-    disabled = dict(CONFIG, litellm_redis={"enabled": False}, cache={"enabled": False},
-                    litellm={"requires": ["litellm_postgres"]})
+    disabled = dict(
+        CONFIG, litellm_redis={"enabled": False}, cache={"enabled": False}, litellm={"requires": ["litellm_postgres"]}
+    )
     write_config(config.parent, disabled)
     assert render(config).returncode == 0
     assert other.read_text().startswith("[Container]")
@@ -115,11 +119,15 @@ def test_unrelated_files_in_the_unit_directory_are_left_alone(config, home):
 
 def test_disabled_service_is_pruned_and_its_volume_kept(config, home):
     assert render(config).returncode == 0
-    redis_files = [home.unit_dir / "litellm/redis/litellm-redis.container",
-                   home.unit_dir / "litellm/redis/litellm-redis.volume", home.env_dir / "litellm-redis.env"]
+    redis_files = [
+        home.unit_dir / "litellm/redis/litellm-redis.container",
+        home.unit_dir / "litellm/redis/litellm-redis.volume",
+        home.env_dir / "litellm-redis.env",
+    ]
     assert all(p.exists() for p in redis_files)
-    disabled = dict(CONFIG, litellm_redis={"enabled": False}, cache={"enabled": False},
-                    litellm={"requires": ["litellm_postgres"]})
+    disabled = dict(
+        CONFIG, litellm_redis={"enabled": False}, cache={"enabled": False}, litellm={"requires": ["litellm_postgres"]}
+    )
     write_config(config.parent, disabled)
     result = render(config)
     assert result.returncode == 0, result.stderr
@@ -135,8 +143,15 @@ def test_edited_orphan_is_a_conflict_and_kept(config, home):
     render(config)
     orphan = home.unit_dir / "litellm/redis/litellm-redis.container"
     orphan.write_text(orphan.read_text() + "# my note\n")
-    write_config(config.parent, dict(CONFIG, litellm_redis={"enabled": False}, cache={"enabled": False},
-                                     litellm={"requires": ["litellm_postgres"]}))
+    write_config(
+        config.parent,
+        dict(
+            CONFIG,
+            litellm_redis={"enabled": False},
+            cache={"enabled": False},
+            litellm={"requires": ["litellm_postgres"]},
+        ),
+    )
     result = render(config)
     assert result.returncode == 1
     assert "no longer rendered" in result.stderr
@@ -160,8 +175,11 @@ def test_status_words_on_stderr_output_on_stdout(config, home):
 
 def test_modes_and_no_world_readable_secret(config, home):
     render(config)
-    for path, mode in [(home.secret_store, 0o600), (home.env_dir / "litellm.env", 0o600),
-                       (home.unit_dir / "litellm/litellm.container", 0o644)]:
+    for path, mode in [
+        (home.secret_store, 0o600),
+        (home.env_dir / "litellm.env", 0o600),
+        (home.unit_dir / "litellm/litellm.container", 0o644),
+    ]:
         assert path.stat().st_mode & 0o777 == mode, path
     (home.env_dir / "litellm.env").chmod(0o644)
     assert cli("check", "--config", str(config), env=ENV).returncode == 1, "a loosened mode is drift"
@@ -174,10 +192,15 @@ def test_modes_and_no_world_readable_secret(config, home):
 
 def _prepare_both(config, home):
     """Two configs whose renders differ in most files, and their exact bytes."""
-    variant = dict(CONFIG, network={"subnet": "10.77.0.0/24"}, litellm={"num_workers": 2},
-                   litellm_postgres={"max_connections": 120}, litellm_redis={"maxmemory": "128MB"},
-                   llm_providers={"openai": {"api_key": "${OPENAI_API_KEY}", "models": ["gpt-4o"]}},
-                   backup={"retention_days": 7, "postgres_at": "01:00"})
+    variant = dict(
+        CONFIG,
+        network={"subnet": "10.77.0.0/24"},
+        litellm={"num_workers": 2},
+        litellm_postgres={"max_connections": 120},
+        litellm_redis={"maxmemory": "128MB"},
+        llm_providers={"openai": {"api_key": "${OPENAI_API_KEY}", "models": ["gpt-4o"]}},
+        backup={"retention_days": 7, "postgres_at": "01:00"},
+    )
     configs = {"a": CONFIG, "b": variant}
     planned = {}
     for name, data in configs.items():
@@ -211,7 +234,7 @@ def test_kill_9_during_writes_never_leaves_a_torn_file(config, home):
         os.waitpid(pid, 0)
         states = set()
         for name in names:
-            data = open(name, "rb").read() if os.path.exists(name) else None
+            data = Path(name).read_bytes() if os.path.exists(name) else None
             options_for_file = {planned["a"].get(name), planned["b"].get(name)}
             assert data in options_for_file, f"trial {trial}: {name} is torn"
             if planned["a"].get(name) != planned["b"].get(name):

@@ -36,49 +36,112 @@ def stack(home, tmp_path, postgres_server):
     from tests.conftest import free_port
 
     redis_port = free_port()
-    redis_start = [redis_binary, "--port", str(redis_port), "--bind", "127.0.0.1", "--dir", str(redis_dir),
-                   "--dbfilename", "dump.rdb", "--requirepass", REDIS_PASSWORD, "--daemonize", "yes",
-                   "--pidfile", str(tmp_path / "redis.pid"), "--logfile", str(tmp_path / "redis.log")]
+    redis_start = [
+        redis_binary,
+        "--port",
+        str(redis_port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(redis_dir),
+        "--dbfilename",
+        "dump.rdb",
+        "--requirepass",
+        REDIS_PASSWORD,
+        "--daemonize",
+        "yes",
+        "--pidfile",
+        str(tmp_path / "redis.pid"),
+        "--logfile",
+        str(tmp_path / "redis.log"),
+    ]
     redis_stop = ["redis-cli", "-p", str(redis_port), "-a", REDIS_PASSWORD, "--no-auth-warning", "shutdown"]
     subprocess.run(redis_start, check=True)
     wait_for_port(redis_port)
 
     world = tmp_path / "world.json"
-    world.write_text(json.dumps({
-        "containers": {
-            "litellm-postgres": {"env": {"PGHOST": "127.0.0.1", "PGPASSWORD": PG_PASSWORD}},
-            "litellm-redis": {"env": {"REDISCLI_AUTH": REDIS_PASSWORD}},
-        },
-        "volumes": {"systemd-litellm-redis": str(redis_dir)},
-    }))
+    world.write_text(
+        json.dumps(
+            {
+                "containers": {
+                    "litellm-postgres": {"env": {"PGHOST": "127.0.0.1", "PGPASSWORD": PG_PASSWORD}},
+                    "litellm-redis": {"env": {"REDISCLI_AUTH": REDIS_PASSWORD}},
+                },
+                "volumes": {"systemd-litellm-redis": str(redis_dir)},
+            }
+        )
+    )
     services = tmp_path / "services.json"
-    services.write_text(json.dumps({"services": {
-        "litellm-redis.service": {"stop": redis_stop, "start": redis_start + ["--loglevel", "warning"]},
-    }}))
-    config = write_config(tmp_path, {
-        "podman_version": "5.4",
-        "litellm_postgres": {"port": pg_port},
-        "litellm_redis": {"port": redis_port},
-        "backup": {"retention_days": 30},
-        "llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": ["gpt-4o"]}},
-    })
-    env = {"PATH": f"{FAKES}:{os.environ['PATH']}", "FAKE_PODMAN": str(world), "FAKE_SYSTEMCTL": str(services),
-           "OPENAI_API_KEY": "sk-test"}
+    services.write_text(
+        json.dumps(
+            {
+                "services": {
+                    "litellm-redis.service": {"stop": redis_stop, "start": [*redis_start, "--loglevel", "warning"]},
+                }
+            }
+        )
+    )
+    config = write_config(
+        tmp_path,
+        {
+            "podman_version": "5.4",
+            "litellm_postgres": {"port": pg_port},
+            "litellm_redis": {"port": redis_port},
+            "backup": {"retention_days": 30},
+            "llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": ["gpt-4o"]}},
+        },
+    )
+    env = {
+        "PATH": f"{FAKES}:{os.environ['PATH']}",
+        "FAKE_PODMAN": str(world),
+        "FAKE_SYSTEMCTL": str(services),
+        "OPENAI_API_KEY": "sk-test",
+    }
     assert cli("render", "--config", str(config), env=env).returncode == 0
-    yield {"config": config, "env": env, "pg_port": pg_port, "redis_port": redis_port, "home": home,
-           "systemctl_log": Path(str(services) + ".log"), "podman_log": Path(str(world) + ".log")}
+    yield {
+        "config": config,
+        "env": env,
+        "pg_port": pg_port,
+        "redis_port": redis_port,
+        "home": home,
+        "systemctl_log": Path(str(services) + ".log"),
+        "podman_log": Path(str(world) + ".log"),
+    }
     subprocess.run(redis_stop, capture_output=True)
 
 
 def psql(stack, sql, database=PG_DB):
-    return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(stack["pg_port"]), "-U", PG_USER, "-d", database,
-                           "-At", "-v", "ON_ERROR_STOP=1", "-c", sql], capture_output=True, text=True,
-                          env={**os.environ, "PGPASSWORD": PG_PASSWORD}, check=True).stdout.strip()
+    return subprocess.run(
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(stack["pg_port"]),
+            "-U",
+            PG_USER,
+            "-d",
+            database,
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PGPASSWORD": PG_PASSWORD},
+        check=True,
+    ).stdout.strip()
 
 
 def redis(stack, *args):
-    return subprocess.run(["redis-cli", "-p", str(stack["redis_port"]), "--no-auth-warning", "-a", REDIS_PASSWORD,
-                           *args], capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        ["redis-cli", "-p", str(stack["redis_port"]), "--no-auth-warning", "-a", REDIS_PASSWORD, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 def blueprint(stack, *args):
@@ -119,7 +182,11 @@ def test_backup_destroy_restore_round_trip(stack):
     assert redis(stack, "GET", "litellm.cache:abc") == "cached answer"
     assert redis(stack, "GET", "router:cooldown") == "1"
     assert stack["systemctl_log"].read_text().splitlines() == [
-        "stop litellm.service", "stop litellm-redis.service", "start litellm-redis.service", "start litellm.service"]
+        "stop litellm.service",
+        "stop litellm-redis.service",
+        "start litellm-redis.service",
+        "start litellm.service",
+    ]
 
 
 def test_postgres_dump_restores_by_hand_with_psql(stack):
@@ -131,8 +198,13 @@ def test_postgres_dump_restores_by_hand_with_psql(stack):
     assert "CREATE TABLE public.keys" in sql
     psql(stack, "CREATE DATABASE by_hand", database="postgres")
     # What a person does without blueprint: gunzip -c FILE | psql DB
-    subprocess.run(f"gunzip -c {dump} | psql -q -h 127.0.0.1 -p {stack['pg_port']} -U {PG_USER} -d by_hand",
-                   shell=True, check=True, env={**os.environ, "PGPASSWORD": PG_PASSWORD}, capture_output=True)
+    subprocess.run(
+        f"gunzip -c {dump} | psql -q -h 127.0.0.1 -p {stack['pg_port']} -U {PG_USER} -d by_hand",
+        shell=True,
+        check=True,
+        env={**os.environ, "PGPASSWORD": PG_PASSWORD},
+        capture_output=True,
+    )
     assert psql(stack, "SELECT token FROM keys", database="by_hand") == "hashed-token-1"
 
 

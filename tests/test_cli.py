@@ -13,9 +13,25 @@ from click.testing import CliRunner
 from blueprint.cli import cli as click_group
 from tests.conftest import ROOT, cli, write_config
 
-COMMANDS = [[], ["render"], ["apply"], ["diff"], ["status"], ["check"], ["validate"], ["schema"], ["secrets"],
-            ["secrets", "list"], ["secrets", "set"], ["secrets", "rotate"], ["backup"], ["backup", "run"],
-            ["backup", "list"], ["restore"], ["verify"]]
+COMMANDS = [
+    [],
+    ["render"],
+    ["apply"],
+    ["diff"],
+    ["status"],
+    ["check"],
+    ["validate"],
+    ["schema"],
+    ["secrets"],
+    ["secrets", "list"],
+    ["secrets", "set"],
+    ["secrets", "rotate"],
+    ["backup"],
+    ["backup", "run"],
+    ["backup", "list"],
+    ["restore"],
+    ["verify"],
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "blueprint")
@@ -114,8 +130,12 @@ def test_unexpected_errors_exit_3_without_traceback_unless_debug(home, tmp_path)
 def test_install_from_a_wheel_works_from_any_directory(tmp_path):
     """Templates, schema and the default config ship inside the wheel."""
     wheel_dir = tmp_path / "wheel"
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir), str(ROOT)],
-                           capture_output=True, text=True, timeout=300)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert built.returncode == 0, built.stderr
     wheel = next(wheel_dir.glob("blueprint-*.whl"))
     import zipfile
@@ -129,7 +149,12 @@ def test_install_from_a_wheel_works_from_any_directory(tmp_path):
     subprocess.run([str(venv / "bin/pip"), "install", "-q", "--no-deps", str(wheel)], check=True, timeout=300)
     home = tmp_path / "home"
     home.mkdir()
-    result = subprocess.run([str(venv / "bin/blueprint"), "render"], cwd=tmp_path, capture_output=True, text=True,
-                            env={"HOME": str(home), "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [str(venv / "bin/blueprint"), "render"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr
     assert (home / ".config/containers/systemd/litellm/litellm.container").exists()

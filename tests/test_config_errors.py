@@ -28,67 +28,122 @@ CASES = {
     "port out of range": (with_(litellm={"published_port": 70000}), r"/litellm/published_port: 70000 is out of range"),
     "port zero": (with_(litellm={"port": 0}), r"/litellm/port: 0 is out of range"),
     "port as string": (with_(litellm={"port": "4000"}), r"/litellm/port: expected an integer"),
-    "unknown requires": (with_(litellm={"requires": ["litellm_postgress"]}),
-                         r"/litellm/requires/0: \"litellm_postgress\" is not one of"),
-    "requires itself": (with_(litellm_redis={"requires": ["litellm_redis"]}),
-                        r"/litellm_redis/requires/0: litellm_redis cannot require itself"),
-    "requires disabled": (with_(litellm_redis={"enabled": False}),
-                          r"/litellm/requires/1: litellm requires litellm_redis, which is disabled"),
+    "unknown requires": (
+        with_(litellm={"requires": ["litellm_postgress"]}),
+        r"/litellm/requires/0: \"litellm_postgress\" is not one of",
+    ),
+    "requires itself": (
+        with_(litellm_redis={"requires": ["litellm_redis"]}),
+        r"/litellm_redis/requires/0: litellm_redis cannot require itself",
+    ),
+    "requires disabled": (
+        with_(litellm_redis={"enabled": False}),
+        r"/litellm/requires/1: litellm requires litellm_redis, which is disabled",
+    ),
     "requires cycle": (with_(litellm_postgres={"requires": ["litellm"]}), r"/litellm(_postgres)?/requires: .*cycle"),
-    "no models": ({"llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": []}}},
-                  r"/llm_providers/openai/models: must not be empty"),
-    "models missing": ({"llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}"}}},
-                       r"/llm_providers/openai: 'models' is required"),
-    "literal api key": ({"llm_providers": {"openai": {"api_key": "sk-proj-abc123", "models": ["gpt-4o"]}}},
-                        r"/llm_providers/openai/api_key: must be a reference like"),
-    "unknown provider": ({"llm_providers": {"opneai": {"models": ["gpt-4o"]}}},
-                         r"/llm_providers/opneai: unknown provider 'opneai'"),
-    "azure without api_version": ({"llm_providers": {"azure": {"base_url": "https://x.openai.azure.com",
-                                                                "models": ["d"]}}},
-                                  r"/llm_providers/azure: Azure OpenAI needs 'api_version'"),
-    "vllm without base_url": ({"llm_providers": {"vllm": {"models": ["m"]}}}, r"/llm_providers/vllm: .*needs \"base_url\""),
-    "field of another provider": ({"llm_providers": {"openai": {"region": "us-east-1", "models": ["m"]}}},
-                                  r"/llm_providers/openai/region: OpenAI does not take region"),
-    "bad model name": ({"llm_providers": {"ollama": {"models": ["llama 3"]}}},
-                       r"/llm_providers/ollama/models/0: \"llama 3\" is not valid: expected a model name"),
-    "duplicate model": ({"llm_providers": {"openai": {"models": ["gpt-4o", "gpt-4o"]}}},
-                        r"/llm_providers/openai/models/1: model name 'gpt-4o' is already served"),
-    "duplicate across providers": ({"llm_providers": {"openai": {"models": ["gpt-4o"]},
-                                                      "openrouter": {"models": [{"id": "openai/gpt-4o",
-                                                                                 "name": "gpt-4o"}]}}},
-                                   r"/llm_providers/openrouter/models/0: model name 'gpt-4o' is already served"),
-    "unknown fallback": (with_(router_settings={"fallbacks": {"gpt-4o": ["claude"]}}),
-                         r"/router_settings/fallbacks/gpt-4o/0: no enabled provider serves 'claude'"),
-    "bad routing strategy": (with_(router_settings={"routing_strategy": "round-robin"}),
-                             r"/router_settings/routing_strategy: \"round-robin\" is not one of"),
-    "malicious litellm": (with_(litellm={"image": "ghcr.io/berriai/litellm:v1.82.7"}),
-                          r"/litellm/image: LiteLLM 1.82.7 was a malicious release \(MAL-2026-2144\)"),
-    "malicious litellm main-": (with_(litellm={"image": "ghcr.io/berriai/litellm:main-v1.82.8-stable"}),
-                                r"/litellm/image: LiteLLM 1.82.8 was a malicious release"),
-    "floating tag": (with_(litellm={"image": "ghcr.io/berriai/litellm:main-stable"}),
-                     r"/litellm/image: tag 'main-stable' floats"),
-    "untagged image": (with_(litellm_redis={"image": "docker.io/library/redis"}),
-                       r"/litellm_redis/image: 'docker.io/library/redis' has no tag"),
+    "no models": (
+        {"llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": []}}},
+        r"/llm_providers/openai/models: must not be empty",
+    ),
+    "models missing": (
+        {"llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}"}}},
+        r"/llm_providers/openai: 'models' is required",
+    ),
+    "literal api key": (
+        {"llm_providers": {"openai": {"api_key": "sk-proj-abc123", "models": ["gpt-4o"]}}},
+        r"/llm_providers/openai/api_key: must be a reference like",
+    ),
+    "unknown provider": (
+        {"llm_providers": {"opneai": {"models": ["gpt-4o"]}}},
+        r"/llm_providers/opneai: unknown provider 'opneai'",
+    ),
+    "azure without api_version": (
+        {"llm_providers": {"azure": {"base_url": "https://x.openai.azure.com", "models": ["d"]}}},
+        r"/llm_providers/azure: Azure OpenAI needs 'api_version'",
+    ),
+    "vllm without base_url": (
+        {"llm_providers": {"vllm": {"models": ["m"]}}},
+        r"/llm_providers/vllm: .*needs \"base_url\"",
+    ),
+    "field of another provider": (
+        {"llm_providers": {"openai": {"region": "us-east-1", "models": ["m"]}}},
+        r"/llm_providers/openai/region: OpenAI does not take region",
+    ),
+    "bad model name": (
+        {"llm_providers": {"ollama": {"models": ["llama 3"]}}},
+        r"/llm_providers/ollama/models/0: \"llama 3\" is not valid: expected a model name",
+    ),
+    "duplicate model": (
+        {"llm_providers": {"openai": {"models": ["gpt-4o", "gpt-4o"]}}},
+        r"/llm_providers/openai/models/1: model name 'gpt-4o' is already served",
+    ),
+    "duplicate across providers": (
+        {
+            "llm_providers": {
+                "openai": {"models": ["gpt-4o"]},
+                "openrouter": {"models": [{"id": "openai/gpt-4o", "name": "gpt-4o"}]},
+            }
+        },
+        r"/llm_providers/openrouter/models/0: model name 'gpt-4o' is already served",
+    ),
+    "unknown fallback": (
+        with_(router_settings={"fallbacks": {"gpt-4o": ["claude"]}}),
+        r"/router_settings/fallbacks/gpt-4o/0: no enabled provider serves 'claude'",
+    ),
+    "bad routing strategy": (
+        with_(router_settings={"routing_strategy": "round-robin"}),
+        r"/router_settings/routing_strategy: \"round-robin\" is not one of",
+    ),
+    "malicious litellm": (
+        with_(litellm={"image": "ghcr.io/berriai/litellm:v1.82.7"}),
+        r"/litellm/image: LiteLLM 1.82.7 was a malicious release \(MAL-2026-2144\)",
+    ),
+    "malicious litellm main-": (
+        with_(litellm={"image": "ghcr.io/berriai/litellm:main-v1.82.8-stable"}),
+        r"/litellm/image: LiteLLM 1.82.8 was a malicious release",
+    ),
+    "floating tag": (
+        with_(litellm={"image": "ghcr.io/berriai/litellm:main-stable"}),
+        r"/litellm/image: tag 'main-stable' floats",
+    ),
+    "untagged image": (
+        with_(litellm_redis={"image": "docker.io/library/redis"}),
+        r"/litellm_redis/image: 'docker.io/library/redis' has no tag",
+    ),
     "short image name": (with_(litellm_redis={"image": "redis:7"}), r"/litellm_redis/image: \"redis:7\" is not valid"),
     "bad hostname": (with_(litellm={"hostname": "LiteLLM_1"}), r"/litellm/hostname: \"LiteLLM_1\" is not valid"),
     "bad subnet": (with_(network={"subnet": "10.89.0.1/24"}), r"/network/subnet: '10.89.0.1/24' is not a network"),
-    "caddy port clash": (with_(caddy={"domain": "example.com", "port": 4000}),
-                         r"/caddy/port: port 4000 is already litellm.published_port"),
+    "caddy port clash": (
+        with_(caddy={"domain": "example.com", "port": 4000}),
+        r"/caddy/port: port 4000 is already litellm.published_port",
+    ),
     "caddy without a name": (with_(caddy={"enabled": True}), r"/caddy: needs tailscale"),
-    "deep tailscale name": (with_(caddy={"tailscale": {"machine": "llm.box", "tailnet": "tail1.ts.net"}}),
-                            r"/caddy/tailscale/machine: \"llm.box\" is not valid"),
-    "pool exceeds connections": (with_(sizing={"users": 500, "db_pool_limit": 50}),
-                                 r"/sizing/db_pool_limit: 8 workers x 50 connections \+ 13 reserved = 413"),
-    "cache without redis": (with_(litellm={"requires": ["litellm_postgres"]}, litellm_redis={"enabled": False}),
-                            r"/cache/enabled: the response cache lives in litellm_redis"),
-    "lago without api_base": (with_(callbacks={"lago": {"enabled": True, "event_code": "x"}}),
-                              r"/callbacks/lago/api_base: is required when lago is enabled"),
+    "deep tailscale name": (
+        with_(caddy={"tailscale": {"machine": "llm.box", "tailnet": "tail1.ts.net"}}),
+        r"/caddy/tailscale/machine: \"llm.box\" is not valid",
+    ),
+    "pool exceeds connections": (
+        with_(sizing={"users": 500, "db_pool_limit": 50}),
+        r"/sizing/db_pool_limit: 8 workers x 50 connections \+ 13 reserved = 413",
+    ),
+    "cache without redis": (
+        with_(litellm={"requires": ["litellm_postgres"]}, litellm_redis={"enabled": False}),
+        r"/cache/enabled: the response cache lives in litellm_redis",
+    ),
+    "lago without api_base": (
+        with_(callbacks={"lago": {"enabled": True, "event_code": "x"}}),
+        r"/callbacks/lago/api_base: is required when lago is enabled",
+    ),
     "old podman": (with_(podman_version="4.3"), r"/podman_version: Podman 4.3 has no Quadlet"),
-    "bad budget duration": (with_(budget={"max_budget": 10, "budget_duration": "30 days"}),
-                            r"/budget/budget_duration: \"30 days\" is not valid"),
+    "bad budget duration": (
+        with_(budget={"max_budget": 10, "budget_duration": "30 days"}),
+        r"/budget/budget_duration: \"30 days\" is not valid",
+    ),
     "negative budget": (with_(budget={"max_budget": -1}), r"/budget/max_budget: -1 is out of range"),
-    "missing credential": ({"llm_providers": {"anthropic": {"models": ["claude-3-5-haiku-20241022"]}}},
-                           r"/llm_providers/anthropic/api_key: ANTHROPIC_API_KEY is not set"),
+    "missing credential": (
+        {"llm_providers": {"anthropic": {"models": ["claude-3-5-haiku-20241022"]}}},
+        r"/llm_providers/anthropic/api_key: ANTHROPIC_API_KEY is not set",
+    ),
 }
 
 
@@ -127,7 +182,7 @@ def test_missing_file_is_a_clear_error(home, tmp_path):
 
 
 def test_validate_reports_the_same_errors_and_writes_nothing(home, tmp_path):
-    data, pattern = CASES["unknown fallback"]
+    data, _pattern = CASES["unknown fallback"]
     result = cli("validate", "--config", str(write_config(tmp_path, data)), env={"OPENAI_API_KEY": "sk-x"})
     assert result.returncode == 2
     assert "/router_settings/fallbacks/gpt-4o/0" in result.stderr

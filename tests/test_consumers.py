@@ -25,10 +25,15 @@ from blueprint.model import PodmanVersion
 from tests.conftest import FIXTURES, ROOT, TOOLS, need, options, store_secrets
 from tests.test_golden import CASES, fixture_config
 
-GENERATORS = {"trixie": TOOLS / "trixie/root/usr/libexec/podman/quadlet",
-              "sid": TOOLS / "sid/root/usr/libexec/podman/quadlet"}
+GENERATORS = {
+    "trixie": TOOLS / "trixie/root/usr/libexec/podman/quadlet",
+    "sid": TOOLS / "sid/root/usr/libexec/podman/quadlet",
+}
 PODMAN = TOOLS / "trixie/root/usr/bin/podman"
 ALL = ["default", *CASES]
+GOLDEN = ROOT / "tests" / "golden"
+WITH_SITE = [c for c in ALL if any(GOLDEN.glob(f"{c}/**/*.caddy"))]
+WITH_BACKUPS = [c for c in ALL if any(GOLDEN.glob(f"{c}/**/blueprint-backup-*.timer"))]
 
 
 REDIS_PASSWORD = "consumers-test-redis-password"
@@ -58,8 +63,13 @@ def generator_version(generator: str) -> PodmanVersion:
 
 
 def dryrun(generator: str, unit_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([generator, "-user", "-dryrun"], capture_output=True, text=True,
-                          env={**os.environ, "QUADLET_UNIT_DIRS": str(unit_dir)}, timeout=60)
+    return subprocess.run(
+        [generator, "-user", "-dryrun"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "QUADLET_UNIT_DIRS": str(unit_dir)},
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize("case", ALL)
@@ -89,44 +99,56 @@ def test_systemd_analyze_verify_is_silent(case, tmp_path, systemd_analyze):
     paths = prepared.options.paths
     generated = tmp_path / "generated"
     generated.mkdir()
-    subprocess.run([generator, "-user", "-no-kmsg-log", str(generated)], check=True, capture_output=True,
-                   env={**os.environ, "QUADLET_UNIT_DIRS": str(paths.unit_dir), "PODMAN": podman})
+    subprocess.run(
+        [generator, "-user", "-no-kmsg-log", str(generated)],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "QUADLET_UNIT_DIRS": str(paths.unit_dir), "PODMAN": podman},
+    )
     for unit in paths.systemd_user_dir.glob("*") if paths.systemd_user_dir.exists() else ():
         shutil.copy(unit, generated)
     units = sorted(p.name for p in generated.iterdir() if p.suffix in (".service", ".timer"))
     assert units
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
-    result = subprocess.run([systemd_analyze, "--user", "verify", *units], cwd=generated, capture_output=True,
-                            text=True, env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)}, timeout=120)
+    result = subprocess.run(
+        [systemd_analyze, "--user", "verify", *units],
+        cwd=generated,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)},
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout + result.stderr == "", "systemd-analyze warned:\n" + result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("case", ALL)
+@pytest.mark.parametrize("case", WITH_BACKUPS)
 def test_backup_timers_have_valid_calendars(case, tmp_path, systemd_analyze):
     prepared = render_case(case, tmp_path)
-    if prepared.stack.backup is None:
-        pytest.skip("this fixture turns backups off")
     for job in prepared.stack.backup.jobs:
         result = subprocess.run([systemd_analyze, "calendar", job.on_calendar], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         assert f"Normalized form: *-*-* {job.at}:00" in result.stdout
 
 
-@pytest.mark.parametrize("case", ALL)
+@pytest.mark.parametrize("case", WITH_SITE)
 def test_caddy_validates_the_site(case, tmp_path, caddy):
     prepared = render_case(case, tmp_path)
-    if prepared.stack.site is None:
-        pytest.skip("no Caddy site in this fixture")
     site = prepared.options.paths.unit_dir / prepared.stack.site_path
-    result = subprocess.run([caddy, "validate", "--config", str(site), "--adapter", "caddyfile"],
-                            capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": str(tmp_path)})
+    result = subprocess.run(
+        [caddy, "validate", "--config", str(site), "--adapter", "caddyfile"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
     assert result.returncode == 0, result.stderr
     fmt = subprocess.run([caddy, "fmt", "--diff", str(site)], capture_output=True, text=True, timeout=60)
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
-    adapted = subprocess.run([caddy, "adapt", "--config", str(site), "--adapter", "caddyfile"],
-                             capture_output=True, text=True, timeout=60)
+    adapted = subprocess.run(
+        [caddy, "adapt", "--config", str(site), "--adapter", "caddyfile"], capture_output=True, text=True, timeout=60
+    )
     config = json.loads(adapted.stdout)
     routes = config["apps"]["http"]["servers"]["srv0"]["routes"]
     host = prepared.stack.site.address.split("://")[1].split(":")[0]
@@ -151,12 +173,23 @@ def test_litellm_loads_every_rendered_config(tmp_path, litellm_python, redis_ser
         if prepared.stack.litellm_config is None:
             continue
         env_file = prepared.options.paths.env_dir / "litellm.env"
-        jobs.append({"case": case, "yaml": str(prepared.options.paths.unit_dir / prepared.stack.litellm_config_path),
-                     "env": str(env_file) if env_file.exists() else None,
-                     "extra_env": {k: v for k, v in prepared.options.environ.items() if v.startswith("stand-in")},
-                     "hosts": {"litellm-redis:6379": f"127.0.0.1:{redis_port}"}})
-    result = subprocess.run([litellm_python, str(CHECK)], input=json.dumps(jobs), capture_output=True, text=True,
-                            timeout=600, env={**os.environ, "LITELLM_LOG": "ERROR"})
+        jobs.append(
+            {
+                "case": case,
+                "yaml": str(prepared.options.paths.unit_dir / prepared.stack.litellm_config_path),
+                "env": str(env_file) if env_file.exists() else None,
+                "extra_env": {k: v for k, v in prepared.options.environ.items() if v.startswith("stand-in")},
+                "hosts": {"litellm-redis:6379": f"127.0.0.1:{redis_port}"},
+            }
+        )
+    result = subprocess.run(
+        [litellm_python, str(CHECK)],
+        input=json.dumps(jobs),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "LITELLM_LOG": "ERROR"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     reports = {r["case"]: r for r in map(json.loads, result.stdout.splitlines())}
     for case in {j["case"] for j in jobs}:
@@ -172,3 +205,4 @@ def test_litellm_loads_every_rendered_config(tmp_path, litellm_python, redis_ser
 
 def test_fixtures_cover_every_case():
     assert {p.name for p in FIXTURES.iterdir()} == set(CASES)
+    assert len(WITH_SITE) >= 4 and len(WITH_BACKUPS) >= 4

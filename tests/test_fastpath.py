@@ -11,8 +11,7 @@ import pytest
 from blueprint import fastpath, paths
 from tests.conftest import cli, write_config
 
-CONFIG = {"podman_version": "auto",
-          "llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": ["gpt-4o"]}}}
+CONFIG = {"podman_version": "auto", "llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": ["gpt-4o"]}}}
 ENV = {"OPENAI_API_KEY": "sk-first"}
 FAST = "nothing to do"
 
@@ -116,7 +115,8 @@ def test_pending_restarts_keep_apply_on_the_full_path(config, home):
 
 
 def test_a_changed_template_renders(config, home, tmp_path, monkeypatch):
-    from blueprint import pipeline, render as render_module
+    from blueprint import pipeline
+    from blueprint import render as render_module
 
     copy = tmp_path / "njk"
     shutil.copytree(paths.resource("njk"), copy)

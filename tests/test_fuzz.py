@@ -22,16 +22,41 @@ from blueprint.errors import BlueprintError, ConfigError
 from tests import injection
 from tests.conftest import FIXTURES, ROOT, need, options
 
-SEEDS = [json.loads((ROOT / "blueprint-config.json").read_text()), injection.BASE,
-         *(json.loads(p.read_text()) for p in sorted(FIXTURES.glob("*/blueprint-config.json")))]
-KNOWN_KEYS = sorted(config_module.schema()["properties"]) + ["enabled", "models", "api_key", "port", "requires",
-                                                              "image", "hostname", "base_url", "provider"]
+SEEDS = [
+    json.loads((ROOT / "blueprint-config.json").read_text()),
+    injection.BASE,
+    *(json.loads(p.read_text()) for p in sorted(FIXTURES.glob("*/blueprint-config.json"))),
+]
+# Keys that appear in configs, so mutations often land on a meaningful one.
+KNOWN_KEYS = [
+    *sorted(config_module.schema()["properties"]),
+    "enabled",
+    "models",
+    "api_key",
+    "port",
+    "requires",
+    "image",
+    "hostname",
+    "base_url",
+    "provider",
+]
 
-scalars = (st.none() | st.booleans() | st.integers(-(2 ** 40), 2 ** 40) | st.floats(allow_nan=False)
-           | st.text(max_size=40) | st.sampled_from(injection.PAYLOADS))
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.sampled_from(KNOWN_KEYS) | st.text(max_size=12), inner, max_size=4),
-                           max_leaves=24)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=40)
+    | st.sampled_from(injection.PAYLOADS)
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(KNOWN_KEYS) | st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=24,
+)
 
 
 def locations(data, prefix=()):
@@ -75,9 +100,17 @@ def check(document: bytes) -> str:
         config.write_bytes(document)
         home = directory / "home"
         home.mkdir()
-        environ = {"HOME": str(home), "OPENAI_API_KEY": "sk-x", "OPENAI_API_KEY_1": "sk-1", "OPENAI_API_KEY_2": "sk-2",
-                   "ANTHROPIC_API_KEY": "sk-a", "GROQ_API_KEY": "g", "LANGFUSE_PUBLIC_KEY": "p",
-                   "LANGFUSE_SECRET_KEY": "s", "LAGO_API_KEY": "l"}
+        environ = {
+            "HOME": str(home),
+            "OPENAI_API_KEY": "sk-x",
+            "OPENAI_API_KEY_1": "sk-1",
+            "OPENAI_API_KEY_2": "sk-2",
+            "ANTHROPIC_API_KEY": "sk-a",
+            "GROQ_API_KEY": "g",
+            "LANGFUSE_PUBLIC_KEY": "p",
+            "LANGFUSE_SECRET_KEY": "s",
+            "LAGO_API_KEY": "l",
+        }
         try:
             prepared = pipeline.prepare(options(config, **environ))
         except BlueprintError as error:

@@ -37,10 +37,7 @@ def rendered_tree(case: str, monkeypatch) -> dict[str, bytes]:
     environ.update({name: f"stand-in-{name.lower()}" for name in stack.secret_names})
     opts = pipeline.Options(opts.config_path, opts.paths, environ, opts.blueprint_command)
     prepared = pipeline.prepare(opts)
-    return {
-        str(f.path.relative_to(HOME)): f.data.replace(str(ROOT).encode(), b"@ROOT@")
-        for f in prepared.planned
-    }
+    return {str(f.path.relative_to(HOME)): f.data.replace(str(ROOT).encode(), b"@ROOT@") for f in prepared.planned}
 
 
 @pytest.mark.parametrize("case", ["default", *CASES])
@@ -52,8 +49,9 @@ def test_render_matches_golden_tree(case, monkeypatch):
         for name, data in tree.items():
             (expected_dir / name).parent.mkdir(parents=True, exist_ok=True)
             (expected_dir / name).write_bytes(data)
-    expected = {str(p.relative_to(expected_dir)): p.read_bytes()
-                for p in sorted(expected_dir.rglob("*")) if p.is_file()}
+    expected = {
+        str(p.relative_to(expected_dir)): p.read_bytes() for p in sorted(expected_dir.rglob("*")) if p.is_file()
+    }
     assert sorted(tree) == sorted(expected), "the set of rendered files changed (make golden)"
     for name, data in tree.items():
         assert data == expected[name], f"{case}/{name} differs from tests/golden (make golden, then review)"

@@ -41,9 +41,19 @@ def render(data, directory, **environ):
     config = write_config(directory, data)
     home = directory / "home"
     home.mkdir(exist_ok=True)
-    stand_ins = {name: f"stand-in-{name.lower()}" for name in (
-        "OPENAI_API_KEY_1", "OPENAI_API_KEY_2", "ANTHROPIC_API_KEY", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY",
-        "LAGO_API_KEY", "OPENAI_API_KEY", "OLLAMA_API_KEY")}
+    stand_ins = {
+        name: f"stand-in-{name.lower()}"
+        for name in (
+            "OPENAI_API_KEY_1",
+            "OPENAI_API_KEY_2",
+            "ANTHROPIC_API_KEY",
+            "LANGFUSE_PUBLIC_KEY",
+            "LANGFUSE_SECRET_KEY",
+            "LAGO_API_KEY",
+            "OPENAI_API_KEY",
+            "OLLAMA_API_KEY",
+        )
+    }
     opts = options(config, **{"HOME": str(home), **stand_ins, **environ})
     prepared = pipeline.prepare(opts)
     pipeline.write(prepared)
@@ -57,12 +67,18 @@ def consumers_view(prepared, caddy):
     if stack.litellm_config_path:
         view["yaml"] = injection.yaml_shape(injection.load_yaml(paths.unit_dir / stack.litellm_config_path))
     if stack.site_path:
-        adapted = subprocess.run([caddy, "adapt", "--config", str(paths.unit_dir / stack.site_path), "--adapter",
-                                  "caddyfile"], capture_output=True, text=True, timeout=60)
+        adapted = subprocess.run(
+            [caddy, "adapt", "--config", str(paths.unit_dir / stack.site_path), "--adapter", "caddyfile"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert adapted.returncode == 0, adapted.stderr
         routes = json.loads(adapted.stdout)["apps"]["http"]["servers"]
-        view["caddy"] = sorted(json.dumps(server["routes"][0]["handle"][0]["routes"][0]["handle"][0]["upstreams"])
-                               for server in routes.values())
+        view["caddy"] = sorted(
+            json.dumps(server["routes"][0]["handle"][0]["routes"][0]["handle"][0]["upstreams"])
+            for server in routes.values()
+        )
     return view
 
 
@@ -91,8 +107,9 @@ def test_every_string_field_against_every_payload(pointer, tmp_path, baseline, c
     outcomes = {}
     for index, payload in enumerate(injection.PAYLOADS + URL_PAYLOADS):
         directory = tmp_path / str(index)
-        outcomes[payload] = refused_or_inert(injection.put(injection.BASE, pointer, payload), directory, baseline,
-                                             caddy, payload)
+        outcomes[payload] = refused_or_inert(
+            injection.put(injection.BASE, pointer, payload), directory, baseline, caddy, payload
+        )
         if outcomes[payload] == "inert" and pointer.endswith("mock_response"):
             # The value arrives whole, as a YAML string, where LiteLLM will read it.
             config = injection.load_yaml(directory / "home/.config/containers/systemd/litellm/litellm.yaml")

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from typing import ClassVar
 from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
@@ -30,12 +30,13 @@ pytestmark = [pytest.mark.litellm, pytest.mark.xdist_group("litellm-proxy")]
 
 
 class FakeLago(BaseHTTPRequestHandler):
-    events: list[dict] = []
+    events: ClassVar[list[dict]] = []
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        FakeLago.events.append({"path": self.path, "auth": self.headers.get("Authorization"),
-                                "body": json.loads(body or b"{}")})
+        FakeLago.events.append(
+            {"path": self.path, "auth": self.headers.get("Authorization"), "body": json.loads(body or b"{}")}
+        )
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -55,19 +56,38 @@ def gateway_config(redis_port: int, lago_port: int) -> dict:
         "caddy": {"enabled": False},
         "backup": {"enabled": False},
         "llm_providers": {
-            "openai": {"api_key": "${OPENAI_API_KEY}", "load_balance": True, "models": [
-                {"id": "gpt-4o", "mock_response": "answer from key one"},
-                {"id": "gpt-4o-mini", "mock_response": "answer from mini"},
-            ]},
-            "openai-second-key": {"provider": "openai", "api_key": "${OPENAI_API_KEY_2}", "load_balance": True,
-                                  "models": [{"id": "gpt-4o", "mock_response": "answer from key two"}]},
-            "anthropic": {"api_key": "${ANTHROPIC_API_KEY}", "models": [
-                {"id": "claude-3-5-haiku-20241022", "name": "claude", "mock_response": "answer from claude",
-                 "input_cost_per_token": 0.001, "output_cost_per_token": 0.002},
-            ]},
+            "openai": {
+                "api_key": "${OPENAI_API_KEY}",
+                "load_balance": True,
+                "models": [
+                    {"id": "gpt-4o", "mock_response": "answer from key one"},
+                    {"id": "gpt-4o-mini", "mock_response": "answer from mini"},
+                ],
+            },
+            "openai-second-key": {
+                "provider": "openai",
+                "api_key": "${OPENAI_API_KEY_2}",
+                "load_balance": True,
+                "models": [{"id": "gpt-4o", "mock_response": "answer from key two"}],
+            },
+            "anthropic": {
+                "api_key": "${ANTHROPIC_API_KEY}",
+                "models": [
+                    {
+                        "id": "claude-3-5-haiku-20241022",
+                        "name": "claude",
+                        "mock_response": "answer from claude",
+                        "input_cost_per_token": 0.001,
+                        "output_cost_per_token": 0.002,
+                    },
+                ],
+            },
             # Nothing listens on port 9 (discard): every request to it fails for real.
-            "unreachable": {"provider": "openai_compatible", "base_url": "http://127.0.0.1:9/v1",
-                            "models": [{"id": "local-model", "name": "primary"}]},
+            "unreachable": {
+                "provider": "openai_compatible",
+                "base_url": "http://127.0.0.1:9/v1",
+                "models": [{"id": "local-model", "name": "primary"}],
+            },
         },
         "router_settings": {"num_retries": 0, "timeout": 10, "fallbacks": {"primary": ["claude"]}},
         "cache": {"ttl": 300},
@@ -91,8 +111,12 @@ def gateway(tmp_path_factory):
 
     redis_port = free_port()
     config = write_config(base, gateway_config(redis_port, lago.server_address[1]))
-    provider_keys = {"OPENAI_API_KEY": "sk-test-one", "OPENAI_API_KEY_2": "sk-test-two",
-                     "ANTHROPIC_API_KEY": "sk-ant-test", "LAGO_API_KEY": "lago-test-key"}
+    provider_keys = {
+        "OPENAI_API_KEY": "sk-test-one",
+        "OPENAI_API_KEY_2": "sk-test-two",
+        "ANTHROPIC_API_KEY": "sk-ant-test",
+        "LAGO_API_KEY": "lago-test-key",
+    }
     opts = options(config, HOME=str(home), **provider_keys)
     outcome = pipeline.write(pipeline.prepare(opts))
     stack = outcome.prepared.stack
@@ -100,12 +124,15 @@ def gateway(tmp_path_factory):
 
     # Only what the container would get: the rendered env file and the unit's Environment= values.
     env_file = paths.env_dir / "litellm.env"
-    environment = dict(line.split("=", 1) for line in env_file.read_text().splitlines()
-                       if "=" in line and not line.startswith("#"))
+    environment = dict(
+        line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line and not line.startswith("#")
+    )
     environment.update(word.split("=", 1) for word in stack.service("litellm").environment)
     redis_password = environment["REDIS_PASSWORD"]
-    redis = subprocess.Popen([redis_binary, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                              "--requirepass", redis_password], stdout=subprocess.DEVNULL)
+    redis = subprocess.Popen(
+        [redis_binary, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--requirepass", redis_password],
+        stdout=subprocess.DEVNULL,
+    )
     wait_for_port(redis_port)
 
     port = free_port()
@@ -113,13 +140,21 @@ def gateway(tmp_path_factory):
     log = (base / "litellm.log").open("w")
     proxy = subprocess.Popen(
         [litellm, "--config", str(yaml_path), "--host", "127.0.0.1", "--port", str(port)],
-        env={"PATH": os.environ["PATH"], "HOME": str(home), "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-             **environment},
-        stdout=log, stderr=subprocess.STDOUT, cwd=base)
+        env={"PATH": os.environ["PATH"], "HOME": str(home), "LITELLM_LOCAL_MODEL_COST_MAP": "True", **environment},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=base,
+    )
     try:
         wait_for_port(port, timeout=120, process=proxy)
-        yield {"url": f"http://127.0.0.1:{port}", "key": environment["LITELLM_MASTER_KEY"], "stack": stack,
-               "redis_port": redis_port, "redis_password": redis_password, "log": base / "litellm.log"}
+        yield {
+            "url": f"http://127.0.0.1:{port}",
+            "key": environment["LITELLM_MASTER_KEY"],
+            "stack": stack,
+            "redis_port": redis_port,
+            "redis_password": redis_password,
+            "log": base / "litellm.log",
+        }
     finally:
         proxy.terminate()
         proxy.wait(timeout=30)
@@ -129,9 +164,15 @@ def gateway(tmp_path_factory):
 
 def call(gateway, path, body=None, key="master", headers=None):
     key = gateway["key"] if key == "master" else key
-    request = Request(gateway["url"] + path, data=json.dumps(body).encode() if body is not None else None,
-                      headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {}),
-                               **(headers or {})})
+    request = Request(
+        gateway["url"] + path,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={
+            "Content-Type": "application/json",
+            **({"Authorization": f"Bearer {key}"} if key else {}),
+            **(headers or {}),
+        },
+    )
     try:
         with urlopen(request, timeout=60) as response:
             raw = response.read()
@@ -166,16 +207,29 @@ def test_master_key_is_required(gateway):
 
 def test_repeated_request_is_a_cache_hit_in_redis(gateway):
     question = f"cache me {time.time()}"
-    first_status, first_headers, first = chat(gateway, "gpt-4o-mini", text=question)
+    first_status, _first_headers, first = chat(gateway, "gpt-4o-mini", text=question)
     second_status, second_headers, second = chat(gateway, "gpt-4o-mini", text=question)
     assert first_status == second_status == 200
     assert second["id"] == first["id"], "the second answer must be the cached first one"
     assert second_headers.get("x-litellm-cache-key")
     status, _, ping = call(gateway, "/cache/ping")
     assert status == 200 and ping["cache_type"] == "redis"
-    keys = subprocess.run(["redis-cli", "-p", str(gateway["redis_port"]), "--no-auth-warning", "-a",
-                           gateway["redis_password"], "--scan", "--pattern", "litellm.cache*"],
-                          capture_output=True, text=True, check=True).stdout
+    keys = subprocess.run(
+        [
+            "redis-cli",
+            "-p",
+            str(gateway["redis_port"]),
+            "--no-auth-warning",
+            "-a",
+            gateway["redis_password"],
+            "--scan",
+            "--pattern",
+            "litellm.cache*",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert keys.strip(), "the cached response must live in Redis under the configured namespace"
 
 
@@ -220,8 +274,7 @@ def test_lago_receives_a_usage_event_with_the_customer(gateway):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         # LiteLLM's lago callback names the customer (charge_by end_user_id) in this field.
-        events = [e for e in FakeLago.events
-                  if e["body"].get("event", {}).get("external_subscription_id") == customer]
+        events = [e for e in FakeLago.events if e["body"].get("event", {}).get("external_subscription_id") == customer]
         if events:
             break
         time.sleep(0.2)

@@ -14,16 +14,19 @@ BASE = {"llm_providers": {"ollama": {"models": ["llama3.2"]}}}
 
 def build(version: str = "5.4", **sections) -> model.Stack:
     loaded = config.loads(__import__("json").dumps({**BASE, **sections}))
-    return model.build(loaded.data, source="test.json", paths=PATHS,
-                       podman=model.Podman(model.PodmanVersion.parse(version)))
+    return model.build(
+        loaded.data, source="test.json", paths=PATHS, podman=model.Podman(model.PodmanVersion.parse(version))
+    )
 
 
 def keys(service: model.Service) -> set[str]:
     return {key for key, _ in service.directives}
 
 
-@pytest.mark.parametrize("users, profile, workers, pool", [(50, "small", 4, 25), (100, "small", 4, 25),
-                                                           (250, "medium", 4, 25), (251, "large", 8, 20)])
+@pytest.mark.parametrize(
+    "users, profile, workers, pool",
+    [(50, "small", 4, 25), (100, "small", 4, 25), (250, "medium", 4, 25), (251, "large", 8, 20)],
+)
 def test_sizing_profiles_follow_the_seed_table(users, profile, workers, pool):
     stack = build(sizing={"users": users})
     assert (stack.sizing.profile, stack.sizing.num_workers, stack.sizing.db_pool_limit) == (profile, workers, pool)
@@ -73,7 +76,7 @@ def test_podman_4_4_gets_a_flat_layout_absolute_mounts_and_health_as_options():
 
 
 def test_secrets_backend_podman_needs_4_5():
-    with pytest.raises(ConfigError, match="Podman secrets need Podman 4.5"):
+    with pytest.raises(ConfigError, match=r"Podman secrets need Podman 4\.5"):
         build("4.4", secrets={"backend": "podman"})
 
 

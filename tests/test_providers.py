@@ -37,10 +37,18 @@ def litellm_view(request):
     from tests.conftest import TOOLS, need
 
     python = need(TOOLS / "litellm/bin/python", "LiteLLM (.tools/litellm)")
-    catalog = {p.name: {"prefix": p.prefix, "api_base": p.default_base_url or "https://example.com"}
-               for p in providers.PROVIDERS.values()}
-    result = subprocess.run([python, "-c", SCRIPT], input=json.dumps(catalog), capture_output=True, text=True,
-                            timeout=300, env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "PATH": "/usr/bin:/bin"})
+    catalog = {
+        p.name: {"prefix": p.prefix, "api_base": p.default_base_url or "https://example.com"}
+        for p in providers.PROVIDERS.values()
+    }
+    result = subprocess.run(
+        [python, "-c", SCRIPT],
+        input=json.dumps(catalog),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.splitlines()[-1])
 
@@ -105,9 +113,26 @@ def test_every_router_setting_we_write_is_a_router_argument(litellm_view, monkey
 
 
 def test_catalog_covers_the_providers_the_seeds_name():
-    seeds = {"openai", "anthropic", "ollama", "azure", "bedrock", "gemini", "vertex_ai", "openrouter", "perplexity",
-             "groq", "mistral", "together_ai", "cohere", "ai21", "huggingface", "hosted_vllm", "lm_studio",
-             "openai_compatible"}
+    seeds = {
+        "openai",
+        "anthropic",
+        "ollama",
+        "azure",
+        "bedrock",
+        "gemini",
+        "vertex_ai",
+        "openrouter",
+        "perplexity",
+        "groq",
+        "mistral",
+        "together_ai",
+        "cohere",
+        "ai21",
+        "huggingface",
+        "hosted_vllm",
+        "lm_studio",
+        "openai_compatible",
+    }
     assert seeds <= set(providers.PROVIDERS)
     assert providers.lookup("localai").name == "openai_compatible"
     assert providers.lookup("vllm").name == "hosted_vllm"

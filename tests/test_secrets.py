@@ -16,11 +16,16 @@ CONFIG = {
     "podman_version": "5.4",
     "caddy": {"tailscale": {"machine": "gateway", "tailnet": "tail1234.ts.net"}},
     "callbacks": {"lago": {"enabled": True, "api_base": "https://api.getlago.com", "event_code": "llm"}},
-    "llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": ["gpt-4o"]},
-                      "anthropic": {"api_key": "${ANTHROPIC_API_KEY}", "models": ["claude-3-5-haiku-20241022"]}},
+    "llm_providers": {
+        "openai": {"api_key": "${OPENAI_API_KEY}", "models": ["gpt-4o"]},
+        "anthropic": {"api_key": "${ANTHROPIC_API_KEY}", "models": ["claude-3-5-haiku-20241022"]},
+    },
 }
-KEYS = {"OPENAI_API_KEY": "sk-openai-provider-key-0001", "ANTHROPIC_API_KEY": "sk-ant-provider-key-0002",
-        "LAGO_API_KEY": "lago-key-0003"}
+KEYS = {
+    "OPENAI_API_KEY": "sk-openai-provider-key-0001",
+    "ANTHROPIC_API_KEY": "sk-ant-provider-key-0002",
+    "LAGO_API_KEY": "lago-key-0003",
+}
 
 
 @pytest.fixture
@@ -33,8 +38,11 @@ def rendered(home, tmp_path):
 
 
 def env_file(home, service):
-    return dict(line.split("=", 1) for line in (home.env_dir / f"{service}.env").read_text().splitlines()
-                if "=" in line and not line.startswith("#"))
+    return dict(
+        line.split("=", 1)
+        for line in (home.env_dir / f"{service}.env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
 
 
 def every_file(home):
@@ -99,10 +107,19 @@ def test_each_container_gets_only_its_own_secrets(rendered, home):
     postgres, redis, litellm = (env_file(home, s) for s in ("litellm-postgres", "litellm-redis", "litellm"))
     assert postgres == {"POSTGRES_PASSWORD": values["POSTGRES_PASSWORD"]}
     assert redis == {"REDISCLI_AUTH": values["REDIS_PASSWORD"]}
-    assert set(litellm) == {"LITELLM_MASTER_KEY", "LITELLM_SALT_KEY", "UI_PASSWORD", "DATABASE_URL",
-                            "REDIS_PASSWORD", "LAGO_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"}
-    assert litellm["DATABASE_URL"] == \
-        f"postgresql://litellm:{values['POSTGRES_PASSWORD']}@litellm-postgres:5432/litellm"
+    assert set(litellm) == {
+        "LITELLM_MASTER_KEY",
+        "LITELLM_SALT_KEY",
+        "UI_PASSWORD",
+        "DATABASE_URL",
+        "REDIS_PASSWORD",
+        "LAGO_API_KEY",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+    }
+    assert (
+        litellm["DATABASE_URL"] == f"postgresql://litellm:{values['POSTGRES_PASSWORD']}@litellm-postgres:5432/litellm"
+    )
     for provider_key in KEYS.values():
         assert provider_key not in (home.env_dir / "litellm-postgres.env").read_text()
         assert provider_key not in (home.env_dir / "litellm-redis.env").read_text()
@@ -112,8 +129,12 @@ def test_provider_keys_from_the_environment_are_stored_once(rendered, home):
     config, values, _ = rendered
     assert values["OPENAI_API_KEY"] == KEYS["OPENAI_API_KEY"]
     # Later renders need no environment; a different value there does not replace the stored one.
-    later = cli("render", "--config", str(config), env={"OPENAI_API_KEY": "sk-other", "ANTHROPIC_API_KEY": "",
-                                                         "LAGO_API_KEY": ""})
+    later = cli(
+        "render",
+        "--config",
+        str(config),
+        env={"OPENAI_API_KEY": "sk-other", "ANTHROPIC_API_KEY": "", "LAGO_API_KEY": ""},
+    )
     assert later.returncode == 0, later.stderr
     assert "OPENAI_API_KEY in your environment differs from the stored one" in later.stderr
     assert env_file(home, "litellm")["OPENAI_API_KEY"] == KEYS["OPENAI_API_KEY"]
@@ -151,14 +172,15 @@ def test_salt_key_of_an_existing_deployment_can_be_brought_in_first(home, tmp_pa
 
 
 def test_rotating_the_master_key_changes_only_it(rendered, home):
-    config, values, _ = rendered
+    _config, values, _ = rendered
     result = cli("secrets", "rotate")
     assert result.returncode == 0
     assert "LITELLM_MASTER_KEY rotated" in result.stderr
     after = secrets.Store.load(home).values
     assert after["LITELLM_MASTER_KEY"] != values["LITELLM_MASTER_KEY"]
-    assert {k: v for k, v in after.items() if k != "LITELLM_MASTER_KEY"} == \
-        {k: v for k, v in values.items() if k != "LITELLM_MASTER_KEY"}
+    assert {k: v for k, v in after.items() if k != "LITELLM_MASTER_KEY"} == {
+        k: v for k, v in values.items() if k != "LITELLM_MASTER_KEY"
+    }
     assert after["LITELLM_MASTER_KEY"] not in result.stdout + result.stderr
 
 
@@ -178,8 +200,9 @@ def test_missing_credential_names_the_field_and_the_fix(home, tmp_path):
     config = write_config(tmp_path, CONFIG)
     result = cli("render", "--config", str(config), env={"OPENAI_API_KEY": "sk-x"})
     assert result.returncode == 2
-    assert "/llm_providers/anthropic/api_key: ANTHROPIC_API_KEY is not set (also missing: LAGO_API_KEY)" \
-        in result.stderr
+    assert (
+        "/llm_providers/anthropic/api_key: ANTHROPIC_API_KEY is not set (also missing: LAGO_API_KEY)" in result.stderr
+    )
     assert "blueprint secrets set ANTHROPIC_API_KEY" in result.stderr
     assert not home.secret_store.exists(), "a refused render generates nothing"
 
@@ -225,8 +248,14 @@ case "$2" in
 esac
 """)
     (bin_dir / "podman").chmod(0o755)
-    config = write_config(tmp_path, {"podman_version": "5.4", "secrets": {"backend": "podman"},
-                                     "llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": ["m"]}}})
+    config = write_config(
+        tmp_path,
+        {
+            "podman_version": "5.4",
+            "secrets": {"backend": "podman"},
+            "llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": ["m"]}},
+        },
+    )
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "OPENAI_API_KEY": "sk-podman-test-key"}
     result = cli("render", "--config", str(config), env=env)
     assert result.returncode == 0, result.stderr
@@ -238,13 +267,18 @@ esac
     unit = (home.unit_dir / "litellm/litellm.container").read_text()
     assert "Secret=blueprint-openai-api-key,type=env,target=OPENAI_API_KEY" in unit
     postgres = (home.unit_dir / "litellm/postgres/litellm-postgres.container").read_text()
-    assert "openai" not in postgres and "Secret=blueprint-postgres-password,type=env,target=POSTGRES_PASSWORD" in postgres
+    assert (
+        "openai" not in postgres and "Secret=blueprint-postgres-password,type=env,target=POSTGRES_PASSWORD" in postgres
+    )
     # Unchanged secrets are not pushed again; a changed one is replaced.
     log.unlink()
     assert cli("secrets", "set", "OPENAI_API_KEY", input="sk-second\n", env=env).returncode == 0
     assert cli("render", "--config", str(config), env=env).returncode == 0
-    assert log.read_text().splitlines() == ["secret ls --format {{.Name}}", "secret rm blueprint-openai-api-key",
-                                            "secret create blueprint-openai-api-key -"]
+    assert log.read_text().splitlines() == [
+        "secret ls --format {{.Name}}",
+        "secret rm blueprint-openai-api-key",
+        "secret create blueprint-openai-api-key -",
+    ]
 
 
 def test_pipeline_never_puts_secrets_in_the_plan_of_public_files(home, tmp_path):

@@ -25,7 +25,8 @@ def fake(tmp_path, home):
     bin_dir.mkdir()
     log = tmp_path / "systemctl.log"
     (bin_dir / "systemctl").write_text(
-        f'#!/bin/sh\necho "$*" >> {log}\n[ -z "$FAKE_SYSTEMCTL_FAIL" ] || {{ echo "Job failed" >&2; exit 1; }}\n')
+        f'#!/bin/sh\necho "$*" >> {log}\n[ -z "$FAKE_SYSTEMCTL_FAIL" ] || {{ echo "Job failed" >&2; exit 1; }}\n'
+    )
     (bin_dir / "loginctl").write_text('#!/bin/sh\necho "${FAKE_LINGER:-yes}"\n')
     for tool in bin_dir.iterdir():
         tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
@@ -40,8 +41,12 @@ def fake(tmp_path, home):
 
         def run(self, *args, **env):
             log.unlink(missing_ok=True)
-            result = cli(*args, "--config", str(config),
-                         env={"PATH": f"{bin_dir}:{os.environ['PATH']}", "OPENAI_API_KEY": "sk-test", **env})
+            result = cli(
+                *args,
+                "--config",
+                str(config),
+                env={"PATH": f"{bin_dir}:{os.environ['PATH']}", "OPENAI_API_KEY": "sk-test", **env},
+            )
             self.result = result
             return log.read_text().splitlines() if log.exists() else []
 
@@ -100,12 +105,17 @@ def test_two_services_restart_dependencies_first(fake):
 
 def test_disabled_service_is_stopped_before_its_unit_goes(fake, home):
     fake.run("apply")
-    fake.write(with_(litellm_redis={"enabled": False}, cache={"enabled": False},
-                     litellm={"requires": ["litellm_postgres"]}))
+    fake.write(
+        with_(litellm_redis={"enabled": False}, cache={"enabled": False}, litellm={"requires": ["litellm_postgres"]})
+    )
     calls = fake.run("apply")
     # Its backup timer goes with it.
-    assert calls == ["--user stop litellm-redis.service", "--user disable --now blueprint-backup-redis.timer",
-                     "--user daemon-reload", "--user restart litellm.service"]
+    assert calls == [
+        "--user stop litellm-redis.service",
+        "--user disable --now blueprint-backup-redis.timer",
+        "--user daemon-reload",
+        "--user restart litellm.service",
+    ]
     assert not (home.unit_dir / "litellm/redis/litellm-redis.container").exists()
 
 
@@ -113,16 +123,21 @@ def test_backups_turned_off_disable_their_timers(fake):
     fake.run("apply")
     fake.write(with_(backup={"enabled": False}))
     calls = fake.run("apply")
-    assert calls == ["--user disable --now blueprint-backup-config.timer blueprint-backup-postgres.timer "
-                     "blueprint-backup-redis.timer", "--user daemon-reload"]
+    assert calls == [
+        "--user disable --now blueprint-backup-config.timer blueprint-backup-postgres.timer "
+        "blueprint-backup-redis.timer",
+        "--user daemon-reload",
+    ]
 
 
 def test_render_then_apply_carries_the_pending_restarts(fake):
     assert fake.run("render") == []
     assert "next: systemctl --user daemon-reload" in fake.result.stderr
     calls = fake.run("apply")
-    assert calls[:2] == ["--user daemon-reload",
-                         "--user restart litellm-postgres.service litellm-redis.service litellm.service"]
+    assert calls[:2] == [
+        "--user daemon-reload",
+        "--user restart litellm-postgres.service litellm-redis.service litellm.service",
+    ]
     assert fake.run("apply") == []
 
 

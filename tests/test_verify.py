@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -26,34 +25,63 @@ def running(home, tmp_path, postgres_server, redis_server):
     redis_port = redis_server(REDIS_PASSWORD)
     api_port = free_port()
     world = tmp_path / "world.json"
-    world.write_text(json.dumps({"containers": {
-        "litellm-postgres": {"env": {"PGHOST": "127.0.0.1", "PGPASSWORD": PG_PASSWORD}},
-        "localhost": {"env": {"REDISCLI_AUTH": REDIS_PASSWORD}},
-    }, "volumes": {}}))
+    world.write_text(
+        json.dumps(
+            {
+                "containers": {
+                    "litellm-postgres": {"env": {"PGHOST": "127.0.0.1", "PGPASSWORD": PG_PASSWORD}},
+                    "localhost": {"env": {"REDISCLI_AUTH": REDIS_PASSWORD}},
+                },
+                "volumes": {},
+            }
+        )
+    )
     systemd = tmp_path / "systemd.json"
     systemd.write_text("{}")
-    config = write_config(tmp_path, {
-        "podman_version": "5.4",
-        "litellm": {"published_port": api_port, "port": api_port},
-        "litellm_postgres": {"port": pg_port},
-        # The proxy below resolves litellm-redis through this name: a real Redis on loopback.
-        "litellm_redis": {"hostname": "localhost", "port": redis_port},
-        "llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": [{"id": "gpt-4o",
-                                                                                  "mock_response": "hi"}]}},
-    })
-    env = {"PATH": f"{FAKES}:{os.environ['PATH']}", "FAKE_PODMAN": str(world), "FAKE_SYSTEMCTL": str(systemd),
-           "OPENAI_API_KEY": "sk-test"}
+    config = write_config(
+        tmp_path,
+        {
+            "podman_version": "5.4",
+            "litellm": {"published_port": api_port, "port": api_port},
+            "litellm_postgres": {"port": pg_port},
+            # The proxy below resolves litellm-redis through this name: a real Redis on loopback.
+            "litellm_redis": {"hostname": "localhost", "port": redis_port},
+            "llm_providers": {
+                "openai": {"api_key": "${OPENAI_API_KEY}", "models": [{"id": "gpt-4o", "mock_response": "hi"}]}
+            },
+        },
+    )
+    env = {
+        "PATH": f"{FAKES}:{os.environ['PATH']}",
+        "FAKE_PODMAN": str(world),
+        "FAKE_SYSTEMCTL": str(systemd),
+        "OPENAI_API_KEY": "sk-test",
+    }
     assert cli("secrets", "set", "REDIS_PASSWORD", input=REDIS_PASSWORD).returncode == 0
     assert cli("render", "--config", str(config), env=env).returncode == 0
     assert cli("backup", "run", "--config", str(config), env=env).returncode == 0
 
-    environment = dict(line.split("=", 1) for line in (home.env_dir / "litellm.env").read_text().splitlines()
-                       if "=" in line and not line.startswith("#"))
+    environment = dict(
+        line.split("=", 1)
+        for line in (home.env_dir / "litellm.env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
     environment.pop("DATABASE_URL")  # LiteLLM's Prisma engines cannot be fetched here (REAL-TOOLS.md)
-    proxy = subprocess.Popen([litellm, "--config", str(home.unit_dir / "litellm/litellm.yaml"), "--host", "127.0.0.1",
-                              "--port", str(api_port)], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             env={"PATH": os.environ["PATH"], "HOME": str(home.home), "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                                  **environment})
+    proxy = subprocess.Popen(
+        [
+            litellm,
+            "--config",
+            str(home.unit_dir / "litellm/litellm.yaml"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(api_port),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={"PATH": os.environ["PATH"], "HOME": str(home.home), "LITELLM_LOCAL_MODEL_COST_MAP": "True", **environment},
+    )
     try:
         wait_for_port(api_port, timeout=120, process=proxy)
         yield {"config": config, "env": env, "home": home, "world": world, "systemd": systemd}
@@ -77,12 +105,24 @@ def test_everything_passes_on_a_healthy_stack(running):
     checks = checklist(result)
     assert set(checks.values()) == {"ok"}, result.stdout
     assert set(checks) == {
-        "unit files present", "secret files private", "litellm-postgres.service active", "litellm-redis.service active",
-        "litellm.service active", f"API listening on 127.0.0.1:{json.loads(running['config'].read_text())['litellm']['published_port']}",
-        "LiteLLM /health/liveliness answers", "API refuses requests without the master key", "PostgreSQL ready",
-        "Redis answers PONG", "blueprint-backup-postgres.timer scheduled", "blueprint-backup-redis.timer scheduled",
-        "blueprint-backup-config.timer scheduled", "recent postgres backup", "recent redis backup", "recent config backup",
-        "lingering on"}
+        "unit files present",
+        "secret files private",
+        "litellm-postgres.service active",
+        "litellm-redis.service active",
+        "litellm.service active",
+        f"API listening on 127.0.0.1:{json.loads(running['config'].read_text())['litellm']['published_port']}",
+        "LiteLLM /health/liveliness answers",
+        "API refuses requests without the master key",
+        "PostgreSQL ready",
+        "Redis answers PONG",
+        "blueprint-backup-postgres.timer scheduled",
+        "blueprint-backup-redis.timer scheduled",
+        "blueprint-backup-config.timer scheduled",
+        "recent postgres backup",
+        "recent redis backup",
+        "recent config backup",
+        "lingering on",
+    }
     assert "all 17 checks passed" in result.stderr
 
 
@@ -97,15 +137,21 @@ def test_each_failure_is_named(running):
     world["containers"]["litellm-postgres"]["env"]["PGHOST"] = "127.0.0.2"  # nothing listens there
     world["containers"]["localhost"]["env"]["REDISCLI_AUTH"] = "wrong"
     running["world"].write_text(json.dumps(world))
-    running["systemd"].write_text(json.dumps({"inactive": ["litellm-redis.service",
-                                                           "blueprint-backup-config.timer"]}))
+    running["systemd"].write_text(json.dumps({"inactive": ["litellm-redis.service", "blueprint-backup-config.timer"]}))
     result = verify(running, FAKE_LINGER="no")
     assert result.returncode == 1
     checks = checklist(result)
     failed = {name for name, mark in checks.items() if mark == "FAIL"}
-    assert failed == {"unit files present", "secret files private", "litellm-redis.service active",
-                      "PostgreSQL ready", "Redis answers PONG", "blueprint-backup-config.timer scheduled",
-                      "recent redis backup", "lingering on"}, result.stdout
+    assert failed == {
+        "unit files present",
+        "secret files private",
+        "litellm-redis.service active",
+        "PostgreSQL ready",
+        "Redis answers PONG",
+        "blueprint-backup-config.timer scheduled",
+        "recent redis backup",
+        "lingering on",
+    }, result.stdout
     assert "loginctl enable-linger" in result.stdout
     assert "llm.network" in result.stdout
     assert "8 of 17 checks failed" in result.stderr
