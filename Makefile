@@ -11,6 +11,10 @@ PYTEST := $(BIN)/pytest -n 2 --dist loadgroup
 
 $(BIN)/blueprint: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e .
+	touch $@
+
+$(BIN)/pytest: $(BIN)/blueprint
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@
 
@@ -19,14 +23,14 @@ install: $(BIN)/blueprint
 render: install
 	$(BIN)/blueprint render
 
-tools: install
+tools: $(BIN)/pytest
 	bash scripts/install-tools.sh
 
 test: tools
 	$(PYTEST)
 
 # Rewrite tests/golden/ from tests/fixtures/ (then review the diff before committing it).
-golden: install
+golden: $(BIN)/pytest
 	BLUEPRINT_UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/test_golden.py
 
 # A longer property-based run of the input boundary than the one in `make test`.
@@ -36,7 +40,7 @@ fuzz: tools
 bench: install
 	$(BIN)/python bench/run.py
 
-lint: install
+lint: $(BIN)/pytest
 	$(BIN)/ruff check blueprint tests bench
 
 clean:

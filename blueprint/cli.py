@@ -119,13 +119,22 @@ def _summary(outcome) -> None:
 
 def _render(config_path, *, dry_run=False, force=False, reload=False, restart=True) -> None:
     from blueprint import pipeline
+    from blueprint.apply import CONFLICT, unified_diff
+    from blueprint.errors import ConflictError
 
     prepared = pipeline.prepare(_options(config_path))
     if dry_run:
         _report_changes(prepared, dry_run=True)
         _say(f"dry run: {len(prepared.pending)} of {len(prepared.changes)} files would change; nothing written")
         return
-    outcome = pipeline.write(prepared, force=force, reload=reload, restart=restart)
+    try:
+        outcome = pipeline.write(prepared, force=force, reload=reload, restart=restart)
+    except ConflictError:
+        # Show what the edit is (disk -> what blueprint would write) before refusing.
+        for change in prepared.changes:
+            if change.status == CONFLICT:
+                click.echo(unified_diff(change), nl=False)
+        raise
     _report_changes(prepared, dry_run=False)
     _summary(outcome)
     if reload:

@@ -127,6 +127,7 @@ def resolve(stack: Stack, store: Store, environ: Mapping[str, str] | None = None
     notes: list[str] = []
     missing: list[tuple[str, str]] = []
     external = []
+    generated: list[str] = []
     recovered = _from_environment_files(stack)
     for name in needed:
         if name in store.values:
@@ -145,6 +146,7 @@ def resolve(stack: Stack, store: Store, environ: Mapping[str, str] | None = None
             )
         elif name in stack.generated_secrets:
             values[name] = new[name] = GENERATORS[name]()
+            generated.append(name)
         elif environ.get(name):
             values[name] = new[name] = check_value(name, environ[name])
             notes.append(f"{name} taken from your environment and stored (mode 0600)")
@@ -160,6 +162,9 @@ def resolve(stack: Stack, store: Store, environ: Mapping[str, str] | None = None
             hint=f"store it with `blueprint secrets set {name}` (reads stdin or prompts), "
             f"or export {name} before blueprint render",
         )
+    if generated:
+        notes.append(f"generated {', '.join(generated)} into {store.path} (mode 0600; the master key is "
+                     "how clients and the admin UI log in)")
     return Resolution(values, new, notes, tuple(external))
 
 

@@ -53,6 +53,7 @@ def test_edit_status_refuse_keep_force(config, home):
     assert refused.returncode == 1
     assert "edited since blueprint wrote it; nothing was written" in refused.stderr
     assert "blueprint diff" in refused.stderr
+    assert "-RestartSec=30s" in refused.stdout and "+RestartSec=5s" in refused.stdout, "the refusal shows the edit"
     assert unit.read_bytes() == edited, "the hand edit is kept"
 
     diff = cli("diff", "--config", str(config), env=ENV)
