@@ -187,7 +187,8 @@ class Service:
     memory_mb: int | None = None
     stop_timeout: int = 30
     shm_size: str | None = None
-    # Filled in by Stack.resolve(): where this container gets its secrets from.
+    start_timeout: int = 900  # the first start pulls the image: systemd's default 90 s is too short
+    # Filled in by build() once the secrets backend and the Podman version are known.
     env_files: Words = NO_WORDS
     secrets: tuple[str, ...] = ()
     directives: tuple[tuple[str, Any], ...] = ()
@@ -195,11 +196,6 @@ class Service:
     @property
     def unit(self) -> str:
         return f"{self.name}.service"
-
-    @property
-    def start_timeout(self) -> int:
-        # The first start pulls the image; systemd's default 90 s is often too short for that.
-        return 900
 
     @property
     def stop_timeout_unit(self) -> int:
@@ -272,7 +268,6 @@ class Stack:
 # Building the stack
 
 SERVICE_KEYS = ("litellm_postgres", "litellm_redis", "litellm")
-SERVICE_DIRS = {"litellm": "litellm", "litellm_postgres": "litellm/postgres", "litellm_redis": "litellm/redis"}
 
 # LiteLLM releases that were malicious uploads (OSV MAL-2026-2144): never pull them.
 MALICIOUS_LITELLM = {"1.82.7": "MAL-2026-2144", "1.82.8": "MAL-2026-2144"}
@@ -365,10 +360,10 @@ def build(
         volumes.append(
             _volume("litellm/postgres/litellm-postgres.volume", "PostgreSQL data of the LiteLLM gateway", layout)
         )
-        services.append(_postgres(postgres, data, sizing, layout))
+        services.append(_postgres(postgres, sizing, layout))
     if enabled["litellm_redis"]:
         volumes.append(_volume("litellm/redis/litellm-redis.volume", "Redis data of the LiteLLM gateway", layout))
-        services.append(_redis(redis, data, sizing, layout))
+        services.append(_redis(redis, sizing, layout))
 
     litellm_config = config_path_rel = site = site_path = None
     generated = [name for name, key in GENERATED.items() if enabled[key]]
@@ -387,7 +382,7 @@ def build(
         if enabled[key]:
             _check_image(data[key]["image"], f"/{key}/image", check)
     services = [_with_secret_delivery(s, secrets_backend, paths) for s in services]
-    services = [_with_directives(s, podman, data["network"]["name"], volumes, layout) for s in services]
+    services = [_with_directives(s, podman) for s in services]
     backup = _backup(data, enabled, paths, blueprint_command, config_path)
 
     subnet = data["network"]["subnet"]
@@ -563,7 +558,7 @@ def _check_image(image: str, where: str, check: _Checker, litellm: Mapping[str, 
 # ---- services ------------------------------------------------------------------------------
 
 
-def _postgres(cfg, data, sizing: Sizing, layout: _Layout) -> Service:
+def _postgres(cfg, sizing: Sizing, layout: _Layout) -> Service:
     port = cfg["port"]
     return Service(
         key="litellm_postgres",
@@ -603,7 +598,7 @@ def _postgres(cfg, data, sizing: Sizing, layout: _Layout) -> Service:
     )
 
 
-def _redis(cfg, data, sizing: Sizing, layout: _Layout) -> Service:
+def _redis(cfg, sizing: Sizing, layout: _Layout) -> Service:
     port = cfg["port"]
     server = [
         "docker-entrypoint.sh",
@@ -750,7 +745,7 @@ def _with_secret_delivery(service: Service, backend: str, paths: Paths) -> Servi
     return replace(service, env_files=Words((str(paths.env_dir / f"{service.name}.env"),)))
 
 
-def _with_directives(service: Service, podman: Podman, network: str, volumes, layout: _Layout) -> Service:
+def _with_directives(service: Service, podman: Podman) -> Service:
     """The version-dependent [Container] keys, or their podman run options for older Podman."""
     directives: list[tuple[str, Any]] = []
     podman_args: list[str] = []

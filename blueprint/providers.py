@@ -47,10 +47,6 @@ class Provider:
     # LiteLLM's OpenAI client refuses to start without some key, even for servers that need none.
     keyless_api_key: str | None = None
 
-    @property
-    def litellm_provider(self) -> str:
-        return self.prefix
-
     def model_id(self, model: str) -> str:
         """The `model` LiteLLM routes on: provider prefix + the provider's own model name."""
         return f"{self.prefix}/{model}"
