@@ -440,6 +440,11 @@ def run(argv: list[str]) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except OSError as exc:  # permissions, a full disk, a read-only file system: the machine's, not ours
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"blueprint: error: {where}{exc.strerror or exc}", err=True)
+        click.echo("hint: check that path's permissions and the free space of its file system", err=True)
+        return 1
     except Exception as exc:
         if debug:
             import traceback

@@ -64,7 +64,7 @@ def parse(raw: bytes, label: str) -> Any:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{label}: not UTF-8 text (byte {exc.start})") from None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{label}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}",
@@ -75,12 +75,21 @@ def parse(raw: bytes, label: str) -> Any:
             f"{label}: key {exc.key!r} appears twice in one object; JSON keeps only the last",
             hint="remove or merge one of them",
         ) from None
+    except RecursionError:
+        raise ConfigError(f"{label}: invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # Python's own limits, e.g. an integer of thousands of digits
+        raise ConfigError(f"{label}: invalid JSON: {exc}") from None
 
 
 class _DuplicateKey(ValueError):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key
+
+
+def _no_constant(name: str):
+    # Python's json reads NaN and Infinity, which JSON does not have and no setting can use.
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -163,8 +163,10 @@ def resolve(stack: Stack, store: Store, environ: Mapping[str, str] | None = None
             f"or export {name} before blueprint render",
         )
     if generated:
-        notes.append(f"generated {', '.join(generated)} into {store.path} (mode 0600; the master key is "
-                     "how clients and the admin UI log in)")
+        notes.append(
+            f"generated {', '.join(generated)} into {store.path} (mode 0600; the master key is "
+            "how clients and the admin UI log in)"
+        )
     return Resolution(values, new, notes, tuple(external))
 
 

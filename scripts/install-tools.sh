@@ -17,12 +17,13 @@ sudo_if_needed() {
     echo "install-tools: need root for: $*" >&2; return 1; fi
 }
 
-# Debian packages: PostgreSQL and Redis servers and clients, systemd-analyze.
+# Debian packages: PostgreSQL and Redis servers and clients, systemd-analyze, ss.
 missing=()
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v gzip >/dev/null || missing+=(gzip)
+command -v ss >/dev/null || missing+=(iproute2)  # testinfra's socket check (blueprint verify)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-tools: apt-get install ${missing[*]}"
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get update -qq

@@ -231,9 +231,12 @@ def wait_for_port(port: int, timeout: float = 30, process: subprocess.Popen | No
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
-def write_config(directory: Path, data: dict | str, name: str = "blueprint-config.json") -> Path:
+def write_config(directory: Path, data: dict | str | bytes, name: str = "blueprint-config.json") -> Path:
     path = directory / name
-    path.write_text(data if isinstance(data, str) else json.dumps(data, indent=2))
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        path.write_text(data if isinstance(data, str) else json.dumps(data, indent=2))
     return path
 
 

@@ -217,20 +217,27 @@ def test_kill_9_during_writes_never_leaves_a_torn_file(config, home):
     planned = _prepare_both(config, home)
     names = sorted(set(planned["a"]) | set(planned["b"]))
     current = "a"
-    write_config(config.parent, CONFIG, "a.json")
-    pipeline.write(pipeline.prepare(options(config.parent / "a.json", HOME=str(home.home), **ENV)))
-    mixed = 0
+
+    def prepare(name):
+        return pipeline.prepare(options(config.parent / f"{name}.json", HOME=str(home.home), **ENV))
+
+    # How long one whole render takes here: kills are spread over that window (and a bit past it).
+    started = time.perf_counter()
+    pipeline.write(prepare("b"))
+    window = (time.perf_counter() - started) * 1.5
+    pipeline.write(prepare("a"))
+    outcomes = {"old": 0, "new": 0, "mixed": 0}
     rng = random.Random(20261124)
     for trial in range(200):
         target = "b" if current == "a" else "a"
-        prepared = pipeline.prepare(options(config.parent / f"{target}.json", HOME=str(home.home), **ENV))
+        prepared = prepare(target)
         pid = os.fork()
         if pid == 0:  # the child writes; the parent kills it somewhere along the way
             try:
                 pipeline.write(prepared)
             finally:
                 os._exit(0)
-        time.sleep(rng.uniform(0, 0.02))
+        time.sleep(rng.uniform(0, window))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         states = set()
@@ -240,12 +247,13 @@ def test_kill_9_during_writes_never_leaves_a_torn_file(config, home):
             assert data in options_for_file, f"trial {trial}: {name} is torn"
             if planned["a"].get(name) != planned["b"].get(name):
                 states.add("a" if data == planned["a"].get(name) else "b")
-        mixed += len(states) > 1
+        outcomes["mixed" if len(states) > 1 else ("new" if states == {target} else "old")] += 1
         # The next render after a kill recognises what the dead one wrote: no false conflict.
-        again = pipeline.prepare(options(config.parent / f"{target}.json", HOME=str(home.home), **ENV))
+        again = prepare(target)
         assert not [c for c in again.changes if c.status == engine.CONFLICT], f"trial {trial}"
         pipeline.write(again)
         current = target
-    assert mixed > 0, "no kill landed in the middle of a render: the trials proved nothing"
+    print(f"kill -9 trials: {outcomes}")
+    assert outcomes["mixed"] > 0, f"no kill landed in the middle of a render: {outcomes}"
     leftovers = [p for p in home.home.rglob(".*.tmp")]
     assert leftovers == [], "a completed render removes the temp files of killed ones"

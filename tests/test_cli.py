@@ -115,16 +115,29 @@ def test_usage_errors_exit_2(home):
     assert result.returncode == 2
 
 
-def test_unexpected_errors_exit_3_without_traceback_unless_debug(home, tmp_path):
-    # A directory where the manifest should be: the write fails in a way nothing anticipates.
+def test_file_system_errors_are_one_clear_line(home, tmp_path):
     home.state_dir.mkdir(parents=True)
-    home.manifest.mkdir()
+    home.manifest.mkdir()  # a directory where the manifest should be
     config = write_config(tmp_path, {"llm_providers": {"ollama": {"models": ["llama3.2"]}}})
     result = cli("render", "--config", str(config))
-    assert result.returncode == 3
-    assert "unexpected error" in result.stderr and "Traceback" not in result.stderr
-    debug = cli("--debug", "render", "--config", str(config))
-    assert debug.returncode == 3 and "Traceback" in debug.stderr
+    assert result.returncode == 1
+    assert f"blueprint: error: {home.manifest}: Is a directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unexpected_errors_exit_3_without_traceback_unless_debug(home, monkeypatch, capsys):
+    from blueprint import cli as cli_module
+    from blueprint import pipeline
+
+    def broken(options):
+        raise RuntimeError("something nobody planned for")
+
+    monkeypatch.setattr(pipeline, "prepare", broken)
+    assert cli_module.run(["render"]) == 3
+    err = capsys.readouterr().err
+    assert "unexpected error: RuntimeError: something nobody planned for" in err and "Traceback" not in err
+    assert cli_module.run(["--debug", "render"]) == 3
+    assert "Traceback" in capsys.readouterr().err
 
 
 def test_install_from_a_wheel_works_from_any_directory(tmp_path):
