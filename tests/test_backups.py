@@ -277,3 +277,15 @@ def test_backup_of_a_stopped_database_fails_clearly(stack):
     assert "password authentication failed" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list(stack["home"].backup_dir.glob("postgres/*")), "no half-written dump is left"
+
+
+def test_postgres_health_check_of_the_unit_passes_against_the_server(stack):
+    """The generated --health-cmd (pg_isready), run by /bin/sh -c as podman does."""
+    from tests import injection
+    from tests.test_litellm_e2e import health_command
+
+    services = injection.quadlet_services(stack["home"].unit_dir)
+    command = health_command(services, "litellm-postgres.service")
+    assert subprocess.run(["sh", "-c", command], capture_output=True).returncode == 0
+    stopped = command.replace(f"-p {stack['pg_port']}", "-p 1")
+    assert subprocess.run(["sh", "-c", stopped], capture_output=True).returncode != 0

@@ -24,6 +24,7 @@ from urllib.request import Request, urlopen
 import pytest
 
 from blueprint import pipeline
+from tests import injection
 from tests.conftest import TOOLS, free_port, need, options, wait_for_port, write_config
 
 pytestmark = [pytest.mark.litellm, pytest.mark.xdist_group("litellm-proxy")]
@@ -46,10 +47,10 @@ class FakeLago(BaseHTTPRequestHandler):
         pass
 
 
-def gateway_config(redis_port: int, lago_port: int) -> dict:
+def gateway_config(port: int, redis_port: int, lago_port: int) -> dict:
     return {
         "podman_version": "5.4",
-        "litellm": {"requires": ["litellm_redis"]},
+        "litellm": {"requires": ["litellm_redis"], "port": port, "published_port": port},
         "litellm_postgres": {"enabled": False},
         # The test's Redis answers on loopback; blueprint renders whatever host and port it is given.
         "litellm_redis": {"hostname": "localhost", "port": redis_port},
@@ -98,10 +99,22 @@ def gateway_config(redis_port: int, lago_port: int) -> dict:
     }
 
 
+def container_command(services, service: str, image: str) -> list[str]:
+    """The command a generated unit runs in its container: the words after the image."""
+    words = injection.exec_words(dict(services[service])["Service.ExecStart"])
+    return words[words.index(image) + 1 :]
+
+
+def health_command(services, service: str) -> str:
+    words = injection.exec_words(dict(services[service])["Service.ExecStart"])
+    return words[words.index("--health-cmd") + 1]
+
+
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     litellm = need(TOOLS / "litellm/bin/litellm", "LiteLLM proxy (.tools/litellm)")
-    redis_binary = need("redis-server", "redis-server")
+    need("redis-server", "redis-server")
+    need(injection.QUADLET, "Quadlet generator")
     base = tmp_path_factory.mktemp("gateway")
     home = base / "home"
     home.mkdir()
@@ -109,8 +122,8 @@ def gateway(tmp_path_factory):
     lago = ThreadingHTTPServer(("127.0.0.1", 0), FakeLago)
     threading.Thread(target=lago.serve_forever, daemon=True).start()
 
-    redis_port = free_port()
-    config = write_config(base, gateway_config(redis_port, lago.server_address[1]))
+    port, redis_port = free_port(), free_port()
+    config = write_config(base, gateway_config(port, redis_port, lago.server_address[1]))
     provider_keys = {
         "OPENAI_API_KEY": "sk-test-one",
         "OPENAI_API_KEY_2": "sk-test-two",
@@ -129,13 +142,23 @@ def gateway(tmp_path_factory):
     )
     environment.update(word.split("=", 1) for word in stack.service("litellm").environment)
     redis_password = environment["REDIS_PASSWORD"]
-    redis = subprocess.Popen(
-        [redis_binary, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--requirepass", redis_password],
-        stdout=subprocess.DEVNULL,
-    )
+
+    # Redis starts from the very command the generated unit runs in its container (as Quadlet and
+    # systemd hand it over), with the image's entrypoint and chown stubbed and its config file
+    # moved out of the shared /tmp; the password reaches it only through REDISCLI_AUTH.
+    services = injection.quadlet_services(paths.unit_dir)
+    redis_service = stack.service("litellm_redis")
+    command = container_command(services, "litellm-redis.service", redis_service.image)
+    command = [word.replace("/tmp/redis.conf", str(base / "redis.conf")) for word in command]
+    stubs = base / "image-stubs"
+    stubs.mkdir()
+    for name, body in {"docker-entrypoint.sh": 'exec "$@"', "chown": "exit 0"}.items():
+        (stubs / name).write_text(f"#!/bin/sh\n{body}\n")
+        (stubs / name).chmod(0o755)
+    redis_env = {"PATH": f"{stubs}:{os.environ['PATH']}", "REDISCLI_AUTH": redis_password}
+    redis = subprocess.Popen(command, env=redis_env, cwd=base, stdout=subprocess.DEVNULL)
     wait_for_port(redis_port)
 
-    port = free_port()
     yaml_path = paths.unit_dir / stack.litellm_config_path
     log = (base / "litellm.log").open("w")
     proxy = subprocess.Popen(
@@ -153,6 +176,8 @@ def gateway(tmp_path_factory):
             "stack": stack,
             "redis_port": redis_port,
             "redis_password": redis_password,
+            "redis_env": redis_env,
+            "services": services,
             "log": base / "litellm.log",
         }
     finally:
@@ -292,3 +317,32 @@ def test_no_secret_in_rendered_yaml(gateway):
     text = json.dumps(stack.litellm_config)
     assert gateway["key"] not in text and gateway["redis_password"] not in text
     assert "sk-test-one" not in text
+
+
+def test_the_units_health_checks_pass_against_the_running_services(gateway):
+    """Each generated --health-cmd, run as podman would run it (/bin/sh -c), sees its service healthy."""
+    services = gateway["services"]
+    redis_check = subprocess.run(
+        ["sh", "-c", health_command(services, "litellm-redis.service")], env=gateway["redis_env"], timeout=30
+    )
+    assert redis_check.returncode == 0
+    wrong = subprocess.run(
+        ["sh", "-c", health_command(services, "litellm-redis.service")],
+        env={**gateway["redis_env"], "REDISCLI_AUTH": "wrong"},
+        timeout=30,
+    )
+    assert wrong.returncode != 0, "a Redis refusing the password is not healthy"
+    litellm_check = subprocess.run(["sh", "-c", health_command(services, "litellm.service")], timeout=30)
+    assert litellm_check.returncode == 0
+
+
+def test_redis_requires_the_password_and_never_sees_it_in_argv(gateway):
+    refused = subprocess.run(["redis-cli", "-p", str(gateway["redis_port"]), "ping"], capture_output=True, text=True)
+    assert "NOAUTH" in refused.stdout
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                argv = open(f"/proc/{pid}/cmdline", "rb").read()
+            except OSError:
+                continue
+            assert gateway["redis_password"].encode() not in argv
