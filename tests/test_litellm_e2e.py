@@ -17,6 +17,7 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import ClassVar
 from urllib.error import HTTPError
 from urllib.request import Request, urlopen
@@ -342,7 +343,7 @@ def test_redis_requires_the_password_and_never_sees_it_in_argv(gateway):
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
-                argv = open(f"/proc/{pid}/cmdline", "rb").read()
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 continue
             assert gateway["redis_password"].encode() not in argv
