@@ -50,8 +50,7 @@ def _options(config_path):
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--debug", is_flag=True, help="Show the traceback of unexpected errors.")
 @click.version_option(__version__, prog_name="blueprint")
-@click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(debug: bool) -> None:
     """Run a LiteLLM gateway (LiteLLM + PostgreSQL + Redis, behind Caddy) as rootless Podman Quadlet
     services, from one JSON file.
 
@@ -69,7 +68,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     Units go to $XDG_CONFIG_HOME/containers/systemd (default ~/.config/containers/systemd).
     Files you edit by hand are never overwritten without --force.
     """
-    ctx.ensure_object(dict)["debug"] = debug
+    # --debug is read by run(), the error handler, before Click parses anything.
 
 
 # ---- render / apply ------------------------------------------------------------------------
@@ -105,6 +104,10 @@ def _summary(outcome) -> None:
             _say("systemd: nothing to reload or restart")
     elif not actions.empty:
         steps = []
+        if actions.stop:
+            steps.append("systemctl --user stop " + " ".join(actions.stop))
+        if actions.disable:
+            steps.append("systemctl --user disable --now " + " ".join(actions.disable))
         if actions.daemon_reload:
             steps.append("systemctl --user daemon-reload")
         if actions.restart:
@@ -231,7 +234,7 @@ def validate(config_path):
     """Check a config: JSON syntax, schema, references, sizing, images, secrets. Writes nothing."""
     from blueprint import pipeline
 
-    prepared = pipeline.check_config(_options(config_path))
+    prepared = pipeline.prepare(_options(config_path))  # everything a render does but write
     for note in prepared.notes:
         _say(f"note: {note}")
     stack = prepared.stack

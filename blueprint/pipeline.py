@@ -11,10 +11,14 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from blueprint import apply as engine
 from blueprint import config, fastpath, model, render, secrets
 from blueprint.paths import Paths, config_file, own_command
+
+if TYPE_CHECKING:
+    from blueprint.systemd import Actions
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,7 @@ class Outcome:
     written: list[engine.Change]
     removed: list[engine.Change]
     systemctl: list[list[str]] = field(default_factory=list)
-    actions: object | None = None  # what systemd had (or has) to do for these changes
+    actions: Actions | None = None  # what systemd had (or has) to do for these changes
     reloaded: bool = False
 
 
@@ -154,7 +158,3 @@ def _write(prepared: Prepared, *, force: bool, reload: bool, restart: bool) -> O
     fastpath.write_stamp(prepared, pending=not remaining.empty)
     return Outcome(prepared, writes, removals, calls, todo, reloaded=reload)
 
-
-def check_config(options: Options) -> Prepared:
-    """`blueprint validate`: everything a render does except writing."""
-    return prepare(options)
