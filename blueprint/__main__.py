@@ -7,10 +7,14 @@ goes to the CLI.
 
 from __future__ import annotations
 
+import gc
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    # blueprint is a short-lived command that makes no garbage cycles worth collecting: the cycle
+    # collector only costs time (a fifth of a 10,000-model render) and frees no memory here.
+    gc.disable()
     argv = sys.argv[1:] if argv is None else argv
     if argv in (["--help"], ["-h"], []):
         return _help()
