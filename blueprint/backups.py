@@ -21,17 +21,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from blueprint.errors import BlueprintError, ToolError
-from blueprint.files import ensure_dir, fsync_dir, write_atomic
+from blueprint.files import atomic_output, ensure_dir, write_atomic
+from blueprint.model import Database
 from blueprint.paths import Paths
 from blueprint.systemd import systemctl
 
 SUFFIX = {"postgres": ".sql.gz", "redis": ".rdb", "config": ".tar.gz"}
 NAME = re.compile(r"^(?P<kind>postgres|redis|config)-(?P<stamp>\d{8}T\d{6}Z)(?P<suffix>\.sql\.gz|\.rdb|\.tar\.gz)$")
-
-# Files removed by the last run's retention pass (the CLI reports them).
-last_pruned: list[Path] = []
 
 
 @dataclass(frozen=True)
@@ -73,13 +72,13 @@ def _target(paths: Paths, kind: str, now: float) -> Path:
     return folder / f"{kind}-{stamp}{SUFFIX[kind]}"
 
 
-def _finish(tmp: Path, final: Path) -> Backup:
-    os.replace(tmp, final)
-    fsync_dir(final.parent)
-    return _describe(final)
+@dataclass(frozen=True)
+class RunResult:
+    made: list[Backup]
+    pruned: list[Path]
 
 
-def run(options, kinds: Sequence[str], now: float | None = None) -> list[Backup]:
+def run(options, kinds: Sequence[str], now: float | None = None) -> RunResult:
     """Back up the given kinds ("all": every enabled one), then prune what retention allows."""
     stack = _stack(options)
     if stack.backup is None:
@@ -93,33 +92,34 @@ def run(options, kinds: Sequence[str], now: float | None = None) -> list[Backup]
     for kind in wanted:
         if kind not in enabled:
             raise BlueprintError(f"{stack.source}: nothing to back up for {kind}: that service is disabled")
-    done = [BACKUPS[kind](options, stack, now) for kind in wanted]
-    last_pruned[:] = prune(options.paths, stack.backup.retention_days, now)
-    return done
+    made = []
+    for kind in wanted:
+        final = _target(options.paths, kind, now)
+        # Written to a temp file, renamed only once complete: a failed backup leaves no file.
+        with atomic_output(final, 0o600) as out:
+            BACKUPS[kind](options, stack, now, out)
+        made.append(_describe(final))
+    return RunResult(made, prune(options.paths, stack.backup.retention_days, now))
 
 
-def _postgres(options, stack, now: float) -> Backup:
-    service = stack.service("litellm_postgres")
-    env = dict(w.split("=", 1) for w in service.environment)
-    final = _target(options.paths, "postgres", now)
-    tmp = final.with_name(f".{final.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=int(now)) as packed:
+def _postgres(options, stack, now: float, out: BinaryIO) -> None:
+    db = stack.database
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=int(now)) as packed:
         # --clean --if-exists: the dump recreates every object, so it restores over a live database too.
         dump = subprocess.Popen(
             [
                 "podman",
                 "exec",
-                service.hostname,
+                db.container,
                 "pg_dump",
                 "--clean",
                 "--if-exists",
                 "-p",
-                str(service.port),
+                str(db.port),
                 "-U",
-                env["POSTGRES_USER"],
+                db.user,
                 "-d",
-                env["POSTGRES_DB"],
+                db.name,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -127,56 +127,35 @@ def _postgres(options, stack, now: float) -> Backup:
         shutil.copyfileobj(dump.stdout, packed)
         error = dump.stderr.read().decode(errors="replace").strip()
         if dump.wait() != 0:
-            tmp.unlink(missing_ok=True)
+            unit = stack.service("litellm_postgres").unit
             raise ToolError(
-                f"pg_dump in {service.hostname} failed: {error.splitlines()[-1] if error else dump.returncode}",
-                hint=f"is {service.unit} running? (systemctl --user status {service.unit})",
+                f"pg_dump in {db.container} failed: {error.splitlines()[-1] if error else dump.returncode}",
+                hint=f"is {unit} running? (systemctl --user status {unit})",
             )
-        raw.flush()
-        os.fsync(raw.fileno())
-    return _finish(tmp, final)
 
 
-def _redis(options, stack, now: float) -> Backup:
+def _redis(options, stack, now: float, out: BinaryIO) -> None:
     service = stack.service("litellm_redis")
-    final = _target(options.paths, "redis", now)
-    tmp = final.with_name(f".{final.name}.tmp")
     # redis-cli --rdb asks the server for a snapshot over the replication protocol (the server is
     # not blocked); REDISCLI_AUTH is in the container's environment. stdout carries only the file.
     script = (
         f'f=$(mktemp) && redis-cli -p {service.port} --rdb "$f" >/dev/null 2>&1 && cat "$f"; '
         'rc=$?; rm -f "$f"; exit $rc'
     )
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        try:
-            _run(["podman", "exec", service.hostname, "sh", "-c", script], stdout=out)
-        except ToolError:
-            tmp.unlink(missing_ok=True)
-            raise
-        os.fsync(out.fileno())
-    if tmp.read_bytes()[:5] != b"REDIS":
-        tmp.unlink(missing_ok=True)
+    _run(["podman", "exec", service.hostname, "sh", "-c", script], stdout=out)
+    if os.pread(out.fileno(), 5, 0) != b"REDIS":
         raise ToolError(f"{service.hostname}: redis-cli --rdb did not produce an RDB snapshot")
-    return _finish(tmp, final)
 
 
-def _config(options, stack, now: float) -> Backup:
+def _config(options, stack, now: float, out: BinaryIO) -> None:
     """The config file, the secret store and the rendered environment files, in one tar.gz."""
     paths = options.paths
-    final = _target(paths, "config", now)
-    tmp = final.with_name(f".{final.name}.tmp")
     config_file = Path(stack.source)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as raw:
-        with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-            tar.add(config_file, arcname=f"config/{config_file.name}")
-            for source in (paths.secret_store, paths.env_dir):
-                if source.exists():
-                    tar.add(source, arcname=f"secrets/{source.relative_to(paths.secrets_dir)}")
-        raw.flush()
-        os.fsync(raw.fileno())
-    return _finish(tmp, final)
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        tar.add(config_file, arcname=f"config/{config_file.name}")
+        for source in (paths.secret_store, paths.env_dir):
+            if source.exists():
+                tar.add(source, arcname=f"secrets/{source.relative_to(paths.secrets_dir)}")
 
 
 BACKUPS = {"postgres": _postgres, "redis": _redis, "config": _config}
@@ -239,7 +218,7 @@ def restore(options, kind: str, path: Path) -> Iterator[str]:
         yield f"stopped {litellm.unit}"
     try:
         if kind == "postgres":
-            yield from _restore_postgres(service, path)
+            yield from _restore_postgres(stack.database, path)
         else:
             yield from _restore_redis(stack, service, path)
     finally:
@@ -248,27 +227,13 @@ def restore(options, kind: str, path: Path) -> Iterator[str]:
             yield f"started {litellm.unit}"
 
 
-def _restore_postgres(service, path: Path) -> Iterator[str]:
-    env = dict(w.split("=", 1) for w in service.environment)
-    user, database = env["POSTGRES_USER"], env["POSTGRES_DB"]
-    psql = [
-        "podman",
-        "exec",
-        "-i",
-        service.hostname,
-        "psql",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-q",
-        "-p",
-        str(service.port),
-        "-U",
-        user,
-    ]
+def _restore_postgres(db: Database, path: Path) -> Iterator[str]:
+    user, database = db.user, db.name
+    psql = ["podman", "exec", "-i", db.container, "psql", "-v", "ON_ERROR_STOP=1", "-q", "-p", str(db.port), "-U", user]
     # Connected to the maintenance database, the owner replaces its own database.
     _run([*psql, "-d", "postgres", "-c", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'])
     _run([*psql, "-d", "postgres", "-c", f'CREATE DATABASE "{database}" OWNER "{user}"'])
-    yield f"recreated database {database} in {service.hostname}"
+    yield f"recreated database {database} in {db.container}"
     try:
         with gzip.open(path, "rb") as dump:
             sql = dump.read()

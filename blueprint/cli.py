@@ -117,7 +117,7 @@ def _summary(outcome) -> None:
         _say("next: " + " && ".join(steps) + "   (or: blueprint apply)")
     if prepared.stack.site:
         site_file = _short(prepared.options.paths.unit_dir / prepared.stack.site_path)
-        _say(f"external URL: {prepared.stack.site.url} (Caddy site: {site_file})")
+        _say(f"external URL: {prepared.stack.site.address} (Caddy site: {site_file})")
 
 
 def _render(config_path, *, dry_run=False, force=False, reload=False, restart=True) -> None:
@@ -239,10 +239,10 @@ def validate(config_path):
         _say(f"note: {note}")
     stack = prepared.stack
     models = len(stack.litellm_config["model_list"]) if stack.litellm_config else 0
-    _say(
-        f"{prepared.loaded.source}: valid ({len(stack.services)} services, {models} model deployments, "
-        f"Podman {stack.podman.version})"
+    podman = f"Podman {stack.podman.version}" + (
+        f", as {stack.podman.detected_from} says" if stack.podman.detected_from else ""
     )
+    _say(f"{prepared.loaded.source}: valid ({len(stack.services)} services, {models} model deployments, {podman})")
 
 
 @cli.command()
@@ -358,10 +358,10 @@ def backup_run(config_path, kinds):
     """Back up now (default: all), then prune old backups."""
     from blueprint import backups
 
-    options = _options(config_path)
-    for result in backups.run(options, kinds or ("all",)):
-        _say(f"backup {result.kind}: {_short(result.path)} ({result.size} bytes)")
-    for path in backups.last_pruned:
+    result = backups.run(_options(config_path), kinds or ("all",))
+    for made in result.made:
+        _say(f"backup {made.kind}: {_short(made.path)} ({made.size} bytes)")
+    for path in result.pruned:
         _say(f"pruned {_short(path)}")
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from hashlib import sha256
 from pathlib import Path
+from typing import BinaryIO
 
 from blueprint.errors import ToolError
 
@@ -22,37 +24,40 @@ def ensure_dir(path: Path, mode: int = 0o755) -> None:
         path.chmod(mode)
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace `path` with `data` so that a reader (or a crash) sees the old file or the new one.
+@contextmanager
+def atomic_output(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A file to write that replaces `path` only when the block ends without an error.
 
-    Temp file in the same directory, written and fsynced with its final mode already set, then
-    renamed over the target and the directory fsynced (the rename is what makes it durable).
-    The temp name starts with a dot and has no unit suffix, so Quadlet never picks it up.
+    Temp file in the same directory, created with its final mode before any byte is written,
+    fsynced, renamed over the target, and the directory fsynced (the rename is what makes it
+    durable): a reader, or a crash, sees the old file or the new one, never a part. The temp name
+    starts with a dot and has no unit suffix, so Quadlet never picks it up.
     """
     directory = path.parent
     for stale in directory.glob(f".{path.name}.*.tmp"):
         # Left by a blueprint killed before its rename; callers hold the state lock (lock()).
         stale.unlink(missing_ok=True)
     tmp = directory / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-    # O_EXCL: never follow or reuse something already there; the mode is set before any byte.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    # O_EXCL: never follow or reuse something already there.
+    # Opened for reading too, so a writer can check what it wrote before the rename.
+    handle = os.fdopen(os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode), "w+b")
     try:
-        os.fchmod(fd, mode)  # the umask may have narrowed the mode given to open()
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    try:
+        with handle:
+            os.fchmod(handle.fileno(), mode)  # the umask may have narrowed the mode given to open()
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(directory)
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace `path` with `data`, atomically (see atomic_output)."""
+    with atomic_output(path, mode) as handle:
+        handle.write(data)
 
 
 @contextmanager

@@ -49,7 +49,10 @@ DEFAULT_PODMAN = PodmanVersion(5, 4)
 # The first Podman whose Quadlet knows each key or behaviour we use (podman-systemd.unit(5) and
 # the release notes; ../shared/QUADLET-NOTES.md). Older targets get the podman run option instead.
 SINCE = {
-    "HealthCmd": PodmanVersion(4, 5),
+    **{
+        key: PodmanVersion(4, 5)
+        for key in ("HealthCmd", "HealthInterval", "HealthTimeout", "HealthRetries", "HealthStartPeriod")
+    },
     "Secret": PodmanVersion(4, 5),
     "relative Volume": PodmanVersion(4, 5),
     "ShmSize": PodmanVersion(4, 7),
@@ -88,22 +91,14 @@ class Health:
     retries: int = 3
     start_period: str = "30s"
 
-    def podman_args(self) -> list[str]:
+    def options(self) -> list[tuple[str, str, Any]]:
+        """(Quadlet key, podman run option, value) for each setting."""
         return [
-            f"--health-cmd={self.cmd}",
-            f"--health-interval={self.interval}",
-            f"--health-timeout={self.timeout}",
-            f"--health-retries={self.retries}",
-            f"--health-start-period={self.start_period}",
-        ]
-
-    def directives(self) -> list[tuple[str, Any]]:
-        return [
-            ("HealthCmd", self.cmd),
-            ("HealthInterval", self.interval),
-            ("HealthTimeout", self.timeout),
-            ("HealthRetries", self.retries),
-            ("HealthStartPeriod", self.start_period),
+            ("HealthCmd", "--health-cmd", self.cmd),
+            ("HealthInterval", "--health-interval", self.interval),
+            ("HealthTimeout", "--health-timeout", self.timeout),
+            ("HealthRetries", "--health-retries", self.retries),
+            ("HealthStartPeriod", "--health-start-period", self.start_period),
         ]
 
 
@@ -151,15 +146,21 @@ class Sizing:
 
 
 @dataclass(frozen=True)
+class Database:
+    """The PostgreSQL database LiteLLM uses, as backups and checks reach it inside its container."""
+
+    container: str
+    port: int
+    user: str
+    name: str
+
+
+@dataclass(frozen=True)
 class Volume:
     name: str  # unit stem: litellm-postgres -> litellm-postgres.volume
     source: str  # its place in the tree of templates (njk/<source>.njk)
     path: str  # where the unit file lands, relative to the unit directory
     description: str
-
-    @property
-    def unit(self) -> str:
-        return f"{self.name}.volume"
 
     @property
     def podman_name(self) -> str:
@@ -204,9 +205,8 @@ class Service:
 
 @dataclass(frozen=True)
 class Site:
-    address: str  # https://host[:port]
+    address: str  # https://host[:port]: the external URL
     upstream: str  # host:port of the published API
-    url: str
 
 
 @dataclass(frozen=True)
@@ -245,9 +245,9 @@ class Stack:
     site: Site | None
     site_path: str | None
     backup: Backup | None
+    database: Database | None
     secrets_backend: str
     sizing: Sizing
-    generated_secrets: tuple[str, ...]
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -256,6 +256,11 @@ class Stack:
 
     def service(self, key: str) -> Service | None:
         return next((s for s in self.services if s.key == key), None)
+
+    @property
+    def generated_secrets(self) -> tuple[str, ...]:
+        """The secrets blueprint makes for the services this stack runs."""
+        return tuple(name for name, key in GENERATED.items() if self.service(key))
 
     @property
     def secret_names(self) -> tuple[str, ...]:
@@ -366,7 +371,6 @@ def build(
         services.append(_redis(redis, sizing, layout))
 
     litellm_config = config_path_rel = site = site_path = None
-    generated = [name for name, key in GENERATED.items() if enabled[key]]
     if enabled["litellm"]:
         litellm = data["litellm"]
         _check_image(litellm["image"], "/litellm/image", check, litellm=litellm)
@@ -407,9 +411,11 @@ def build(
         site=site,
         site_path=site_path,
         backup=backup,
+        database=Database(postgres["hostname"], postgres["port"], postgres["user"], postgres["database"])
+        if enabled["litellm_postgres"]
+        else None,
         secrets_backend=secrets_backend,
         sizing=sizing,
-        generated_secrets=tuple(generated),
         notes=tuple(check.notes),
     )
 
@@ -598,12 +604,15 @@ def _postgres(cfg, sizing: Sizing, layout: _Layout) -> Service:
     )
 
 
+REDIS_CONF = "/tmp/redis.conf"  # inside the container, written at each start
+
+
 def _redis(cfg, sizing: Sizing, layout: _Layout) -> Service:
     port = cfg["port"]
     server = [
         "docker-entrypoint.sh",
         "redis-server",
-        "/tmp/redis.conf",
+        REDIS_CONF,
         "--port",
         str(port),
         "--maxmemory",
@@ -617,8 +626,8 @@ def _redis(cfg, sizing: Sizing, layout: _Layout) -> Service:
     # never through argv (which every local user can read in /proc). The entrypoint then drops
     # to the redis user, which owns the file.
     script = (
-        'umask 077 && echo "requirepass $REDISCLI_AUTH" > /tmp/redis.conf && '
-        "chown redis /tmp/redis.conf && exec " + shlex.join(server)
+        f'umask 077 && echo "requirepass $REDISCLI_AUTH" > {REDIS_CONF} && '
+        f"chown redis {REDIS_CONF} && exec " + shlex.join(server)
     )
     return Service(
         key="litellm_redis",
@@ -746,33 +755,21 @@ def _with_secret_delivery(service: Service, backend: str, paths: Paths) -> Servi
 
 
 def _with_directives(service: Service, podman: Podman) -> Service:
-    """The version-dependent [Container] keys, or their podman run options for older Podman."""
-    directives: list[tuple[str, Any]] = []
-    podman_args: list[str] = []
-    if service.secrets and not podman.has("Secret"):
-        podman_args += [f"--secret={s}" for s in service.secrets]
-    if service.health:
-        if podman.has("HealthCmd"):
-            directives += service.health.directives()
-        else:
-            podman_args += service.health.podman_args()
-        if podman.has("Notify=healthy"):
-            # The service is "started" only once healthy, so After= really waits for it.
-            directives.append(("Notify", "healthy"))
+    """The version-dependent [Container] keys, or their podman run options for older Podman.
+
+    (Secret= needs no fallback: build() refuses the podman secrets backend before Podman 4.5.)
+    """
+    options: list[tuple[str, str, Any]] = [*service.health.options()] if service.health else []
     if service.memory_mb:
-        if podman.has("Memory"):
-            directives.append(("Memory", f"{service.memory_mb}m"))
-        else:
-            podman_args.append(f"--memory={service.memory_mb}m")
+        options.append(("Memory", "--memory", f"{service.memory_mb}m"))
     if service.shm_size:
-        if podman.has("ShmSize"):
-            directives.append(("ShmSize", service.shm_size))
-        else:
-            podman_args.append(f"--shm-size={service.shm_size}")
-    if podman.has("StopTimeout"):
-        directives.append(("StopTimeout", service.stop_timeout))
-    else:
-        podman_args.append(f"--stop-timeout={service.stop_timeout}")
+        options.append(("ShmSize", "--shm-size", service.shm_size))
+    options.append(("StopTimeout", "--stop-timeout", service.stop_timeout))
+    directives = [(key, value) for key, _, value in options if podman.has(key)]
+    podman_args = [f"{option}={value}" for key, option, value in options if not podman.has(key)]
+    if service.health and podman.has("Notify=healthy"):
+        # The service is "started" only once healthy, so After= really waits for it.
+        directives.append(("Notify", "healthy"))
     if podman_args:
         directives.append(("PodmanArgs", Words(podman_args)))
     return replace(service, directives=tuple(directives))
@@ -837,17 +834,8 @@ def _model_list(data, enabled, check: _Checker) -> tuple[list[Deployment], list[
 
 def _check_provider_fields(entry, kind: catalog.Provider, where: str, check: _Checker) -> None:
     known = {c.field for c in kind.credentials} | {s.field for s in kind.settings} | {"base_url"}
-    for name in (
-        "api_key",
-        "aws_access_key_id",
-        "aws_secret_access_key",
-        "vertex_credentials",
-        "api_version",
-        "region",
-        "project",
-        "location",
-    ):
-        if name in entry and name not in known:
+    for name in sorted(catalog.PROVIDER_FIELDS - known):
+        if name in entry:
             check.fail(
                 f"{where}/{name}",
                 f"{kind.title} does not take {name}",
@@ -1045,7 +1033,7 @@ def _site(data, layout: _Layout, check: _Checker) -> tuple[Site | None, str | No
     address = f"https://{host}" + ("" if port == 443 else f":{port}")
     bind = litellm["publish_address"]
     upstream = f"{'127.0.0.1' if bind == '0.0.0.0' else bind}:{litellm['published_port']}"
-    return Site(address=address, upstream=upstream, url=address), layout.place("litellm/litellm.caddy")
+    return Site(address=address, upstream=upstream), layout.place("litellm/litellm.caddy")
 
 
 BACKUP_KINDS = {"postgres": "litellm_postgres", "redis": "litellm_redis", "config": None}

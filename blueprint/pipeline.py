@@ -157,4 +157,3 @@ def _write(prepared: Prepared, *, force: bool, reload: bool, restart: bool) -> O
     manifest.save()
     fastpath.write_stamp(prepared, pending=not remaining.empty)
     return Outcome(prepared, writes, removals, calls, todo, reloaded=reload)
-

@@ -133,6 +133,11 @@ PROVIDERS: dict[str, Provider] = {
     )
 }
 
+# Every provider-specific field of a config entry (a field of one provider is refused on another).
+PROVIDER_FIELDS = {c.field for p in PROVIDERS.values() for c in p.credentials} | {
+    s.field for p in PROVIDERS.values() for s in p.settings
+}
+
 # Names people use for the same thing; an entry called "vllm" needs no "provider" field.
 ALIASES = {"vllm": "hosted_vllm", "localai": "openai_compatible", "google": "gemini"}
 

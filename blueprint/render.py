@@ -37,7 +37,6 @@ class PlannedFile:
     secret: bool = False
     # The service to restart when this file changes (a mounted config, an environment file).
     restarts: str | None = None
-    template: str = ""
 
 
 @cache
@@ -87,41 +86,31 @@ def plan(stack: Stack, paths: Paths, secrets: Mapping[str, str]) -> list[Planned
 
 def _plan(stack: Stack, paths: Paths, secrets: Mapping[str, str]) -> Iterator[PlannedFile]:
     units = paths.unit_dir
-    yield PlannedFile(units / stack.network_unit, _render("llm.network.njk", stack=stack), template="llm.network.njk")
+    yield PlannedFile(units / stack.network_unit, _render("llm.network.njk", stack=stack))
     for volume in stack.volumes:
-        template = f"{volume.source}.njk"
-        yield PlannedFile(units / volume.path, _render(template, stack=stack, volume=volume), template=template)
+        yield PlannedFile(units / volume.path, _render(f"{volume.source}.njk", stack=stack, volume=volume))
     for service in stack.services:
-        template = f"{service.source}.njk"
-        yield PlannedFile(units / service.path, _render(template, stack=stack, svc=service), template=template)
+        yield PlannedFile(units / service.path, _render(f"{service.source}.njk", stack=stack, svc=service))
         if service.env_files:
-            template = f"{BLUEPRINT_ENV}/service.env.njk"
             env = [(e.var, e.value(secrets)) for e in service.secret_env]
             yield PlannedFile(
                 Path(service.env_files[0]),
-                _render(template, svc=service, env=env),
+                _render(f"{BLUEPRINT_ENV}/service.env.njk", svc=service, env=env),
                 mode=SECRET_MODE,
                 secret=True,
                 restarts=service.unit,
-                template=template,
             )
     if stack.litellm_config is not None:
-        template = "litellm/litellm.yaml.njk"
         yield PlannedFile(
             units / stack.litellm_config_path,
-            _render(template, config=stack.litellm_config),
-            restarts="litellm.service",
-            template=template,
+            _render("litellm/litellm.yaml.njk", config=stack.litellm_config),
+            restarts=stack.service("litellm").unit,
         )
     if stack.site is not None:
-        template = "litellm/litellm.caddy.njk"
-        yield PlannedFile(units / stack.site_path, _render(template, site=stack.site), template=template)
-    if stack.backup is not None:
-        for job in stack.backup.jobs:
-            for kind in ("service", "timer"):
-                template = f"{SYSTEMD_USER}/blueprint-backup.{kind}.njk"
-                yield PlannedFile(
-                    paths.systemd_user_dir / f"blueprint-backup-{job.kind}.{kind}",
-                    _render(template, backup=stack.backup, job=job),
-                    template=template,
-                )
+        yield PlannedFile(units / stack.site_path, _render("litellm/litellm.caddy.njk", site=stack.site))
+    for job in stack.backup.jobs if stack.backup else ():
+        for kind in ("service", "timer"):
+            yield PlannedFile(
+                paths.systemd_user_dir / f"blueprint-backup-{job.kind}.{kind}",
+                _render(f"{SYSTEMD_USER}/blueprint-backup.{kind}.njk", backup=stack.backup, job=job),
+            )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import secrets as random
-import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,12 +99,6 @@ class Store:
         body = "".join(f"{name}={value}\n" for name, value in sorted(self.values.items()))
         write_atomic(self.path, (HEADER + body).encode(), 0o600)
 
-    def mode(self) -> int | None:
-        try:
-            return stat.S_IMODE(self.path.stat().st_mode)
-        except FileNotFoundError:
-            return None
-
 
 @dataclass
 class Resolution:
@@ -126,10 +119,11 @@ def resolve(stack: Stack, store: Store, environ: Mapping[str, str] | None = None
     new: dict[str, str] = {}
     notes: list[str] = []
     missing: list[tuple[str, str]] = []
-    external = []
     generated: list[str] = []
-    recovered = _from_environment_files(stack)
+    recovered: dict[str, str] | None = None  # read only if a secret is missing from the store
     for name in needed:
+        if name not in store.values and recovered is None:
+            recovered = _from_environment_files(stack)
         if name in store.values:
             values[name] = store.values[name]
             if name not in GENERATED and environ.get(name, values[name]) != values[name]:
@@ -152,8 +146,6 @@ def resolve(stack: Stack, store: Store, environ: Mapping[str, str] | None = None
             notes.append(f"{name} taken from your environment and stored (mode 0600)")
         else:
             missing.append((name, _asked_by(stack, name)))
-        if name not in GENERATED:
-            external.append(name)
     if missing:
         name, where = missing[0]
         others = f" (also missing: {', '.join(n for n, _ in missing[1:])})" if len(missing) > 1 else ""
@@ -167,7 +159,13 @@ def resolve(stack: Stack, store: Store, environ: Mapping[str, str] | None = None
             f"generated {', '.join(generated)} into {store.path} (mode 0600; the master key is "
             "how clients and the admin UI log in)"
         )
-    return Resolution(values, new, notes, tuple(external))
+    return Resolution(values, new, notes, tuple(n for n in needed if n not in GENERATED))
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The variables of an environment file as Podman reads it (KEY=VALUE lines, # comments)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
 
 
 def _from_environment_files(stack: Stack) -> dict[str, str]:
@@ -176,10 +174,9 @@ def _from_environment_files(stack: Stack) -> dict[str, str]:
         if not service.env_files:
             continue
         try:
-            lines = Path(service.env_files[0]).read_text(encoding="utf-8").splitlines()
+            written = read_env_file(service.env_files[0])
         except (FileNotFoundError, UnicodeDecodeError):
             continue
-        written = dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
         for env in service.secret_env:
             if env.source and written.get(env.var):
                 found.setdefault(env.source, written[env.var])

@@ -58,6 +58,11 @@ class Actions:
         )
 
 
+def _in_order(units: set[str], order: Sequence[str]) -> tuple[str, ...]:
+    """Container services dependencies first (`order`), then the rest (timers) by name."""
+    return tuple([u for u in order if u in units] + sorted(units - set(order)))
+
+
 def merge(first: Actions, second: Actions, order: Sequence[str]) -> Actions:
     """Both sets of actions, once each; restarts dependencies first, never a service being stopped."""
     stop = tuple(dict.fromkeys([*first.stop, *second.stop]))
@@ -67,22 +72,15 @@ def merge(first: Actions, second: Actions, order: Sequence[str]) -> Actions:
         stop=stop,
         disable=tuple(dict.fromkeys([*first.disable, *second.disable])),
         daemon_reload=first.daemon_reload or second.daemon_reload,
-        restart=tuple([s for s in order if s in restart] + sorted(restart - set(order))),
+        restart=_in_order(restart, order),
         enable=tuple(dict.fromkeys([*first.enable, *second.enable])),
         notes=first.notes + second.notes,
     )
 
 
-def service_of(name: str) -> str | None:
-    """The systemd unit a Quadlet or systemd file becomes."""
-    stem, _, suffix = name.rpartition(".")
-    return {
-        "container": f"{stem}.service",
-        "volume": f"{stem}-volume.service",
-        "network": f"{stem}-network.service",
-        "service": name,
-        "timer": name,
-    }.get(suffix)
+def _container_service(name: str) -> str:
+    """The service Quadlet makes of x.container: x.service."""
+    return name.removesuffix(".container") + ".service"
 
 
 def plan_actions(writes: Iterable[Change], removals: Iterable[Change], order: Sequence[str]) -> Actions:
@@ -94,7 +92,7 @@ def plan_actions(writes: Iterable[Change], removals: Iterable[Change], order: Se
         name = change.path.name
         reload = reload or name.endswith(UNIT_SUFFIXES)
         if name.endswith(".container"):
-            stop.append(service_of(name))
+            stop.append(_container_service(name))
         elif name.endswith(".timer"):
             disable.append(name)
         elif name.endswith(".volume"):
@@ -106,7 +104,7 @@ def plan_actions(writes: Iterable[Change], removals: Iterable[Change], order: Se
         name = change.path.name
         reload = reload or name.endswith(UNIT_SUFFIXES)
         if name.endswith(".container"):
-            restart.add(service_of(name))
+            restart.add(_container_service(name))
         elif name.endswith(".timer"):
             if change.status == CREATE:
                 enable.append(name)
@@ -122,8 +120,7 @@ def plan_actions(writes: Iterable[Change], removals: Iterable[Change], order: Se
             notes.append(f"{change.path} was written: reload Caddy (which imports it) to serve it")
         if change.planned.restarts:
             restart.add(change.planned.restarts)
-    ordered = [s for s in order if s in restart] + sorted(restart - set(order))
-    return Actions(tuple(stop), tuple(disable), reload, tuple(ordered), tuple(enable), tuple(notes))
+    return Actions(tuple(stop), tuple(disable), reload, _in_order(restart, order), tuple(enable), tuple(notes))
 
 
 def systemctl(*args: str) -> list[str]:

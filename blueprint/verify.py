@@ -112,24 +112,12 @@ def run(options, host_spec: str = "local://") -> list[Check]:
             assert answer.startswith("401"), f"GET /v1/models without a key answered {answer or 'nothing'}"
             return "401 without a key"
 
-    postgres = stack.service("litellm_postgres")
-    if postgres is not None:
-        env = dict(w.split("=", 1) for w in postgres.environment)
+    db = stack.database
+    if db is not None:
 
         @check("PostgreSQL ready")
         def _():
-            result = sh(
-                "podman",
-                "exec",
-                postgres.hostname,
-                "pg_isready",
-                "-p",
-                str(postgres.port),
-                "-U",
-                env["POSTGRES_USER"],
-                "-d",
-                env["POSTGRES_DB"],
-            )
+            result = sh("podman", "exec", db.container, "pg_isready", "-p", str(db.port), "-U", db.user, "-d", db.name)
             assert result.rc == 0, said(result)
             return result.stdout.strip()
 
