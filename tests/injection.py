@@ -4,6 +4,7 @@ that a rendered tree is exactly as structured as a benign one (no new directive,
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import os
 import re
@@ -130,6 +131,24 @@ def shape(services: dict[str, list[tuple[str, str]]]) -> dict[str, list[str]]:
 def exec_words(value: str) -> list[str]:
     """An ExecStart= line split into words as systemd does (quotes, then %% and $$ unescaped)."""
     return [w.replace("%%", "%").replace("$$", "$") for w in shlex.split(value)]
+
+
+def run_options(services, service: str, option: str) -> list[str]:
+    """The values of one `podman run` option in a generated ExecStart= (e.g. every --env)."""
+    words = exec_words(dict(services[service])["Service.ExecStart"])
+    return [value for name, value in itertools.pairwise(words) if name == option]
+
+
+def container_environment(services, service: str) -> dict[str, str]:
+    """The environment `podman run` gives a container, read from the generated ExecStart=:
+    every --env-file (as Podman reads it), then every --env KEY=VALUE."""
+    from blueprint.secrets import read_env_file
+
+    environment: dict[str, str] = {}
+    for path in run_options(services, service, "--env-file"):
+        environment.update(read_env_file(path))
+    environment.update(value.split("=", 1) for value in run_options(services, service, "--env"))
+    return environment
 
 
 def yaml_shape(data, path="") -> set[str]:

@@ -107,8 +107,8 @@ def container_command(services, service: str, image: str) -> list[str]:
 
 
 def health_command(services, service: str) -> str:
-    words = injection.exec_words(dict(services[service])["Service.ExecStart"])
-    return words[words.index("--health-cmd") + 1]
+    [command] = injection.run_options(services, service, "--health-cmd")
+    return command
 
 
 @pytest.fixture(scope="module")
@@ -136,18 +136,14 @@ def gateway(tmp_path_factory):
     stack = outcome.prepared.stack
     paths = opts.paths
 
-    # Only what the container would get: the rendered env file and the unit's Environment= values.
-    env_file = paths.env_dir / "litellm.env"
-    environment = dict(
-        line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line and not line.startswith("#")
-    )
-    environment.update(word.split("=", 1) for word in stack.service("litellm").environment)
+    # Only what the container would get: the environment the generated `podman run` passes it.
+    services = injection.quadlet_services(paths.unit_dir)
+    environment = injection.container_environment(services, "litellm.service")
     redis_password = environment["REDIS_PASSWORD"]
 
     # Redis starts from the very command the generated unit runs in its container (as Quadlet and
     # systemd hand it over), with the image's entrypoint and chown stubbed and its config file
     # moved out of the shared /tmp; the password reaches it only through REDISCLI_AUTH.
-    services = injection.quadlet_services(paths.unit_dir)
     redis_service = stack.service("litellm_redis")
     command = container_command(services, "litellm-redis.service", redis_service.image)
     command = [word.replace("/tmp/redis.conf", str(base / "redis.conf")) for word in command]
@@ -156,7 +152,10 @@ def gateway(tmp_path_factory):
     for name, body in {"docker-entrypoint.sh": 'exec "$@"', "chown": "exit 0"}.items():
         (stubs / name).write_text(f"#!/bin/sh\n{body}\n")
         (stubs / name).chmod(0o755)
-    redis_env = {"PATH": f"{stubs}:{os.environ['PATH']}", "REDISCLI_AUTH": redis_password}
+    redis_env = {
+        "PATH": f"{stubs}:{os.environ['PATH']}",
+        **injection.container_environment(services, "litellm-redis.service"),
+    }
     redis = subprocess.Popen(command, env=redis_env, cwd=base, stdout=subprocess.DEVNULL)
     wait_for_port(redis_port)
 
@@ -175,6 +174,7 @@ def gateway(tmp_path_factory):
             "url": f"http://127.0.0.1:{port}",
             "key": environment["LITELLM_MASTER_KEY"],
             "stack": stack,
+            "yaml": yaml_path,
             "redis_port": redis_port,
             "redis_password": redis_password,
             "redis_env": redis_env,
@@ -314,10 +314,10 @@ def test_lago_receives_a_usage_event_with_the_customer(gateway):
 
 
 def test_no_secret_in_rendered_yaml(gateway):
-    stack = gateway["stack"]
-    text = json.dumps(stack.litellm_config)
-    assert gateway["key"] not in text and gateway["redis_password"] not in text
-    assert "sk-test-one" not in text
+    text = gateway["yaml"].read_text()
+    assert "os.environ/LITELLM_MASTER_KEY" in text
+    for secret in (gateway["key"], gateway["redis_password"], "sk-test-one", "sk-test-two", "lago-test-key"):
+        assert secret not in text
 
 
 def test_the_units_health_checks_pass_against_the_running_services(gateway):

@@ -11,16 +11,18 @@ from blueprint import providers
 from tests.conftest import ROOT
 
 SCRIPT = """
-import json, sys, typing, inspect
+import json, pathlib, sys, typing, inspect
 import litellm
 from litellm.proxy._types import ConfigGeneralSettings
 catalog = json.load(sys.stdin)
+source = "".join(p.read_text(errors="replace") for p in pathlib.Path(litellm.__file__).parent.rglob("*.py"))
 out = {}
 for name, entry in catalog.items():
     model = entry["prefix"] + "/some-model"
     provider = litellm.get_llm_provider(model, api_base=entry["api_base"])[1]
     missing = litellm.validate_environment(model).get("missing_keys", [])
-    out[name] = {"provider": provider, "missing": missing}
+    read = [env for env in entry["envs"] if f'"{env}"' in source]
+    out[name] = {"provider": provider, "missing": missing, "read": read}
 strategies = typing.get_args(inspect.signature(litellm.Router.__init__).parameters["routing_strategy"].annotation)
 out["_router"] = {"strategies": list(strategies), "args": sorted(litellm.Router.get_valid_args())}
 out["_general"] = sorted(ConfigGeneralSettings.model_fields)
@@ -38,7 +40,11 @@ def litellm_view(request):
 
     python = need(TOOLS / "litellm/bin/python", "LiteLLM (.tools/litellm)")
     catalog = {
-        p.name: {"prefix": p.prefix, "api_base": p.default_base_url or "https://example.com"}
+        p.name: {
+            "prefix": p.prefix,
+            "api_base": p.default_base_url or "https://example.com",
+            "envs": [c.env for c in p.credentials],
+        }
         for p in providers.PROVIDERS.values()
     }
     result = subprocess.run(
@@ -74,7 +80,8 @@ def test_required_credentials_are_the_variables_litellm_asks_for(litellm_view, n
         assert ours == {"VERTEXAI_CREDENTIALS"} and asked == {"VERTEXAI_PROJECT", "VERTEXAI_LOCATION"}
         return
     if not asked:
-        # LiteLLM checks nothing up front for these; our variable must still be one it reads.
+        # LiteLLM checks nothing up front for these: our variables must still be ones it reads.
+        assert set(litellm_view[name]["read"]) == {c.env for c in entry.credentials}, name
         return
     if name == "gemini":
         # LiteLLM accepts GOOGLE_API_KEY or GEMINI_API_KEY; blueprint uses the latter.

@@ -38,11 +38,7 @@ def rendered(home, tmp_path):
 
 
 def env_file(home, service):
-    return dict(
-        line.split("=", 1)
-        for line in (home.env_dir / f"{service}.env").read_text().splitlines()
-        if "=" in line and not line.startswith("#")
-    )
+    return secrets.read_env_file(home.env_dir / f"{service}.env")
 
 
 def every_file(home):
@@ -264,12 +260,17 @@ esac
     assert (store_dir / "blueprint-openai-api-key").read_text() == "sk-podman-test-key"
     assert "sk-podman-test-key" not in log.read_text(), "values go through stdin, never argv"
     assert not home.env_dir.exists(), "no environment files with the podman backend"
-    unit = (home.unit_dir / "litellm/litellm.container").read_text()
-    assert "Secret=blueprint-openai-api-key,type=env,target=OPENAI_API_KEY" in unit
-    postgres = (home.unit_dir / "litellm/postgres/litellm-postgres.container").read_text()
-    assert (
-        "openai" not in postgres and "Secret=blueprint-postgres-password,type=env,target=POSTGRES_PASSWORD" in postgres
-    )
+    # What `podman run` gets, as the real Quadlet generator writes it: each container its own secrets.
+    from tests import injection
+
+    services = injection.quadlet_services(home.unit_dir)
+
+    def secrets_of(service):
+        return set(injection.run_options(services, service, "--secret"))
+
+    assert "blueprint-openai-api-key,type=env,target=OPENAI_API_KEY" in secrets_of("litellm.service")
+    assert secrets_of("litellm-postgres.service") == {"blueprint-postgres-password,type=env,target=POSTGRES_PASSWORD"}
+    assert secrets_of("litellm-redis.service") == {"blueprint-redis-password,type=env,target=REDISCLI_AUTH"}
     # Unchanged secrets are not pushed again; a changed one is replaced.
     log.unlink()
     assert cli("secrets", "set", "OPENAI_API_KEY", input="sk-second\n", env=env).returncode == 0

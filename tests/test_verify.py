@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from blueprint.secrets import read_env_file
 from tests.conftest import ROOT, TOOLS, cli, free_port, need, wait_for_port, write_config
 
 FAKES = ROOT / "tests" / "fakes"
@@ -61,11 +62,7 @@ def running(home, tmp_path, postgres_server, redis_server):
     assert cli("render", "--config", str(config), env=env).returncode == 0
     assert cli("backup", "run", "--config", str(config), env=env).returncode == 0
 
-    environment = dict(
-        line.split("=", 1)
-        for line in (home.env_dir / "litellm.env").read_text().splitlines()
-        if "=" in line and not line.startswith("#")
-    )
+    environment = read_env_file(home.env_dir / "litellm.env")
     environment.pop("DATABASE_URL")  # LiteLLM's Prisma engines cannot be fetched here (REAL-TOOLS.md)
     proxy = subprocess.Popen(
         [
