@@ -1,4 +1,9 @@
-"""One root for every error a person can act on; the CLI maps the subclasses to exit codes."""
+"""One root for every error a person can act on; the CLI maps the subclasses to exit codes.
+
+Exit codes: 0 done, 1 the world differs from what was asked (a conflict, drift, a failed check or
+tool), 2 usage or config error, 3 unexpected (a bug: the traceback with --debug), 4 a backup
+that cannot be read, 130 interrupted.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,10 @@ class RenderError(BlueprintError):
     """A template or an output format refused a value."""
 
 
+class SecretError(BlueprintError):
+    """A secret is missing, malformed, or may not be changed."""
+
+
 class ConflictError(BlueprintError):
     """Files on disk were changed by hand, or are not ours: nothing was written."""
 
@@ -37,11 +46,19 @@ class DriftError(BlueprintError):
     exit_code = 1
 
 
-class SecretError(BlueprintError):
-    """A secret is missing, malformed, or may not be changed."""
-
-
 class ToolError(BlueprintError):
-    """An external program (systemctl, podman, pg_dump, ...) failed."""
+    """An external program (systemctl, podman, pg_dump, ...) is missing, failed or hung."""
 
     exit_code = 1
+
+
+class VerifyError(BlueprintError):
+    """`blueprint verify` or `blueprint ps`: the running gateway is not what the config says."""
+
+    exit_code = 1
+
+
+class BackupError(BlueprintError):
+    """A backup file is damaged or of the wrong kind: nothing was restored from it."""
+
+    exit_code = 4

@@ -25,6 +25,7 @@ STAMP_VERSION = "blueprint-stamp 3"
 
 
 def which(name: str, environ) -> str | None:
+    """shutil.which, without importing shutil (a fifth of this module's import time)."""
     for folder in environ.get("PATH", os.defpath).split(os.pathsep):
         candidate = os.path.join(folder or ".", name)
         if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
@@ -166,8 +167,9 @@ def _help_file(environ) -> str:
             columns = str(os.get_terminal_size(sys.__stdout__.fileno()).columns)
         except (OSError, ValueError, AttributeError):
             columns = "80"
-    cli = _identity(os.path.join(PACKAGE_DIR, "cli.py")) or (0, 0, 0)
-    return os.path.join(Paths.from_env(environ).cache_dir, f"help-{__version__}-{cli[1]}-{cli[2]}-{columns}.txt")
+    # The help is written by the cli package: any change to it renders the help anew.
+    cli = sha256(repr(_tree(os.path.join(PACKAGE_DIR, "cli"))).encode()).hexdigest()[:16]
+    return os.path.join(Paths.from_env(environ).cache_dir, f"help-{__version__}-{cli}-{columns}.txt")
 
 
 def cached_help(environ=None) -> str | None:

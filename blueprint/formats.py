@@ -1,8 +1,8 @@
 """One escaping layer per output format.
 
-Every `{{ value }}` in a template passes through the `finalize` hook of its format (render.py sets
-it on the Jinja environment), so no template can print a value raw: a config value can become a
-value, never a new line, key, section or block.
+Every `{{ value }}` in a template passes through the `finalize` hook of its output's format
+(plan.py gives each format its own Jinja environment), so no template can print a value raw: a
+config value can become a value, never a new line, key, section or block.
 
 - systemd / Quadlet units: no control characters (a newline would start a new directive), `%`
   doubled (systemd specifiers) and `$` doubled (Quadlet copies [Container] values into ExecStart=,
@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import PurePath
 from typing import Any
 
 from blueprint.errors import RenderError
-from blueprint.model import Words
+from blueprint.quadlet import Words
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What may not appear inside one line of any file blueprint writes or reads back.
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NEEDS_QUOTES = re.compile(r"[\s\"'\\;]")
 
 
 def _check_line(value: str, what: str) -> str:
-    bad = _CONTROL.search(value)
+    bad = CONTROL.search(value)
     if bad:
         raise RenderError(
             f"{what}: {value[:40]!r} contains the control character {bad[0]!r}",
@@ -55,6 +57,8 @@ def unit_value(value: Any) -> str:
     """Jinja finalize for .container/.volume/.network/.service/.timer templates."""
     if isinstance(value, Words):
         return " ".join(unit_word(w) for w in value)
+    if isinstance(value, PurePath):
+        return unit_word(str(value))
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -111,7 +115,7 @@ def caddy_value(value: Any) -> str:
 def env_value(value: Any) -> str:
     """Jinja finalize for podman --env-file files: KEY=VALUE, one per line, taken literally."""
     text = str(value)
-    if _CONTROL.search(text):
+    if CONTROL.search(text):
         # Never echo the value: it is a secret.
         raise RenderError(
             "environment file: a value contains a newline or control character",
@@ -120,6 +124,7 @@ def env_value(value: Any) -> str:
     return text
 
 
+# The escaping of each kind of output file, by its suffix.
 FINALIZERS = {
     ".container": unit_value,
     ".volume": unit_value,
@@ -127,6 +132,7 @@ FINALIZERS = {
     ".service": unit_value,
     ".timer": unit_value,
     ".yaml": yaml_value,
+    ".yml": yaml_value,
     ".caddy": caddy_value,
     ".env": env_value,
 }

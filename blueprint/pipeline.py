@@ -7,15 +7,15 @@ step's result. The CLI calls these functions; so do most tests.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from blueprint import apply as engine
-from blueprint import config, fastpath, model, render, secrets
+from blueprint import config, engine, fastpath, model, plan, secrets
+from blueprint.model.types import Stack
 from blueprint.paths import Paths, config_file, own_command
+from blueprint.quadlet import Podman, Words
 
 if TYPE_CHECKING:
     from blueprint.systemd import Actions
@@ -29,7 +29,7 @@ class Options:
     paths: Paths = field(default_factory=Paths.from_env)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     # How the backup timers run blueprint again.
-    blueprint_command: model.Words = field(default_factory=lambda: model.Words(own_command()))
+    blueprint_command: Words = field(default_factory=lambda: Words(own_command()))
 
     @classmethod
     def from_env(cls, config_path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Options:
@@ -44,9 +44,9 @@ class Prepared:
     options: Options
     loaded: config.LoadedConfig
     config_file: Path
-    stack: model.Stack
+    stack: Stack
     resolution: secrets.Resolution
-    planned: list[render.PlannedFile]
+    planned: list[plan.PlannedFile]
     manifest: engine.Manifest
     changes: list[engine.Change]
 
@@ -55,8 +55,9 @@ class Prepared:
         return [*self.stack.notes, *self.resolution.notes]
 
     @property
-    def pending(self) -> list[engine.Change]:
-        return engine.pending(self.changes)
+    def differing(self) -> list[engine.Change]:
+        """The files a render would create, change or remove."""
+        return engine.differing(self.changes)
 
 
 def load(options: Options) -> tuple[config.LoadedConfig, Path]:
@@ -64,23 +65,9 @@ def load(options: Options) -> tuple[config.LoadedConfig, Path]:
     return config.load(path), path.resolve()
 
 
-def podman_target(setting: str, environ: Mapping[str, str]) -> model.Podman:
-    """The Podman the units are written for: the config's version, or the installed podman's."""
-    if setting != "auto":
-        return model.Podman(model.PodmanVersion.parse(setting))
-    binary = fastpath.which("podman", environ)
-    if binary is None:
-        return model.Podman(model.DEFAULT_PODMAN)
-    try:
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=20).stdout
-        return model.Podman(model.PodmanVersion.parse(out), detected_from=binary)
-    except (OSError, subprocess.TimeoutExpired, ValueError):
-        return model.Podman(model.DEFAULT_PODMAN)
-
-
-def build_stack(options: Options) -> tuple[config.LoadedConfig, Path, model.Stack]:
+def build_stack(options: Options) -> tuple[config.LoadedConfig, Path, Stack]:
     loaded, path = load(options)
-    podman = podman_target(loaded.data["podman_version"], options.environ)
+    podman = Podman.target(loaded.data["podman_version"], options.environ)
     stack = model.build(
         loaded.data,
         source=loaded.source,
@@ -97,7 +84,7 @@ def prepare(options: Options) -> Prepared:
     loaded, path, stack = build_stack(options)
     store = secrets.Store.load(options.paths)
     resolution = secrets.resolve(stack, store, options.environ)
-    planned = render.plan(stack, options.paths, resolution.values)
+    planned = plan.plan(stack, resolution.values)
     manifest = engine.Manifest.load(options.paths)
     changes = engine.compare(planned, manifest)
     return Prepared(options, loaded, path, stack, resolution, planned, manifest, changes)

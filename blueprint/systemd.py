@@ -1,22 +1,21 @@
 """After a write: reload systemd only when a unit changed, restart only what a change touches.
 
-Quadlet units become services at daemon-reload: x.container -> x.service, x.volume ->
-x-volume.service, x.network -> x-network.service (podman-systemd.unit(5)). A changed litellm.yaml
-or environment file restarts the service that reads it. Restarts go in one `systemctl restart`
-call, dependencies first, so systemd orders them in one transaction.
+Each file's Role (model/types.py) says what it is to systemd: a Quadlet unit becomes its service
+at daemon-reload, a changed litellm.yaml or environment file restarts the service that reads it.
+Restarts go in one `systemctl restart` call, dependencies first, so systemd orders them in one
+transaction (and restarts, through Requires=, the services that depend on a restarted one).
 """
 
 from __future__ import annotations
 
 import getpass
-import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from blueprint.apply import CREATE, Change
+from blueprint import process
+from blueprint.engine import Change, Status
 from blueprint.errors import ToolError
-
-UNIT_SUFFIXES = (".container", ".volume", ".network", ".service", ".timer")
+from blueprint.model.types import Kind
 
 
 @dataclass(frozen=True)
@@ -78,66 +77,50 @@ def merge(first: Actions, second: Actions, order: Sequence[str]) -> Actions:
     )
 
 
-def _container_service(name: str) -> str:
-    """The service Quadlet makes of x.container: x.service."""
-    return name.removesuffix(".container") + ".service"
-
-
 def plan_actions(writes: Iterable[Change], removals: Iterable[Change], order: Sequence[str]) -> Actions:
-    """`order` lists the container services dependencies first (Stack.services order)."""
+    """What systemd must do for these file changes; `order` lists the container services
+    dependencies first (Stack.services order)."""
     restart: set[str] = set()
     stop, disable, enable, notes = [], [], [], []
     reload = False
     for change in removals:
-        name = change.path.name
-        reload = reload or name.endswith(UNIT_SUFFIXES)
-        if name.endswith(".container"):
-            stop.append(_container_service(name))
-        elif name.endswith(".timer"):
-            disable.append(name)
-        elif name.endswith(".volume"):
+        role = change.role
+        reload = reload or role.kind.is_unit
+        if role.kind is Kind.CONTAINER:
+            stop.append(role.unit)
+        elif role.kind is Kind.TIMER:
+            disable.append(role.unit)
+        elif role.kind is Kind.VOLUME:
             notes.append(
-                f"{name} is no longer rendered; the volume and its data are kept "
-                f"(`podman volume rm systemd-{name.removesuffix('.volume')}` would delete them)"
+                f"{change.path.name} is no longer rendered; the volume {role.resource} and its data are kept "
+                f"(`podman volume rm {role.resource}` would delete them)"
             )
     for change in writes:
-        name = change.path.name
-        reload = reload or name.endswith(UNIT_SUFFIXES)
-        if name.endswith(".container"):
-            restart.add(_container_service(name))
-        elif name.endswith(".timer"):
-            if change.status == CREATE:
-                enable.append(name)
+        role = change.role
+        reload = reload or role.kind.is_unit
+        if role.kind is Kind.CONTAINER:
+            restart.add(role.unit)
+        elif role.kind is Kind.TIMER:
+            if change.status is Status.CREATE:
+                enable.append(role.unit)
             else:
-                restart.add(name)
-        elif name.endswith((".network", ".volume")) and change.status != CREATE:
-            kind = name.rpartition(".")[2]
+                restart.add(role.unit)
+        elif role.kind in (Kind.NETWORK, Kind.VOLUME) and change.status is not Status.CREATE:
             notes.append(
-                f"{name} changed: the existing podman {kind} keeps its old settings until it is "
-                f"removed (podman {kind} rm) and recreated"
+                f"{change.path.name} changed: the existing podman {role.kind} {role.resource} keeps its old settings "
+                f"until it is removed (podman {role.kind} rm) and recreated"
             )
-        elif name.endswith(".caddy"):
+        elif role.kind is Kind.SITE:
             notes.append(f"{change.path} was written: reload Caddy (which imports it) to serve it")
-        if change.planned.restarts:
-            restart.add(change.planned.restarts)
+        if role.restarts:
+            restart.add(role.restarts)
     return Actions(tuple(stop), tuple(disable), reload, _in_order(restart, order), tuple(enable), tuple(notes))
 
 
-def systemctl(*args: str) -> list[str]:
+def systemctl(*args: str, timeout: float = process.TIMEOUT) -> list[str]:
     """Run `systemctl --user ARGS`; a failure is a ToolError with systemd's last words."""
     command = ["systemctl", "--user", *args]
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise ToolError(
-            "systemctl: not found", hint="this needs systemd's systemctl (a systemd user session)"
-        ) from None
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        raise ToolError(
-            f"`{' '.join(command)}` failed: {detail[-1] if detail else result.returncode}",
-            hint="see `journalctl --user -xe` for the reason",
-        )
+    process.run(command, timeout=timeout, hint="see `systemctl --user status` and the unit's log for the reason")
     return command
 
 
@@ -163,16 +146,7 @@ def linger_enabled(user: str | None = None) -> bool | None:
     """Whether the user's services outlive their sessions; None when logind cannot tell."""
     user = user or getpass.getuser()
     try:
-        result = subprocess.run(
-            ["loginctl", "show-user", user, "--property=Linger", "--value"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=10,
-        )
-    except (FileNotFoundError, subprocess.TimeoutExpired):
+        answer = process.text(["loginctl", "show-user", user, "--property=Linger", "--value"], timeout=10).strip()
+    except ToolError:
         return None
-    answer = result.stdout.strip()
-    if result.returncode != 0 or answer not in ("yes", "no"):
-        return None
-    return answer == "yes"
+    return {"yes": True, "no": False}.get(answer)

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from blueprint import secrets
-from blueprint.model import Words
 from blueprint.paths import Paths
 from blueprint.pipeline import Options
+from blueprint.quadlet import Words
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = Path(os.environ.get("TOOLS_DIR", ROOT / ".tools"))

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from blueprint import apply as engine
-from blueprint import pipeline
+from blueprint import engine, pipeline
 from tests.conftest import cli, options, tree, write_config
 
 CONFIG = {
@@ -87,7 +86,7 @@ def test_second_render_writes_nothing(config, home):
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     # The slow path (every check, no stamp) writes nothing either.
     prepared = pipeline.prepare(pipeline.Options.from_env(config, {**os.environ, **ENV}))
-    assert prepared.pending == []
+    assert prepared.differing == []
     outcome = pipeline.write(prepared)
     assert outcome.written == [] and outcome.removed == []
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
@@ -134,7 +133,7 @@ def test_disabled_service_is_pruned_and_its_volume_kept(config, home):
     assert result.returncode == 0, result.stderr
     assert not any(p.exists() for p in redis_files)
     assert not (home.unit_dir / "litellm/redis").exists(), "the emptied folder goes too"
-    assert "the volume and its data are kept" in result.stderr
+    assert "the volume systemd-litellm-redis and its data are kept" in result.stderr
     assert "removed" in result.stderr
     manifest = json.loads(home.manifest.read_text())
     assert not any("litellm-redis" in path for path in manifest["files"])
@@ -250,7 +249,7 @@ def test_kill_9_during_writes_never_leaves_a_torn_file(config, home):
         outcomes["mixed" if len(states) > 1 else ("new" if states == {target} else "old")] += 1
         # The next render after a kill recognises what the dead one wrote: no false conflict.
         again = prepare(target)
-        assert not [c for c in again.changes if c.status == engine.CONFLICT], f"trial {trial}"
+        assert not [c for c in again.changes if c.status is engine.Status.CONFLICT], f"trial {trial}"
         pipeline.write(again)
         current = target
     print(f"kill -9 trials: {outcomes}")

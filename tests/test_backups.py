@@ -247,7 +247,7 @@ def test_retention_prunes_only_old_backups_of_ours(stack):
 
 
 def test_the_newest_backup_is_never_pruned(stack, tmp_path):
-    from blueprint import backups
+    from blueprint.ops import backups
 
     folder = stack["home"].backup_dir / "redis"
     folder.mkdir(parents=True)
@@ -273,7 +273,7 @@ def test_backup_of_a_stopped_database_fails_clearly(stack):
     Path(stack["env"]["FAKE_PODMAN"]).write_text(json.dumps(world))
     result = cli("backup", "run", "postgres", "--config", str(stack["config"]), env=stack["env"])
     assert result.returncode == 1
-    assert "pg_dump in litellm-postgres failed" in result.stderr
+    assert "`podman exec litellm-postgres pg_dump --clean ...` failed: pg_dump: error:" in result.stderr
     assert "password authentication failed" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list(stack["home"].backup_dir.glob("postgres/*")), "no half-written dump is left"

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from blueprint import pipeline
-from blueprint.model import PodmanVersion
+from blueprint.model.types import Kind
+from blueprint.quadlet import PodmanVersion
 from tests.conftest import FIXTURES, ROOT, TOOLS, need, options, store_secrets
 from tests.test_golden import CASES, fixture_config
 
@@ -82,7 +83,7 @@ def test_quadlet_generator_accepts_units(case, suite, tmp_path):
     if generator_version(generator) >= target:
         assert result.returncode == 0, result.stderr
         services = set(re.findall(r"^---(.+)---$", result.stdout, re.M))
-        expected = {s.unit for s in prepared.stack.services} | {f"{prepared.stack.network_name}-network.service"}
+        expected = {s.unit for s in prepared.stack.services} | {f"{prepared.stack.network.name}-network.service"}
         expected |= {f"{v.name}-volume.service" for v in prepared.stack.volumes}
         assert services == expected
     else:
@@ -135,7 +136,7 @@ def test_backup_timers_have_valid_calendars(case, tmp_path, systemd_analyze):
 @pytest.mark.parametrize("case", WITH_SITE)
 def test_caddy_validates_the_site(case, tmp_path, caddy):
     prepared = render_case(case, tmp_path)
-    site = prepared.options.paths.unit_dir / prepared.stack.site_path
+    site = prepared.stack.output(Kind.SITE).path
     result = subprocess.run(
         [caddy, "validate", "--config", str(site), "--adapter", "caddyfile"],
         capture_output=True,
@@ -170,13 +171,13 @@ def test_litellm_loads_every_rendered_config(tmp_path, litellm_python, redis_ser
     jobs = []
     for case in ALL:
         prepared = render_case(case, tmp_path / case)
-        if prepared.stack.litellm_config is None:
+        if prepared.stack.gateway is None:
             continue
         env_file = prepared.options.paths.env_dir / "litellm.env"
         jobs.append(
             {
                 "case": case,
-                "yaml": str(prepared.options.paths.unit_dir / prepared.stack.litellm_config_path),
+                "yaml": str(prepared.stack.output(Kind.MOUNTED).path),
                 "env": str(env_file) if env_file.exists() else None,
                 "extra_env": {k: v for k, v in prepared.options.environ.items() if v.startswith("stand-in")},
                 "hosts": {"litellm-redis:6379": f"127.0.0.1:{redis_port}"},
@@ -194,7 +195,7 @@ def test_litellm_loads_every_rendered_config(tmp_path, litellm_python, redis_ser
     reports = {r["case"]: r for r in map(json.loads, result.stdout.splitlines())}
     for case in {j["case"] for j in jobs}:
         report = reports[case]
-        config = render_case(case, tmp_path / f"again-{case}").stack.litellm_config
+        config = render_case(case, tmp_path / f"again-{case}").stack.gateway
         assert report["models"] == len(config["model_list"]), case
         assert report["routing_strategy"] == config["router_settings"]["routing_strategy"], case
         assert (report["fallbacks"] or []) == config["router_settings"].get("fallbacks", []), case

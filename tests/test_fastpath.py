@@ -116,7 +116,7 @@ def test_pending_restarts_keep_apply_on_the_full_path(config, home):
 
 def test_a_changed_template_renders(config, home, tmp_path, monkeypatch):
     from blueprint import pipeline
-    from blueprint import render as render_module
+    from blueprint import plan as render_module
 
     copy = tmp_path / "njk"
     shutil.copytree(paths.resource("njk"), copy)

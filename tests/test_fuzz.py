@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from blueprint import config as config_module
 from blueprint import pipeline
 from blueprint.errors import BlueprintError, ConfigError
+from blueprint.model.types import Kind
 from tests import injection
 from tests.conftest import FIXTURES, ROOT, need, options
 
@@ -122,8 +123,8 @@ def check(document: bytes) -> str:
         pipeline.write(prepared)
         services = injection.quadlet_services(prepared.options.paths.unit_dir, prepared.stack.podman.version)
         assert set(services) >= {s.unit for s in prepared.stack.services}
-        if prepared.stack.litellm_config_path:
-            injection.load_yaml(prepared.options.paths.unit_dir / prepared.stack.litellm_config_path)
+        if prepared.stack.gateway is not None:
+            injection.load_yaml(prepared.stack.output(Kind.MOUNTED).path)
         return "rendered"
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from blueprint import pipeline, secrets
-from blueprint.model import Words
+from blueprint import pipeline
+from blueprint.model import types
 from blueprint.paths import Paths
+from blueprint.quadlet import Words
 from tests.conftest import FIXTURES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -30,7 +31,10 @@ def fixture_config(case: str) -> Path:
 
 def rendered_tree(case: str, monkeypatch) -> dict[str, bytes]:
     """The plan for a fixture as {path relative to the home: bytes}, written nowhere."""
-    monkeypatch.setattr(secrets, "GENERATORS", {n: (lambda n=n: f"golden-{n.lower()}") for n in secrets.GENERATORS})
+    for name, made in types.GENERATED.items():
+        monkeypatch.setitem(
+            types.GENERATED, name, types.Generated(made.owner, lambda name=name: f"golden-{name.lower()}")
+        )
     environ = {"HOME": HOME, "PATH": "/nonexistent"}
     opts = pipeline.Options(fixture_config(case), Paths.from_env(environ), environ, Words(("/usr/bin/blueprint",)))
     _, _, stack = pipeline.build_stack(opts)

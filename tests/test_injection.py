@@ -16,6 +16,7 @@ import pytest
 
 from blueprint import pipeline
 from blueprint.errors import BlueprintError
+from blueprint.model.types import Kind
 from tests import injection
 from tests.conftest import need, options, write_config
 
@@ -64,11 +65,11 @@ def consumers_view(prepared, caddy):
     paths = prepared.options.paths
     stack = prepared.stack
     view = {"units": injection.shape(injection.quadlet_services(paths.unit_dir))}
-    if stack.litellm_config_path:
-        view["yaml"] = injection.yaml_shape(injection.load_yaml(paths.unit_dir / stack.litellm_config_path))
-    if stack.site_path:
+    if stack.gateway is not None:
+        view["yaml"] = injection.yaml_shape(injection.load_yaml(stack.output(Kind.MOUNTED).path))
+    if stack.site is not None:
         adapted = subprocess.run(
-            [caddy, "adapt", "--config", str(paths.unit_dir / stack.site_path), "--adapter", "caddyfile"],
+            [caddy, "adapt", "--config", str(stack.output(Kind.SITE).path), "--adapter", "caddyfile"],
             capture_output=True,
             text=True,
             timeout=60,

@@ -25,6 +25,7 @@ from urllib.request import Request, urlopen
 import pytest
 
 from blueprint import pipeline
+from blueprint.model.types import Kind
 from tests import injection
 from tests.conftest import TOOLS, free_port, need, options, wait_for_port, write_config
 
@@ -159,7 +160,7 @@ def gateway(tmp_path_factory):
     redis = subprocess.Popen(command, env=redis_env, cwd=base, stdout=subprocess.DEVNULL)
     wait_for_port(redis_port)
 
-    yaml_path = paths.unit_dir / stack.litellm_config_path
+    yaml_path = stack.output(Kind.MOUNTED).path
     log = (base / "litellm.log").open("w")
     proxy = subprocess.Popen(
         [litellm, "--config", str(yaml_path), "--host", "127.0.0.1", "--port", str(port)],
@@ -216,7 +217,7 @@ def test_every_model_answers(gateway):
     status, _, models = call(gateway, "/v1/models")
     assert status == 200
     names = {m["id"] for m in models["data"]}
-    config = gateway["stack"].litellm_config
+    config = gateway["stack"].gateway
     assert names == {m["model_name"] for m in config["model_list"]}
     for name in sorted(names - {"primary"}):
         status, _, body = chat(gateway, name, text=f"which model is {name}?", cache={"no-cache": True})

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from blueprint import config, model
 from blueprint.errors import ConfigError
+from blueprint.model.types import Kind
 from blueprint.paths import Paths
+from blueprint.quadlet import Podman, PodmanVersion
 
 PATHS = Paths.from_env({"HOME": "/home/u"})
 BASE = {"llm_providers": {"ollama": {"models": ["llama3.2"]}}}
 
 
 def build(version: str = "5.4", **sections) -> model.Stack:
-    loaded = config.loads(__import__("json").dumps({**BASE, **sections}))
-    return model.build(
-        loaded.data, source="test.json", paths=PATHS, podman=model.Podman(model.PodmanVersion.parse(version))
-    )
+    loaded = config.loads(json.dumps({**BASE, **sections}))
+    return model.build(loaded.data, source="test.json", paths=PATHS, podman=Podman(PodmanVersion.parse(version)))
 
 
-def keys(service: model.Service) -> set[str]:
+def keys(service) -> set[str]:
     return {key for key, _ in service.directives}
 
 
@@ -27,13 +29,12 @@ def keys(service: model.Service) -> set[str]:
     "users, profile, workers, pool",
     [(50, "small", 4, 25), (100, "small", 4, 25), (250, "medium", 4, 25), (251, "large", 8, 20)],
 )
-def test_sizing_profiles_follow_the_seed_table(users, profile, workers, pool):
+def test_sizing_profiles_follow_the_table(users, profile, workers, pool):
     stack = build(sizing={"users": users})
     assert (stack.sizing.profile, stack.sizing.num_workers, stack.sizing.db_pool_limit) == (profile, workers, pool)
     litellm = stack.service("litellm")
-    assert litellm.command[-1] == str(workers)
-    assert stack.litellm_config["general_settings"]["database_connection_pool_limit"] == pool
-    assert workers * pool + model.RESERVED_CONNECTIONS <= stack.sizing.max_connections
+    assert litellm.command[litellm.command.index("--num_workers") + 1] == str(workers)
+    assert stack.gateway["general_settings"]["database_connection_pool_limit"] == pool
 
 
 def test_sizing_reaches_postgres_redis_and_limits():
@@ -56,6 +57,15 @@ def test_explicit_values_win_and_bad_combinations_are_refused():
         build(litellm_redis={"maxmemory": "1GB", "memory": "1GB"})
 
 
+def test_the_first_error_does_not_depend_on_build_order():
+    """Two broken sections: the one earlier in the config is reported, whichever is built first."""
+    broken = {"litellm": {"image": "ghcr.io/berriai/litellm:latest"}, "router_settings": {"fallbacks": {"x": ["y"]}}}
+    with pytest.raises(ConfigError, match="/litellm/image"):
+        build(**broken)
+    with pytest.raises(ConfigError, match="/network/subnet"):
+        build(network={"subnet": "10.0.0.1/24"}, **broken)
+
+
 def test_podman_5_5_gets_memory_and_5_0_health_gated_start():
     new = build("5.5")
     assert {"Memory", "Notify", "HealthCmd", "StopTimeout"} <= keys(new.service("litellm_postgres"))
@@ -69,7 +79,8 @@ def test_podman_5_5_gets_memory_and_5_0_health_gated_start():
 def test_podman_4_4_gets_a_flat_layout_absolute_mounts_and_health_as_options():
     stack = build("4.4")
     litellm = stack.service("litellm")
-    assert litellm.path == "litellm.container" and stack.litellm_config_path == "litellm.yaml"
+    units = {o.path.relative_to(PATHS.unit_dir).as_posix() for o in stack.outputs if PATHS.unit_dir in o.path.parents}
+    assert "litellm.container" in units and "litellm.yaml" in units and not any("/" in u for u in units)
     assert litellm.volumes[0].startswith("/home/u/.config/containers/systemd/litellm.yaml:")
     assert "HealthCmd" not in keys(litellm)
     assert any(a.startswith("--health-cmd=") for a in dict(litellm.directives)["PodmanArgs"])
@@ -86,14 +97,27 @@ def test_litellm_waits_for_what_it_requires():
     assert stack.service("litellm").requires == ("litellm-postgres", "litellm-redis")
 
 
+def test_outputs_say_what_each_file_is_to_systemd():
+    stack = build()
+    roles = {o.path.name: o.role for o in stack.outputs}
+    assert roles["litellm.container"].unit == "litellm.service"
+    assert roles["litellm-redis.volume"].unit == "litellm-redis-volume.service"
+    assert roles["litellm-redis.volume"].resource == "systemd-litellm-redis"
+    assert roles["llm.network"].unit == "llm-network.service"
+    assert roles["litellm.yaml"].restarts == "litellm.service" and roles["litellm.yaml"].kind is Kind.MOUNTED
+    assert roles["litellm-postgres.env"].secret and roles["litellm-postgres.env"].restarts == "litellm-postgres.service"
+    assert roles["blueprint-backup-redis.timer"].unit == "blueprint-backup-redis.timer"
+    assert not any(r.secret for name, r in roles.items() if not name.endswith(".env"))
+
+
 def test_localhost_base_url_is_the_host_seen_from_the_container():
     stack = build(llm_providers={"ollama": {"base_url": "http://localhost:11434", "models": ["llama3.2"]}})
-    params = stack.litellm_config["model_list"][0]["litellm_params"]
+    params = stack.gateway["model_list"][0]["litellm_params"]
     assert params["api_base"] == "http://host.containers.internal:11434"
     assert any("host.containers.internal" in note for note in stack.notes)
 
 
 def test_disabled_providers_are_absent():
     stack = build(llm_providers={"ollama": {"models": ["a"]}, "openai": {"enabled": False, "models": ["gpt-4o"]}})
-    assert [m["model_name"] for m in stack.litellm_config["model_list"]] == ["a"]
+    assert [m["model_name"] for m in stack.gateway["model_list"]] == ["a"]
     assert "OPENAI_API_KEY" not in stack.secret_names

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from blueprint import providers
+from blueprint.model import providers
 from tests.conftest import ROOT
 
 SCRIPT = """

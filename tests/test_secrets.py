@@ -287,7 +287,7 @@ def test_pipeline_never_puts_secrets_in_the_plan_of_public_files(home, tmp_path)
     prepared = pipeline.prepare(options(config, HOME=str(home.home), **KEYS))
     values = list(prepared.resolution.values.values())
     for file in prepared.planned:
-        if not file.secret:
+        if not file.output.role.secret:
             assert file.mode == 0o644
             assert not any(v.encode() in file.data for v in values), file.path
         else:

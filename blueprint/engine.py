@@ -5,9 +5,10 @@ update), conflict (edited by hand since blueprint wrote it, or never written by 
 orphan (written by blueprint, no longer planned: removed). `render --dry-run`, `diff`, `status`
 and `check` are this walk with a writer that writes nothing.
 
-What blueprint wrote is recorded in a manifest (path -> sha256) under $XDG_STATE_HOME, outside the
-unit directory so Quadlet never sees it. Before writing, the manifest records the hashes about to
-be written too, so a render killed half-way leaves files that the next render still recognises.
+What blueprint wrote is recorded in a manifest under $XDG_STATE_HOME, outside the unit directory
+so Quadlet never sees it: each file's hashes and its Role (what it is to systemd), so a file no
+longer rendered is still known for what it was. Before writing, the manifest records the hashes
+about to be written too, so a render killed half-way leaves files the next render recognises.
 """
 
 from __future__ import annotations
@@ -16,47 +17,66 @@ import difflib
 import json
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from blueprint.errors import ConflictError
 from blueprint.files import digest, ensure_dir, fsync_dir, read_bytes, write_atomic
+from blueprint.model.types import Kind, Role
 from blueprint.paths import Paths
-from blueprint.render import SECRET_MODE, PlannedFile
+from blueprint.plan import PlannedFile
+from blueprint.quadlet import podman_name, unit_of
 
-CREATE, IDENTICAL, MODIFIED, CONFLICT, ORPHAN = "create", "identical", "modified", "conflict", "orphan"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+
+
+class Status(StrEnum):
+    CREATE = "create"
+    IDENTICAL = "identical"
+    MODIFIED = "modified"
+    CONFLICT = "conflict"
+    ORPHAN = "orphan"
 
 
 @dataclass(frozen=True)
 class Change:
     path: Path
-    status: str
+    status: Status
     planned: PlannedFile | None = None
     current: bytes | None = None
     reason: str = ""
+    recorded: Role | None = None  # what the manifest says the file is
 
     @property
-    def secret(self) -> bool:
-        if self.planned is not None:
-            return self.planned.secret
-        return self.path.suffix == ".env"
+    def role(self) -> Role:
+        return self.planned.output.role if self.planned is not None else self.recorded
 
     @property
     def writes(self) -> bool:
-        return self.status in (CREATE, MODIFIED) or (self.status == CONFLICT and self.planned is not None)
+        return self.status in (Status.CREATE, Status.MODIFIED) or (
+            self.status is Status.CONFLICT and self.planned is not None
+        )
 
 
-# ---- manifest ------------------------------------------------------------------------------
+# ---- manifest ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Owned:
+    """A file blueprint wrote: what it is, and the hashes of the contents it put there."""
+
+    role: Role
+    hashes: list[str]
 
 
 @dataclass
 class Manifest:
-    """What blueprint wrote: path -> the hashes of content it put there."""
+    """What blueprint wrote, and what systemd still has to do about it (`extra`)."""
 
     path: Path
-    files: dict[str, list[str]] = field(default_factory=dict)
+    files: dict[str, Owned] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -66,23 +86,46 @@ class Manifest:
             return cls(paths.manifest)
         try:
             data = json.loads(raw)
-            files = {p: list(h) for p, h in data.get("files", {}).items()}
-        except (ValueError, AttributeError, TypeError):
+            files = {name: _owned(name, entry, data.get("version")) for name, entry in data["files"].items()}
+        except (ValueError, AttributeError, TypeError, KeyError):
             # A damaged manifest only costs us the knowledge of what we wrote: every file then
             # counts as not ours (conflict), which is the safe side.
             return cls(paths.manifest)
         return cls(paths.manifest, files, {k: v for k, v in data.items() if k not in ("files", "version")})
 
     def owns(self, path: Path, data: bytes) -> bool:
-        return digest(data) in self.files.get(str(path), ())
+        owned = self.files.get(str(path))
+        return owned is not None and digest(data) in owned.hashes
 
     def save(self) -> None:
         ensure_dir(self.path.parent, 0o700)
-        body = {"version": MANIFEST_VERSION, "files": dict(sorted(self.files.items())), **self.extra}
+        files = {
+            name: {**{k: v for k, v in asdict(owned.role).items() if v is not None}, "hashes": owned.hashes}
+            for name, owned in sorted(self.files.items())
+        }
+        body = {"version": MANIFEST_VERSION, "files": files, **self.extra}
         write_atomic(self.path, json.dumps(body, indent=1).encode() + b"\n", 0o600)
 
 
-# ---- compare -------------------------------------------------------------------------------
+def _owned(name: str, entry: Any, version: Any) -> Owned:
+    if version == 1:
+        return Owned(_role_of_version_1(name), [str(h) for h in entry])
+    fields = {k: entry.get(k) for k in ("unit", "restarts", "resource")}
+    return Owned(Role(Kind(entry["kind"]), **fields), [str(h) for h in entry["hashes"]])
+
+
+def _role_of_version_1(name: str) -> Role:
+    """Manifests of blueprint 0.1 kept hashes only: the role follows from the name there."""
+    path = Path(name)
+    if path.suffix in (".container", ".volume", ".network"):
+        kind = Kind(path.suffix[1:])
+        return Role(kind, unit_of(path.name), resource=None if kind is Kind.CONTAINER else podman_name(path.name))
+    if path.suffix in (".service", ".timer"):
+        return Role(Kind(path.suffix[1:]), path.name)
+    return Role({".env": Kind.ENV, ".caddy": Kind.SITE}.get(path.suffix, Kind.MOUNTED))
+
+
+# ---- compare ----------------------------------------------------------------------------------
 
 
 def compare(planned: Iterable[PlannedFile], manifest: Manifest) -> list[Change]:
@@ -93,25 +136,26 @@ def compare(planned: Iterable[PlannedFile], manifest: Manifest) -> list[Change]:
         seen.add(str(file.path))
         current = read_bytes(file.path)
         if current is None:
-            changes.append(Change(file.path, CREATE, file))
+            changes.append(Change(file.path, Status.CREATE, file))
         elif current == file.data and _mode(file.path) == file.mode:
-            changes.append(Change(file.path, IDENTICAL, file, current))
+            changes.append(Change(file.path, Status.IDENTICAL, file, current))
         elif current == file.data or manifest.owns(file.path, current):
-            changes.append(Change(file.path, MODIFIED, file, current))
+            changes.append(Change(file.path, Status.MODIFIED, file, current))
         else:
             reason = (
                 "edited since blueprint wrote it" if str(file.path) in manifest.files else "not written by blueprint"
             )
-            changes.append(Change(file.path, CONFLICT, file, current, reason))
+            changes.append(Change(file.path, Status.CONFLICT, file, current, reason))
     for name in sorted(set(manifest.files) - seen):
-        path = Path(name)
+        path, role = Path(name), manifest.files[name].role
         current = read_bytes(path)
         if current is None:
             continue
         if manifest.owns(path, current):
-            changes.append(Change(path, ORPHAN, None, current))
+            changes.append(Change(path, Status.ORPHAN, None, current, recorded=role))
         else:
-            changes.append(Change(path, CONFLICT, None, current, "edited since blueprint wrote it; no longer rendered"))
+            reason = "edited since blueprint wrote it; no longer rendered"
+            changes.append(Change(path, Status.CONFLICT, None, current, reason, recorded=role))
     return changes
 
 
@@ -119,16 +163,17 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def pending(changes: Iterable[Change]) -> list[Change]:
-    return [c for c in changes if c.status != IDENTICAL]
+def differing(changes: Iterable[Change]) -> list[Change]:
+    """The changes a render would make on disk."""
+    return [c for c in changes if c.status is not Status.IDENTICAL]
 
 
-# ---- apply ---------------------------------------------------------------------------------
+# ---- apply ------------------------------------------------------------------------------------
 
 
 def partition(changes: list[Change], *, force: bool = False) -> tuple[list[Change], list[Change]]:
     """The files to write and to remove; refuses (raising) if a file was edited by hand, unless force."""
-    conflicts = [c for c in changes if c.status == CONFLICT]
+    conflicts = [c for c in changes if c.status is Status.CONFLICT]
     if conflicts and not force:
         first = conflicts[0]
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
@@ -138,7 +183,7 @@ def partition(changes: list[Change], *, force: bool = False) -> tuple[list[Chang
             "or overwrite it with `blueprint render --force`",
         )
     writes = [c for c in changes if c.writes]
-    removals = [c for c in changes if c.status == ORPHAN or (c.status == CONFLICT and c.planned is None)]
+    removals = [c for c in changes if c.status is Status.ORPHAN or (c.status is Status.CONFLICT and c.planned is None)]
     return writes, removals
 
 
@@ -148,11 +193,13 @@ def apply(writes: list[Change], removals: list[Change], manifest: Manifest, root
         return
     # Journal first: the hashes about to be written count as ours even if we are killed midway.
     for change in writes:
-        manifest.files.setdefault(str(change.path), []).append(digest(change.planned.data))
+        owned = manifest.files.setdefault(str(change.path), Owned(change.role, []))
+        owned.role = change.role
+        owned.hashes.append(digest(change.planned.data))
     manifest.save()
     for change in writes:
         file = change.planned
-        ensure_dir(file.path.parent, 0o700 if file.mode == SECRET_MODE else 0o755)
+        ensure_dir(file.path.parent, 0o700 if file.output.role.secret else 0o755)
         write_atomic(file.path, file.data, file.mode)
     stops = set(roots)
     for change in removals:
@@ -161,15 +208,15 @@ def apply(writes: list[Change], removals: list[Change], manifest: Manifest, root
         _remove_empty_parents(change.path.parent, stops)
         manifest.files.pop(str(change.path), None)
     for change in writes:
-        manifest.files[str(change.path)] = [digest(change.planned.data)]
+        manifest.files[str(change.path)] = Owned(change.role, [digest(change.planned.data)])
     manifest.save()
 
 
 def adopt(changes: Iterable[Change], manifest: Manifest) -> None:
     """Record identical files as ours (e.g. written by an earlier blueprint without a manifest)."""
     for change in changes:
-        if change.status == IDENTICAL:
-            manifest.files[str(change.path)] = [digest(change.planned.data)]
+        if change.status is Status.IDENTICAL:
+            manifest.files[str(change.path)] = Owned(change.role, [digest(change.planned.data)])
 
 
 def _remove_empty_parents(directory: Path, roots: set[Path]) -> None:
@@ -182,13 +229,13 @@ def _remove_empty_parents(directory: Path, roots: set[Path]) -> None:
         directory = directory.parent
 
 
-# ---- showing changes -----------------------------------------------------------------------
+# ---- showing changes --------------------------------------------------------------------------
 
 
 def unified_diff(change: Change) -> str:
     """A unified diff of disk -> plan; secret files show that they differ, never their content."""
     label = str(change.path)
-    if change.secret:
+    if change.role.secret:
         return f"--- {label}\n+++ {label}\n(secret file: {change.status}, contents not shown)\n"
     old = _text(change.current)
     new = _text(change.planned.data if change.planned else None)
@@ -199,7 +246,7 @@ def unified_diff(change: Change) -> str:
         tofile=label if change.planned is not None else "/dev/null",
     )
     text = "".join(lines)
-    if not text and change.status == MODIFIED:
+    if not text and change.status is Status.MODIFIED:
         return f"--- {label}\n+++ {label}\n(mode {_mode(change.path):o} -> {change.planned.mode:o})\n"
     return text
 

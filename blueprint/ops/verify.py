@@ -1,4 +1,4 @@
-"""`blueprint verify`: seed 001's post-install verification tests, as testinfra checks.
+"""`blueprint verify`: the post-install checks of a running gateway, as testinfra checks.
 
 They run against this machine (local://) or any testinfra host (ssh://user@host, ...), through the
 same commands a person would type: systemctl --user, podman exec, loginctl, and an HTTP request.
@@ -9,8 +9,6 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from blueprint.errors import BlueprintError
 
 RECENT_MINUTES = 26 * 60  # a daily backup, with slack for a late or randomized start
 
@@ -23,10 +21,6 @@ HTTP_GET = (
 )
 
 
-class VerifyError(BlueprintError):
-    exit_code = 1
-
-
 @dataclass(frozen=True)
 class Check:
     name: str
@@ -37,7 +31,7 @@ class Check:
 def run(options, host_spec: str = "local://") -> list[Check]:
     import testinfra
 
-    from blueprint import pipeline, render
+    from blueprint import pipeline
 
     _, _, stack = pipeline.build_stack(options)
     paths = options.paths
@@ -59,11 +53,7 @@ def run(options, host_spec: str = "local://") -> list[Check]:
         lines = (result.stdout.strip() or result.stderr.strip()).splitlines()
         return lines[-1] if lines else f"nothing (exit {result.rc})"
 
-    class _Any(dict):
-        def __missing__(self, key):
-            return ""
-
-    expected = [f.path for f in render.plan(stack, paths, _Any())]
+    expected = [o.path for o in stack.outputs]
 
     @check("unit files present")
     def _():
@@ -75,7 +65,7 @@ def run(options, host_spec: str = "local://") -> list[Check]:
     def _():
         loose = [
             str(p)
-            for p in [paths.secret_store, *[f for f in expected if f.suffix == ".env"]]
+            for p in [paths.secret_store, *[o.path for o in stack.outputs if o.role.secret]]
             if host.file(str(p)).exists and host.file(str(p)).mode & 0o077
         ]
         assert not loose, "readable by others: " + ", ".join(loose)
@@ -91,13 +81,12 @@ def run(options, host_spec: str = "local://") -> list[Check]:
 
     litellm = stack.service("litellm")
     if litellm is not None:
-        address, port, _ = litellm.publish[0].split(":")
-        address = "127.0.0.1" if address == "0.0.0.0" else address
-        url = f"http://{address}:{port}"
+        reach = litellm.publish[0].reach
+        url = f"http://{reach}"
 
-        @check(f"API listening on {address}:{port}")
+        @check(f"API listening on {reach}")
         def _():
-            assert host.socket(f"tcp://{address}:{port}").is_listening, "nothing listens there"
+            assert host.socket(f"tcp://{reach}").is_listening, "nothing listens there"
             return "listening"
 
         @check("LiteLLM /health/liveliness answers")
@@ -126,7 +115,7 @@ def run(options, host_spec: str = "local://") -> list[Check]:
 
         @check("Redis answers PONG")
         def _():
-            result = sh("podman", "exec", redis.hostname, "redis-cli", "-p", str(redis.port), "ping")
+            result = sh("podman", "exec", redis.container_name, "redis-cli", "-p", str(redis.port), "ping")
             assert result.stdout.strip() == "PONG", f"redis-cli ping said {said(result)}"
             return "PONG"
 

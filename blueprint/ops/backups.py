@@ -1,5 +1,5 @@
-"""Backups and restores of the running stack (seed 000: PostgreSQL gzip dump, Redis snapshot,
-config and secrets; 30 days kept).
+"""Backups and restores of the running stack: a PostgreSQL gzip dump, a Redis snapshot, and the
+config with its secrets, kept backup.retention_days days.
 
 Everything reaches the containers through `podman exec` / `podman volume import`, the way a person
 would do it by hand: a PostgreSQL backup is a plain `pg_dump` gzipped, which `gunzip -c FILE |
@@ -14,7 +14,6 @@ import io
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 import time
 from collections.abc import Iterator, Sequence
@@ -23,40 +22,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from blueprint.errors import BlueprintError, ToolError
+from blueprint import process
+from blueprint.errors import BackupError, BlueprintError, ToolError
 from blueprint.files import atomic_output, ensure_dir, write_atomic
-from blueprint.model import Database
+from blueprint.model.types import BackupKind, Database
 from blueprint.paths import Paths
 from blueprint.systemd import systemctl
 
-SUFFIX = {"postgres": ".sql.gz", "redis": ".rdb", "config": ".tar.gz"}
-NAME = re.compile(r"^(?P<kind>postgres|redis|config)-(?P<stamp>\d{8}T\d{6}Z)(?P<suffix>\.sql\.gz|\.rdb|\.tar\.gz)$")
+SUFFIX = {BackupKind.POSTGRES: ".sql.gz", BackupKind.REDIS: ".rdb", BackupKind.CONFIG: ".tar.gz"}
+_SUFFIXES = "|".join(map(re.escape, SUFFIX.values()))
+NAME = re.compile(rf"^(?P<kind>{'|'.join(BackupKind)})-(?P<stamp>\d{{8}}T\d{{6}}Z)(?P<suffix>{_SUFFIXES})$")
+PODMAN_HINT = "backups reach the containers through podman"
 
 
 @dataclass(frozen=True)
-class Backup:
-    kind: str
+class BackupFile:
+    kind: BackupKind
     path: Path
     size: int
     taken: datetime
-
-
-def _run(command: Sequence[str], *, stdin=None, stdout=None, input: bytes | None = None) -> bytes:
-    try:
-        result = subprocess.run(
-            list(command),
-            stdin=stdin,
-            stdout=stdout or subprocess.PIPE,
-            input=input,
-            stderr=subprocess.PIPE,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise ToolError(f"{command[0]}: not found", hint="backups run inside the containers through podman") from None
-    if result.returncode != 0:
-        detail = result.stderr.decode(errors="replace").strip().splitlines()
-        raise ToolError(f"`{' '.join(command[:4])} ...` failed: {detail[-1] if detail else result.returncode}")
-    return result.stdout or b""
 
 
 def _stack(options):
@@ -74,7 +58,7 @@ def _target(paths: Paths, kind: str, now: float) -> Path:
 
 @dataclass(frozen=True)
 class RunResult:
-    made: list[Backup]
+    made: list[BackupFile]
     pruned: list[Path]
 
 
@@ -106,32 +90,13 @@ def _postgres(options, stack, now: float, out: BinaryIO) -> None:
     db = stack.database
     with gzip.GzipFile(fileobj=out, mode="wb", mtime=int(now)) as packed:
         # --clean --if-exists: the dump recreates every object, so it restores over a live database too.
-        dump = subprocess.Popen(
-            [
-                "podman",
-                "exec",
-                db.container,
-                "pg_dump",
-                "--clean",
-                "--if-exists",
-                "-p",
-                str(db.port),
-                "-U",
-                db.user,
-                "-d",
-                db.name,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+        dump = ["podman", "exec", db.container, "pg_dump", "--clean", "--if-exists"]
+        unit = stack.service("litellm_postgres").unit
+        process.stream(
+            [*dump, "-p", str(db.port), "-U", db.user, "-d", db.name],
+            packed.write,
+            hint=f"is {unit} running? (systemctl --user status {unit})",
         )
-        shutil.copyfileobj(dump.stdout, packed)
-        error = dump.stderr.read().decode(errors="replace").strip()
-        if dump.wait() != 0:
-            unit = stack.service("litellm_postgres").unit
-            raise ToolError(
-                f"pg_dump in {db.container} failed: {error.splitlines()[-1] if error else dump.returncode}",
-                hint=f"is {unit} running? (systemctl --user status {unit})",
-            )
 
 
 def _redis(options, stack, now: float, out: BinaryIO) -> None:
@@ -142,9 +107,9 @@ def _redis(options, stack, now: float, out: BinaryIO) -> None:
         f'f=$(mktemp) && redis-cli -p {service.port} --rdb "$f" >/dev/null 2>&1 && cat "$f"; '
         'rc=$?; rm -f "$f"; exit $rc'
     )
-    _run(["podman", "exec", service.hostname, "sh", "-c", script], stdout=out)
+    process.run(["podman", "exec", service.container_name, "sh", "-c", script], stdout=out, hint=PODMAN_HINT)
     if os.pread(out.fileno(), 5, 0) != b"REDIS":
-        raise ToolError(f"{service.hostname}: redis-cli --rdb did not produce an RDB snapshot")
+        raise ToolError(f"{service.container_name}: redis-cli --rdb did not produce an RDB snapshot")
 
 
 def _config(options, stack, now: float, out: BinaryIO) -> None:
@@ -161,13 +126,13 @@ def _config(options, stack, now: float, out: BinaryIO) -> None:
 BACKUPS = {"postgres": _postgres, "redis": _redis, "config": _config}
 
 
-def _describe(path: Path) -> Backup:
+def _describe(path: Path) -> BackupFile:
     match = NAME.match(path.name)
     taken = datetime.strptime(match["stamp"], "%Y%m%dT%H%M%SZ")
-    return Backup(match["kind"], path, path.stat().st_size, taken)
+    return BackupFile(BackupKind(match["kind"]), path, path.stat().st_size, taken)
 
 
-def listing(paths: Paths) -> list[Backup]:
+def listing(paths: Paths) -> list[BackupFile]:
     """Every backup blueprint made, newest first."""
     found = []
     for kind in SUFFIX:
@@ -204,49 +169,61 @@ def prune(paths: Paths, retention_days: int, now: float) -> list[Path]:
 
 
 def restore(options, kind: str, path: Path) -> Iterator[str]:
-    """Put a backup back, stopping what must not run meanwhile; yields what it did."""
+    """Put a backup back, stopping what must not run meanwhile; yields what it did.
+
+    The file is read and checked before anything stops: a damaged backup restores nothing.
+    """
     stack = _stack(options)
-    if kind == "config":
+    kind = BackupKind(kind)
+    if kind is BackupKind.CONFIG:
         yield from _restore_config(options, stack, path)
         return
-    service = stack.service("litellm_postgres" if kind == "postgres" else "litellm_redis")
+    service = stack.service(kind.service_key)
     if service is None:
         raise BlueprintError(f"{stack.source}: {kind} is disabled in this config: nothing to restore into")
+    data = _read_dump(path) if kind is BackupKind.POSTGRES else _read_snapshot(path)
     litellm = stack.service("litellm")
     if litellm:
         systemctl("stop", litellm.unit)
         yield f"stopped {litellm.unit}"
     try:
-        if kind == "postgres":
-            yield from _restore_postgres(stack.database, path)
+        if kind is BackupKind.POSTGRES:
+            yield from _restore_postgres(stack.database, path, data)
         else:
-            yield from _restore_redis(stack, service, path)
+            yield from _restore_redis(stack, service, path, data)
     finally:
         if litellm:
             systemctl("start", litellm.unit)
             yield f"started {litellm.unit}"
 
 
-def _restore_postgres(db: Database, path: Path) -> Iterator[str]:
+def _read_dump(path: Path) -> bytes:
+    try:
+        with gzip.open(path, "rb") as dump:
+            return dump.read()
+    except (OSError, EOFError) as exc:
+        raise BackupError(f"{path}: not a gzip PostgreSQL dump ({exc}); nothing was restored") from None
+
+
+def _read_snapshot(path: Path) -> bytes:
+    data = path.read_bytes()
+    if data[:5] != b"REDIS":
+        raise BackupError(f"{path}: not a Redis RDB snapshot; nothing was restored")
+    return data
+
+
+def _restore_postgres(db: Database, path: Path, sql: bytes) -> Iterator[str]:
     user, database = db.user, db.name
     psql = ["podman", "exec", "-i", db.container, "psql", "-v", "ON_ERROR_STOP=1", "-q", "-p", str(db.port), "-U", user]
     # Connected to the maintenance database, the owner replaces its own database.
-    _run([*psql, "-d", "postgres", "-c", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'])
-    _run([*psql, "-d", "postgres", "-c", f'CREATE DATABASE "{database}" OWNER "{user}"'])
+    process.run([*psql, "-d", "postgres", "-c", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'], hint=PODMAN_HINT)
+    process.run([*psql, "-d", "postgres", "-c", f'CREATE DATABASE "{database}" OWNER "{user}"'], hint=PODMAN_HINT)
     yield f"recreated database {database} in {db.container}"
-    try:
-        with gzip.open(path, "rb") as dump:
-            sql = dump.read()
-    except (OSError, EOFError) as exc:
-        raise BlueprintError(f"{path}: not a gzip PostgreSQL dump ({exc})") from None
-    _run([*psql, "-d", database], input=sql)
+    process.run([*psql, "-d", database], input=sql, hint=PODMAN_HINT)
     yield f"restored {path.name} into {database}"
 
 
-def _restore_redis(stack, service, path: Path) -> Iterator[str]:
-    data = path.read_bytes()
-    if data[:5] != b"REDIS":
-        raise BlueprintError(f"{path}: not a Redis RDB snapshot")
+def _restore_redis(stack, service, path: Path, data: bytes) -> Iterator[str]:
     volume = next(v for v in stack.volumes if v.name == service.name)
     # Redis writes its snapshot when it stops: stop it first, then replace the file it loads at start.
     systemctl("stop", service.unit)
@@ -256,7 +233,7 @@ def _restore_redis(stack, service, path: Path) -> Iterator[str]:
         info = tarfile.TarInfo("dump.rdb")
         info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
         tar.addfile(info, io.BytesIO(data))
-    _run(["podman", "volume", "import", volume.podman_name, "-"], input=archive.getvalue())
+    process.run(["podman", "volume", "import", volume.podman_name, "-"], input=archive.getvalue(), hint=PODMAN_HINT)
     yield f"imported {path.name} into volume {volume.podman_name}"
     systemctl("start", service.unit)
     yield f"started {service.unit}"
@@ -264,23 +241,27 @@ def _restore_redis(stack, service, path: Path) -> Iterator[str]:
 
 def _restore_config(options, stack, path: Path) -> Iterator[str]:
     paths = options.paths
-    with tarfile.open(path, "r:gz") as tar:
-        members = {m.name: m for m in tar.getmembers() if m.isfile()}
-        config_member = next((m for name, m in members.items() if name.startswith("config/")), None)
-        store_member = members.get("secrets/secrets.env")
-        if config_member is None:
-            raise BlueprintError(f"{path}: no config in this backup")
-        targets = [(config_member, Path(stack.source), 0o644)]
-        if store_member is not None:
-            targets.append((store_member, paths.secret_store, 0o600))
-        for member, target, mode in targets:
-            data = tar.extractfile(member).read()
-            if target.exists() and target.read_bytes() != data:
-                keep = target.with_name(target.name + ".before-restore")
-                shutil.copy2(target, keep)
-                keep.chmod(mode)
-                yield f"kept the current {target.name} as {keep.name}"
-            ensure_dir(target.parent, 0o700 if mode == 0o600 else 0o755)
-            write_atomic(target, data, mode)
-            yield f"restored {target}"
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            members = {m.name: m for m in tar.getmembers() if m.isfile()}
+            config_member = next((m for name, m in members.items() if name.startswith("config/")), None)
+            if config_member is None:
+                raise BackupError(f"{path}: no config in this backup; nothing was restored")
+            config = tar.extractfile(config_member).read()
+            store = members.get("secrets/secrets.env")
+            store = tar.extractfile(store).read() if store is not None else None
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise BackupError(f"{path}: not a config backup ({exc}); nothing was restored") from None
+    targets = [(config, Path(stack.source), 0o644)]
+    if store is not None:
+        targets.append((store, paths.secret_store, 0o600))
+    for data, target, mode in targets:
+        if target.exists() and target.read_bytes() != data:
+            keep = target.with_name(target.name + ".before-restore")
+            shutil.copy2(target, keep)
+            keep.chmod(mode)
+            yield f"kept the current {target.name} as {keep.name}"
+        ensure_dir(target.parent, 0o700 if mode == 0o600 else 0o755)
+        write_atomic(target, data, mode)
+        yield f"restored {target}"
     yield "next: blueprint apply   (renders the restored config and restarts what changed)"

@@ -1,0 +1,118 @@
+"""The command line: the only package that knows Click.
+
+Each command parses its options, calls a library function and reports. Status words go to
+stderr; real output (diffs, the schema, rendered text) to stdout, so pipes work. One handler maps
+errors to exit codes (errors.py): conflict, drift or a failed check 1, usage or config error 2,
+unexpected 3 (traceback only with --debug), a damaged backup 4, Ctrl-C 130.
+
+This module holds the group, what every command shares and the handler; the commands live in
+deploy.py (render, apply and the views of a render), secrets.py and ops.py (backups, verify).
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from blueprint import __version__
+from blueprint.errors import BlueprintError
+
+CONFIG_HELP = "Config file. Default: $BLUEPRINT_CONFIG, else ./blueprint-config.json, else the shipped default."
+
+
+def say(message: str) -> None:
+    click.echo(f"blueprint: {message}", err=True)
+
+
+def short(path) -> str:
+    """A path as a person reads it: ~ for the home directory."""
+    text = str(path)
+    home = os.path.expanduser("~")
+    return "~" + text[len(home) :] if home not in ("", "/") and text.startswith(home + "/") else text
+
+
+def config_option(function):
+    return click.option(
+        "--config",
+        "-c",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        envvar="BLUEPRINT_CONFIG",
+        show_envvar=True,
+        help=CONFIG_HELP,
+    )(function)
+
+
+def options_for(config_path):
+    """The pipeline's options for a command: its --config and this process's environment."""
+    from blueprint.pipeline import Options
+
+    return Options.from_env(config_path)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--debug", is_flag=True, help="Show the traceback of unexpected errors.")
+@click.version_option(__version__, prog_name="blueprint")
+def cli(debug: bool) -> None:
+    """Run a LiteLLM gateway (LiteLLM + PostgreSQL + Redis, behind Caddy) as rootless Podman Quadlet
+    services, from one JSON file.
+
+    \b
+    First run:
+      blueprint render                    # write units, litellm.yaml, Caddy site; make secrets
+      systemctl --user daemon-reload      # Quadlet turns the units into services
+      systemctl --user start litellm      # or: blueprint apply (reload + restart what changed)
+    \b
+    Day to day:
+      blueprint status | diff | check     # compare the config with what is on disk
+      blueprint secrets set OPENAI_API_KEY < key.txt
+      blueprint backup list ; blueprint verify
+
+    Units go to $XDG_CONFIG_HOME/containers/systemd (default ~/.config/containers/systemd).
+    Files you edit by hand are never overwritten without --force.
+    """
+    # --debug is read by run(), the error handler, before Click parses anything.
+
+
+# ---- the one error handler -----------------------------------------------------------------
+
+
+def run(argv: list[str]) -> int:
+    debug = "--debug" in argv
+    try:
+        cli.main(args=argv, prog_name="blueprint", standalone_mode=False)
+    except BlueprintError as exc:
+        click.echo(f"blueprint: error: {exc.message}", err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("blueprint: aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("\nblueprint: interrupted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except OSError as exc:  # permissions, a full disk, a read-only file system: the machine's, not ours
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"blueprint: error: {where}{exc.strerror or exc}", err=True)
+        click.echo("hint: check that path's permissions and the free space of its file system", err=True)
+        return 1
+    except Exception as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"blueprint: unexpected error: {type(exc).__name__}: {exc}", err=True)
+        click.echo("hint: run again with --debug for the traceback, and report it", err=True)
+        return 3
+    return 0
+
+
+# The commands register themselves on the group when imported.
+from blueprint.cli import deploy, ops, secrets  # noqa: E402, F401

@@ -1,0 +1,191 @@
+"""Render and apply, and the views of a render: diff, status, check, validate, schema."""
+
+from __future__ import annotations
+
+import click
+
+from blueprint.cli import cli, config_option, options_for, say, short
+from blueprint.errors import DriftError
+
+# ---- render / apply ------------------------------------------------------------------------
+
+
+def _report_changes(prepared, *, dry_run: bool) -> None:
+    from blueprint.engine import Status
+
+    verb = {
+        Status.CREATE: ("created", "would create"),
+        Status.MODIFIED: ("updated", "would update"),
+        Status.ORPHAN: ("removed", "would remove"),
+        Status.CONFLICT: ("overwrote", "conflict"),
+    }
+    for change in prepared.differing:
+        reason = f" ({change.reason})" if change.status is Status.CONFLICT else ""
+        say(f"{verb[change.status][dry_run]:<13} {short(change.path)}{reason}")
+    for note in prepared.notes:
+        say(f"note: {note}")
+
+
+def _summary(outcome) -> None:
+    from blueprint.model.types import Kind
+
+    prepared = outcome.prepared
+    unchanged = len(prepared.changes) - len(prepared.differing)
+    say(f"{len(outcome.written)} written, {len(outcome.removed)} removed, {unchanged} unchanged")
+    actions = outcome.actions
+    for note in actions.notes:
+        say(f"note: {note}")
+    if outcome.reloaded:
+        for call in outcome.systemctl:
+            say("ran: " + " ".join(call))
+        if not outcome.systemctl:
+            say("systemd: nothing to reload or restart")
+    elif not actions.empty:
+        steps = []
+        if actions.stop:
+            steps.append("systemctl --user stop " + " ".join(actions.stop))
+        if actions.disable:
+            steps.append("systemctl --user disable --now " + " ".join(actions.disable))
+        if actions.daemon_reload:
+            steps.append("systemctl --user daemon-reload")
+        if actions.restart:
+            steps.append("systemctl --user restart " + " ".join(actions.restart))
+        if actions.enable:
+            steps.append("systemctl --user enable --now " + " ".join(actions.enable))
+        say("next: " + " && ".join(steps) + "   (or: blueprint apply)")
+    site = prepared.stack.output(Kind.SITE)
+    if site is not None:
+        say(f"external URL: {prepared.stack.site.address} (Caddy site: {short(site.path)})")
+
+
+def _render(config_path, *, dry_run=False, force=False, reload=False, restart=True) -> None:
+    from blueprint import pipeline
+    from blueprint.engine import Status, unified_diff
+    from blueprint.errors import ConflictError
+
+    prepared = pipeline.prepare(options_for(config_path))
+    if dry_run:
+        _report_changes(prepared, dry_run=True)
+        say(f"dry run: {len(prepared.differing)} of {len(prepared.changes)} files would change; nothing written")
+        return
+    try:
+        outcome = pipeline.write(prepared, force=force, reload=reload, restart=restart)
+    except ConflictError:
+        # Show what the edit is (disk -> what blueprint would write) before refusing.
+        for change in prepared.changes:
+            if change.status is Status.CONFLICT:
+                click.echo(unified_diff(change), nl=False)
+        raise
+    _report_changes(prepared, dry_run=False)
+    _summary(outcome)
+    if reload:
+        _warn_linger()
+
+
+def _warn_linger() -> None:
+    from blueprint.systemd import linger_enabled
+
+    if linger_enabled() is False:
+        say("warning: lingering is off: your services stop at logout and do not start at boot")
+        import getpass
+
+        say(f"hint: loginctl enable-linger {getpass.getuser()}")
+
+
+@cli.command()
+@config_option
+@click.option("--dry-run", "-n", is_flag=True, help="Say what would change; write nothing.")
+@click.option("--force", is_flag=True, help="Overwrite files edited by hand (see `blueprint diff` first).")
+@click.option("--reload", is_flag=True, help="Then reload systemd and restart what changed (= blueprint apply).")
+@click.option("--no-restart", is_flag=True, help="With --reload: reload systemd but restart nothing.")
+def render(config_path, dry_run, force, reload, no_restart):
+    """Write the units, litellm.yaml, the Caddy site and the secrets' environment files.
+
+    Everything is rendered in memory first: an error writes nothing. Files that did not change
+    are not touched; a file edited by hand since blueprint wrote it stops the render (exit 1)
+    unless --force. Secrets missing from the store are generated once and never again.
+    """
+    _render(config_path, dry_run=dry_run, force=force, reload=reload, restart=not no_restart)
+
+
+@cli.command()
+@config_option
+@click.option("--force", is_flag=True, help="Overwrite files edited by hand.")
+@click.option("--no-restart", is_flag=True, help="Reload systemd but restart nothing.")
+def apply(config_path, force, no_restart):
+    """Render, then `systemctl --user daemon-reload` if a unit changed and restart exactly the
+    services whose unit, litellm.yaml or secrets changed (dependencies first).
+
+    Nothing changed: nothing is reloaded or restarted. Warns when lingering is off.
+    """
+    _render(config_path, force=force, reload=True, restart=not no_restart)
+
+
+@cli.command()
+@config_option
+def diff(config_path):
+    """Show, as a unified diff on stdout, what `render` would change on disk.
+
+    Secret files are named but their contents never shown.
+    """
+    from blueprint import pipeline
+    from blueprint.engine import unified_diff
+
+    prepared = pipeline.prepare(options_for(config_path))
+    for change in prepared.differing:
+        click.echo(unified_diff(change), nl=False)
+
+
+@cli.command()
+@config_option
+def status(config_path):
+    """One line per file: create, identical, modified, conflict or orphan."""
+    from blueprint import pipeline
+
+    prepared = pipeline.prepare(options_for(config_path))
+    for change in prepared.changes:
+        reason = f"  ({change.reason})" if change.reason else ""
+        click.echo(f"{change.status:<10} {short(change.path)}{reason}")
+
+
+@cli.command()
+@config_option
+def check(config_path):
+    """Exit 1 if `render` would change anything (for CI drift checks), else 0."""
+    from blueprint import pipeline
+
+    prepared = pipeline.prepare(options_for(config_path))
+    differing = prepared.differing
+    for change in differing:
+        say(f"{change.status:<10} {short(change.path)}")
+    if differing:
+        raise DriftError(
+            f"{len(differing)} of {len(prepared.changes)} files differ from the config",
+            hint="`blueprint diff` shows how; `blueprint render` brings them in line",
+        )
+    say(f"{len(prepared.changes)} files match the config")
+
+
+@cli.command()
+@config_option
+def validate(config_path):
+    """Check a config: JSON syntax, schema, references, sizing, images, secrets. Writes nothing."""
+    from blueprint import pipeline
+
+    prepared = pipeline.prepare(options_for(config_path))  # everything a render does but write
+    for note in prepared.notes:
+        say(f"note: {note}")
+    stack = prepared.stack
+    models = len(stack.gateway["model_list"]) if stack.gateway else 0
+    podman = f"Podman {stack.podman.version}" + (
+        f", as {stack.podman.detected_from} says" if stack.podman.detected_from else ""
+    )
+    say(f"{prepared.loaded.source}: valid ({len(stack.services)} services, {models} model deployments, {podman})")
+
+
+@cli.command()
+def schema():
+    """Print the JSON Schema of blueprint-config.json."""
+    from blueprint.config import SCHEMA_PATH
+
+    click.echo(SCHEMA_PATH.read_text(encoding="utf-8"), nl=False)

@@ -1,0 +1,88 @@
+"""Operating the running gateway: backups, restore, verify."""
+
+from __future__ import annotations
+
+import click
+
+from blueprint.cli import cli, config_option, options_for, say, short
+
+# ---- backups, restore, verify --------------------------------------------------------------
+
+
+@cli.group()
+def backup():
+    """Back up PostgreSQL (gzip dump), Redis (RDB snapshot) and the config with its secrets.
+
+    `blueprint render` writes daily timers (backup.*_at) that run `blueprint backup run KIND`;
+    files older than backup.retention_days are pruned after each run.
+    """
+
+
+@backup.command("run")
+@config_option
+@click.argument("kinds", nargs=-1, type=click.Choice(["postgres", "redis", "config", "all"]))
+def backup_run(config_path, kinds):
+    """Back up now (default: all), then prune old backups."""
+    from blueprint.ops import backups
+
+    result = backups.run(options_for(config_path), kinds or ("all",))
+    for made in result.made:
+        say(f"backup {made.kind}: {short(made.path)} ({made.size} bytes)")
+    for path in result.pruned:
+        say(f"pruned {short(path)}")
+
+
+@backup.command("list")
+@config_option
+def backup_list(config_path):
+    """List backups, newest first, with their kind, size and age."""
+    from blueprint.ops import backups
+
+    options = options_for(config_path)
+    entries = backups.listing(options.paths)
+    if not entries:
+        say(f"no backups in {short(options.paths.backup_dir)}")
+    for entry in entries:
+        click.echo(f"{entry.kind:<9} {entry.taken:%Y-%m-%d %H:%M} {entry.size:>12}  {short(entry.path)}")
+
+
+@cli.command()
+@config_option
+@click.argument("kind", type=click.Choice(["postgres", "redis", "config"]))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False), required=False)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def restore(config_path, kind, file, yes):
+    """Restore a backup (default: the newest of KIND): stops litellm, restores, starts it again.
+
+    postgres replaces the database with the dump; redis replaces the snapshot; config puts back
+    the config file and secret store saved with it (current ones are kept as *.before-restore).
+    """
+    from pathlib import Path
+
+    from blueprint.ops import backups
+
+    options = options_for(config_path)
+    path = Path(file) if file else backups.newest(options.paths, kind)
+    if not yes:
+        click.confirm(f"Restore {kind} from {short(path)}? The current data is replaced", abort=True, err=True)
+    for step in backups.restore(options, kind, path):
+        say(step)
+
+
+@cli.command()
+@config_option
+@click.option("--host", default="local://", show_default=True, help="testinfra host: local://, ssh://user@host, ...")
+def verify(config_path, host):
+    """Check the running gateway: units, services, port, API health, PostgreSQL, Redis, backups,
+    lingering. Exit 1 if any check fails."""
+    from blueprint.errors import VerifyError
+    from blueprint.ops import verify as checks
+
+    results = checks.run(options_for(config_path), host)
+    for result in results:
+        mark = "ok  " if result.ok else "FAIL"
+        click.echo(f"[{mark}] {result.name}: {result.detail}")
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise VerifyError(f"{len(failed)} of {len(results)} checks failed: " + ", ".join(r.name for r in failed))
+    say(f"all {len(results)} checks passed")

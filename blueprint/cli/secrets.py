@@ -1,0 +1,93 @@
+"""`blueprint secrets`: list, set and rotate; values are never printed."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from blueprint.cli import cli, config_option, options_for, say, short
+
+# ---- secrets -------------------------------------------------------------------------------
+
+
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def secrets(ctx):
+    """Show and change secrets. Values are never printed.
+
+    The store is ~/.config/blueprint/secrets.env (0600); each container gets only its own
+    secrets, in ~/.config/blueprint/env/<container>.env (0600) or as Podman secrets.
+    """
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(secrets_list)
+
+
+@secrets.command("list")
+@config_option
+def secrets_list(config_path=None):
+    """Which secrets exist, who uses them, and the modes of the files holding them."""
+    import stat as stat_module
+
+    from blueprint import pipeline
+    from blueprint import secrets as store_module
+    from blueprint.errors import ConfigError
+
+    options = options_for(config_path)
+    store = store_module.Store.load(options.paths)
+    try:
+        _, _, stack = pipeline.build_stack(options)
+    except ConfigError as exc:
+        say(f"note: {exc.message} (showing the store only)")
+        stack = None
+    rows = store_module.inventory(stack, store)
+    click.echo(f"{'NAME':<28} {'STATE':<10} USED BY")
+    for row in rows:
+        state = ("generated" if row.generated else "set") if row.stored else "MISSING"
+        used = ", ".join(row.used_by) or "(not used by this config)"
+        where = f"  {row.where}" if row.where and not row.stored else ""
+        click.echo(f"{row.name:<28} {state:<10} {used}{where}")
+    click.echo("")
+    files = [store.path] + ([o.path for o in stack.outputs if o.role.secret] if stack else [])
+    for path in files:
+        try:
+            mode = f"{stat_module.S_IMODE(path.stat().st_mode):04o}"
+        except FileNotFoundError:
+            mode = "absent"
+        click.echo(f"{mode:<7} {short(path)}")
+
+
+@secrets.command("set")
+@click.argument("name")
+def secrets_set(name):
+    """Store a secret (e.g. OPENAI_API_KEY) read from stdin, or from a hidden prompt.
+
+    Never give it on the command line: other users can see every process's arguments.
+    Example: blueprint secrets set OPENAI_API_KEY < openai.key
+    """
+    from blueprint import secrets as store_module
+
+    if sys.stdin.isatty():
+        value = click.prompt(f"{name}", hide_input=True, confirmation_prompt=True, err=True)
+    else:
+        value = sys.stdin.read()
+        value = value[:-1] if value.endswith("\n") else value
+    options = options_for(None)
+    replaced = store_module.set_secret(options.paths, name, value)
+    say(f"{name} {'replaced' if replaced else 'stored'} in {short(options.paths.secret_store)} (0600)")
+    say("next: blueprint apply   (writes it into the containers' environment and restarts them)")
+
+
+@secrets.command("rotate")
+@click.argument("name", default="LITELLM_MASTER_KEY")
+def secrets_rotate(name):
+    """Replace a generated secret with a new random one (default: the LiteLLM master key).
+
+    The salt key and the PostgreSQL password are refused: changing them loses data.
+    """
+    from blueprint import secrets as store_module
+
+    options = options_for(None)
+    store_module.rotate(options.paths, name)
+    say(f"{name} rotated in {short(options.paths.secret_store)}")
+    say("next: blueprint apply   (restarts the containers that use it); clients need the new value")

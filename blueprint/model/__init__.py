@@ -1,0 +1,90 @@
+"""Model: turn a validated config into a typed stack, computing every derived value once.
+
+The model knows nothing of file formats (podlet's rule): it says which containers exist, what each
+one runs and needs, what litellm.yaml contains as plain data, and which files the stack is made
+of. rules.py checks the config first; the builders here then cannot fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from blueprint.model import gateway, jobs, rules, services
+from blueprint.model.outputs import container_file, outputs
+from blueprint.model.site import site
+from blueprint.model.sizing import size
+from blueprint.model.types import Database, Network, Service, Stack, Volume
+from blueprint.paths import Paths
+from blueprint.quadlet import NO_WORDS, Layout, Podman, Words, mount_source
+
+
+def build(
+    data: Mapping[str, Any],
+    *,
+    source: str,
+    paths: Paths,
+    podman: Podman,
+    blueprint_command: Words = NO_WORDS,
+    config_path: str | None = None,
+) -> Stack:
+    """The typed stack for a validated config (config.load fills in every default).
+
+    `blueprint_command` is how the backup timers run blueprint again (default: `blueprint`).
+    """
+    rules.check(data, podman, source)
+    on = rules.enabled(data)
+    sizing = size(data)
+    layout = Layout(podman)
+    built: list[Service] = []
+    volumes: list[Volume] = []
+    if on["litellm_postgres"]:
+        volumes.append(Volume("litellm-postgres", "PostgreSQL data of the LiteLLM gateway"))
+        built.append(services.postgres(data["litellm_postgres"], sizing))
+    if on["litellm_redis"]:
+        volumes.append(Volume("litellm-redis", "Redis data of the LiteLLM gateway"))
+        built.append(services.redis(data["litellm_redis"], sizing))
+    found = gateway.Providers()
+    config = the_site = None
+    if on["litellm"]:
+        found = gateway.providers(data)
+        config = (layout.place(data["litellm"]["config_file"]), gateway.litellm_yaml(data, sizing, found.deployments))
+        unit_file = container_file("litellm", layout)
+        litellm = services.litellm(
+            data, sizing, mount_source(config[0], unit_file, paths.unit_dir, podman), found.secret_env
+        )
+        built.append(litellm)
+        the_site = site(data, litellm.publish[0])
+    backend = data["secrets"]["backend"]
+    ordered = services.dependency_order(
+        services.lowered(services.delivered(s, backend, paths.env_dir), podman) for s in built
+    )
+    network = Network(data["network"]["name"], data["network"]["subnet"])
+    backup = jobs.schedule(data, paths, blueprint_command or Words(("blueprint",)), config_path)
+    postgres = data["litellm_postgres"]
+    return Stack(
+        source=source,
+        podman=podman,
+        network=network,
+        services=ordered,
+        volumes=tuple(volumes),
+        gateway=config[1] if config else None,
+        site=the_site,
+        backup=backup,
+        database=Database(postgres["hostname"], postgres["port"], postgres["user"], postgres["database"])
+        if on["litellm_postgres"]
+        else None,
+        secrets_backend=backend,
+        sizing=sizing,
+        outputs=outputs(
+            paths=paths,
+            layout=layout,
+            network=network,
+            volumes=tuple(volumes),
+            services=ordered,
+            gateway=config,
+            site=the_site,
+            backup=backup,
+        ),
+        notes=tuple(found.notes),
+    )

@@ -1,0 +1,35 @@
+"""Backup jobs: systemd user timers that run `blueprint backup run KIND` every day."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from blueprint.model.rules import enabled
+from blueprint.model.types import BackupJob, BackupKind, BackupSchedule
+from blueprint.paths import Paths
+from blueprint.quadlet import Words
+
+
+def schedule(data: Mapping[str, Any], paths: Paths, blueprint: Words, config_path: str | None) -> BackupSchedule | None:
+    """The jobs of the enabled services; `blueprint` is how a timer runs blueprint again."""
+    cfg = data["backup"]
+    if not cfg["enabled"]:
+        return None
+    on = enabled(data)
+    # The timer runs outside the shell that rendered, so it is told the same directories.
+    command = [
+        "/usr/bin/env",
+        f"XDG_CONFIG_HOME={paths.config_home}",
+        f"XDG_DATA_HOME={paths.data_home}",
+        f"XDG_STATE_HOME={paths.state_home}",
+        *blueprint,
+    ]
+    if config_path:
+        command += ["--config", config_path]
+    jobs = tuple(
+        BackupJob(kind, cfg[f"{kind}_at"], Words((*command, "backup", "run", kind)))
+        for kind in BackupKind
+        if kind.service_key is None or on[kind.service_key]
+    )
+    return BackupSchedule(cfg["retention_days"], jobs)

@@ -1,0 +1,330 @@
+"""Rules: every check that spans fields, run on the validated config before anything is built.
+
+A JSON Schema checks each value on its own (config.py); these rules check values against each
+other: references between sections, the sizing arithmetic, image tags, provider settings. They
+run in the order of the config's sections, so the error a person sees first does not depend on
+how the stack happens to be built, and each names the JSON pointer of the field to change.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
+from typing import Any
+from urllib.parse import urlsplit
+
+from blueprint.errors import ConfigError
+from blueprint.model import providers as catalog
+from blueprint.model.sizing import RESERVED_CONNECTIONS, size
+from blueprint.model.types import GENERATED
+from blueprint.quadlet import OLDEST, Podman
+
+SERVICE_KEYS = ("litellm_postgres", "litellm_redis", "litellm")
+
+# LiteLLM releases that were malicious uploads (https://osv.dev/vulnerability/MAL-2026-2144).
+MALICIOUS_LITELLM = {"1.82.7": "MAL-2026-2144", "1.82.8": "MAL-2026-2144"}
+# Tags that move: every pull may bring a different release.
+FLOATING_TAGS = frozenset(
+    {
+        *("latest", "main", "stable", "lts", "dev", "nightly", "rc"),
+        *("main-stable", "main-latest", "main-dev", "main-nightly", "main-rc"),
+    }
+)
+ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str  # JSON pointer
+    message: str
+    hint: str | None = None
+
+
+Config = Mapping[str, Any]
+
+
+def check(data: Config, podman: Podman, source: str) -> None:
+    """Raise ConfigError for the first rule the config breaks, in the order of its sections."""
+    for rule in RULES:
+        for problem in rule(data, podman):
+            raise ConfigError(f"{source}: {problem.where}: {problem.message}", hint=problem.hint)
+
+
+def enabled(data: Config) -> dict[str, bool]:
+    return {key: data[key]["enabled"] for key in SERVICE_KEYS}
+
+
+def model_name(model: str | Mapping[str, Any]) -> str:
+    """The name clients ask for: the model id, or its alias."""
+    return model if isinstance(model, str) else model.get("name", model["id"])
+
+
+# ---- the rules, in the order of the config's sections --------------------------------------------
+
+
+def _podman(data: Config, podman: Podman) -> Iterator[Problem]:
+    if podman.version < OLDEST:
+        yield Problem(
+            "/podman_version",
+            f"Podman {podman.version} has no Quadlet (it came with {OLDEST})",
+            hint=f"set podman_version to {OLDEST} or newer; Debian 12's podman 4.3 cannot run these units",
+        )
+
+
+def _network(data: Config, podman: Podman) -> Iterator[Problem]:
+    subnet = data["network"]["subnet"]
+    try:
+        ipaddress.ip_network(subnet, strict=True)
+    except ValueError as exc:
+        yield Problem(
+            "/network/subnet",
+            f"{subnet!r} is not a network address: {exc}",
+            hint="use the first address of the range, e.g. 10.89.0.0/24",
+        )
+
+
+def _services(data: Config, podman: Podman) -> Iterator[Problem]:
+    on = enabled(data)
+    if not any(on.values()):
+        yield Problem("/litellm/enabled", "every service is disabled: there is nothing to render")
+    graph = {key: data[key]["requires"] for key in SERVICE_KEYS if on[key]}
+    for key, wanted in graph.items():
+        for index, other in enumerate(wanted):
+            where = f"/{key}/requires/{index}"
+            if other == key:
+                yield Problem(where, f"{key} cannot require itself")
+            elif not on[other]:
+                yield Problem(
+                    where,
+                    f"{key} requires {other}, which is disabled",
+                    hint=f"enable {other}, or remove it from {key}.requires",
+                )
+    try:
+        TopologicalSorter(graph).prepare()
+    except CycleError as exc:
+        cycle = exc.args[1]
+        yield Problem(
+            f"/{cycle[0]}/requires",
+            f"requires form a cycle: {' -> '.join(cycle)}",
+            hint="systemd cannot start services that wait for each other",
+        )
+    for key in SERVICE_KEYS:
+        if on[key]:
+            yield from image_problems(
+                data[key]["image"], f"/{key}/image", data["litellm"] if key == "litellm" else None
+            )
+    if on["litellm"] and not on["litellm_postgres"] and data["litellm"].get("store_model_in_db"):
+        yield Problem(
+            "/litellm/store_model_in_db",
+            "models can be stored only in litellm_postgres, which is disabled",
+            hint="enable litellm_postgres, or set litellm.store_model_in_db to false",
+        )
+
+
+def image_problems(image: str, where: str, litellm: Config | None = None) -> Iterator[Problem]:
+    """A pinned image: a tag that names one release (or a digest), never a malicious LiteLLM."""
+    name, _, digest = image.partition("@")
+    tag = name.rsplit("/", 1)[-1].partition(":")[2]
+    if litellm is not None:
+        version = re.fullmatch(r"(?:main-)?v?(\d+\.\d+\.\d+)(?:[-.].*)?", tag)
+        if version and version[1] in MALICIOUS_LITELLM:
+            yield Problem(
+                where,
+                f"LiteLLM {version[1]} was a malicious release ({MALICIOUS_LITELLM[version[1]]})",
+                hint="pin another release, e.g. ghcr.io/berriai/litellm:v1.99.4",
+            )
+    if not tag and not digest:
+        yield Problem(
+            where,
+            f"{image!r} has no tag: it would float to :latest",
+            hint="pin a release tag, e.g. :v1.99.4, or a digest",
+        )
+    if tag in FLOATING_TAGS and not digest and not (litellm and litellm["allow_floating_tag"]):
+        yield Problem(
+            where,
+            f"tag {tag!r} floats: every pull may bring a different release",
+            hint="pin a release tag" + (" or set litellm.allow_floating_tag" if litellm is not None else ""),
+        )
+
+
+def _sizes(data: Config, podman: Podman) -> Iterator[Problem]:
+    on, sizing = enabled(data), size(data)
+    memory = sizing.memory_mb
+    if on["litellm_postgres"] and sizing.shared_buffers_mb * 4 > memory["litellm_postgres"] * 3:
+        yield Problem(
+            "/litellm_postgres/shared_buffers",
+            f"shared_buffers {sizing.shared_buffers_mb}MB leaves too little of the container's "
+            f"{memory['litellm_postgres']}MB for connections",
+            hint="keep shared_buffers at most 3/4 of litellm_postgres.memory",
+        )
+    if on["litellm_redis"] and sizing.redis_maxmemory_mb * 5 > memory["litellm_redis"] * 4:
+        yield Problem(
+            "/litellm_redis/maxmemory",
+            f"maxmemory {sizing.redis_maxmemory_mb}MB leaves too little of the container's "
+            f"{memory['litellm_redis']}MB for Redis itself",
+            hint="keep maxmemory at most 4/5 of litellm_redis.memory",
+        )
+
+
+def _caddy(data: Config, podman: Podman) -> Iterator[Problem]:
+    caddy, litellm = data["caddy"], data["litellm"]
+    if not enabled(data)["litellm"] or not caddy.get("enabled", "tailscale" in caddy or "domain" in caddy):
+        return
+    if "tailscale" in caddy and "domain" in caddy:
+        yield Problem("/caddy", "give either tailscale or domain, not both")
+    elif "tailscale" not in caddy and "domain" not in caddy:
+        yield Problem(
+            "/caddy",
+            "needs tailscale (machine and tailnet) or domain to name the site",
+            hint='e.g. "tailscale": {"machine": "gateway", "tailnet": "tail1234.ts.net"}, '
+            "or set caddy.enabled to false",
+        )
+    if caddy["port"] == litellm["published_port"]:
+        yield Problem(
+            "/caddy/port",
+            f"port {caddy['port']} is already litellm.published_port",
+            hint="Caddy and LiteLLM both listen on the host: give them different ports",
+        )
+
+
+def _providers(data: Config, podman: Podman) -> Iterator[Problem]:
+    if not enabled(data)["litellm"]:
+        return
+    served: dict[str, tuple[str, str, bool]] = {}  # model name -> (pointer, entry pointer, load_balance)
+    for entry_name, entry in data["llm_providers"].items():
+        where = f"/llm_providers/{entry_name}"
+        kind = catalog.lookup(entry.get("provider", entry_name))
+        if kind is None:
+            yield Problem(
+                where,
+                f"unknown provider {entry_name!r}",
+                hint='add "provider": one of ' + ", ".join(catalog.provider_names()),
+            )
+            continue
+        yield from _provider_fields(entry, kind, where)
+        if not entry["enabled"]:
+            continue
+        for credential in kind.credentials:
+            ref = entry.get(credential.field)
+            var = ENV_REF.match(ref)[1] if ref else credential.env
+            if (ref or credential.required) and (var in GENERATED or var == "DATABASE_URL"):
+                yield Problem(
+                    f"{where}/{credential.field}",
+                    f"{var} is one of blueprint's own secrets",
+                    hint=f"name the provider's key differently, e.g. ${{{credential.env}}}",
+                )
+        if "base_url" in entry:
+            yield from url_problems(entry["base_url"], f"{where}/base_url")
+        for index, model in enumerate(entry["models"]):
+            pointer = f"{where}/models/{index}"
+            if isinstance(model, Mapping) and "base_url" in model:
+                yield from url_problems(model["base_url"], f"{pointer}/base_url")
+            name = model_name(model)
+            if name not in served:
+                served[name] = (pointer, where, entry["load_balance"])
+                continue
+            other, other_entry, other_balances = served[name]
+            same_entry = other_entry == where
+            if same_entry or not (entry["load_balance"] and other_balances):
+                yield Problem(
+                    pointer,
+                    f"model name {name!r} is already served by {other}",
+                    hint="list each model once per provider entry"
+                    if same_entry
+                    else 'to balance load across both, set "load_balance": true on both provider entries; '
+                    'otherwise give one an alias with {"id": ..., "name": ...}',
+                )
+    yield from _fallbacks(data, served)
+
+
+def _provider_fields(entry: Config, kind: catalog.Provider, where: str) -> Iterator[Problem]:
+    known = {c.field for c in kind.credentials} | {s.field for s in kind.settings} | {"base_url"}
+    for name in sorted(catalog.PROVIDER_FIELDS - known):
+        if name in entry:
+            yield Problem(
+                f"{where}/{name}",
+                f"{kind.title} does not take {name}",
+                hint=f"{kind.name} takes: {', '.join(sorted(known))}",
+            )
+    for setting in kind.settings:
+        if setting.required and setting.field not in entry:
+            yield Problem(where, f"{kind.title} needs {setting.field!r}")
+    if kind.base_url == "required" and "base_url" not in entry:
+        yield Problem(
+            where,
+            f'{kind.title} needs "base_url" (the server\'s OpenAI-compatible API)',
+            hint='e.g. "base_url": "http://host.containers.internal:8000/v1"',
+        )
+
+
+def url_problems(url: str, where: str) -> Iterator[Problem]:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        yield Problem(where, f"{url!r} is not a valid URL: {exc}")
+        return
+    if not parts.hostname:
+        yield Problem(where, f"{url!r} has no host")
+    elif port == 0:
+        yield Problem(where, f"{url!r}: port 0 is not a port")
+
+
+def _fallbacks(data: Config, served: Mapping[str, Any]) -> Iterator[Problem]:
+    known = "known models: " + ", ".join(sorted(served)) if served else None
+    for name, targets in data["router_settings"].get("fallbacks", {}).items():
+        if name not in served:
+            yield Problem(f"/router_settings/fallbacks/{name}", f"no enabled provider serves {name!r}", hint=known)
+        for index, target in enumerate(targets):
+            where = f"/router_settings/fallbacks/{name}/{index}"
+            if target not in served:
+                yield Problem(where, f"no enabled provider serves {target!r}", hint=known)
+            elif target == name:
+                yield Problem(where, f"{name!r} cannot fall back to itself")
+
+
+def _cache(data: Config, podman: Podman) -> Iterator[Problem]:
+    if enabled(data)["litellm"] and data["cache"]["enabled"] and not data["litellm_redis"]["enabled"]:
+        yield Problem(
+            "/cache/enabled",
+            "the response cache lives in litellm_redis, which is disabled",
+            hint="enable litellm_redis, or set cache.enabled to false",
+        )
+
+
+def _callbacks(data: Config, podman: Podman) -> Iterator[Problem]:
+    lago = data["callbacks"]["lago"]
+    if enabled(data)["litellm"] and lago["enabled"]:
+        for name in ("api_base", "event_code"):
+            if name not in lago:
+                yield Problem(
+                    f"/callbacks/lago/{name}",
+                    "is required when lago is enabled",
+                    hint="api_base is your Lago API (https://api.getlago.com), event_code the billable metric's code",
+                )
+
+
+def _pool(data: Config, podman: Podman) -> Iterator[Problem]:
+    on, sizing = enabled(data), size(data)
+    if not (on["litellm"] and on["litellm_postgres"]):
+        return
+    needed = sizing.num_workers * sizing.db_pool_limit + RESERVED_CONNECTIONS
+    if needed > sizing.max_connections:
+        fit = (sizing.max_connections - RESERVED_CONNECTIONS) // sizing.num_workers
+        yield Problem(
+            "/sizing/db_pool_limit",
+            f"{sizing.num_workers} workers x {sizing.db_pool_limit} connections + {RESERVED_CONNECTIONS} "
+            f"reserved = {needed}, more than PostgreSQL's max_connections {sizing.max_connections}",
+            hint=f"set sizing.db_pool_limit to {fit} or less, or litellm_postgres.max_connections to {needed} or more",
+        )
+
+
+def _secrets(data: Config, podman: Podman) -> Iterator[Problem]:
+    if data["secrets"]["backend"] == "podman" and not podman.has("Secret"):
+        yield Problem("/secrets/backend", f"Podman secrets need Podman 4.5; the target is {podman.version}")
+
+
+RULES = (_podman, _network, _services, _sizes, _caddy, _providers, _cache, _callbacks, _pool, _secrets)

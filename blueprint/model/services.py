@@ -1,0 +1,186 @@
+"""The containers: PostgreSQL, Redis and the LiteLLM proxy, each as one typed Service."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from graphlib import TopologicalSorter
+from pathlib import Path
+from typing import Any
+
+from blueprint.model.rules import enabled
+from blueprint.model.types import Health, Publish, SecretEnv, Service, Sizing
+from blueprint.quadlet import Podman, Words, lower
+
+
+def service_name(key: str) -> str:
+    """The unit stem of a config section: litellm_postgres -> litellm-postgres."""
+    return key.replace("_", "-")
+
+
+def postgres(cfg: Mapping[str, Any], sizing: Sizing) -> Service:
+    port = cfg["port"]
+    return Service(
+        key="litellm_postgres",
+        name="litellm-postgres",
+        container_name=cfg["hostname"],
+        description="PostgreSQL for the LiteLLM gateway (keys, spend, models)",
+        image=cfg["image"],
+        port=port,
+        requires=tuple(service_name(k) for k in cfg["requires"]),
+        volumes=("litellm-postgres.volume:/var/lib/postgresql/data",),
+        environment=Words((f"POSTGRES_USER={cfg['user']}", f"POSTGRES_DB={cfg['database']}")),
+        command=Words(
+            (
+                *("postgres", "-c", f"port={port}"),
+                *("-c", f"max_connections={sizing.max_connections}"),
+                *("-c", f"shared_buffers={sizing.shared_buffers_mb}MB"),
+            )
+        ),
+        secret_env=(SecretEnv.plain("POSTGRES_PASSWORD"),),
+        health=Health(
+            f"pg_isready -h 127.0.0.1 -p {port} -U {cfg['user']} -d {cfg['database']}",
+            interval="10s",
+            timeout="5s",
+            retries=5,
+            start_period="30s",
+        ),
+        memory_mb=sizing.memory_mb["litellm_postgres"],
+        # PostgreSQL needs time to write its shutdown checkpoint; podman's 10 s default kills it.
+        stop_timeout=60,
+        shm_size="256m",
+    )
+
+
+REDIS_CONF = "/tmp/redis.conf"  # inside the container, written at each start
+
+
+def redis(cfg: Mapping[str, Any], sizing: Sizing) -> Service:
+    port = cfg["port"]
+    server = [
+        *("docker-entrypoint.sh", "redis-server", REDIS_CONF, "--port", str(port)),
+        *("--maxmemory", f"{sizing.redis_maxmemory_mb}mb", "--maxmemory-policy", "allkeys-lru"),
+        *("--save", "3600 1 300 100"),
+    ]
+    # The password reaches redis-server through a config file written inside the container,
+    # never through argv (which every local user can read in /proc). The entrypoint then drops
+    # to the redis user, which owns the file.
+    script = (
+        f'umask 077 && echo "requirepass $REDISCLI_AUTH" > {REDIS_CONF} && '
+        f"chown redis {REDIS_CONF} && exec " + shlex.join(server)
+    )
+    return Service(
+        key="litellm_redis",
+        name="litellm-redis",
+        container_name=cfg["hostname"],
+        description="Redis for the LiteLLM gateway (response cache, router state)",
+        image=cfg["image"],
+        port=port,
+        requires=tuple(service_name(k) for k in cfg["requires"]),
+        volumes=("litellm-redis.volume:/data",),
+        command=Words(("sh", "-c", script)),
+        # redis-cli reads the password from REDISCLI_AUTH, so the health check needs no argv.
+        secret_env=(SecretEnv.plain("REDISCLI_AUTH", "REDIS_PASSWORD"),),
+        health=Health(
+            f"redis-cli -p {port} ping | grep -q PONG", interval="10s", timeout="5s", retries=5, start_period="10s"
+        ),
+        memory_mb=sizing.memory_mb["litellm_redis"],
+    )
+
+
+def litellm(data: Mapping[str, Any], sizing: Sizing, config_mount: str, provider_env: Iterable[SecretEnv]) -> Service:
+    """The proxy; `config_mount` is how its Volume= names litellm.yaml."""
+    cfg = data["litellm"]
+    on = enabled(data)
+    secret_env = [SecretEnv.plain(name) for name in ("LITELLM_MASTER_KEY", "LITELLM_SALT_KEY", "UI_PASSWORD")]
+    environment = [f"UI_USERNAME={cfg['ui_username']}"]
+    if on["litellm_postgres"]:
+        pg = data["litellm_postgres"]
+        secret_env.append(
+            SecretEnv(
+                "DATABASE_URL",
+                f"postgresql://{pg['user']}:{{POSTGRES_PASSWORD}}@{pg['hostname']}:{pg['port']}/{pg['database']}",
+                ("POSTGRES_PASSWORD",),
+            )
+        )
+    if on["litellm_redis"]:
+        secret_env.append(SecretEnv.plain("REDIS_PASSWORD"))
+    callbacks = data["callbacks"]
+    if callbacks["langfuse"]["enabled"]:
+        secret_env += [
+            SecretEnv.plain("LANGFUSE_PUBLIC_KEY", where="/callbacks/langfuse"),
+            SecretEnv.plain("LANGFUSE_SECRET_KEY", where="/callbacks/langfuse"),
+        ]
+        environment.append(f"LANGFUSE_HOST={callbacks['langfuse']['host']}")
+    lago = callbacks["lago"]
+    if lago["enabled"]:
+        secret_env.append(SecretEnv.plain("LAGO_API_KEY", where="/callbacks/lago"))
+        environment += [
+            f"LAGO_API_BASE={lago['api_base']}",
+            f"LAGO_API_EVENT_CODE={lago['event_code']}",
+            f"LAGO_API_CHARGE_BY={lago['charge_by']}",
+        ]
+    taken = {e.var for e in secret_env}
+    secret_env += [e for e in provider_env if e.var not in taken]
+
+    url = f"http://127.0.0.1:{cfg['port']}/health/liveliness"
+    return Service(
+        key="litellm",
+        name="litellm",
+        container_name=cfg["hostname"],
+        description="LiteLLM proxy: one OpenAI-compatible API for the configured LLM providers",
+        image=cfg["image"],
+        port=cfg["port"],
+        requires=tuple(service_name(k) for k in cfg["requires"]),
+        publish=(Publish(cfg["publish_address"], cfg["published_port"], cfg["port"]),),
+        volumes=(f"{config_mount}:/app/config.yaml:ro,Z",),
+        environment=Words(environment),
+        command=Words(
+            ("--config", "/app/config.yaml", "--port", str(cfg["port"]), "--num_workers", str(sizing.num_workers))
+        ),
+        secret_env=tuple(secret_env),
+        # The image has neither curl nor wget; LiteLLM's own compose file checks with python3.
+        # Single quotes: Quadlet 5.4 drops a HealthCmd's trailing double quote.
+        health=Health(
+            f"python3 -c 'import urllib.request; urllib.request.urlopen(\"{url}\", timeout=5)'",
+            interval="30s",
+            timeout="10s",
+            retries=3,
+            start_period="60s",
+        ),
+        memory_mb=sizing.memory_mb["litellm"],
+    )
+
+
+def delivered(service: Service, backend: str, env_dir: Path) -> Service:
+    """How a container gets its secrets: an environment file, or Podman secrets."""
+    if not service.secret_env:
+        return service
+    if backend == "podman":
+        secrets = tuple(f"{e.podman_secret},type=env,target={e.var}" for e in service.secret_env)
+        return replace(service, podman_secrets=secrets)
+    return replace(service, env_file=env_dir / f"{service.name}.env")
+
+
+def lowered(service: Service, podman: Podman) -> Service:
+    """The version-dependent [Container] keys, or their podman run options for older Podman.
+
+    (Secret= needs no fallback: rules.py refuses the podman secrets backend before Podman 4.5.)
+    """
+    options: list[tuple[str, str, Any]] = [*service.health.options()] if service.health else []
+    if service.memory_mb:
+        options.append(("Memory", "--memory", f"{service.memory_mb}m"))
+    if service.shm_size:
+        options.append(("ShmSize", "--shm-size", service.shm_size))
+    options.append(("StopTimeout", "--stop-timeout", service.stop_timeout))
+    # With a health check, the service is "started" only once healthy, so After= really waits.
+    notify = (("Notify", "healthy"),) if service.health and podman.has("Notify=healthy") else ()
+    return replace(service, directives=lower(options, podman, then=notify))
+
+
+def dependency_order(services: Iterable[Service]) -> tuple[Service, ...]:
+    """Dependencies before the services that require them (restarts and listings use this)."""
+    by_name = {s.name: s for s in sorted(services, key=lambda s: s.name)}
+    graph = TopologicalSorter({name: s.requires for name, s in by_name.items()})
+    return tuple(by_name[name] for name in graph.static_order())

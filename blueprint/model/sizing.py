@@ -1,0 +1,46 @@
+"""Sizing: how many users the gateway serves picks workers, pools, buffers and memory limits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from blueprint.model.types import Sizing
+
+# Connections PostgreSQL keeps apart from LiteLLM's pools: superuser_reserved_connections (3)
+# plus room for backups, health checks and a person with psql.
+RESERVED_CONNECTIONS = 13
+
+# Up to N users -> LiteLLM workers and database pool per worker, PostgreSQL shared_buffers and
+# max_connections, Redis maxmemory, and each container's memory limit (MB).
+PROFILES = (
+    (100, Sizing("small", 4, 25, 256, 150, 256, {"litellm": 2048, "litellm_postgres": 1024, "litellm_redis": 512})),
+    (250, Sizing("medium", 4, 25, 2048, 150, 1024, {"litellm": 3072, "litellm_postgres": 3072, "litellm_redis": 1536})),
+    (None, Sizing("large", 8, 20, 4096, 200, 2048, {"litellm": 6144, "litellm_postgres": 6144, "litellm_redis": 3072})),
+)
+
+
+def size(data: Mapping[str, Any]) -> Sizing:
+    """The profile for sizing.users, with every explicit value in the config winning."""
+    users = data["sizing"]["users"]
+    base = next(s for limit, s in PROFILES if limit is None or users <= limit)
+    postgres, redis = data["litellm_postgres"], data["litellm_redis"]
+    return Sizing(
+        profile=base.profile,
+        num_workers=data["litellm"].get("num_workers", base.num_workers),
+        db_pool_limit=data["sizing"].get("db_pool_limit", base.db_pool_limit),
+        shared_buffers_mb=megabytes(postgres["shared_buffers"])
+        if "shared_buffers" in postgres
+        else base.shared_buffers_mb,
+        max_connections=postgres.get("max_connections", base.max_connections),
+        redis_maxmemory_mb=megabytes(redis["maxmemory"]) if "maxmemory" in redis else base.redis_maxmemory_mb,
+        memory_mb={
+            key: megabytes(data[key]["memory"]) if "memory" in data[key] else mb for key, mb in base.memory_mb.items()
+        },
+    )
+
+
+def megabytes(size: str) -> int:
+    """ "512MB" -> 512, "2GB" -> 2048 (the schema allows only these two units)."""
+    number, unit = int(size[:-2]), size[-2:]
+    return number * 1024 if unit == "GB" else number

@@ -1,0 +1,318 @@
+"""The stack's vocabulary: plain typed values, computed once by the model, read by every later step."""
+
+from __future__ import annotations
+
+import secrets as random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from blueprint.quadlet import NO_WORDS, Podman, Words
+
+# ---- secrets ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A secret blueprint makes on the first render and never again."""
+
+    owner: str  # the config section of the service that needs it
+    make: Callable[[], str]
+
+
+def _token(prefix: str = "", size: int = 32) -> Callable[[], str]:
+    # URL-safe: no character that needs quoting in an environment file or a URL.
+    return lambda: prefix + random.token_urlsafe(size)
+
+
+GENERATED = {
+    # LiteLLM requires master keys to start with sk- (https://docs.litellm.ai/docs/proxy/virtual_keys).
+    "LITELLM_MASTER_KEY": Generated("litellm", _token("sk-")),
+    "LITELLM_SALT_KEY": Generated("litellm", _token("sk-")),
+    "UI_PASSWORD": Generated("litellm", _token(size=18)),
+    "POSTGRES_PASSWORD": Generated("litellm_postgres", _token()),
+    "REDIS_PASSWORD": Generated("litellm_redis", _token()),
+}
+
+
+@dataclass(frozen=True)
+class SecretEnv:
+    """An environment variable of a container whose value is (or is built from) stored secrets."""
+
+    var: str
+    template: str  # str.format over secret names, e.g. "{OPENAI_API_KEY}"
+    needs: tuple[str, ...]
+    where: str = field(default="", compare=False)  # the config field that asked for it
+
+    @classmethod
+    def plain(cls, var: str, name: str | None = None, where: str = "") -> SecretEnv:
+        name = name or var
+        return cls(var, "{" + name + "}", (name,), where)
+
+    @property
+    def source(self) -> str | None:
+        """The stored secret this variable is a copy of; None when it is built from several."""
+        return self.needs[0] if self.template == "{" + self.needs[0] + "}" else None
+
+    @property
+    def podman_secret(self) -> str:
+        """Name of the Podman secret holding the value (secrets.backend = podman)."""
+        return "blueprint-" + (self.source or self.var).lower().replace("_", "-")
+
+    def value(self, store: Mapping[str, str]) -> str:
+        return self.template.format_map({name: store[name] for name in self.needs})
+
+
+# ---- containers -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Health:
+    cmd: str
+    interval: str = "30s"
+    timeout: str = "10s"
+    retries: int = 3
+    start_period: str = "30s"
+
+    def options(self) -> list[tuple[str, str, Any]]:
+        """(Quadlet key, podman run option, value) for each setting."""
+        return [
+            ("HealthCmd", "--health-cmd", self.cmd),
+            ("HealthInterval", "--health-interval", self.interval),
+            ("HealthTimeout", "--health-timeout", self.timeout),
+            ("HealthRetries", "--health-retries", self.retries),
+            ("HealthStartPeriod", "--health-start-period", self.start_period),
+        ]
+
+
+@dataclass(frozen=True)
+class Publish:
+    """A container port published on the host (PublishPort=)."""
+
+    address: str
+    host_port: int
+    container_port: int
+
+    @property
+    def spec(self) -> str:
+        return f"{self.address}:{self.host_port}:{self.container_port}"
+
+    @property
+    def reach(self) -> str:
+        """host:port a client on this machine uses (0.0.0.0 is reached through loopback)."""
+        return f"{'127.0.0.1' if self.address == '0.0.0.0' else self.address}:{self.host_port}"
+
+
+@dataclass(frozen=True)
+class Service:
+    """One container and the systemd service Quadlet makes of it."""
+
+    key: str  # config section: litellm_postgres
+    name: str  # unit stem: litellm-postgres -> litellm-postgres.service
+    container_name: str  # ContainerName=, which is also its host name on the network
+    description: str
+    image: str
+    port: int
+    requires: tuple[str, ...]  # other services' names
+    publish: tuple[Publish, ...] = ()
+    volumes: tuple[str, ...] = ()
+    environment: Words = NO_WORDS
+    command: Words = NO_WORDS
+    secret_env: tuple[SecretEnv, ...] = ()
+    health: Health | None = None
+    memory_mb: int | None = None
+    stop_timeout: int = 30
+    shm_size: str | None = None
+    start_timeout: int = 900  # the first start pulls the image: systemd's default 90 s is too short
+    # Filled in by build() once the secrets backend and the Podman version are known.
+    env_file: Path | None = None
+    podman_secrets: tuple[str, ...] = ()
+    directives: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def unit(self) -> str:
+        return f"{self.name}.service"
+
+    @property
+    def requires_units(self) -> tuple[str, ...]:
+        return tuple(f"{name}.service" for name in self.requires)
+
+    @property
+    def stop_timeout_unit(self) -> int:
+        """systemd's TimeoutStopSec=: podman's own stop timeout plus room to clean up."""
+        return self.stop_timeout + 30
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str  # unit stem: litellm-postgres -> litellm-postgres.volume
+    description: str
+
+    @property
+    def podman_name(self) -> str:
+        """The podman volume Quadlet creates (no VolumeName=, so systemd- + the unit stem)."""
+        return f"systemd-{self.name}"
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str  # unit stem: llm -> llm.network
+    subnet: str
+
+    @property
+    def unit_file(self) -> str:
+        return f"{self.name}.network"
+
+
+@dataclass(frozen=True)
+class Database:
+    """The PostgreSQL database LiteLLM uses, as backups and checks reach it inside its container."""
+
+    container: str
+    port: int
+    user: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Sizing:
+    profile: str
+    num_workers: int
+    db_pool_limit: int
+    shared_buffers_mb: int
+    max_connections: int
+    redis_maxmemory_mb: int
+    memory_mb: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class Site:
+    address: str  # https://host[:port]: the external URL
+    upstream: str  # host:port of the published API
+
+
+class BackupKind(StrEnum):
+    """What `blueprint backup run` can save, and the service each one needs (None: always there)."""
+
+    POSTGRES = "postgres"
+    REDIS = "redis"
+    CONFIG = "config"
+
+    @property
+    def service_key(self) -> str | None:
+        return {"postgres": "litellm_postgres", "redis": "litellm_redis", "config": None}[self.value]
+
+
+@dataclass(frozen=True)
+class BackupJob:
+    kind: BackupKind
+    at: str  # HH:MM
+    command: Words  # what the job's service runs
+
+    @property
+    def name(self) -> str:
+        return f"blueprint-backup-{self.kind}"
+
+    @property
+    def timer(self) -> str:
+        return f"{self.name}.timer"
+
+    @property
+    def on_calendar(self) -> str:
+        return f"*-*-* {self.at}:00"
+
+
+@dataclass(frozen=True)
+class BackupSchedule:
+    retention_days: int
+    jobs: tuple[BackupJob, ...]
+
+
+# ---- outputs ------------------------------------------------------------------------------------
+
+
+class Kind(StrEnum):
+    """What a rendered file is, which says what a change to it asks of systemd."""
+
+    CONTAINER = "container"  # a Quadlet .container: becomes <name>.service
+    VOLUME = "volume"  # a Quadlet .volume: creates a podman volume
+    NETWORK = "network"  # a Quadlet .network: creates a podman network
+    MOUNTED = "mounted"  # a file a container reads at start (litellm.yaml)
+    ENV = "env"  # a container's secrets (EnvironmentFile=), mode 0600
+    SITE = "site"  # the Caddy site that the host's Caddy imports
+    SERVICE = "service"  # a plain systemd user service
+    TIMER = "timer"  # a plain systemd user timer
+
+    @property
+    def is_unit(self) -> bool:
+        """Read by systemd (directly or through Quadlet): a change needs a daemon-reload."""
+        return self in (Kind.CONTAINER, Kind.VOLUME, Kind.NETWORK, Kind.SERVICE, Kind.TIMER)
+
+
+@dataclass(frozen=True)
+class Role:
+    """What a file is to systemd; the manifest keeps it, so a file no longer rendered is known too."""
+
+    kind: Kind
+    unit: str | None = None  # the unit it is, or that Quadlet makes of it
+    restarts: str | None = None  # the unit to restart when it changes
+    resource: str | None = None  # the podman volume or network it creates
+
+    @property
+    def secret(self) -> bool:
+        return self.kind is Kind.ENV
+
+    @property
+    def mode(self) -> int:
+        return 0o600 if self.secret else 0o644
+
+
+@dataclass(frozen=True)
+class Output:
+    """One file the stack needs: where it lands, what it is, and the template that formats it."""
+
+    path: Path
+    role: Role
+    template: str  # under njk/
+    values: Mapping[str, Any] = field(default_factory=dict, compare=False)  # what the template reads
+
+
+# ---- the stack ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Everything later steps need, computed once."""
+
+    source: str  # the config file, as errors name it
+    podman: Podman
+    network: Network
+    services: tuple[Service, ...]  # dependencies first
+    volumes: tuple[Volume, ...]
+    gateway: Mapping[str, Any] | None  # litellm.yaml as data
+    site: Site | None
+    backup: BackupSchedule | None
+    database: Database | None
+    secrets_backend: str
+    sizing: Sizing
+    outputs: tuple[Output, ...]
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def service(self, key: str) -> Service | None:
+        return next((s for s in self.services if s.key == key), None)
+
+    def output(self, kind: Kind) -> Output | None:
+        """The first output of a kind (the site, litellm.yaml)."""
+        return next((o for o in self.outputs if o.role.kind is kind), None)
+
+    @property
+    def generated_secrets(self) -> tuple[str, ...]:
+        """The secrets blueprint makes for the services this stack runs."""
+        return tuple(name for name, made in GENERATED.items() if self.service(made.owner))
+
+    @property
+    def secret_names(self) -> tuple[str, ...]:
+        """Every stored secret some container needs, generated or provided."""
+        return tuple(sorted({n for s in self.services for e in s.secret_env for n in e.needs}))

@@ -1,0 +1,1 @@
+"""Operating the running gateway: backups, restores and checks."""
