@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the real programs that read blueprint's output, for the tests (see ../shared/REAL-TOOLS.md):
+# Install the real programs that read blueprint's output, for the tests:
 #   - Podman's Quadlet generator (and podman, never run) from Debian trixie and sid, unpacked into .tools/
 #   - the LiteLLM proxy, pinned, in its own virtualenv .tools/litellm (1.82.7/1.82.8 were malicious)
 #   - PostgreSQL 15 and Redis 7 from Debian, started by the tests on loopback

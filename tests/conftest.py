@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -130,18 +131,28 @@ def redis_server(tmp_path):
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
+class Postgres(NamedTuple):
+    port: int
+    socket: str  # the folder of its Unix socket
+
+
 @pytest.fixture
 def postgres_server():
-    """A real PostgreSQL 15 on loopback (as the postgres user when run as root); returns a start()."""
+    """A real PostgreSQL 15 on loopback (as the postgres user when run as root); returns a start().
+
+    Authenticated like the official image: a password over TCP, trust on the local socket (which,
+    in the container, only processes inside the container reach).
+    """
     import tempfile
 
     initdb = need(PG_BIN / "initdb", "PostgreSQL 15 server (Debian postgresql)")
+    psql = need("psql", "psql (Debian postgresql-client)")
     started = []
 
     def as_owner(command: list[str]) -> list[str]:
         return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
-    def start(user: str, password: str, database: str) -> int:
+    def start(user: str, password: str, database: str) -> Postgres:
         data = Path(tempfile.mkdtemp(prefix="blueprint-pg-"))
         if os.geteuid() == 0:
             shutil.chown(data, "postgres", "postgres")
@@ -159,8 +170,8 @@ def postgres_server():
                     user,
                     "--pwfile",
                     str(secret),
-                    "--auth",
-                    "scram-sha-256",
+                    "--auth-host=scram-sha-256",
+                    "--auth-local=trust",
                     "-E",
                     "UTF8",
                 ]
@@ -190,7 +201,7 @@ def postgres_server():
         env = {**os.environ, "PGPASSWORD": password}
         subprocess.run(
             [
-                "psql",
+                psql,
                 "-h",
                 "127.0.0.1",
                 "-p",
@@ -206,7 +217,7 @@ def postgres_server():
             env=env,
             capture_output=True,
         )
-        return port
+        return Postgres(port, str(data))
 
     yield start
     for data in started:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, need
 
 BASE = json.loads((FIXTURES / "full" / "blueprint-config.json").read_text())
 BASE["podman_version"] = "5.4"
@@ -101,9 +101,9 @@ def quadlet_services(unit_dir: Path, target=None) -> dict[str, list[tuple[str, s
     Units for Podman 5.4 or older go to trixie's generator (5.4), newer targets to sid's.
     """
     newer = target is not None and (target.major, target.minor) > (5, 4)
-    generator = NEWEST_QUADLET if newer else QUADLET
+    generator = need(NEWEST_QUADLET if newer else QUADLET, "Quadlet generator")
     result = subprocess.run(
-        [str(generator), "-user", "-dryrun"],
+        [generator, "-user", "-dryrun"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -134,7 +134,15 @@ def test_disabled_service_is_pruned_and_its_volume_kept(config, home):
     assert not any(p.exists() for p in redis_files)
     assert not (home.unit_dir / "litellm/redis").exists(), "the emptied folder goes too"
     assert "the volume systemd-litellm-redis and its data are kept" in result.stderr
-    assert "removed" in result.stderr
+    removed = [line.split()[-1] for line in result.stderr.splitlines() if line.startswith("blueprint: removed ")]
+    assert sorted(removed) == [
+        "~/.config/blueprint/env/litellm-redis.env",
+        "~/.config/containers/systemd/litellm/redis/litellm-redis.container",
+        "~/.config/containers/systemd/litellm/redis/litellm-redis.volume",
+        "~/.config/systemd/user/blueprint-backup-redis.service",
+        "~/.config/systemd/user/blueprint-backup-redis.timer",
+    ]
+    assert "blueprint: 3 written, 5 removed," in result.stderr
     manifest = json.loads(home.manifest.read_text())
     assert not any("litellm-redis" in path for path in manifest["files"])
 
@@ -166,9 +174,12 @@ def test_dry_run_says_what_would_change_and_writes_nothing(config, home):
 
 
 def test_status_words_on_stderr_output_on_stdout(config, home):
+    planned = {str(f.path) for f in pipeline.prepare(options(config, HOME=str(home.home), **ENV)).planned}
     result = render(config)
     assert result.stdout == ""
-    assert "written" in result.stderr
+    created = [line.split()[-1] for line in result.stderr.splitlines() if line.startswith("blueprint: created ")]
+    assert {p.replace("~", str(home.home), 1) for p in created} == planned
+    assert f"blueprint: {len(planned)} written, 0 removed, 0 unchanged" in result.stderr
     diff = cli("diff", "--config", str(config), env=ENV)
     assert diff.stderr == "" and diff.stdout == ""
 

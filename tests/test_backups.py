@@ -30,7 +30,10 @@ REDIS_PASSWORD = "redis-test-password"
 def stack(home, tmp_path, postgres_server):
     """Rendered config whose litellm-postgres / litellm-redis are real local servers."""
     redis_binary = need("redis-server", "redis-server")
-    pg_port = postgres_server(PG_USER, PG_PASSWORD, PG_DB)
+    for client in ("psql", "pg_isready", "redis-cli"):
+        need(client, f"{client} (Debian postgresql-client, redis-tools)")
+    pg = postgres_server(PG_USER, PG_PASSWORD, PG_DB)
+    pg_port = pg.port
     redis_dir = tmp_path / "redis-data"
     redis_dir.mkdir()
     from tests.conftest import free_port
@@ -64,7 +67,8 @@ def stack(home, tmp_path, postgres_server):
         json.dumps(
             {
                 "containers": {
-                    "litellm-postgres": {"env": {"PGHOST": "127.0.0.1", "PGPASSWORD": PG_PASSWORD}},
+                    # In the container psql reaches the server through its local socket.
+                    "litellm-postgres": {"env": {"PGHOST": pg.socket, "POSTGRES_PASSWORD": PG_PASSWORD}},
                     "litellm-redis": {"env": {"REDISCLI_AUTH": REDIS_PASSWORD}},
                 },
                 "volumes": {"systemd-litellm-redis": str(redis_dir)},
@@ -269,12 +273,12 @@ def test_backup_list_newest_first(stack):
 
 def test_backup_of_a_stopped_database_fails_clearly(stack):
     world = json.loads(Path(stack["env"]["FAKE_PODMAN"]).read_text())
-    world["containers"]["litellm-postgres"]["env"]["PGPASSWORD"] = "wrong"  # the server refuses us
+    world["containers"]["litellm-postgres"]["running"] = False
     Path(stack["env"]["FAKE_PODMAN"]).write_text(json.dumps(world))
     result = cli("backup", "run", "postgres", "--config", str(stack["config"]), env=stack["env"])
     assert result.returncode == 1
-    assert "`podman exec litellm-postgres pg_dump --clean ...` failed: pg_dump: error:" in result.stderr
-    assert "password authentication failed" in result.stderr
+    assert "`podman exec litellm-postgres pg_dump --clean ...` failed: Error: can only create exec" in result.stderr
+    assert "container state improper" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list(stack["home"].backup_dir.glob("postgres/*")), "no half-written dump is left"
 
@@ -289,3 +293,17 @@ def test_postgres_health_check_of_the_unit_passes_against_the_server(stack):
     assert subprocess.run(["sh", "-c", command], capture_output=True).returncode == 0
     stopped = command.replace(f"-p {stack['pg_port']}", "-p 1")
     assert subprocess.run(["sh", "-c", stopped], capture_output=True).returncode != 0
+
+
+@pytest.mark.parametrize("kind", ["postgres", "redis", "config"])
+def test_the_backup_service_runs_its_own_command(stack, kind):
+    """What the timer runs, word for word as systemd splits the unit's ExecStart= (the blueprint
+    it names is this test's, since the render ran with it)."""
+    from tests import injection
+
+    unit = stack["home"].systemd_user_dir / f"blueprint-backup-{kind}.service"
+    line = next(line for line in unit.read_text().splitlines() if line.startswith("ExecStart="))
+    words = injection.exec_words(line.removeprefix("ExecStart="))
+    result = subprocess.run(words, capture_output=True, text=True, env={**os.environ, **stack["env"]}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert len(list((stack["home"].backup_dir / kind).iterdir())) == 1

@@ -9,7 +9,8 @@ import stat
 import pytest
 
 from blueprint import fastpath, paths
-from tests.conftest import cli, write_config
+from tests import injection
+from tests.conftest import cli, need, write_config
 
 CONFIG = {"podman_version": "auto", "llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": ["gpt-4o"]}}}
 ENV = {"OPENAI_API_KEY": "sk-first"}
@@ -70,11 +71,18 @@ def test_a_loosened_mode_is_repaired(config, home):
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
 
 
+def podman_run(home, service: str) -> list[str]:
+    """The `podman run` command line Quadlet makes of a rendered unit."""
+    need(injection.QUADLET, "Quadlet generator")
+    return injection.exec_words(dict(injection.quadlet_services(home.unit_dir)[service])["Service.ExecStart"])
+
+
 def test_a_changed_config_renders(config, home):
     write_config(config.parent, {**CONFIG, "litellm": {"num_workers": 2}})
     result = render(config)
     assert not fast(result)
-    assert "--num_workers 2" in (home.unit_dir / "litellm/litellm.container").read_text()
+    words = podman_run(home, "litellm.service")
+    assert words[words.index("--num_workers") + 1] == "2"
     assert fast(render(config))
 
 
@@ -105,8 +113,10 @@ def test_a_podman_appearing_on_path_renders_for_its_version(config, home, tmp_pa
     (bin_dir / "podman").chmod(0o755)
     result = render(config, env={**ENV, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
     assert not fast(result)
-    unit = (home.unit_dir / "litellm/litellm.container").read_text()
-    assert "Notify=healthy" not in unit, "Podman 4.9 has no Notify=healthy"
+    assert "--sdnotify=healthy" not in podman_run(home, "litellm.service"), "Podman 4.9 has no Notify=healthy"
+    assert fast(render(config, env={**ENV, "PATH": f"{bin_dir}:{os.environ['PATH']}"}))
+    assert not fast(render(config)), "without that podman on PATH, the units are written for 5.4 again"
+    assert "--sdnotify=healthy" in podman_run(home, "litellm.service")
 
 
 def test_pending_restarts_keep_apply_on_the_full_path(config, home):

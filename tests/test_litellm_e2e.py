@@ -116,6 +116,7 @@ def health_command(services, service: str) -> str:
 def gateway(tmp_path_factory):
     litellm = need(TOOLS / "litellm/bin/litellm", "LiteLLM proxy (.tools/litellm)")
     need("redis-server", "redis-server")
+    need("redis-cli", "redis-cli (Debian redis-tools)")
     need(injection.QUADLET, "Quadlet generator")
     base = tmp_path_factory.mktemp("gateway")
     home = base / "home"

@@ -119,28 +119,20 @@ def test_every_router_setting_we_write_is_a_router_argument(litellm_view, monkey
         assert not unknown, f"{case}: LiteLLM would set unknown attributes {unknown}"
 
 
-def test_catalog_covers_the_providers_the_seeds_name():
-    seeds = {
-        "openai",
-        "anthropic",
-        "ollama",
-        "azure",
-        "bedrock",
-        "gemini",
-        "vertex_ai",
-        "openrouter",
-        "perplexity",
-        "groq",
-        "mistral",
-        "together_ai",
-        "cohere",
-        "ai21",
-        "huggingface",
-        "hosted_vllm",
-        "lm_studio",
-        "openai_compatible",
-    }
-    assert seeds <= set(providers.PROVIDERS)
+def test_the_readme_table_and_the_catalog_name_the_same_providers():
+    """Each row of the README's provider table is a provider blueprint knows, and every provider
+    blueprint knows has a row, with its aliases in parentheses."""
+    import re
+
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| `([a-z_0-9]+)`(?: \(`([a-z_0-9]+)`\))? \| `([a-z_0-9]+)/", readme, re.M)
+    assert {name for name, _, _ in rows} == set(providers.PROVIDERS)
+    for name, alias, prefix in rows:
+        assert providers.PROVIDERS[name].prefix == prefix, name
+        if alias:
+            assert providers.lookup(alias).name == name
     assert providers.lookup("localai").name == "openai_compatible"
     assert providers.lookup("vllm").name == "hosted_vllm"
 

@@ -1,16 +1,17 @@
 """`blueprint apply`: reload systemd only when a unit changed, restart exactly what a change touches.
 
-systemd is not PID 1 here, so a fake `systemctl` (and `loginctl`) first on PATH records every call.
+Here a fake `systemctl` (tests/fakes) first on PATH records every call blueprint makes and, like
+systemd, what a stop or restart does to the units that Requires= it. The booted-stack tests
+(tests/boot) check the same with the real systemd.
 """
 
 from __future__ import annotations
 
 import os
-import stat
 
 import pytest
 
-from tests.conftest import cli, write_config
+from tests.conftest import ROOT, cli, write_config
 
 CONFIG = {
     "podman_version": "5.4",
@@ -20,16 +21,9 @@ CONFIG = {
 
 @pytest.fixture
 def fake(tmp_path, home):
-    """A bin folder with fake systemctl and loginctl; returns a helper to run and read calls."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    log = tmp_path / "systemctl.log"
-    (bin_dir / "systemctl").write_text(
-        f'#!/bin/sh\necho "$*" >> {log}\n[ -z "$FAKE_SYSTEMCTL_FAIL" ] || {{ echo "Job failed" >&2; exit 1; }}\n'
-    )
-    (bin_dir / "loginctl").write_text('#!/bin/sh\necho "${FAKE_LINGER:-yes}"\n')
-    for tool in bin_dir.iterdir():
-        tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
+    """Runs blueprint with the fake systemctl and loginctl; returns the calls blueprint made."""
+    world = tmp_path / "systemd.json"
+    log, effects = tmp_path / "systemd.json.log", tmp_path / "systemd.json.effects"
     config = write_config(tmp_path, CONFIG)
 
     class Fake:
@@ -41,14 +35,16 @@ def fake(tmp_path, home):
 
         def run(self, *args, **env):
             log.unlink(missing_ok=True)
-            result = cli(
-                *args,
-                "--config",
-                str(config),
-                env={"PATH": f"{bin_dir}:{os.environ['PATH']}", "OPENAI_API_KEY": "sk-test", **env},
-            )
-            self.result = result
+            effects.unlink(missing_ok=True)
+            path = f"{ROOT / 'tests/fakes'}:{os.environ['PATH']}"
+            environ = {"PATH": path, "FAKE_SYSTEMCTL": str(world), "OPENAI_API_KEY": "sk-test", **env}
+            self.result = cli(*args, "--config", str(config), env=environ)
             return log.read_text().splitlines() if log.exists() else []
+
+        @property
+        def effects(self) -> list[str]:
+            """What systemd did: each unit stopped, started or restarted."""
+            return effects.read_text().splitlines() if effects.exists() else []
 
     return Fake()
 
@@ -61,10 +57,9 @@ def test_first_apply_reloads_restarts_in_order_and_enables_timers(fake):
     calls = fake.run("apply")
     assert fake.result.returncode == 0, fake.result.stderr
     assert calls == [
-        "--user daemon-reload",
-        "--user restart litellm-postgres.service litellm-redis.service litellm.service",
-        "--user enable --now blueprint-backup-config.timer blueprint-backup-postgres.timer "
-        "blueprint-backup-redis.timer",
+        "daemon-reload",
+        "restart litellm-postgres.service litellm-redis.service litellm.service",
+        "enable --now blueprint-backup-config.timer blueprint-backup-postgres.timer blueprint-backup-redis.timer",
     ]
 
 
@@ -81,26 +76,29 @@ def test_no_op_apply_runs_nothing(fake, tmp_path):
 def test_new_model_restarts_litellm_only_without_reload(fake):
     fake.run("apply")
     fake.write(with_(llm_providers={"openai": {"api_key": "${OPENAI_API_KEY}", "models": ["gpt-4o", "o3-mini"]}}))
-    assert fake.run("apply") == ["--user restart litellm.service"]
+    assert fake.run("apply") == ["restart litellm.service"]
+    assert fake.effects == ["restart litellm.service"], "nothing requires litellm: nothing else restarts"
 
 
 def test_new_provider_key_restarts_litellm_only(fake):
     fake.run("apply")
     set_key = cli("secrets", "set", "OPENAI_API_KEY", input="sk-rotated-key\n")
     assert set_key.returncode == 0, set_key.stderr
-    assert fake.run("apply") == ["--user restart litellm.service"]
+    assert fake.run("apply") == ["restart litellm.service"]
 
 
-def test_redis_unit_change_reloads_and_restarts_redis(fake):
+def test_redis_unit_change_reloads_and_restarts_redis_and_what_requires_it(fake):
     fake.run("apply")
     fake.write(with_(litellm_redis={"maxmemory": "128MB"}))
-    assert fake.run("apply") == ["--user daemon-reload", "--user restart litellm-redis.service"]
+    assert fake.run("apply") == ["daemon-reload", "restart litellm-redis.service"]
+    # litellm Requires= litellm-redis: systemd restarts it too, after Redis.
+    assert fake.effects == ["restart litellm-redis.service", "restart litellm.service"]
 
 
 def test_two_services_restart_dependencies_first(fake):
     fake.run("apply")
     fake.write(with_(litellm={"num_workers": 2}, litellm_postgres={"max_connections": 120}))
-    assert fake.run("apply") == ["--user daemon-reload", "--user restart litellm-postgres.service litellm.service"]
+    assert fake.run("apply") == ["daemon-reload", "restart litellm-postgres.service litellm.service"]
 
 
 def test_disabled_service_is_stopped_before_its_unit_goes(fake, home):
@@ -109,12 +107,13 @@ def test_disabled_service_is_stopped_before_its_unit_goes(fake, home):
         with_(litellm_redis={"enabled": False}, cache={"enabled": False}, litellm={"requires": ["litellm_postgres"]})
     )
     calls = fake.run("apply")
+    assert fake.effects[0] == "stop litellm-redis.service"
     # Its backup timer goes with it.
     assert calls == [
-        "--user stop litellm-redis.service",
-        "--user disable --now blueprint-backup-redis.timer",
-        "--user daemon-reload",
-        "--user restart litellm.service",
+        "stop litellm-redis.service",
+        "disable --now blueprint-backup-redis.timer",
+        "daemon-reload",
+        "restart litellm.service",
     ]
     assert not (home.unit_dir / "litellm/redis/litellm-redis.container").exists()
 
@@ -124,9 +123,8 @@ def test_backups_turned_off_disable_their_timers(fake):
     fake.write(with_(backup={"enabled": False}))
     calls = fake.run("apply")
     assert calls == [
-        "--user disable --now blueprint-backup-config.timer blueprint-backup-postgres.timer "
-        "blueprint-backup-redis.timer",
-        "--user daemon-reload",
+        "disable --now blueprint-backup-config.timer blueprint-backup-postgres.timer blueprint-backup-redis.timer",
+        "daemon-reload",
     ]
 
 
@@ -135,8 +133,8 @@ def test_render_then_apply_carries_the_pending_restarts(fake):
     assert "next: systemctl --user daemon-reload" in fake.result.stderr
     calls = fake.run("apply")
     assert calls[:2] == [
-        "--user daemon-reload",
-        "--user restart litellm-postgres.service litellm-redis.service litellm.service",
+        "daemon-reload",
+        "restart litellm-postgres.service litellm-redis.service litellm.service",
     ]
     assert fake.run("apply") == []
 
@@ -144,8 +142,8 @@ def test_render_then_apply_carries_the_pending_restarts(fake):
 def test_no_restart_reloads_and_keeps_restarts_for_later(fake):
     fake.run("apply")
     fake.write(with_(litellm={"num_workers": 3}))
-    assert fake.run("apply", "--no-restart") == ["--user daemon-reload"]
-    assert fake.run("apply") == ["--user restart litellm.service"]
+    assert fake.run("apply", "--no-restart") == ["daemon-reload"]
+    assert fake.run("apply") == ["restart litellm.service"]
 
 
 def test_failed_systemctl_is_reported_and_retried(fake):
@@ -155,8 +153,8 @@ def test_failed_systemctl_is_reported_and_retried(fake):
     assert fake.result.returncode == 1
     assert "daemon-reload` failed: Job failed" in fake.result.stderr
     assert "Traceback" not in fake.result.stderr
-    assert calls == ["--user daemon-reload"]
-    assert fake.run("apply") == ["--user daemon-reload", "--user restart litellm.service"]
+    assert calls == ["daemon-reload"]
+    assert fake.run("apply") == ["daemon-reload", "restart litellm.service"]
 
 
 def test_lingering_off_is_warned_with_the_command(fake):
@@ -166,3 +164,25 @@ def test_lingering_off_is_warned_with_the_command(fake):
     fake.write(with_(litellm={"num_workers": 3}))
     fake.run("apply", FAKE_LINGER="yes")
     assert "lingering" not in fake.result.stderr
+
+
+def test_a_manifest_of_blueprint_0_1_still_says_what_a_removed_file_was(fake, home):
+    """0.1 kept only hashes; what a file no longer rendered was is then known from its name."""
+    import json
+
+    fake.run("apply")
+    manifest = json.loads(home.manifest.read_text())
+    old = {"version": 1, "files": {path: entry["hashes"] for path, entry in manifest["files"].items()}}
+    home.manifest.write_text(json.dumps(old))
+    home.stamp.unlink()
+    fake.write(
+        with_(litellm_redis={"enabled": False}, cache={"enabled": False}, litellm={"requires": ["litellm_postgres"]})
+    )
+    assert fake.run("apply") == [
+        "stop litellm-redis.service",
+        "disable --now blueprint-backup-redis.timer",
+        "daemon-reload",
+        "restart litellm.service",
+    ]
+    assert "the volume systemd-litellm-redis and its data are kept" in fake.result.stderr
+    assert json.loads(home.manifest.read_text())["version"] == 2

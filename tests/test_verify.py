@@ -22,7 +22,8 @@ pytestmark = pytest.mark.xdist_group("litellm-proxy")
 @pytest.fixture
 def running(home, tmp_path, postgres_server, redis_server):
     litellm = need(TOOLS / "litellm/bin/litellm", "LiteLLM proxy (.tools/litellm)")
-    pg_port = postgres_server("litellm", PG_PASSWORD, "litellm")
+    pg = postgres_server("litellm", PG_PASSWORD, "litellm")
+    pg_port = pg.port
     redis_port = redis_server(REDIS_PASSWORD)
     api_port = free_port()
     world = tmp_path / "world.json"
@@ -30,7 +31,8 @@ def running(home, tmp_path, postgres_server, redis_server):
         json.dumps(
             {
                 "containers": {
-                    "litellm-postgres": {"env": {"PGHOST": "127.0.0.1", "PGPASSWORD": PG_PASSWORD}},
+                    # In the container pg_isready reaches the server through its local socket.
+                    "litellm-postgres": {"env": {"PGHOST": pg.socket, "POSTGRES_PASSWORD": PG_PASSWORD}},
                     "localhost": {"env": {"REDISCLI_AUTH": REDIS_PASSWORD}},
                 },
                 "volumes": {},
@@ -63,7 +65,7 @@ def running(home, tmp_path, postgres_server, redis_server):
     assert cli("backup", "run", "--config", str(config), env=env).returncode == 0
 
     environment = read_env_file(home.env_dir / "litellm.env")
-    environment.pop("DATABASE_URL")  # LiteLLM's Prisma engines cannot be fetched here (REAL-TOOLS.md)
+    environment.pop("DATABASE_URL")  # LiteLLM's Prisma engines cannot be downloaded on this test machine
     proxy = subprocess.Popen(
         [
             litellm,

@@ -25,10 +25,10 @@ def schedule(data: Mapping[str, Any], paths: Paths, blueprint: Words, config_pat
         f"XDG_STATE_HOME={paths.state_home}",
         *blueprint,
     ]
-    if config_path:
-        command += ["--config", config_path]
+    # --config is an option of `backup run`, not of blueprint itself.
+    config = ("--config", config_path) if config_path else ()
     jobs = tuple(
-        BackupJob(kind, cfg[f"{kind}_at"], Words((*command, "backup", "run", kind)))
+        BackupJob(kind, cfg[f"{kind}_at"], Words((*command, "backup", "run", kind, *config)))
         for kind in BackupKind
         if kind.service_key is None or on[kind.service_key]
     )

@@ -19,16 +19,27 @@ def service_name(key: str) -> str:
     return key.replace("_", "-")
 
 
+def _service(key: str, cfg: Mapping[str, Any], sizing: Sizing, **fields: Any) -> Service:
+    """A service with what every section gives: hostname, image, port, requires, memory."""
+    return Service(
+        key=key,
+        name=service_name(key),
+        container_name=cfg["hostname"],
+        image=cfg["image"],
+        port=cfg["port"],
+        requires=tuple(service_name(k) for k in cfg["requires"]),
+        memory_mb=sizing.memory_mb[key],
+        **fields,
+    )
+
+
 def postgres(cfg: Mapping[str, Any], sizing: Sizing) -> Service:
     port = cfg["port"]
-    return Service(
-        key="litellm_postgres",
-        name="litellm-postgres",
-        container_name=cfg["hostname"],
+    return _service(
+        "litellm_postgres",
+        cfg,
+        sizing,
         description="PostgreSQL for the LiteLLM gateway (keys, spend, models)",
-        image=cfg["image"],
-        port=port,
-        requires=tuple(service_name(k) for k in cfg["requires"]),
         volumes=("litellm-postgres.volume:/var/lib/postgresql/data",),
         environment=Words((f"POSTGRES_USER={cfg['user']}", f"POSTGRES_DB={cfg['database']}")),
         command=Words(
@@ -46,7 +57,6 @@ def postgres(cfg: Mapping[str, Any], sizing: Sizing) -> Service:
             retries=5,
             start_period="30s",
         ),
-        memory_mb=sizing.memory_mb["litellm_postgres"],
         # PostgreSQL needs time to write its shutdown checkpoint; podman's 10 s default kills it.
         stop_timeout=60,
         shm_size="256m",
@@ -70,14 +80,11 @@ def redis(cfg: Mapping[str, Any], sizing: Sizing) -> Service:
         f'umask 077 && echo "requirepass $REDISCLI_AUTH" > {REDIS_CONF} && '
         f"chown redis {REDIS_CONF} && exec " + shlex.join(server)
     )
-    return Service(
-        key="litellm_redis",
-        name="litellm-redis",
-        container_name=cfg["hostname"],
+    return _service(
+        "litellm_redis",
+        cfg,
+        sizing,
         description="Redis for the LiteLLM gateway (response cache, router state)",
-        image=cfg["image"],
-        port=port,
-        requires=tuple(service_name(k) for k in cfg["requires"]),
         volumes=("litellm-redis.volume:/data",),
         command=Words(("sh", "-c", script)),
         # redis-cli reads the password from REDISCLI_AUTH, so the health check needs no argv.
@@ -85,7 +92,6 @@ def redis(cfg: Mapping[str, Any], sizing: Sizing) -> Service:
         health=Health(
             f"redis-cli -p {port} ping | grep -q PONG", interval="10s", timeout="5s", retries=5, start_period="10s"
         ),
-        memory_mb=sizing.memory_mb["litellm_redis"],
     )
 
 
@@ -125,14 +131,11 @@ def litellm(data: Mapping[str, Any], sizing: Sizing, config_mount: str, provider
     secret_env += [e for e in provider_env if e.var not in taken]
 
     url = f"http://127.0.0.1:{cfg['port']}/health/liveliness"
-    return Service(
-        key="litellm",
-        name="litellm",
-        container_name=cfg["hostname"],
+    return _service(
+        "litellm",
+        cfg,
+        sizing,
         description="LiteLLM proxy: one OpenAI-compatible API for the configured LLM providers",
-        image=cfg["image"],
-        port=cfg["port"],
-        requires=tuple(service_name(k) for k in cfg["requires"]),
         publish=(Publish(cfg["publish_address"], cfg["published_port"], cfg["port"]),),
         volumes=(f"{config_mount}:/app/config.yaml:ro,Z",),
         environment=Words(environment),
@@ -149,7 +152,6 @@ def litellm(data: Mapping[str, Any], sizing: Sizing, config_mount: str, provider
             retries=3,
             start_period="60s",
         ),
-        memory_mb=sizing.memory_mb["litellm"],
     )
 
 
