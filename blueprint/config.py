@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import re
+import stat
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -34,26 +37,44 @@ def pointer(parts) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
+MAX_SIZE = 64 * 1024 * 1024  # bytes; a config with 10,000 models is about 1 MB
+
+
 def load(path: Path | str, *, label: str | None = None) -> LoadedConfig:
-    """Read, parse, validate and complete a config file."""
+    """Read, parse, validate and complete a config file: a regular file of at most MAX_SIZE."""
     path = Path(path)
-    label = label or str(path)
+    label = label or shown(path)
+    if not _encodes(str(path)):
+        raise ConfigError(f"{label}: the file's name is not valid UTF-8", hint="rename it: the backup units name it")
     try:
-        raw = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise ConfigError(
             f"{label}: no such file",
             hint=f"pass --config PATH, or run blueprint where {CONFIG_NAME} is",
         ) from None
-    except (IsADirectoryError, PermissionError) as exc:
+    except OSError as exc:
         raise ConfigError(f"{label}: cannot read: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"{label}: not a regular file", hint="give the path of a JSON file")
+        raw = handle.read(MAX_SIZE + 1)
+    if len(raw) > MAX_SIZE:
+        raise ConfigError(f"{label}: larger than {MAX_SIZE // 2**20} MiB; that is not a blueprint config")
     return loads(raw, label=label)
+
+
+def shown(path: Path) -> str:
+    """A path as messages print it; bytes that are not UTF-8 are shown escaped, never raised on."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
 
 
 def loads(raw: bytes | str, *, label: str = CONFIG_NAME) -> LoadedConfig:
     if isinstance(raw, str):
         raw = raw.encode()
     data = parse(raw, label)
+    _check_unicode(data, label)
     validate(data, label)
     return LoadedConfig(source=label, raw=raw, data=with_defaults(data))
 
@@ -79,6 +100,39 @@ def parse(raw: bytes, label: str) -> Any:
         raise ConfigError(f"{label}: invalid JSON: nested too deeply") from None
     except ValueError as exc:  # Python's own limits, e.g. an integer of thousands of digits
         raise ConfigError(f"{label}: invalid JSON: {exc}") from None
+
+
+def _check_unicode(data: Any, label: str) -> None:
+    """JSON's \\ud800 escapes can make strings that are not Unicode text (lone surrogates): no file
+    can hold them. One C-speed encode proves there are none; only then is the culprit looked for."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(
+            f"{label}: {_surrogate(data) or '/'}: not valid Unicode text (a lone \\ud800-\\udfff escape)"
+        ) from None
+
+
+def _surrogate(node: Any, path: tuple = ()) -> str | None:
+    """The pointer of the first string (or key) holding a lone surrogate."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        if isinstance(key, str) and not key.isascii() and not _encodes(key):
+            return pointer((*path, key))
+        if isinstance(value, str) and not _encodes(value):
+            return pointer((*path, key))
+        found = _surrogate(value, (*path, key))
+        if found:
+            return found
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _DuplicateKey(ValueError):
@@ -110,10 +164,34 @@ def schema() -> dict[str, Any]:
 def _validator():
     import jsonschema
 
-    cls = jsonschema.validators.validator_for(schema())
+    base = jsonschema.validators.validator_for(schema())
+    cls = jsonschema.validators.extend(
+        base,
+        validators={"pattern": _pattern},
+        # 4000.0 is a number, not a port: it would be written as "4000.0" into the units.
+        type_checker=base.TYPE_CHECKER.redefine(
+            "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
+        ),
+    )
     # The schema has no recursive references: inlined once, a config with 10,000 models is checked
     # without 25,000 reference lookups.
     return cls(_inline(schema()))
+
+
+@cache
+def _ecma(pattern: str) -> re.Pattern:
+    """A schema pattern as ECMA-262 (JSON Schema's regex dialect) reads it, where a final $ is the
+    end of the text; Python's $ also matches before a final newline."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def _pattern(validator, pattern: str, instance: Any, schema: dict):
+    from jsonschema.exceptions import ValidationError
+
+    if validator.is_type(instance, "string") and not _ecma(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
 def _inline(node: Any) -> Any:

@@ -128,8 +128,10 @@ def _role_of_version_1(name: str) -> Role:
 # ---- compare ----------------------------------------------------------------------------------
 
 
-def compare(planned: Iterable[PlannedFile], manifest: Manifest) -> list[Change]:
-    """Classify every planned file and every file blueprint wrote before."""
+def compare(planned: Iterable[PlannedFile], manifest: Manifest, roots: Iterable[Path] = ()) -> list[Change]:
+    """Classify every planned file and every file blueprint wrote before under `roots` (the
+    folders of these XDG directories: files it wrote under other ones are left alone, and kept
+    in the manifest, so moving XDG_CONFIG_HOME removes nothing and loses no secret)."""
     changes: list[Change] = []
     seen: set[str] = set()
     for file in planned:
@@ -146,8 +148,11 @@ def compare(planned: Iterable[PlannedFile], manifest: Manifest) -> list[Change]:
                 "edited since blueprint wrote it" if str(file.path) in manifest.files else "not written by blueprint"
             )
             changes.append(Change(file.path, Status.CONFLICT, file, current, reason))
+    roots = tuple(roots)
     for name in sorted(set(manifest.files) - seen):
         path, role = Path(name), manifest.files[name].role
+        if not any(root in path.parents for root in roots):
+            continue
         current = read_bytes(path)
         if current is None:
             continue
@@ -181,6 +186,7 @@ def partition(changes: list[Change], *, force: bool = False) -> tuple[list[Chang
             f"{first.path}: {first.reason}{more}; nothing was written",
             hint="see the changes with `blueprint diff`; keep your edit by moving it into the config, "
             "or overwrite it with `blueprint render --force`",
+            conflicts=conflicts,
         )
     writes = [c for c in changes if c.writes]
     removals = [c for c in changes if c.status is Status.ORPHAN or (c.status is Status.CONFLICT and c.planned is None)]
@@ -199,6 +205,12 @@ def apply(writes: list[Change], removals: list[Change], manifest: Manifest, root
     manifest.save()
     for change in writes:
         file = change.planned
+        if read_bytes(file.path) != change.current:
+            # A person (who takes no lock) edited it since compare() read it.
+            raise ConflictError(
+                f"{file.path}: changed while blueprint was writing; it was left as it is",
+                hint="run the command again: it shows the edit as a conflict",
+            )
         ensure_dir(file.path.parent, 0o700 if file.output.role.secret else 0o755)
         write_atomic(file.path, file.data, file.mode)
     stops = set(roots)

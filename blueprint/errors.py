@@ -26,6 +26,11 @@ class ConfigError(BlueprintError):
     """The config file is not valid JSON, breaks the schema or contradicts itself."""
 
 
+class SetupError(BlueprintError):
+    """The environment blueprint runs in cannot be used: a relative HOME, a folder whose name is
+    not UTF-8, a tool that is not installed."""
+
+
 class RenderError(BlueprintError):
     """A template or an output format refused a value."""
 
@@ -39,6 +44,10 @@ class ConflictError(BlueprintError):
 
     exit_code = 1
 
+    def __init__(self, message: str, hint: str | None = None, conflicts: list | None = None) -> None:
+        super().__init__(message, hint)
+        self.conflicts = conflicts or []  # the engine's Changes, to show as diffs
+
 
 class DriftError(BlueprintError):
     """`blueprint check`: the files on disk differ from what the config renders."""
@@ -50,6 +59,10 @@ class ToolError(BlueprintError):
     """An external program (systemctl, podman, pg_dump, ...) is missing, failed or hung."""
 
     exit_code = 1
+
+
+class ToolTimeout(ToolError):
+    """An external program did not finish in the time blueprint gives it."""
 
 
 class VerifyError(BlueprintError):

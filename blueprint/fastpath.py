@@ -1,13 +1,16 @@
 """The no-op render, and the top-level help, proven cheaply.
 
-After a render that left the disk equal to the plan, blueprint writes a stamp: a fingerprint of
-every input (the config's bytes, blueprint's own code and templates, the command the backup timers
-run, the directories, the secret store, the environment variables a `${VAR}` may be taken from, the
-podman binary when its version is detected) and the identity of every output file (inode, size,
-mtime and ctime: an edit changes ctime, which no tool can set back). When a later `render` or
-`apply` finds all of it unchanged, the full pipeline would produce the same bytes and write
-nothing, so it stops before importing Click, Jinja, jsonschema or PyYAML. Anything it cannot prove
-sends it down the full path, which stays the only one that writes.
+After a render that left the disk equal to the plan, blueprint writes a stamp of what that render
+read: a fingerprint of its inputs (the config's bytes, blueprint's own code, templates and schema,
+the command the backup timers run, the directories, the secret store, the environment variables a
+`${VAR}` may be taken from, the podman binary when its version is detected), the identity of every
+library file it ran (Jinja, PyYAML, jsonschema, ...: an upgrade changes the output), and the
+identity of every output file. An identity is inode, size, mtime and ctime: an edit changes ctime,
+which no tool can set back. When a later `render` or `apply` finds all of it unchanged, the full
+pipeline would produce the same bytes and write nothing, so it stops before importing Click, Jinja,
+jsonschema or PyYAML. Anything it cannot prove sends it down the full path, which stays the only
+one that writes. With Podman secrets there is no stamp: they live in Podman, which only the full
+path asks.
 
 This module must stay cheap to import: no json (the stamp is plain lines), no dataclasses.
 """
@@ -15,13 +18,16 @@ This module must stay cheap to import: no json (the stamp is plain lines), no da
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from hashlib import sha256
 
 from blueprint import __version__
+from blueprint.errors import BlueprintError
 from blueprint.paths import PACKAGE_DIR, Paths, config_file, own_command, resource
 
-STAMP_VERSION = "blueprint-stamp 3"
+STAMP_VERSION = "blueprint-stamp 4"
+MAX_CONFIG = 64 * 1024 * 1024  # as config.MAX_SIZE: a larger config is refused by the full path
 
 
 def which(name: str, environ) -> str | None:
@@ -60,18 +66,32 @@ def _tree(root) -> list:
                 folders.append(entry.path)
             else:
                 st = entry.stat()
-                found.append((entry.path, st.st_size, st.st_mtime_ns))
+                found.append((entry.path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
     return found
+
+
+def _libraries() -> list[str]:
+    """The files of every module this process imported from outside blueprint and the standard
+    library: the code a full render ran, whose upgrade may change its output."""
+    import sysconfig
+
+    skip = (str(PACKAGE_DIR), sysconfig.get_paths()["stdlib"])
+    files = {getattr(module, "__file__", None) for module in list(sys.modules.values())}
+    return sorted(f for f in files if f and not f.startswith(skip))
 
 
 def fingerprint(config_path, environ, external, probe_podman: bool) -> str | None:
     """One hash over every input of a render; None if the config cannot be read."""
     try:
+        # A FIFO or a device is not read here (it could block or never end): the full path refuses it.
+        info = os.stat(config_path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CONFIG:
+            return None
         with open(config_path, "rb") as handle:
             config_hash = sha256(handle.read()).hexdigest()
-    except OSError:
+        paths = Paths.from_env(environ)
+    except (OSError, BlueprintError):
         return None
-    paths = Paths.from_env(environ)
     inputs = (
         __version__,
         _tree(PACKAGE_DIR),
@@ -96,6 +116,8 @@ def write_stamp(prepared, *, pending: bool) -> None:
     from blueprint.files import write_atomic
 
     options = prepared.options
+    if prepared.stack.secrets_backend == "podman":
+        return
     external = list(prepared.resolution.from_environment)
     probe = prepared.loaded.data["podman_version"] == "auto"
     lines = [
@@ -105,9 +127,12 @@ def write_stamp(prepared, *, pending: bool) -> None:
         f"probe {int(probe)}",
         f"pending {int(pending)}",
     ]
-    for file in prepared.planned:
-        identity = _identity(file.path)
-        lines.append("file " + " ".join(map(str, identity)) + f" {file.path}")
+    for kind, paths in (("file", [f.path for f in prepared.planned]), ("code", _libraries())):
+        for path in paths:
+            identity = _identity(path)
+            if identity is None:
+                return  # gone already: nothing to prove a later run against
+            lines.append(f"{kind} " + " ".join(map(str, identity)) + f" {path}")
     write_atomic(options.paths.stamp, ("\n".join(lines) + "\n").encode(), 0o600)
 
 
@@ -120,8 +145,8 @@ def up_to_date(argv: list[str], environ=None) -> int | None:
         return None
     try:
         with open(Paths.from_env(environ).stamp, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except (OSError, UnicodeDecodeError):
+            lines = handle.read().split("\n")[:-1]
+    except (OSError, UnicodeDecodeError, BlueprintError):
         return None
     if not lines or lines[0] != STAMP_VERSION:
         return None
@@ -132,12 +157,11 @@ def up_to_date(argv: list[str], environ=None) -> int | None:
     expected = fingerprint(str(path), environ, fields.get("external", "").split(), fields.get("probe") == "1")
     if expected is None or fields.get("fingerprint") != expected:
         return None
-    files = lines[5:]
-    for line in files:
+    for line in lines[5:]:
         _, ino, size, mtime, ctime, mode, name = line.split(" ", 6)
         if _identity(name) != (int(ino), int(size), int(mtime), int(ctime), int(mode)):
             return None
-    return len(files)
+    return sum(1 for line in lines[5:] if line.startswith("file "))
 
 
 def _parse(args: list[str], allowed_flags: set[str]):
@@ -159,7 +183,7 @@ def _parse(args: list[str], allowed_flags: set[str]):
 # ---- the top-level help ----------------------------------------------------------------------
 
 
-def _help_file(environ) -> str:
+def _help_file(environ) -> str | None:
     """Where Click's rendering of `blueprint --help` is kept, keyed on what shapes it."""
     columns = environ.get("COLUMNS", "")
     if not columns.isdigit():
@@ -169,24 +193,38 @@ def _help_file(environ) -> str:
             columns = "80"
     # The help is written by the cli package: any change to it renders the help anew.
     cli = sha256(repr(_tree(os.path.join(PACKAGE_DIR, "cli"))).encode()).hexdigest()[:16]
-    return os.path.join(Paths.from_env(environ).cache_dir, f"help-{__version__}-{cli}-{columns}.txt")
+    try:
+        cache = Paths.from_env(environ).cache_dir
+    except BlueprintError:
+        return None  # the full path says what is wrong with the environment
+    return os.path.join(cache, f"help-{__version__}-{cli}-{columns}.txt")
 
 
 def cached_help(environ=None) -> str | None:
+    path = _help_file(os.environ if environ is None else environ)
     try:
-        with open(_help_file(os.environ if environ is None else environ), encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle:
             return handle.read()
-    except OSError:
+    except (OSError, TypeError):
         return None
 
 
 def keep_help(text: str, environ=None) -> None:
-    """Remember Click's help text; a cache that cannot be written is simply not used."""
+    """Remember Click's help text, private to this user whatever the umask; a cache that cannot
+    be written is simply not used."""
     path = _help_file(os.environ if environ is None else environ)
+    if path is None:
+        return
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        from pathlib import Path
+
+        from blueprint.files import ensure_dir
+
+        ensure_dir(Path(path).parent, 0o700)
         tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, path)
     except OSError:

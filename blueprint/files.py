@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from hashlib import sha256
 from pathlib import Path
@@ -18,8 +20,17 @@ def digest(data: bytes) -> str:
 
 
 def ensure_dir(path: Path, mode: int = 0o755) -> None:
-    """Create a directory (and its parents); a private one is made private even if it existed."""
-    path.mkdir(parents=True, exist_ok=True, mode=mode)
+    """Create a directory and its missing parents, each with `mode` set explicitly, whatever the
+    umask (under umask 000 mkdir alone would make them writable by everyone). A private directory
+    (no bits for others) is made private even if it existed."""
+    if not path.is_dir():
+        ensure_dir(path.parent, mode)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            pass  # made meanwhile, or a file: the chmod below or the caller's write says which
+        else:
+            path.chmod(mode)
     if mode & 0o077 == 0 and path.stat().st_mode & 0o077:
         path.chmod(mode)
 
@@ -60,18 +71,43 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         handle.write(data)
 
 
+LOCK_WAIT = 600  # seconds: an apply restarting services behind health checks takes minutes
+
+
+def _say_waiting(holder: str) -> None:
+    sys.stderr.write(f"blueprint: waiting for another blueprint{holder} to finish writing\n")
+
+
 @contextmanager
-def lock(path: Path):
-    """Hold an exclusive lock on `path` (created if needed): one blueprint writes at a time."""
+def lock(path: Path, *, wait: float = LOCK_WAIT, waiting: Callable[[str], None] = _say_waiting):
+    """Hold the exclusive lock on `path` (created if needed): one blueprint writes at a time.
+
+    Every command that writes holds it from its first read of the store and the disk to its
+    last write, so two runs never interleave. A second run waits for the first (and says so),
+    up to `wait` seconds. The lock file holds the holder's PID, to name it.
+    """
     ensure_dir(path.parent, 0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ToolError(
-                f"{path}: another blueprint is writing right now", hint="wait for it to finish, then run this again"
-            ) from None
+        deadline = time.monotonic() + wait
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                pid = os.pread(fd, 16, 0).decode("ascii", "replace").strip()
+                if not told:
+                    waiting(f" (pid {pid})" if pid.isdigit() else "")
+                    told = True
+                if time.monotonic() > deadline:
+                    raise ToolError(
+                        f"{path}: another blueprint has been writing for {wait:.0f} s",
+                        hint=f"see what it does (ps -p {pid}); run this again when it is done",
+                    ) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)

@@ -16,15 +16,17 @@ config value can become a value, never a new line, key, section or block.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import PurePath
 from typing import Any
 
 from blueprint.errors import RenderError
 from blueprint.quadlet import Words
 
-# What may not appear inside one line of any file blueprint writes or reads back.
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What may not appear inside one line of any file blueprint writes or reads back: ASCII and C1
+# control characters (newline, carriage return, NEL U+0085) and Unicode's line and paragraph
+# separators, on which str.splitlines() and other readers end a line.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _NEEDS_QUOTES = re.compile(r"[\s\"'\\;]")
 
 
@@ -110,6 +112,18 @@ def caddy_value(value: Any) -> str:
 
 
 # ---- environment files ---------------------------------------------------------------------
+
+
+def env_lines(text: str) -> Iterator[tuple[int, str, str | None]]:
+    """(line number, name, value) for each variable of a KEY=VALUE file, read as Podman reads an
+    --env-file: lines end at "\n" only (a trailing "\r" dropped), leading blanks and "#" comments
+    skipped. A line that is not NAME=value has None as its value."""
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.removesuffix("\r").lstrip(" \t")
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        yield number, name, value if sep else None
 
 
 def env_value(value: Any) -> str:

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from blueprint.errors import SetupError
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 CONFIG_NAME = "blueprint-config.json"
 
@@ -44,10 +46,21 @@ def config_file(explicit: str | Path | None, env: Mapping[str, str] | None = Non
     return resource(CONFIG_NAME), True
 
 
+XDG_VARS = ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME")
+
+
 def _base(env: Mapping[str, str], var: str, home: Path, default: str) -> Path:
     value = env.get(var, "")
     # The spec says relative values are invalid and must be ignored.
     return Path(value) if value and os.path.isabs(value) else home / default
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Paths:
@@ -77,8 +90,18 @@ class Paths:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Paths:
+        """The directories for an environment. A relative or non-UTF-8 HOME is refused: units name
+        these paths, and systemd resolves a relative one against the unit's own folder."""
         env = os.environ if env is None else env
         home = Path(env.get("HOME") or Path.home())
+        for var, value in (("HOME", str(home)), *((v, env.get(v, "")) for v in XDG_VARS)):
+            if var == "HOME" and not home.is_absolute():
+                raise SetupError(f"HOME={value} is not an absolute path", hint="set HOME to your home directory")
+            if not _utf8(value):
+                raise SetupError(
+                    f"{var} is not valid UTF-8 ({value.encode('utf-8', 'surrogateescape')!r})",
+                    hint="unit files name these folders: rename it, or point the variable elsewhere",
+                )
         return cls(
             home=home,
             config_home=_base(env, "XDG_CONFIG_HOME", home, ".config"),

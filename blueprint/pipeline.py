@@ -80,14 +80,36 @@ def build_stack(options: Options) -> tuple[config.LoadedConfig, Path, Stack]:
 
 
 def prepare(options: Options) -> Prepared:
-    """Load, model, resolve secrets and render in memory; then compare with the disk."""
+    """Load, model, resolve secrets and render in memory; then compare with the disk.
+
+    A command that goes on to write holds the lock around this and the write (render()), so
+    what it read is still true when it writes.
+    """
+    from blueprint import podman
+
     loaded, path, stack = build_stack(options)
-    store = secrets.Store.load(options.paths)
-    resolution = secrets.resolve(stack, store, options.environ)
+    paths = options.paths
+    manifest = engine.Manifest.load(paths)
+    recorded = [(Path(name), owned.role.kind) for name, owned in manifest.files.items()]
+    written = secrets.written_files(stack, recorded, manifest.extra.get("stores", []))
+    store = secrets.Store.load(paths)
+    resolution = secrets.resolve(stack, store, options.environ, written=written, volume_exists=podman.volume_exists)
     planned = plan.plan(stack, resolution.values)
-    manifest = engine.Manifest.load(options.paths)
-    changes = engine.compare(planned, manifest)
+    changes = engine.compare(planned, manifest, roots(paths))
     return Prepared(options, loaded, path, stack, resolution, planned, manifest, changes)
+
+
+def roots(paths: Paths) -> tuple[Path, ...]:
+    """The folders blueprint writes outputs into (with these XDG directories)."""
+    return (paths.unit_dir, paths.systemd_user_dir, paths.env_dir)
+
+
+def render(options: Options, *, force: bool = False, reload: bool = False, restart: bool = True) -> Outcome:
+    """Render and write under the lock, from the first read to the last write."""
+    from blueprint.files import lock
+
+    with lock(options.paths.lock):
+        return write(prepare(options), force=force, reload=reload, restart=restart)
 
 
 @dataclass
@@ -98,49 +120,48 @@ class Outcome:
     systemctl: list[list[str]] = field(default_factory=list)
     actions: Actions | None = None  # what systemd had (or has) to do for these changes
     reloaded: bool = False
+    notes: list[str] = field(default_factory=list)  # what systemd's work left to know
 
 
 def write(prepared: Prepared, *, force: bool = False, reload: bool = False, restart: bool = True) -> Outcome:
-    """Apply a prepared render: secrets first, then files, then (with reload) systemd.
+    """Apply a prepared render: secrets first, then files, then (with reload) systemd. The caller
+    holds the lock since prepare() (render() does both).
 
     Without reload, what systemd would have to do is kept in the manifest as pending, so the next
     `blueprint apply` still reloads and restarts what this render changed.
     """
-    from blueprint.files import lock
-
-    with lock(prepared.options.paths.lock):
-        return _write(prepared, force=force, reload=reload, restart=restart)
-
-
-def _write(prepared: Prepared, *, force: bool, reload: bool, restart: bool) -> Outcome:
     from blueprint import systemd
 
     writes, removals = engine.partition(prepared.changes, force=force)
-    options, manifest = prepared.options, prepared.manifest
+    options, manifest, stack = prepared.options, prepared.manifest, prepared.stack
     # No stamp while the disk may be between two states: the fast path then stays off.
     options.paths.stamp.unlink(missing_ok=True)
-    order = [s.unit for s in prepared.stack.services]
-    todo = systemd.merge(
-        systemd.Actions.from_json(manifest.extra.get("pending")), systemd.plan_actions(writes, removals, order), order
-    )
+    order = [s.unit for s in stack.services]
+    # Pending actions for units this stack no longer has (a timer removed since) are dropped.
+    units = {u for o in stack.outputs for u in (o.role.unit, o.role.restarts) if u}
+    pending = systemd.Actions.from_json(manifest.extra.get("pending")).only(units)
+    todo = systemd.merge(pending, systemd.plan_actions(writes, removals, order), order)
     calls: list[list[str]] = []
+    notes: list[str] = []
     if reload:
         # Units that go away are stopped while systemd still has their files.
-        calls += systemd.run(todo, before_write=True)
+        calls += systemd.run(todo, before_write=True).calls
     # Secrets reach the store before any file that uses them, so a crash cannot lose one.
     secrets.persist(options.paths, prepared.resolution.new)
+    stores = manifest.extra.get("stores", [])
+    manifest.extra["stores"] = sorted({*stores, str(options.paths.secret_store)})
     if prepared.stack.secrets_backend == "podman":
         changed = secrets.sync_podman(prepared.stack, prepared.resolution.values, manifest)
         todo = systemd.merge(todo, systemd.Actions(restart=tuple(changed)), order)
-    roots = (options.paths.unit_dir, options.paths.systemd_user_dir, options.paths.env_dir)
     engine.adopt(prepared.changes, manifest)
     manifest.extra["pending"] = todo.to_json()
-    engine.apply(writes, removals, manifest, roots)
+    engine.apply(writes, removals, manifest, roots(options.paths))
     remaining = todo
     if reload:
-        calls += systemd.run(todo, restart=restart)
+        done = systemd.run(todo, restart=restart)
+        calls, notes = calls + done.calls, done.notes
         remaining = systemd.Actions(restart=() if restart else todo.restart)
     manifest.extra["pending"] = remaining.to_json()
     manifest.save()
     fastpath.write_stamp(prepared, pending=not remaining.empty)
-    return Outcome(prepared, writes, removals, calls, todo, reloaded=reload)
+    return Outcome(prepared, writes, removals, calls, todo, reloaded=reload, notes=notes)

@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO
 
-from blueprint.errors import ToolError
+from blueprint.errors import ToolError, ToolTimeout
 
 TIMEOUT = 120  # seconds; callers that wait on a service say how long themselves
 
@@ -40,7 +40,7 @@ def run(
     except FileNotFoundError:
         raise ToolError(f"{argv[0]}: not found", hint=hint) from None
     except subprocess.TimeoutExpired:
-        raise ToolError(f"`{_shown(argv)}` did not finish within {timeout:.0f} s", hint=hint) from None
+        raise ToolTimeout(f"`{_shown(argv)}` did not finish within {timeout:.0f} s", hint=hint) from None
     if result.returncode != 0:
         raise ToolError(
             f"`{_shown(argv)}` failed: {last_words(result.stderr or result.stdout, result.returncode)}", hint

@@ -2,25 +2,38 @@
 
 The store is one file, $XDG_CONFIG_HOME/blueprint/secrets.env (mode 0600, in a 0700 directory),
 holding NAME=value lines: the secrets blueprint generated and the provider keys a person set. Render
-only ever adds to it. LiteLLM's salt key encrypts the credentials LiteLLM keeps in PostgreSQL, so
-blueprint refuses to change it once it exists (https://docs.litellm.ai/docs/proxy/prod).
+only ever adds to it. A secret missing from it is recovered from any file blueprint wrote (a
+container's environment file, a store at an earlier XDG_CONFIG_HOME) before anything is generated:
+LiteLLM's salt key encrypts the credentials LiteLLM keeps in PostgreSQL
+(https://docs.litellm.ai/docs/proxy/prod), and PostgreSQL keeps the password its data directory was
+made with, so neither is ever replaced while the database volume exists.
+
+Every file of NAME=value lines is read and written with one definition of a line (formats.py): a
+value can hold no line break of any kind, so no value can add a variable to a file.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+import stat
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from blueprint.errors import SecretError
-from blueprint.files import ensure_dir, write_atomic
-from blueprint.formats import CONTROL
-from blueprint.model.types import GENERATED, Stack
+from blueprint.files import ensure_dir, lock, write_atomic
+from blueprint.formats import CONTROL, env_lines
+from blueprint.model.types import GENERATED, Kind, SecretEnv, Stack
 from blueprint.paths import Paths
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# Redis reads its password from a config line (requirepass), where a blank or a quote would end
+# or open a token: printable ASCII without those.
+ONE_WORD = re.compile(r"^[!#-&(-\[\]-~]+$")
+SHAPES = {
+    "REDIS_PASSWORD": (ONE_WORD, "Redis reads it as one word of its config: printable ASCII, no blanks, quotes or \\"),
+}
 
 # Why some secrets must never change once a deployment uses them.
 FROZEN = {
@@ -37,17 +50,25 @@ HEADER = (
 
 
 def check_value(name: str, value: str) -> str:
+    """A value that fits on one line of an environment file, as itself."""
     if not NAME.match(name):
         raise SecretError(f"{name!r} is not a valid variable name", hint="use letters, digits and _")
     if not value:
         raise SecretError(f"{name}: the value is empty")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SecretError(f"{name}: the value is not valid UTF-8") from None
     if CONTROL.search(value):
         raise SecretError(
-            f"{name}: the value contains a newline or control character",
-            hint="environment files hold one line per variable",
+            f"{name}: the value contains a line break or a control character",
+            hint="an environment file holds one line per variable",
         )
     if value != value.strip():
         raise SecretError(f"{name}: the value starts or ends with whitespace")
+    shape = SHAPES.get(name)
+    if shape and not shape[0].match(value):
+        raise SecretError(f"{name}: this value cannot be used: {shape[1]}")
     return value
 
 
@@ -60,21 +81,39 @@ class Store:
 
     @classmethod
     def load(cls, paths: Paths) -> Store:
-        path = paths.secret_store
+        return cls.read(paths.secret_store)
+
+    @classmethod
+    def read(cls, path: Path) -> Store:
+        """The store at `path` (empty if there is none), made private if someone loosened it."""
         try:
-            info = path.stat()
-            text = path.read_text(encoding="utf-8")
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
             return cls(path, {})
-        if info.st_mode & 0o077:
-            # Someone loosened it: tighten it before anything else reads it.
-            path.chmod(0o600)
+        except OSError:
+            if path.is_symlink():
+                raise SecretError(
+                    f"{path}: is a symbolic link; blueprint keeps secrets in a regular file of its own",
+                    hint="replace the link with the file it points to (mode 0600)",
+                ) from None
+            raise
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise SecretError(f"{path}: not a regular file")
+            if info.st_mode & 0o077:
+                os.fchmod(fd, 0o600)  # someone loosened it: tighten it before anything else reads it
+            raw = handle.read()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise SecretError(
+                f"{path}:{line}: not UTF-8 text", hint="fix or remove that line (the value is not shown here)"
+            ) from None
         values = {}
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            name, sep, value = line.partition("=")
-            if not sep or not NAME.match(name):
+        for number, name, value in env_lines(text):
+            if value is None or not NAME.match(name) or CONTROL.search(value):
                 raise SecretError(
                     f"{path}:{number}: not a NAME=value line",
                     hint="fix or remove that line (the value is not shown here)",
@@ -88,6 +127,16 @@ class Store:
         write_atomic(self.path, (HEADER + body).encode(), 0o600)
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """The variables of an environment file as Podman reads them; lines that are not NAME=value
+    (which Podman would refuse or take from its own environment) are left out."""
+    text = Path(path).read_bytes().decode("utf-8")
+    return {name: value for _, name, value in env_lines(text) if value is not None and NAME.match(name)}
+
+
+# ---- resolving what the stack needs ----------------------------------------------------------------
+
+
 @dataclass
 class Resolution:
     """The value of every secret the stack needs, and what render must add to the store."""
@@ -99,8 +148,17 @@ class Resolution:
     from_environment: tuple[str, ...] = ()
 
 
-def resolve(stack: Stack, store: Store, environ: Mapping[str, str] | None = None) -> Resolution:
-    """Find each needed secret in the store, else generate it, else take it from the environment."""
+def resolve(
+    stack: Stack,
+    store: Store,
+    environ: Mapping[str, str] | None = None,
+    *,
+    written: Iterable[Path] = (),
+    volume_exists=None,
+) -> Resolution:
+    """Find each needed secret in the store, else in the files blueprint wrote (`written`: the
+    environment files and earlier stores it knows of), else generate it, else take it from the
+    environment. `volume_exists(name)` says whether a podman volume holds data."""
     environ = os.environ if environ is None else environ
     needed = stack.secret_names
     values: dict[str, str] = {}
@@ -108,10 +166,10 @@ def resolve(stack: Stack, store: Store, environ: Mapping[str, str] | None = None
     notes: list[str] = []
     missing: list[tuple[str, str]] = []
     generated: list[str] = []
-    recovered: dict[str, str] | None = None  # read only if a secret is missing from the store
+    recovered: dict[str, tuple[str, Path]] | None = None  # read only if a secret is missing
     for name in needed:
         if name not in store.values and recovered is None:
-            recovered = _from_environment_files(stack)
+            recovered = _recover(stack, [p for p in written if p != store.path])
         if name in store.values:
             values[name] = store.values[name]
             if name not in GENERATED and environ.get(name, values[name]) != values[name]:
@@ -120,13 +178,11 @@ def resolve(stack: Stack, store: Store, environ: Mapping[str, str] | None = None
                     f"(`blueprint secrets set {name}` replaces it)"
                 )
         elif name in recovered:
-            # The store is gone but the containers' files still hold the value: keep it, above
-            # all the salt key and the database password, which must not change.
-            values[name] = new[name] = recovered[name]
-            notes.append(
-                f"{name} was missing from {store.path} and was recovered from the containers' environment files"
-            )
+            value, source = recovered[name]
+            values[name] = new[name] = value
+            notes.append(f"{name} was missing from {store.path} and was recovered from {source}")
         elif name in stack.generated_secrets:
+            _refuse_to_replace(stack, store, name, volume_exists)
             values[name] = new[name] = GENERATED[name].make()
             generated.append(name)
         elif environ.get(name):
@@ -150,58 +206,91 @@ def resolve(stack: Stack, store: Store, environ: Mapping[str, str] | None = None
     return Resolution(values, new, notes, tuple(n for n in needed if n not in GENERATED))
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """The variables of an environment file as Podman reads it (KEY=VALUE lines, # comments)."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
-
-
-def _from_environment_files(stack: Stack) -> dict[str, str]:
-    found: dict[str, str] = {}
+def _recover(stack: Stack, written: list[Path]) -> dict[str, tuple[str, Path]]:
+    """Secret name -> (value, file) from the files blueprint wrote: earlier stores first, then the
+    containers' environment files (a variable built from a secret, like DATABASE_URL, gives it back)."""
+    by_var: dict[str, list[SecretEnv]] = {}
     for service in stack.services:
-        if not service.env_file:
-            continue
-        try:
-            written = read_env_file(service.env_file)
-        except (FileNotFoundError, UnicodeDecodeError):
-            continue
         for env in service.secret_env:
-            if env.source and written.get(env.var):
-                found.setdefault(env.source, written[env.var])
+            by_var.setdefault(env.var, []).append(env)
+    found: dict[str, tuple[str, Path]] = {}
+    for path in written:
+        try:
+            if path.name == "secrets.env":
+                variables = Store.read(path).values
+                for name, value in variables.items():
+                    found.setdefault(name, (value, path))
+                continue
+            variables = read_env_file(path)
+        except (OSError, UnicodeDecodeError, SecretError):
+            continue
+        for var, value in variables.items():
+            for env in by_var.get(var, ()):
+                for name, secret in env.recover(value).items():
+                    found.setdefault(name, (secret, path))
     return found
+
+
+def _refuse_to_replace(stack: Stack, store: Store, name: str, volume_exists) -> None:
+    """A frozen secret is generated only for a database that does not exist yet."""
+    if name not in FROZEN or stack.database is None or volume_exists is None:
+        return
+    volume = next(v for v in stack.volumes if v.name == "litellm-postgres")
+    if volume_exists(volume.podman_name):
+        raise SecretError(
+            f"{name} is in neither {store.path} nor any file blueprint wrote, but the volume "
+            f"{volume.podman_name} holds a database made with it: a new one would lock LiteLLM out "
+            f"({FROZEN[name]})",
+            hint=f"bring the store back with `blueprint restore config`, or set the value in use with "
+            f"`blueprint secrets set {name}`",
+        )
 
 
 def _asked_by(stack: Stack, name: str) -> str:
     return next((e.where for s in stack.services for e in s.secret_env if name in e.needs and e.where), "/")
 
 
+def written_files(stack: Stack, recorded: Iterable[tuple[Path, Kind]], stores: Iterable[str]) -> list[Path]:
+    """Every file a secret may be recovered from: the stack's environment files, those the
+    manifest recorded (at any earlier location), and earlier stores."""
+    files = [o.path for o in stack.outputs if o.role.secret]
+    files += [path for path, kind in recorded if kind is Kind.ENV]
+    return list(dict.fromkeys([*map(Path, stores), *files]))
+
+
+# ---- changing the store --------------------------------------------------------------------------
+
+
 def set_secret(paths: Paths, name: str, value: str) -> bool:
-    """Store a secret a person provides; returns whether it replaced another value."""
+    """Store a secret a person provides, under the lock; returns whether it replaced another value."""
     check_value(name, value)
-    store = Store.load(paths)
-    old = store.values.get(name)
-    if old is not None and old != value and name in FROZEN:
-        raise SecretError(f"{name} exists and is not changed: {FROZEN[name]}")
-    store.values[name] = value
-    store.save()
+    with lock(paths.lock):
+        store = Store.load(paths)
+        old = store.values.get(name)
+        if old is not None and old != value and name in FROZEN:
+            raise SecretError(f"{name} exists and is not changed: {FROZEN[name]}")
+        store.values[name] = value
+        store.save()
     return old is not None and old != value
 
 
 def rotate(paths: Paths, name: str) -> None:
-    """Replace a generated secret with a new random one (never the salt key)."""
+    """Replace a generated secret with a new random one (never the salt key), under the lock."""
     if name in FROZEN:
         raise SecretError(f"{name} cannot be rotated: {FROZEN[name]}")
     if name not in GENERATED:
         raise SecretError(
             f"{name} is not generated by blueprint", hint=f"set a new value with `blueprint secrets set {name}`"
         )
-    store = Store.load(paths)
-    store.values[name] = GENERATED[name].make()
-    store.save()
+    with lock(paths.lock):
+        store = Store.load(paths)
+        store.values[name] = GENERATED[name].make()
+        store.save()
 
 
 def persist(paths: Paths, new: Mapping[str, str]) -> None:
-    """Add newly generated or imported secrets to the store; an existing value is never replaced."""
+    """Add newly generated or imported secrets to the store; an existing value is never replaced.
+    The caller holds the lock (pipeline.render)."""
     if not new:
         return
     store = Store.load(paths)
@@ -235,7 +324,7 @@ def inventory(stack: Stack | None, store: Store) -> list[SecretInfo]:
     ]
 
 
-# ---- Podman secrets (secrets.backend = "podman") -------------------------------------------
+# ---- Podman secrets (secrets.backend = "podman") ----------------------------------------------------
 
 
 def podman_secrets(stack: Stack, values: Mapping[str, str]) -> dict[str, str]:
@@ -244,29 +333,27 @@ def podman_secrets(stack: Stack, values: Mapping[str, str]) -> dict[str, str]:
 
 
 def sync_podman(stack: Stack, values: Mapping[str, str], manifest) -> list[str]:
-    """Create or replace the Podman secrets whose value changed; returns the services to restart.
+    """Create or replace the Podman secrets whose value changed, remove the ones blueprint made
+    that no unit uses any more; returns the services to restart.
 
-    The value goes to `podman secret create NAME -` on stdin, never on the command line. The
-    manifest keeps a hash of each value pushed, so an unchanged secret is left alone.
+    The manifest keeps a hash of each value pushed, so an unchanged secret is left alone.
     """
-    from blueprint import process
+    from blueprint import podman
     from blueprint.files import digest
-
-    def podman(*args: str, value: str | None = None) -> str:
-        hint = 'secrets.backend "podman" needs podman; or use the "file" backend'
-        return process.text(["podman", "secret", *args], input=value and value.encode(), hint=hint)
 
     wanted = podman_secrets(stack, values)
     pushed = manifest.extra.setdefault("podman_secrets", {})
-    existing = set(podman("ls", "--format", "{{.Name}}").split())
+    existing = podman.secret_names()
     changed = []
     for name, value in sorted(wanted.items()):
         fingerprint = digest(value.encode())
         if name in existing and pushed.get(name) == fingerprint:
             continue
-        if name in existing:
-            podman("rm", name)
-        podman("create", name, "-", value=value)
+        podman.create_secret(name, value, replace=name in existing)
         pushed[name] = fingerprint
         changed.append(name)
+    for name in sorted(set(pushed) - set(wanted)):
+        if name in existing:
+            podman.remove_secret(name)
+        del pushed[name]
     return [s.unit for s in stack.services if any(e.podman_secret in changed for e in s.secret_env)]

@@ -9,13 +9,17 @@ transaction (and restarts, through Requires=, the services that depend on a rest
 from __future__ import annotations
 
 import getpass
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from blueprint import process
 from blueprint.engine import Change, Status
-from blueprint.errors import ToolError
+from blueprint.errors import ToolError, ToolTimeout
 from blueprint.model.types import Kind
+
+UNIT = re.compile(r"^[A-Za-z0-9:_.@-]+\.(service|timer)$")
 
 
 @dataclass(frozen=True)
@@ -45,15 +49,26 @@ class Actions:
         }
 
     @classmethod
-    def from_json(cls, data: dict | None) -> Actions:
+    def from_json(cls, data: Any) -> Actions:
+        """The actions a manifest kept; anything in it that is not a list of unit names (a damaged
+        or hand-edited manifest) is left out rather than run."""
         if not isinstance(data, dict):
             return cls()
+
+        def units(key: str) -> tuple[str, ...]:
+            value = data.get(key)
+            return tuple(u for u in value if isinstance(u, str) and UNIT.match(u)) if isinstance(value, list) else ()
+
         return cls(
-            tuple(data.get("stop", ())),
-            tuple(data.get("disable", ())),
-            bool(data.get("daemon_reload")),
-            tuple(data.get("restart", ())),
-            tuple(data.get("enable", ())),
+            units("stop"), units("disable"), data.get("daemon_reload") is True, units("restart"), units("enable")
+        )
+
+    def only(self, units: set[str]) -> Actions:
+        """These actions, without restarting or enabling units that are not among `units`."""
+        return replace(
+            self,
+            restart=tuple(u for u in self.restart if u in units),
+            enable=tuple(u for u in self.enable if u in units),
         )
 
 
@@ -63,16 +78,20 @@ def _in_order(units: set[str], order: Sequence[str]) -> tuple[str, ...]:
 
 
 def merge(first: Actions, second: Actions, order: Sequence[str]) -> Actions:
-    """Both sets of actions, once each; restarts dependencies first, never a service being stopped."""
-    stop = tuple(dict.fromkeys([*first.stop, *second.stop]))
-    restart = set(first.restart) | set(second.restart)
-    restart -= set(stop)
+    """`first` (still pending), then `second`: each action once, and the later one wins where they
+    disagree (a timer disabled then enabled again is only enabled; a service removed then added
+    back is restarted, not stopped). Restarts go dependencies first."""
+    back = set(second.restart) | set(second.enable)
+    stop = tuple(dict.fromkeys([*(u for u in first.stop if u not in back), *second.stop]))
+    restart = (set(first.restart) | set(second.restart)) - set(stop)
+    disable = [*(u for u in first.disable if u not in second.enable), *second.disable]
+    enable = [*(u for u in first.enable if u not in second.disable), *second.enable]
     return Actions(
         stop=stop,
-        disable=tuple(dict.fromkeys([*first.disable, *second.disable])),
+        disable=tuple(dict.fromkeys(disable)),
         daemon_reload=first.daemon_reload or second.daemon_reload,
         restart=_in_order(restart, order),
-        enable=tuple(dict.fromkeys([*first.enable, *second.enable])),
+        enable=tuple(dict.fromkeys(enable)),
         notes=first.notes + second.notes,
     )
 
@@ -124,22 +143,46 @@ def systemctl(*args: str, timeout: float = process.TIMEOUT) -> list[str]:
     return command
 
 
-def run(actions: Actions, *, restart: bool = True, before_write: bool = False) -> list[list[str]]:
-    """Carry out the actions; `before_write` runs only what must happen before files change."""
-    calls: list[list[str]] = []
+# How long a restart may wait for its services: with Notify=healthy, `systemctl restart` returns
+# once they are healthy, which includes pulling a new image on first start.
+RESTART_WAIT = 300
+
+
+@dataclass
+class Done:
+    """What run() did: the systemctl calls, and what a person should know about them."""
+
+    calls: list[list[str]]
+    notes: list[str]
+
+
+def run(actions: Actions, *, restart: bool = True, before_write: bool = False) -> Done:
+    """Carry out the actions; `before_write` runs only what must happen before files change.
+
+    A restart still waiting after RESTART_WAIT is not an error: systemd goes on with the job (the
+    image may still be downloading), so it is reported, and not repeated by the next apply.
+    """
+    done = Done([], [])
     if before_write:
         if actions.stop:
-            calls.append(["stop", *actions.stop])
+            done.calls.append(systemctl("stop", *actions.stop))
         if actions.disable:
-            calls.append(["disable", "--now", *actions.disable])
-    else:
-        if actions.daemon_reload:
-            calls.append(["daemon-reload"])
-        if restart and actions.restart:
-            calls.append(["restart", *actions.restart])
-        if actions.enable:
-            calls.append(["enable", "--now", *actions.enable])
-    return [systemctl(*args) for args in calls]
+            done.calls.append(systemctl("disable", "--now", *actions.disable))
+        return done
+    if actions.daemon_reload:
+        done.calls.append(systemctl("daemon-reload"))
+    if restart and actions.restart:
+        try:
+            done.calls.append(systemctl("restart", *actions.restart, timeout=RESTART_WAIT))
+        except ToolTimeout:
+            done.calls.append(["systemctl", "--user", "restart", *actions.restart])
+            done.notes.append(
+                f"{', '.join(actions.restart)} still starting after {RESTART_WAIT} s; systemd goes on "
+                "(see `systemctl --user status` and the unit's log)"
+            )
+    if actions.enable:
+        done.calls.append(systemctl("enable", "--now", *actions.enable))
+    return done
 
 
 def linger_enabled(user: str | None = None) -> bool | None:

@@ -276,4 +276,7 @@ def cli(*args: str, input: str | None = None, env: dict | None = None, cwd: Path
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file under root and its bytes; the lock file, which names its last holder, aside."""
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != "lock"
+    }

@@ -226,7 +226,8 @@ def test_config_backup_holds_config_and_secrets_and_restores_them(stack):
     assert result.returncode == 0, result.stderr
     assert secrets.Store.load(home).values["LITELLM_SALT_KEY"] == salt
     assert "litellm_postgres" in stack["config"].read_text()
-    assert (stack["config"].parent / "blueprint-config.json.before-restore").read_text() == "{}"
+    (kept,) = stack["config"].parent.glob("blueprint-config.json.before-restore-*")
+    assert kept.read_text() == "{}"
 
 
 def test_retention_prunes_only_old_backups_of_ours(stack):

@@ -8,18 +8,22 @@ never a partial write. In CI (`CI=true`) each property runs 2,000 examples; `mak
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
-from hypothesis import event, given, note
+from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 
 from blueprint import config as config_module
-from blueprint import pipeline
-from blueprint.errors import BlueprintError, ConfigError
-from blueprint.model.types import Kind
+from blueprint import pipeline, plan, secrets
+from blueprint.errors import BlueprintError, ConfigError, SecretError
+from blueprint.model.types import Kind, Output, Role
 from tests import injection
 from tests.conftest import FIXTURES, ROOT, need, options
 
@@ -130,18 +134,20 @@ def check(document: bytes) -> str:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def _quadlet():
     need(injection.QUADLET, "Quadlet generator (trixie)")
     need(injection.NEWEST_QUADLET, "Quadlet generator (sid)")
 
 
+@pytest.mark.usefixtures("_quadlet")
 @given(mutated_configs())
 def test_mutations_of_valid_configs(data):
     note(json.dumps(data)[:2000])
     event(check(json.dumps(data).encode()))
 
 
+@pytest.mark.usefixtures("_quadlet")
 @given(json_values)
 def test_arbitrary_json_documents(data):
     event(check(json.dumps(data).encode()))
@@ -153,3 +159,81 @@ def test_arbitrary_bytes(raw):
         config_module.loads(raw, label="fuzz.json")
     except ConfigError as error:
         assert "\n" not in error.message
+
+
+# ---- secret values -------------------------------------------------------------------------------
+
+# Text that leans towards what breaks line-based files: every kind of line break and control
+# character, separators, quotes, '=' and '#', and anything else Unicode has.
+secret_text = st.text(
+    alphabet=st.sampled_from(list("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\x00\t =#\"'\\$%`")) | st.characters(),
+    max_size=40,
+)
+
+
+@given(name=st.sampled_from(["OPENAI_API_KEY", "REDIS_PASSWORD", "LITELLM_MASTER_KEY", "MY_KEY"]), value=secret_text)
+def test_a_secret_value_is_refused_or_read_back_exactly(name, value):
+    """Whatever the value, the store holds exactly the variables it held, plus this one with exactly
+    this value: no value can add, split or replace a variable."""
+    directory = Path(tempfile.mkdtemp(prefix="fuzz-secret-"))
+    try:
+        paths = pipeline.Paths.from_env({"HOME": str(directory)})
+        secrets.set_secret(paths, "LITELLM_SALT_KEY", "sk-salt")
+        try:
+            secrets.set_secret(paths, name, value)
+        except SecretError as error:
+            assert "\n" not in error.message
+            assert len(value) < 8 or value not in error.message, "a refused value is never echoed"
+            event("refused")
+            return
+        assert secrets.Store.load(paths).values == {"LITELLM_SALT_KEY": "sk-salt", name: value}
+        # And the environment file a container gets, through its real template and escaping.
+        env_file = directory / "x.env"
+        output = Output(env_file, Role(Kind.ENV), "blueprint-env/service.env.njk", {"svc": SimpleNamespace(name="x")})
+        env_file.write_bytes(plan.render(output, env=[(name, value), ("AFTER", "1")]))
+        assert secrets.read_env_file(env_file) == {name: value, "AFTER": "1"}
+        event("stored")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.lists(st.sampled_from(["render", "set", "rotate", "render", "apply"]), min_size=2, max_size=6))
+def test_any_mix_of_concurrent_commands_leaves_store_and_files_in_step(commands):
+    """Commands that write, started together in any mix: afterwards the environment files hold the
+    store's values and a render has nothing left to do."""
+    directory = Path(tempfile.mkdtemp(prefix="fuzz-race-"))
+    try:
+        config = directory / "blueprint-config.json"
+        config.write_text(json.dumps({"podman_version": "5.4", "llm_providers": {"ollama": {"models": ["m"]}}}))
+        env = {
+            **os.environ,
+            "HOME": str(directory / "home"),
+            "PATH": f"{ROOT / 'tests/fakes'}:{os.environ['PATH']}",
+            "FAKE_SYSTEMCTL": str(directory / "systemd.json"),
+        }
+        argv = {
+            "render": ["render", "--config", str(config)],
+            "apply": ["apply", "--config", str(config)],
+            "set": ["secrets", "set", "UI_PASSWORD"],
+            "rotate": ["secrets", "rotate"],
+        }
+        blueprint = str(Path(sys.executable).parent / "blueprint")
+        children = [
+            subprocess.Popen([blueprint, *argv[c]], env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+            for c in commands
+        ]
+        for child in children:
+            _, err = child.communicate(b"ui-password-set-by-hand\n", timeout=300)
+            assert child.returncode == 0, err.decode()
+        final = subprocess.run([blueprint, *argv["render"]], env=env, capture_output=True, text=True)
+        assert final.returncode == 0, final.stderr
+        paths = pipeline.Paths.from_env(env)
+        store = secrets.Store.load(paths).values
+        litellm = secrets.read_env_file(paths.env_dir / "litellm.env")
+        for name in ("LITELLM_MASTER_KEY", "LITELLM_SALT_KEY", "UI_PASSWORD"):
+            assert litellm[name] == store[name]
+        check = subprocess.run([blueprint, "check", "--config", str(config)], env=env, capture_output=True)
+        assert check.returncode == 0
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

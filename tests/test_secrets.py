@@ -222,28 +222,37 @@ def test_a_loosened_store_is_tightened(rendered, home):
 def test_values_with_newlines_are_refused(home):
     result = cli("secrets", "set", "OPENAI_API_KEY", input="sk-one\nINJECTED=1\n")
     assert result.returncode == 2
-    assert "newline" in result.stderr
+    assert "the value contains a line break" in result.stderr
 
 
 # ---- Podman secrets backend ------------------------------------------------------------------
 
 
-def test_podman_backend_creates_secrets_through_stdin(home, tmp_path):
+def fake_podman_with_secrets(tmp_path):
+    """A fake podman keeping secrets as files: `secret ls`, `secret rm NAME`, `secret create NAME -`;
+    it has no volumes, and refuses anything else. Returns its bin folder and its secrets' folder."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     store_dir = tmp_path / "podman-secrets"
     store_dir.mkdir()
     log = tmp_path / "podman.log"
-    # A fake podman keeping secrets as files: `secret ls`, `secret rm NAME`, `secret create NAME -`.
     (bin_dir / "podman").write_text(f"""#!/bin/sh
 echo "$*" >> {log}
-case "$2" in
-  ls) ls {store_dir} ;;
-  rm) rm {store_dir}/"$3" ;;
-  create) cat > {store_dir}/"$3" ;;
+case "$1 $2" in
+  "secret ls") ls {store_dir} ;;
+  "secret rm") rm {store_dir}/"$3" ;;
+  "secret create") cat > {store_dir}/"$3" ;;
+  "volume exists") exit 1 ;;
+  *) echo "fake podman: unsupported: $*" >&2; exit 125 ;;
 esac
 """)
     (bin_dir / "podman").chmod(0o755)
+    return bin_dir, store_dir
+
+
+def test_podman_backend_creates_secrets_through_stdin(home, tmp_path):
+    bin_dir, store_dir = fake_podman_with_secrets(tmp_path)
+    log = tmp_path / "podman.log"
     config = write_config(
         tmp_path,
         {
@@ -256,8 +265,8 @@ esac
     result = cli("render", "--config", str(config), env=env)
     assert result.returncode == 0, result.stderr
     created = sorted(p.name for p in store_dir.iterdir())
-    assert "blueprint-litellm-master-key" in created and "blueprint-openai-api-key" in created
-    assert (store_dir / "blueprint-openai-api-key").read_text() == "sk-podman-test-key"
+    assert "blueprint-LITELLM_MASTER_KEY" in created and "blueprint-OPENAI_API_KEY" in created
+    assert (store_dir / "blueprint-OPENAI_API_KEY").read_text() == "sk-podman-test-key"
     assert "sk-podman-test-key" not in log.read_text(), "values go through stdin, never argv"
     assert not home.env_dir.exists(), "no environment files with the podman backend"
     # What `podman run` gets, as the real Quadlet generator writes it: each container its own secrets.
@@ -268,17 +277,17 @@ esac
     def secrets_of(service):
         return set(injection.run_options(services, service, "--secret"))
 
-    assert "blueprint-openai-api-key,type=env,target=OPENAI_API_KEY" in secrets_of("litellm.service")
-    assert secrets_of("litellm-postgres.service") == {"blueprint-postgres-password,type=env,target=POSTGRES_PASSWORD"}
-    assert secrets_of("litellm-redis.service") == {"blueprint-redis-password,type=env,target=REDISCLI_AUTH"}
+    assert "blueprint-OPENAI_API_KEY,type=env,target=OPENAI_API_KEY" in secrets_of("litellm.service")
+    assert secrets_of("litellm-postgres.service") == {"blueprint-POSTGRES_PASSWORD,type=env,target=POSTGRES_PASSWORD"}
+    assert secrets_of("litellm-redis.service") == {"blueprint-REDIS_PASSWORD,type=env,target=REDISCLI_AUTH"}
     # Unchanged secrets are not pushed again; a changed one is replaced.
     log.unlink()
     assert cli("secrets", "set", "OPENAI_API_KEY", input="sk-second\n", env=env).returncode == 0
     assert cli("render", "--config", str(config), env=env).returncode == 0
     assert log.read_text().splitlines() == [
         "secret ls --format {{.Name}}",
-        "secret rm blueprint-openai-api-key",
-        "secret create blueprint-openai-api-key -",
+        "secret rm blueprint-OPENAI_API_KEY",
+        "secret create blueprint-OPENAI_API_KEY -",
     ]
 
 

@@ -33,7 +33,7 @@ def _summary(outcome) -> None:
     unchanged = len(prepared.changes) - len(prepared.differing)
     say(f"{len(outcome.written)} written, {len(outcome.removed)} removed, {unchanged} unchanged")
     actions = outcome.actions
-    for note in actions.notes:
+    for note in [*actions.notes, *outcome.notes]:
         say(f"note: {note}")
     if outcome.reloaded:
         for call in outcome.systemctl:
@@ -60,22 +60,23 @@ def _summary(outcome) -> None:
 
 def _render(config_path, *, dry_run=False, force=False, reload=False, restart=True) -> None:
     from blueprint import pipeline
-    from blueprint.engine import Status, unified_diff
+    from blueprint.engine import unified_diff
     from blueprint.errors import ConflictError
 
-    prepared = pipeline.prepare(options_for(config_path))
+    options = options_for(config_path)
     if dry_run:
+        prepared = pipeline.prepare(options)
         _report_changes(prepared, dry_run=True)
         say(f"dry run: {len(prepared.differing)} of {len(prepared.changes)} files would change; nothing written")
         return
     try:
-        outcome = pipeline.write(prepared, force=force, reload=reload, restart=restart)
-    except ConflictError:
+        outcome = pipeline.render(options, force=force, reload=reload, restart=restart)
+    except ConflictError as refused:
         # Show what the edit is (disk -> what blueprint would write) before refusing.
-        for change in prepared.changes:
-            if change.status is Status.CONFLICT:
-                click.echo(unified_diff(change), nl=False)
+        for change in refused.conflicts:
+            click.echo(unified_diff(change), nl=False)
         raise
+    prepared = outcome.prepared
     _report_changes(prepared, dry_run=False)
     _summary(outcome)
     if reload:

@@ -8,6 +8,8 @@ import click
 
 from blueprint.cli import cli, config_option, options_for, say, short
 
+MAX_SECRET = 64 * 1024  # bytes; Podman's own limit for a secret is 500 KB
+
 # ---- secrets -------------------------------------------------------------------------------
 
 
@@ -66,12 +68,18 @@ def secrets_set(name):
     Example: blueprint secrets set OPENAI_API_KEY < openai.key
     """
     from blueprint import secrets as store_module
+    from blueprint.errors import SecretError
 
     if sys.stdin.isatty():
         value = click.prompt(f"{name}", hide_input=True, confirmation_prompt=True, err=True)
     else:
-        value = sys.stdin.read()
-        value = value[:-1] if value.endswith("\n") else value
+        raw = sys.stdin.buffer.read(MAX_SECRET + 1)
+        if len(raw) > MAX_SECRET:
+            raise SecretError(f"{name}: more than {MAX_SECRET // 1024} KiB on stdin; that is not a key")
+        try:
+            value = raw.decode("utf-8").removesuffix("\n").removesuffix("\r")
+        except UnicodeDecodeError as exc:
+            raise SecretError(f"{name}: stdin is not UTF-8 text (byte {exc.start})") from None
     options = options_for(None)
     replaced = store_module.set_secret(options.paths, name, value)
     say(f"{name} {'replaced' if replaced else 'stored'} in {short(options.paths.secret_store)} (0600)")

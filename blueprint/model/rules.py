@@ -74,6 +74,14 @@ def _podman(data: Config, podman: Podman) -> Iterator[Problem]:
         )
 
 
+def _addresses(data: Config, podman: Podman) -> Iterator[Problem]:
+    address = data["litellm"]["publish_address"]
+    try:
+        ipaddress.IPv4Address(address)
+    except ValueError:
+        yield Problem("/litellm/publish_address", f"{address!r} is not an IPv4 address", hint="e.g. 127.0.0.1")
+
+
 def _network(data: Config, podman: Podman) -> Iterator[Problem]:
     subnet = data["network"]["subnet"]
     try:
@@ -327,4 +335,4 @@ def _secrets(data: Config, podman: Podman) -> Iterator[Problem]:
         yield Problem("/secrets/backend", f"Podman secrets need Podman 4.5; the target is {podman.version}")
 
 
-RULES = (_podman, _network, _services, _sizes, _caddy, _providers, _cache, _callbacks, _pool, _secrets)
+RULES = (_podman, _network, _addresses, _services, _sizes, _caddy, _providers, _cache, _callbacks, _pool, _secrets)

@@ -108,6 +108,7 @@ def litellm(data: Mapping[str, Any], sizing: Sizing, config_mount: str, provider
                 "DATABASE_URL",
                 f"postgresql://{pg['user']}:{{POSTGRES_PASSWORD}}@{pg['hostname']}:{pg['port']}/{pg['database']}",
                 ("POSTGRES_PASSWORD",),
+                in_url=True,
             )
         )
     if on["litellm_redis"]:

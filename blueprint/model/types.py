@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import secrets as random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from blueprint.quadlet import NO_WORDS, Podman, Words
 
@@ -45,6 +47,7 @@ class SecretEnv:
     template: str  # str.format over secret names, e.g. "{OPENAI_API_KEY}"
     needs: tuple[str, ...]
     where: str = field(default="", compare=False)  # the config field that asked for it
+    in_url: bool = False  # the secrets are parts of a URL: percent-encoded (RFC 3986 userinfo)
 
     @classmethod
     def plain(cls, var: str, name: str | None = None, where: str = "") -> SecretEnv:
@@ -58,11 +61,25 @@ class SecretEnv:
 
     @property
     def podman_secret(self) -> str:
-        """Name of the Podman secret holding the value (secrets.backend = podman)."""
-        return "blueprint-" + (self.source or self.var).lower().replace("_", "-")
+        """Name of the Podman secret holding the value (secrets.backend = podman). The variable's
+        own spelling: Podman's names are case-sensitive, so two variables never share one."""
+        return "blueprint-" + (self.source or self.var)
 
     def value(self, store: Mapping[str, str]) -> str:
-        return self.template.format_map({name: store[name] for name in self.needs})
+        return self.template.format_map({name: self._encode(store[name]) for name in self.needs})
+
+    def recover(self, value: str) -> dict[str, str]:
+        """The secrets a value of this variable was built from ({} if it was not built so)."""
+        pattern = re.escape(self.template)
+        for name in self.needs:
+            pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>.+?)", 1)
+        match = re.fullmatch(pattern, value)
+        if not match:
+            return {}
+        return {name: unquote(part) if self.in_url else part for name, part in match.groupdict().items()}
+
+    def _encode(self, secret: str) -> str:
+        return quote(secret, safe="") if self.in_url else secret
 
 
 # ---- containers -------------------------------------------------------------------------------

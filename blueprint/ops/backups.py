@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import os
 import re
-import shutil
 import tarfile
 import time
 from collections.abc import Iterator, Sequence
@@ -24,9 +24,9 @@ from typing import BinaryIO
 
 from blueprint import process
 from blueprint.errors import BackupError, BlueprintError, ToolError
-from blueprint.files import atomic_output, ensure_dir, write_atomic
+from blueprint.files import atomic_output, ensure_dir, lock, read_bytes, write_atomic
 from blueprint.model.types import BackupKind, Database
-from blueprint.paths import Paths
+from blueprint.paths import Paths, config_file
 from blueprint.systemd import systemctl
 
 SUFFIX = {BackupKind.POSTGRES: ".sql.gz", BackupKind.REDIS: ".rdb", BackupKind.CONFIG: ".tar.gz"}
@@ -171,8 +171,14 @@ def prune(paths: Paths, retention_days: int, now: float) -> list[Path]:
 def restore(options, kind: str, path: Path) -> Iterator[str]:
     """Put a backup back, stopping what must not run meanwhile; yields what it did.
 
-    The file is read and checked before anything stops: a damaged backup restores nothing.
+    The file is read and checked before anything stops: a damaged backup restores nothing. The
+    whole restore holds the lock, so no render or apply runs in the middle of it.
     """
+    with lock(options.paths.lock):
+        yield from _restore(options, kind, path)
+
+
+def _restore(options, kind: str, path: Path) -> Iterator[str]:
     stack = _stack(options)
     kind = BackupKind(kind)
     if kind is BackupKind.CONFIG:
@@ -252,14 +258,29 @@ def _restore_config(options, stack, path: Path) -> Iterator[str]:
             store = tar.extractfile(store).read() if store is not None else None
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BackupError(f"{path}: not a config backup ({exc}); nothing was restored") from None
-    targets = [(config, Path(stack.source), 0o644)]
+    config_path, shipped = config_file(options.config_path, options.environ)
+    if shipped:
+        raise BlueprintError(
+            "restore config: the config in use is the default shipped with blueprint, which is not yours to replace",
+            hint="say where the restored config goes: blueprint restore config --config ./blueprint-config.json",
+        )
+    targets = [(config, config_path, 0o644)]
     if store is not None:
         targets.append((store, paths.secret_store, 0o600))
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     for data, target, mode in targets:
-        if target.exists() and target.read_bytes() != data:
-            keep = target.with_name(target.name + ".before-restore")
-            shutil.copy2(target, keep)
-            keep.chmod(mode)
+        current = read_bytes(target)
+        if current is not None and current != data:
+            # Each restore keeps what it replaced in a file of its own, private from its first byte.
+            keep = next(
+                k
+                for n in itertools.count()
+                if not (
+                    k := target.with_name(f"{target.name}.before-restore-{stamp}" + (f".{n}" if n else ""))
+                ).exists()
+            )
+            with atomic_output(keep, mode) as out:
+                out.write(current)
             yield f"kept the current {target.name} as {keep.name}"
         ensure_dir(target.parent, 0o700 if mode == 0o600 else 0o755)
         write_atomic(target, data, mode)

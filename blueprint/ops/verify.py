@@ -10,6 +10,8 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from blueprint.errors import SetupError
+
 RECENT_MINUTES = 26 * 60  # a daily backup, with slack for a late or randomized start
 
 HTTP_GET = (
@@ -29,7 +31,13 @@ class Check:
 
 
 def run(options, host_spec: str = "local://") -> list[Check]:
-    import testinfra
+    try:
+        import testinfra
+    except ImportError:
+        raise SetupError(
+            "blueprint verify needs testinfra, which is not installed",
+            hint="pip install 'blueprint[verify]' (with pipx: pipx inject blueprint pytest-testinfra)",
+        ) from None
 
     from blueprint import pipeline
 
