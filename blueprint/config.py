@@ -238,7 +238,8 @@ def _describe(error) -> str:
         case "type":
             expected = error.validator_value
             expected = " or ".join(expected) if isinstance(expected, list) else expected
-            return f"expected {_article(expected)}, got {_json_type(value)} {shown}"
+            got = "null" if value is None else f"{_json_type(value)} {shown}"
+            return f"expected {_article(expected)}, got {got}"
         case "pattern":
             expected = error.schema.get("x-expected")
             return f"{shown} is not valid" + (f": expected {expected}" if expected else "")

@@ -80,7 +80,11 @@ def _libraries() -> list[str]:
     return sorted(f for f in files if f and not f.startswith(skip))
 
 
-def fingerprint(config_path, environ, external, probe_podman: bool) -> str | None:
+# Where tailscaled listens: a new inode when it restarts (with perhaps another name for this machine).
+TAILSCALE_SOCKET = "/run/tailscale/tailscaled.sock"
+
+
+def fingerprint(config_path, environ, external, probe_podman: bool, machine_named: bool = False) -> str | None:
     """One hash over every input of a render; None if the config cannot be read."""
     try:
         # A FIFO or a device is not read here (it could block or never end): the full path refuses it.
@@ -107,6 +111,10 @@ def fingerprint(config_path, environ, external, probe_podman: bool) -> str | Non
         _identity(paths.secret_store),
         [(name, environ.get(name, "")) for name in external],
         _identity(which("podman", environ)) if probe_podman else None,
+        # The site is named after this machine (host.machine): its name, and Tailscale's.
+        (os.uname().nodename, _identity(which("tailscale", environ)), _identity(TAILSCALE_SOCKET))
+        if machine_named
+        else None,
     )
     return sha256(repr(inputs).encode()).hexdigest()
 
@@ -114,19 +122,22 @@ def fingerprint(config_path, environ, external, probe_podman: bool) -> str | Non
 def write_stamp(prepared, *, pending: bool) -> None:
     """Record a render that has just made the disk equal to the plan."""
     from blueprint.files import write_atomic
+    from blueprint.model.site import needs_machine
 
     options = prepared.options
     if prepared.stack.secrets_backend == "podman":
         return
     external = list(prepared.resolution.from_environment)
     probe = prepared.loaded.data["podman_version"] == "auto"
+    named = needs_machine(prepared.loaded.data)
     lines = [
         STAMP_VERSION,
-        f"fingerprint {fingerprint(prepared.config_file, options.environ, external, probe)}",
+        f"fingerprint {fingerprint(prepared.config_file, options.environ, external, probe, named)}",
         f"external {' '.join(external)}",
-        f"probe {int(probe)}",
+        f"probe {int(probe)} {int(named)}",
         f"pending {int(pending)}",
     ]
+    lines += [f"warn {warning}" for warning in prepared.resolution.warnings()]
     for kind, paths in (("file", [f.path for f in prepared.planned]), ("code", _libraries())):
         for path in paths:
             identity = _identity(path)
@@ -154,14 +165,19 @@ def up_to_date(argv: list[str], environ=None) -> int | None:
     if command == "apply" and fields.get("pending") != "0":
         return None
     path, _ = config_file(config, environ)
-    expected = fingerprint(str(path), environ, fields.get("external", "").split(), fields.get("probe") == "1")
+    probe, named = [*fields.get("probe", "0 0").split(), "0"][:2]
+    expected = fingerprint(str(path), environ, fields.get("external", "").split(), probe == "1", named == "1")
     if expected is None or fields.get("fingerprint") != expected:
         return None
-    for line in lines[5:]:
+    warnings = [line[5:] for line in lines[5:] if line.startswith("warn ")]
+    checked = [line for line in lines[5:] if not line.startswith("warn ")]
+    for line in checked:
         _, ino, size, mtime, ctime, mode, name = line.split(" ", 6)
         if _identity(name) != (int(ino), int(size), int(mtime), int(ctime), int(mode)):
             return None
-    return sum(1 for line in lines[5:] if line.startswith("file "))
+    for warning in warnings:  # a key still not set is said on every render until it is
+        sys.stderr.write(f"blueprint: warning: {warning}\n")
+    return sum(1 for line in checked if line.startswith("file "))
 
 
 def _parse(args: list[str], allowed_flags: set[str]):

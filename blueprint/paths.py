@@ -31,19 +31,32 @@ def own_command() -> tuple[str, ...]:
     return (sys.executable, "-m", "blueprint")
 
 
-def config_file(explicit: str | Path | None, env: Mapping[str, str] | None = None) -> tuple[Path, bool]:
-    """The config to use, and whether it is the default shipped with blueprint.
+def checkout() -> Path | None:
+    """The source checkout blueprint runs from (an editable install), if it does."""
+    top = PACKAGE_DIR.parent
+    return top if (top / "pyproject.toml").exists() and (top / ".git").exists() else None
 
-    --config, else $BLUEPRINT_CONFIG, else ./blueprint-config.json, else the shipped default.
+
+GIVEN, HERE, APPLIED, SHIPPED = "given", "current folder", "applied", "shipped"
+
+
+def config_file(explicit: str | Path | None, env: Mapping[str, str] | None = None) -> tuple[Path, str]:
+    """The config to use, and where it was found (GIVEN, HERE, APPLIED or SHIPPED).
+
+    --config or $BLUEPRINT_CONFIG; else ./blueprint-config.json; else the copy of the config last
+    applied, kept in blueprint's state (so a command run from any folder, or by a timer, acts on the
+    gateway that runs); else, before any render, the default shipped with blueprint.
     """
     env = os.environ if env is None else env
     chosen = explicit or env.get("BLUEPRINT_CONFIG")
     if chosen:
-        return Path(chosen), False
-    local = Path(CONFIG_NAME)
-    if local.exists():
-        return local, False
-    return resource(CONFIG_NAME), True
+        return Path(chosen), GIVEN
+    if Path(CONFIG_NAME).exists():
+        return Path(CONFIG_NAME), HERE
+    applied = Paths.from_env(env).applied_config
+    if applied.exists():
+        return applied, APPLIED
+    return resource(CONFIG_NAME), SHIPPED
 
 
 XDG_VARS = ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME")
@@ -141,6 +154,11 @@ class Paths:
     @property
     def manifest(self) -> Path:
         return self.state_dir / "manifest.json"
+
+    @property
+    def applied_config(self) -> Path:
+        """A copy of the config last rendered: what the backup timers and day-2 commands read."""
+        return self.state_dir / CONFIG_NAME
 
     @property
     def stamp(self) -> Path:

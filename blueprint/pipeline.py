@@ -12,8 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from blueprint import config, engine, fastpath, model, plan, secrets
-from blueprint.model.types import Stack
+from blueprint import config, engine, fastpath, host, model, plan, secrets
+from blueprint.errors import ToolError
+from blueprint.files import read_bytes, write_atomic
+from blueprint.host import Machine
+from blueprint.model.site import needs_machine
+from blueprint.model.types import Kind, Stack
 from blueprint.paths import Paths, config_file, own_command
 from blueprint.quadlet import Podman, Words
 
@@ -30,6 +34,8 @@ class Options:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     # How the backup timers run blueprint again.
     blueprint_command: Words = field(default_factory=lambda: Words(own_command()))
+    # What this machine is called, when the config leaves the site's name to it (None: ask).
+    machine: Machine | None = None
 
     @classmethod
     def from_env(cls, config_path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Options:
@@ -42,17 +48,31 @@ class Prepared:
     """Everything known before any file is written."""
 
     options: Options
-    loaded: config.LoadedConfig
-    config_file: Path
-    stack: Stack
+    built: Built
     resolution: secrets.Resolution
     planned: list[plan.PlannedFile]
     manifest: engine.Manifest
     changes: list[engine.Change]
 
     @property
-    def notes(self) -> list[str]:
-        return [*self.stack.notes, *self.resolution.notes]
+    def stack(self) -> Stack:
+        return self.built.stack
+
+    @property
+    def loaded(self) -> config.LoadedConfig:
+        return self.built.loaded
+
+    @property
+    def config_file(self) -> Path:
+        return self.built.path
+
+    @property
+    def origin(self) -> str:
+        return self.built.origin
+
+    def notes(self, *, done: bool) -> list[str]:
+        """What a person should know about this render: said as done, or as what it would do."""
+        return [*self.built.notes, *self.stack.notes, *self.resolution.notes(done=done)]
 
     @property
     def differing(self) -> list[engine.Change]:
@@ -60,26 +80,42 @@ class Prepared:
         return engine.differing(self.changes)
 
 
-def load(options: Options) -> tuple[config.LoadedConfig, Path]:
-    path, _ = config_file(options.config_path, options.environ)
-    return config.load(path), path.resolve()
+@dataclass(frozen=True)
+class Built:
+    """A config and the stack it makes."""
+
+    loaded: config.LoadedConfig
+    path: Path  # absolute
+    origin: str  # where it was found (paths.config_file)
+    stack: Stack
+    notes: tuple[str, ...]  # about this machine, for a person
 
 
-def build_stack(options: Options) -> tuple[config.LoadedConfig, Path, Stack]:
-    loaded, path = load(options)
-    podman = Podman.target(loaded.data["podman_version"], options.environ)
+def build_stack(options: Options) -> Built:
+    """Load the config and build its stack for the target Podman and this machine."""
+    path, origin = config_file(options.config_path, options.environ)
+    loaded = config.load(path)
+    data = loaded.data
+    target = Podman.target(data["podman_version"], options.environ)
+    machine = options.machine or (host.machine(options.environ) if needs_machine(data) else None)
     stack = model.build(
-        loaded.data,
+        data,
         source=loaded.source,
         paths=options.paths,
-        podman=podman,
+        podman=target,
         blueprint_command=options.blueprint_command,
-        config_path=str(path),
+        machine=machine,
     )
-    return loaded, path, stack
+    notes = []
+    if data["podman_version"] == "auto" and target.detected_from is None:
+        notes.append(
+            f"podman is not installed here: the units are written for Podman {target.version} (Debian 13); "
+            "running them needs Podman 4.4 or newer with Quadlet"
+        )
+    return Built(loaded, path.absolute(), origin, stack, tuple(notes))
 
 
-def prepare(options: Options) -> Prepared:
+def prepare(options: Options, *, strict: bool = False) -> Prepared:
     """Load, model, resolve secrets and render in memory; then compare with the disk.
 
     A command that goes on to write holds the lock around this and the write (render()), so
@@ -87,16 +123,18 @@ def prepare(options: Options) -> Prepared:
     """
     from blueprint import podman
 
-    loaded, path, stack = build_stack(options)
-    paths = options.paths
+    built = build_stack(options)
+    stack, paths = built.stack, options.paths
     manifest = engine.Manifest.load(paths)
     recorded = [(Path(name), owned.role.kind) for name, owned in manifest.files.items()]
     written = secrets.written_files(stack, recorded, manifest.extra.get("stores", []))
     store = secrets.Store.load(paths)
     resolution = secrets.resolve(stack, store, options.environ, written=written, volume_exists=podman.volume_exists)
+    if strict:
+        resolution.refuse_missing(stack.source)
     planned = plan.plan(stack, resolution.values)
     changes = engine.compare(planned, manifest, roots(paths))
-    return Prepared(options, loaded, path, stack, resolution, planned, manifest, changes)
+    return Prepared(options, built, resolution, planned, manifest, changes)
 
 
 def roots(paths: Paths) -> tuple[Path, ...]:
@@ -104,12 +142,14 @@ def roots(paths: Paths) -> tuple[Path, ...]:
     return (paths.unit_dir, paths.systemd_user_dir, paths.env_dir)
 
 
-def render(options: Options, *, force: bool = False, reload: bool = False, restart: bool = True) -> Outcome:
+def render(
+    options: Options, *, force: bool = False, reload: bool = False, restart: bool = True, strict: bool = False
+) -> Outcome:
     """Render and write under the lock, from the first read to the last write."""
     from blueprint.files import lock
 
     with lock(options.paths.lock):
-        return write(prepare(options), force=force, reload=reload, restart=restart)
+        return write(prepare(options, strict=strict), force=force, reload=reload, restart=restart)
 
 
 @dataclass
@@ -121,6 +161,8 @@ class Outcome:
     actions: Actions | None = None  # what systemd had (or has) to do for these changes
     reloaded: bool = False
     notes: list[str] = field(default_factory=list)  # what systemd's work left to know
+    # systemd refused after the files were written: reported after them, and kept pending.
+    failure: ToolError | None = None
 
 
 def write(prepared: Prepared, *, force: bool = False, reload: bool = False, restart: bool = True) -> Outcome:
@@ -144,6 +186,7 @@ def write(prepared: Prepared, *, force: bool = False, reload: bool = False, rest
     calls: list[list[str]] = []
     notes: list[str] = []
     if reload:
+        _check_ports(stack)
         # Units that go away are stopped while systemd still has their files.
         calls += systemd.run(todo, before_write=True).calls
     # Secrets reach the store before any file that uses them, so a crash cannot lose one.
@@ -156,12 +199,46 @@ def write(prepared: Prepared, *, force: bool = False, reload: bool = False, rest
     engine.adopt(prepared.changes, manifest)
     manifest.extra["pending"] = todo.to_json()
     engine.apply(writes, removals, manifest, roots(options.paths))
-    remaining = todo
+    if read_bytes(options.paths.applied_config) != prepared.loaded.raw:
+        write_atomic(options.paths.applied_config, prepared.loaded.raw, 0o600)
+    remaining, failure = todo, None
     if reload:
-        done = systemd.run(todo, restart=restart)
-        calls, notes = calls + done.calls, done.notes
-        remaining = systemd.Actions(restart=() if restart else todo.restart)
+        try:
+            done = systemd.run(todo, restart=restart)
+        except ToolError as exc:
+            failure = exc  # the files are written; what systemd did not do stays pending
+        else:
+            calls, notes = calls + done.calls, done.notes
+            remaining = systemd.Actions(restart=() if restart else todo.restart)
     manifest.extra["pending"] = remaining.to_json()
     manifest.save()
-    fastpath.write_stamp(prepared, pending=not remaining.empty)
-    return Outcome(prepared, writes, removals, calls, todo, reloaded=reload, notes=notes)
+    if failure is None:
+        fastpath.write_stamp(prepared, pending=not remaining.empty)
+    notes += _notes_after_write(prepared, writes)
+    return Outcome(prepared, writes, removals, calls, todo, reloaded=reload, notes=notes, failure=failure)
+
+
+def _check_ports(stack: Stack) -> None:
+    """Before anything stops or starts: a port the stack publishes is free, or its own."""
+    from blueprint import systemd
+
+    for service in stack.services:
+        for publish in service.publish:
+            if host.port_taken(publish.address, publish.host_port) and not systemd.is_active(service.unit):
+                raise ToolError(
+                    f"{publish.address}:{publish.host_port} is taken by another program: {service.unit} could not "
+                    "publish its port there; nothing was changed",
+                    hint=f"see which: ss -ltnp 'sport = :{publish.host_port}'; or set litellm.published_port",
+                )
+
+
+def _notes_after_write(prepared: Prepared, writes: list[engine.Change]) -> list[str]:
+    from blueprint.paths import checkout
+
+    source = checkout()
+    if source and any(c.role.kind is Kind.SERVICE for c in writes):
+        return [
+            f"the backup timers run {' '.join(prepared.options.blueprint_command)}, from the checkout {source}: "
+            f"they stop working if it moves; `pipx install {source}` gives a command that stays put"
+        ]
+    return []

@@ -14,7 +14,7 @@ from typing import Any
 
 from blueprint import formats
 from blueprint.errors import RenderError
-from blueprint.model.types import Output, Stack
+from blueprint.model.types import Kind, Output, Stack
 from blueprint.paths import resource
 
 TEMPLATE_DIR = resource("njk")
@@ -70,11 +70,20 @@ def render(output: Output, **extra: Any) -> bytes:
 
 
 def plan(stack: Stack, secrets: Mapping[str, str]) -> list[PlannedFile]:
-    """Every file the stack needs, rendered to bytes; `secrets` holds the values by name."""
+    """Every file the stack needs, rendered to bytes; `secrets` holds the values by name.
+
+    A variable whose secrets are not all known (a provider key not set yet) is left out: its
+    container starts without it, and gets it from the render after the key is stored.
+    """
     planned = []
     for output in stack.outputs:
-        extra = {}
-        if output.role.secret:
-            extra["env"] = [(e.var, e.value(secrets)) for e in output.values["svc"].secret_env]
+        extra: dict[str, Any] = {}
+        if output.role.kind in (Kind.CONTAINER, Kind.ENV):
+            service = output.values["svc"]
+            known = [e for e in service.secret_env if all(n in secrets for n in e.needs)]
+            if output.role.kind is Kind.ENV:
+                extra["env"] = [(e.var, e.value(secrets)) for e in known]
+            else:
+                extra["podman_secrets"] = [e.podman_option for e in known] if service.podman_secrets else []
         planned.append(PlannedFile(output, render(output, **extra)))
     return planned

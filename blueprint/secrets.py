@@ -75,9 +75,10 @@ def check_value(name: str, value: str) -> str:
 class Store:
     """The secret store file. Values stay in memory; nothing here prints them."""
 
-    def __init__(self, path: Path, values: dict[str, str]) -> None:
+    def __init__(self, path: Path, values: dict[str, str], exists: bool = True) -> None:
         self.path = path
         self.values = values
+        self.exists = exists
 
     @classmethod
     def load(cls, paths: Paths) -> Store:
@@ -89,7 +90,7 @@ class Store:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
-            return cls(path, {})
+            return cls(path, {}, exists=False)
         except OSError:
             if path.is_symlink():
                 raise SecretError(
@@ -139,13 +140,63 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 @dataclass
 class Resolution:
-    """The value of every secret the stack needs, and what render must add to the store."""
+    """The value of every secret the stack needs that can be had, what render must add to the
+    store, and how each was found (for the messages: see notes())."""
 
     values: dict[str, str]
     new: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    generated: list[str] = field(default_factory=list)
+    imported: list[str] = field(default_factory=list)  # taken from the environment
+    recovered: list[tuple[str, Path]] = field(default_factory=list)
+    differs: list[str] = field(default_factory=list)  # stored, and the environment says otherwise
+    missing: dict[str, str] = field(default_factory=dict)  # name -> the config field that asks for it
     # Secrets looked up in the environment (the fast path hashes these).
     from_environment: tuple[str, ...] = ()
+    store: Path | None = None
+
+    def has(self, env: SecretEnv) -> bool:
+        """Whether every secret a variable is built from is known."""
+        return all(name in self.values for name in env.needs)
+
+    def notes(self, *, done: bool) -> list[str]:
+        """What was found and made, said as done (a render) or as what a render would do."""
+        store = self.store
+        said = []
+        if self.generated:
+            made = "generated" if done else "would generate"
+            said.append(
+                f"{made} {', '.join(self.generated)} into {store} (mode 0600; the master key is how clients "
+                "and the admin UI log in)"
+            )
+        for name in self.imported:
+            said.append(f"{name} {'taken' if done else 'would be taken'} from your environment and stored (mode 0600)")
+        for name, source in self.recovered:
+            said.append(f"{name} is missing from {store} and {'was' if done else 'would be'} recovered from {source}")
+        for name in self.differs:
+            said.append(
+                f"{name} in your environment differs from the stored one; the stored one is used "
+                f"(`blueprint secrets set {name}` replaces it)"
+            )
+        return said
+
+    def warnings(self) -> list[str]:
+        """One line per secret that is not set yet, with the command that sets it."""
+        return [
+            f"{name} is not set ({where}): what needs it fails until it is; "
+            f"store it with `blueprint secrets set {name}`, then `blueprint apply`"
+            for name, where in self.missing.items()
+        ]
+
+    def refuse_missing(self, source: str) -> None:
+        """For --strict: a secret that is not set is an error."""
+        if self.missing:
+            (name, where), *others = self.missing.items()
+            also = f" (also missing: {', '.join(n for n, _ in others)})" if others else ""
+            raise SecretError(
+                f"{source}: {where}: {name} is not set{also}",
+                hint=f"store it with `blueprint secrets set {name}` (reads stdin or prompts), "
+                f"or export {name} before blueprint render",
+            )
 
 
 def resolve(
@@ -158,52 +209,37 @@ def resolve(
 ) -> Resolution:
     """Find each needed secret in the store, else in the files blueprint wrote (`written`: the
     environment files and earlier stores it knows of), else generate it, else take it from the
-    environment. `volume_exists(name)` says whether a podman volume holds data."""
+    environment; what is in none of them is `missing` (a provider key to be set later).
+    `volume_exists(name)` says whether a podman volume holds data."""
     environ = os.environ if environ is None else environ
-    needed = stack.secret_names
-    values: dict[str, str] = {}
-    new: dict[str, str] = {}
-    notes: list[str] = []
-    missing: list[tuple[str, str]] = []
-    generated: list[str] = []
+    found = Resolution({}, store=store.path)
     recovered: dict[str, tuple[str, Path]] | None = None  # read only if a secret is missing
-    for name in needed:
+    for name in stack.secret_names:
         if name not in store.values and recovered is None:
             recovered = _recover(stack, [p for p in written if p != store.path])
+            if store.exists:
+                # A key a person removed (`secrets rm`) stays removed; only generated secrets,
+                # which nobody can type in again, come back from other files.
+                recovered = {n: v for n, v in recovered.items() if n in GENERATED}
         if name in store.values:
-            values[name] = store.values[name]
-            if name not in GENERATED and environ.get(name, values[name]) != values[name]:
-                notes.append(
-                    f"{name} in your environment differs from the stored one; the stored one is used "
-                    f"(`blueprint secrets set {name}` replaces it)"
-                )
+            found.values[name] = store.values[name]
+            if name not in GENERATED and environ.get(name, store.values[name]) != store.values[name]:
+                found.differs.append(name)
         elif name in recovered:
             value, source = recovered[name]
-            values[name] = new[name] = value
-            notes.append(f"{name} was missing from {store.path} and was recovered from {source}")
+            found.values[name] = found.new[name] = value
+            found.recovered.append((name, source))
         elif name in stack.generated_secrets:
             _refuse_to_replace(stack, store, name, volume_exists)
-            values[name] = new[name] = GENERATED[name].make()
-            generated.append(name)
+            found.values[name] = found.new[name] = GENERATED[name].make()
+            found.generated.append(name)
         elif environ.get(name):
-            values[name] = new[name] = check_value(name, environ[name])
-            notes.append(f"{name} taken from your environment and stored (mode 0600)")
+            found.values[name] = found.new[name] = check_value(name, environ[name])
+            found.imported.append(name)
         else:
-            missing.append((name, _asked_by(stack, name)))
-    if missing:
-        name, where = missing[0]
-        others = f" (also missing: {', '.join(n for n, _ in missing[1:])})" if len(missing) > 1 else ""
-        raise SecretError(
-            f"{stack.source}: {where}: {name} is not set{others}",
-            hint=f"store it with `blueprint secrets set {name}` (reads stdin or prompts), "
-            f"or export {name} before blueprint render",
-        )
-    if generated:
-        notes.append(
-            f"generated {', '.join(generated)} into {store.path} (mode 0600; the master key is "
-            "how clients and the admin UI log in)"
-        )
-    return Resolution(values, new, notes, tuple(n for n in needed if n not in GENERATED))
+            found.missing[name] = _asked_by(stack, name)
+    found.from_environment = tuple(n for n in stack.secret_names if n not in GENERATED)
+    return found
 
 
 def _recover(stack: Stack, written: list[Path]) -> dict[str, tuple[str, Path]]:
@@ -272,6 +308,19 @@ def set_secret(paths: Paths, name: str, value: str) -> bool:
         store.values[name] = value
         store.save()
     return old is not None and old != value
+
+
+def remove(paths: Paths, name: str) -> bool:
+    """Remove a secret from the store, under the lock; returns whether it was there. The
+    containers keep it until the next render (`blueprint apply`)."""
+    if name in FROZEN:
+        raise SecretError(f"{name} cannot be removed: {FROZEN[name]}")
+    with lock(paths.lock):
+        store = Store.load(paths)
+        if store.values.pop(name, None) is None:
+            return False
+        store.save()
+    return True
 
 
 def rotate(paths: Paths, name: str) -> None:

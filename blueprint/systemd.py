@@ -63,6 +63,17 @@ class Actions:
             units("stop"), units("disable"), data.get("daemon_reload") is True, units("restart"), units("enable")
         )
 
+    def commands(self) -> list[str]:
+        """The systemctl commands that carry these actions out, for a person to run."""
+        steps = [
+            ("stop", self.stop),
+            ("disable --now", self.disable),
+            ("daemon-reload", ("",) if self.daemon_reload else ()),
+            ("restart", self.restart),
+            ("enable --now", self.enable),
+        ]
+        return [f"systemctl --user {verb} {' '.join(units)}".rstrip() for verb, units in steps if units]
+
     def only(self, units: set[str]) -> Actions:
         """These actions, without restarting or enabling units that are not among `units`."""
         return replace(
@@ -114,6 +125,11 @@ def plan_actions(writes: Iterable[Change], removals: Iterable[Change], order: Se
                 f"{change.path.name} is no longer rendered; the volume {role.resource} and its data are kept "
                 f"(`podman volume rm {role.resource}` would delete them)"
             )
+        elif role.kind is Kind.SITE:
+            notes.append(
+                f"the Caddy site {change.path} is removed: take the line `import {change.path}` out of your "
+                "Caddyfile before Caddy next reloads, or Caddy refuses its whole config"
+            )
     for change in writes:
         role = change.role
         reload = reload or role.kind.is_unit
@@ -136,10 +152,28 @@ def plan_actions(writes: Iterable[Change], removals: Iterable[Change], order: Se
     return Actions(tuple(stop), tuple(disable), reload, _in_order(restart, order), tuple(enable), tuple(notes))
 
 
+NO_BUS = ("Failed to connect to bus", "Failed to connect to user scope bus", "DBUS_SESSION_BUS_ADDRESS")
+
+
 def systemctl(*args: str, timeout: float = process.TIMEOUT) -> list[str]:
     """Run `systemctl --user ARGS`; a failure is a ToolError with systemd's last words."""
     command = ["systemctl", "--user", *args]
-    process.run(command, timeout=timeout, hint="see `systemctl --user status` and the unit's log for the reason")
+    units = [a for a in args[1:] if not a.startswith("-")]
+    hint = f"see `systemctl --user status {' '.join(units)}`" + (
+        f" and `journalctl --user -u {units[0]}`" if units else ""
+    )
+    try:
+        process.run(command, timeout=timeout, hint=hint)
+    except ToolTimeout:
+        raise
+    except ToolError as exc:
+        if any(words in exc.message for words in NO_BUS):
+            raise ToolError(
+                "systemctl --user cannot reach your user's systemd (no user bus in this shell)",
+                hint="run blueprint in a login session of this user (ssh, or `machinectl shell USER@`), not "
+                "under su or sudo; with lingering on, `export XDG_RUNTIME_DIR=/run/user/$(id -u)` also works",
+            ) from None
+        raise
     return command
 
 
@@ -183,6 +217,14 @@ def run(actions: Actions, *, restart: bool = True, before_write: bool = False) -
     if actions.enable:
         done.calls.append(systemctl("enable", "--now", *actions.enable))
     return done
+
+
+def is_active(unit: str) -> bool:
+    """Whether systemd runs the unit now (False too when systemctl cannot tell)."""
+    try:
+        return process.text(["systemctl", "--user", "is-active", unit], timeout=30).strip() == "active"
+    except ToolError:
+        return False
 
 
 def linger_enabled(user: str | None = None) -> bool | None:

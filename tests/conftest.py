@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from blueprint import secrets
+from blueprint.host import Machine
 from blueprint.paths import Paths
 from blueprint.pipeline import Options
 from blueprint.quadlet import Words
@@ -252,8 +253,9 @@ def write_config(directory: Path, data: dict | str | bytes, name: str = "bluepri
 
 
 def options(config: Path, **environ) -> Options:
+    """The pipeline's options for a test: this environment, no podman, and a machine named gateway."""
     env = {**os.environ, "PATH": "/usr/bin:/bin", **environ}
-    return Options(config, Paths.from_env(env), env, Words(("/usr/bin/blueprint",)))
+    return Options(config, Paths.from_env(env), env, Words(("/usr/bin/blueprint",)), Machine("gateway"))
 
 
 def store_secrets(paths: Paths, **values: str) -> None:

@@ -50,6 +50,9 @@ def load(job):
 
     router, _models, general = asyncio.run(ProxyConfig().load_config(router=None, config_file_path=job["yaml"]))
     ignored = [line for line in captured.getvalue().splitlines() if "not a valid argument for Router" in line]
+    from litellm.proxy import proxy_server
+
+    usage = proxy_server.redis_usage_cache  # what per-key limits and spend counters share
     return {
         "case": job["case"],
         "models": len(router.model_list),
@@ -59,6 +62,7 @@ def load(job):
         "cache": litellm.cache is not None,
         "max_budget": litellm.max_budget,
         "store_model_in_db": general.get("store_model_in_db"),
+        "coordination_redis": None if usage is None else usage.redis_kwargs.get("host"),
     }
 
 

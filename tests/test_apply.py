@@ -181,7 +181,8 @@ def test_status_words_on_stderr_output_on_stdout(config, home):
     assert {p.replace("~", str(home.home), 1) for p in created} == planned
     assert f"blueprint: {len(planned)} written, 0 removed, 0 unchanged" in result.stderr
     diff = cli("diff", "--config", str(config), env=ENV)
-    assert diff.stderr == "" and diff.stdout == ""
+    assert diff.stdout == "", "no diff to show"
+    assert diff.stderr == f"blueprint: no differences: the {len(planned)} files match {config}\n"
 
 
 def test_modes_and_no_world_readable_secret(config, home):

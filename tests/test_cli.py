@@ -131,7 +131,7 @@ def test_unexpected_errors_exit_3_without_traceback_unless_debug(home, monkeypat
     from blueprint import cli as cli_module
     from blueprint import pipeline
 
-    def broken(options):
+    def broken(options, **_):
         raise RuntimeError("something nobody planned for")
 
     monkeypatch.setattr(pipeline, "prepare", broken)

@@ -45,7 +45,7 @@ def render_case(case: str, home_dir: Path) -> pipeline.Prepared:
     opts = options(fixture_config(case), **environ)
     # A known Redis password, so one real Redis can stand in for every fixture's litellm-redis.
     store_secrets(opts.paths, REDIS_PASSWORD=REDIS_PASSWORD)
-    _, _, stack = pipeline.build_stack(opts)
+    stack = pipeline.build_stack(opts).stack
     environ.update({name: f"stand-in-{name.lower()}" for name in stack.secret_names})
     opts = options(fixture_config(case), **environ)
     prepared = pipeline.prepare(opts)
@@ -152,8 +152,8 @@ def test_caddy_validates_the_site(case, tmp_path, caddy):
     )
     config = json.loads(adapted.stdout)
     routes = config["apps"]["http"]["servers"]["srv0"]["routes"]
-    host = prepared.stack.site.address.split("://")[1].split(":")[0]
-    assert routes[0]["match"][0]["host"] == [host]
+    hosts = [address.split("://")[1].split(":")[0] for address in prepared.stack.site.addresses]
+    assert routes[0]["match"][0]["host"] == hosts
     assert prepared.stack.site.upstream in adapted.stdout
 
 
@@ -195,13 +195,18 @@ def test_litellm_loads_every_rendered_config(tmp_path, litellm_python, redis_ser
     reports = {r["case"]: r for r in map(json.loads, result.stdout.splitlines())}
     for case in {j["case"] for j in jobs}:
         report = reports[case]
-        config = render_case(case, tmp_path / f"again-{case}").stack.gateway
+        stack = render_case(case, tmp_path / f"again-{case}").stack
+        config = stack.gateway
         assert report["models"] == len(config["model_list"]), case
         assert report["routing_strategy"] == config["router_settings"]["routing_strategy"], case
         assert (report["fallbacks"] or []) == config["router_settings"].get("fallbacks", []), case
         assert report["ignored_router_keys"] == [], case
         assert report["cache"] == config["litellm_settings"].get("cache", False), case
         assert report["max_budget"] == config["litellm_settings"].get("max_budget", 0.0), case
+        # Per-key limits and spend counters are shared through litellm-redis whenever it runs,
+        # with the response cache off too (the no-cache fixture).
+        redis = stack.service("litellm_redis")
+        assert report["coordination_redis"] == (redis.container_name if redis else None), case
 
 
 def test_fixtures_use_every_section_of_the_config():

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from blueprint import pipeline
+from blueprint.host import Machine
 from blueprint.model import types
 from blueprint.paths import Paths
 from blueprint.quadlet import Words
@@ -23,6 +24,7 @@ GOLDEN = ROOT / "tests" / "golden"
 HOME = "/home/blueprint"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "blueprint-config.json").exists())
 UPDATE = os.environ.get("BLUEPRINT_UPDATE_GOLDEN") == "1"
+MACHINE = Machine("gateway")  # the name a site gets when the config gives none
 
 
 def fixture_config(case: str) -> Path:
@@ -36,10 +38,12 @@ def rendered_tree(case: str, monkeypatch) -> dict[str, bytes]:
             types.GENERATED, name, types.Generated(made.owner, lambda name=name: f"golden-{name.lower()}")
         )
     environ = {"HOME": HOME, "PATH": "/nonexistent"}
-    opts = pipeline.Options(fixture_config(case), Paths.from_env(environ), environ, Words(("/usr/bin/blueprint",)))
-    _, _, stack = pipeline.build_stack(opts)
+    opts = pipeline.Options(
+        fixture_config(case), Paths.from_env(environ), environ, Words(("/usr/bin/blueprint",)), MACHINE
+    )
+    stack = pipeline.build_stack(opts).stack
     environ.update({name: f"stand-in-{name.lower()}" for name in stack.secret_names})
-    opts = pipeline.Options(opts.config_path, opts.paths, environ, opts.blueprint_command)
+    opts = pipeline.Options(opts.config_path, opts.paths, environ, opts.blueprint_command, MACHINE)
     prepared = pipeline.prepare(opts)
     return {str(f.path.relative_to(HOME)): f.data.replace(str(ROOT).encode(), b"@ROOT@") for f in prepared.planned}
 

@@ -171,7 +171,7 @@ def test_podman_secret_names_never_merge_two_variables(home):
     mapping = secrets.podman_secrets(stack, {n: f"value of {n}" for n in stack.secret_names})
     assert mapping["blueprint-OPENAI_API_KEY"] != mapping["blueprint-openai_api_key"]
     litellm = stack.service("litellm")
-    assert "blueprint-openai_api_key,type=env,target=openai_api_key" in litellm.podman_secrets
+    assert "blueprint-openai_api_key,type=env,target=openai_api_key" in [e.podman_option for e in litellm.secret_env]
 
 
 def test_moving_xdg_config_home_keeps_every_secret_and_removes_nothing(config, home, tmp_path):
@@ -190,7 +190,8 @@ def test_a_password_lost_with_the_store_comes_back_from_the_database_url(config,
     (home.env_dir / "litellm-postgres.env").unlink()
     result = cli("render", "--config", str(config), env=KEY)
     assert result.returncode == 0, result.stderr
-    assert "POSTGRES_PASSWORD was missing" in result.stderr and "litellm.env" in result.stderr
+    assert "POSTGRES_PASSWORD is missing from" in result.stderr
+    assert "and was recovered from" in result.stderr and "litellm.env" in result.stderr
     assert secrets.Store.load(home).values["POSTGRES_PASSWORD"] == before["POSTGRES_PASSWORD"]
     assert env_file(home, "litellm-postgres")["POSTGRES_PASSWORD"] == before["POSTGRES_PASSWORD"]
 
@@ -244,8 +245,13 @@ def test_restore_config_keeps_every_replaced_store_private_and_never_overwrites_
     assert [secrets.Store.read(k).values["OPENAI_API_KEY"] for k in kept] == ["sk-second", "sk-third"]
     assert all(stat.S_IMODE(k.stat().st_mode) == 0o600 for k in kept)
     assert secrets.Store.load(home).values["LITELLM_SALT_KEY"] == original["LITELLM_SALT_KEY"]
+    # Without --config, from another folder: the config in use is the copy of the one last applied.
     shipped = (ROOT / "blueprint-config.json").read_bytes()
-    refused = cli("restore", "config", str(archive), "--yes", cwd=tmp_path / "home")
+    elsewhere = cli("restore", "config", str(archive), "--yes", cwd=home.home)
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert f"restored {home.applied_config}" in elsewhere.stderr
+    home.applied_config.unlink()  # nothing applied yet: only the shipped example is in use
+    refused = cli("restore", "config", str(archive), "--yes", cwd=home.home)
     assert refused.returncode == 2 and "shipped with blueprint" in one_error_line(refused)
     assert (ROOT / "blueprint-config.json").read_bytes() == shipped
 

@@ -76,18 +76,22 @@ def consumers_view(prepared, caddy):
         )
         assert adapted.returncode == 0, adapted.stderr
         servers = json.loads(adapted.stdout)["apps"]["http"]["servers"]
-        # The sites Caddy serves: their hosts, listeners and upstreams.
+        # The sites Caddy serves: their listeners, and every host, path and upstream they name.
         view["caddy"] = sorted(
-            json.dumps(
-                [
-                    server["listen"],
-                    server["routes"][0]["match"],
-                    server["routes"][0]["handle"][0]["routes"][0]["handle"][0]["upstreams"],
-                ]
-            )
+            json.dumps([server["listen"], sorted(_named(server, ("host", "path", "upstreams")))])
             for server in servers.values()
         )
     return view
+
+
+def _named(node, keys) -> list[str]:
+    """Every value of the given keys anywhere in Caddy's JSON config, as text."""
+    if isinstance(node, dict):
+        found = [json.dumps(value, sort_keys=True) for key, value in node.items() if key in keys]
+        return found + [x for value in node.values() for x in _named(value, keys)]
+    if isinstance(node, list):
+        return [x for item in node for x in _named(item, keys)]
+    return []
 
 
 def refused_or_inert(data, tmp_path, baseline, caddy, payload, **environ):

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tests.conftest import ROOT, cli, write_config
+from tests.conftest import ROOT, cli, free_port, write_config
 
 CONFIG = {
     "podman_version": "5.4",
@@ -24,14 +24,19 @@ def fake(tmp_path, home):
     """Runs blueprint with the fake systemctl and loginctl; returns the calls blueprint made."""
     world = tmp_path / "systemd.json"
     log, effects = tmp_path / "systemd.json.log", tmp_path / "systemd.json.effects"
-    config = write_config(tmp_path, CONFIG)
+    port = free_port()  # apply checks the port is free: not this machine's 4000, whoever holds it
+
+    def on_free_port(data):
+        return {**data, "litellm": {**data.get("litellm", {}), "published_port": port}}
+
+    config = write_config(tmp_path, on_free_port(CONFIG))
 
     class Fake:
         def __init__(self):
             self.config = config
 
         def write(self, data):
-            write_config(tmp_path, data)
+            write_config(tmp_path, on_free_port(data))
 
         def run(self, *args, **env):
             log.unlink(missing_ok=True)
@@ -163,7 +168,7 @@ def test_lingering_off_is_warned_with_the_command(fake):
     assert "hint: loginctl enable-linger" in fake.result.stderr
     fake.write(with_(litellm={"num_workers": 3}))
     fake.run("apply", FAKE_LINGER="yes")
-    assert "lingering" not in fake.result.stderr
+    assert "lingering is off" not in fake.result.stderr
 
 
 def test_a_manifest_of_blueprint_0_1_still_says_what_a_removed_file_was(fake, home):

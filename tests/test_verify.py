@@ -19,8 +19,14 @@ PG_PASSWORD, REDIS_PASSWORD = "pg-verify-password", "redis-verify-password"
 pytestmark = pytest.mark.xdist_group("litellm-proxy")
 
 
+PRICED = {"openai": {"api_key": "${OPENAI_API_KEY}", "models": [{"id": "gpt-4o", "mock_response": "hi"}]}}
+
+
 @pytest.fixture
-def running(home, tmp_path, postgres_server, redis_server):
+def running(request, home, tmp_path, postgres_server, redis_server):
+    """A rendered stack whose services are real local servers and the real LiteLLM proxy; the
+    providers are PRICED unless the test asks for others (indirect parametrize)."""
+    providers = getattr(request, "param", PRICED)
     litellm = need(TOOLS / "litellm/bin/litellm", "LiteLLM proxy (.tools/litellm)")
     pg = postgres_server("litellm", PG_PASSWORD, "litellm")
     pg_port = pg.port
@@ -49,9 +55,7 @@ def running(home, tmp_path, postgres_server, redis_server):
             "litellm_postgres": {"port": pg_port},
             # The proxy below resolves litellm-redis through this name: a real Redis on loopback.
             "litellm_redis": {"hostname": "localhost", "port": redis_port},
-            "llm_providers": {
-                "openai": {"api_key": "${OPENAI_API_KEY}", "models": [{"id": "gpt-4o", "mock_response": "hi"}]}
-            },
+            "llm_providers": providers,
         },
     )
     env = {
@@ -121,8 +125,10 @@ def test_everything_passes_on_a_healthy_stack(running):
         "recent redis backup",
         "recent config backup",
         "lingering on",
+        "every model has a price",
+        "provider keys set",
     }
-    assert "all 17 checks passed" in result.stderr
+    assert "all 19 checks passed" in result.stderr
 
 
 def test_each_failure_is_named(running):
@@ -153,7 +159,7 @@ def test_each_failure_is_named(running):
     }, result.stdout
     assert "loginctl enable-linger" in result.stdout
     assert "llm.network" in result.stdout
-    assert "8 of 17 checks failed" in result.stderr
+    assert "8 of 19 checks failed" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -165,3 +171,32 @@ def test_a_stopped_api_fails_its_checks(running, tmp_path):
     failed = {name for name, mark in checklist(result).items() if mark == "FAIL"}
     assert {"LiteLLM /health/liveliness answers", "API refuses requests without the master key"} <= failed
     assert any(name.startswith("API listening") for name in failed)
+
+
+UNPRICED = {
+    **PRICED,
+    "mine": {
+        "provider": "openai_compatible",
+        "base_url": "http://host.containers.internal:8000/v1",
+        "models": [{"id": "my-model", "mock_response": "hi"}],
+    },
+    "anthropic": {
+        "api_key": "${ANTHROPIC_API_KEY}",
+        "models": [{"id": "claude-3-5-haiku-20241022", "mock_response": "hi"}],
+    },
+}
+
+
+@pytest.mark.parametrize("running", [UNPRICED], indirect=True)
+def test_unpriced_models_and_unset_keys_are_named_with_their_fix(running):
+    """LiteLLM 1.99.4 prices neither a model of your own nor claude-3-5-haiku-20241022: both would
+    cost 0 to every budget. The proxy's own /model/info says so."""
+    result = verify(running)
+    assert result.returncode == 1
+    line = next(line for line in result.stdout.splitlines() if "every model has a price" in line)
+    assert line.startswith("[FAIL]")
+    assert "claude-3-5-haiku-20241022 (/llm_providers/anthropic/models/0)" in line
+    assert "my-model (/llm_providers/mine/models/0)" in line and "gpt-4o" not in line
+    assert '"input_cost_per_token"' in line
+    keys = next(line for line in result.stdout.splitlines() if "provider keys set" in line)
+    assert keys.startswith("[FAIL]") and "ANTHROPIC_API_KEY (blueprint secrets set ANTHROPIC_API_KEY)" in keys

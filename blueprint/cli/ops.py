@@ -9,7 +9,7 @@ from blueprint.cli import cli, config_option, options_for, say, short
 # ---- backups, restore, verify --------------------------------------------------------------
 
 
-@cli.group()
+@cli.group(short_help="Back up PostgreSQL, Redis and the config; list backups.")
 def backup():
     """Back up PostgreSQL (gzip dump), Redis (RDB snapshot) and the config with its secrets.
 
@@ -18,7 +18,7 @@ def backup():
     """
 
 
-@backup.command("run")
+@backup.command("run", short_help="Back up now (default: all), then prune old backups.")
 @config_option
 @click.argument("kinds", nargs=-1, type=click.Choice(["postgres", "redis", "config", "all"]))
 def backup_run(config_path, kinds):
@@ -30,9 +30,16 @@ def backup_run(config_path, kinds):
         say(f"backup {made.kind}: {short(made.path)} ({made.size} bytes)")
     for path in result.pruned:
         say(f"pruned {short(path)}")
+    for kind, error in result.failed:
+        say(f"failed: backup {kind}: {error.message}" + (f" (hint: {error.hint})" if error.hint else ""))
+    if result.failed:
+        from blueprint.errors import ToolError
+
+        kinds = ", ".join(kind for kind, _ in result.failed)
+        raise ToolError(f"{len(result.failed)} of {len(result.failed) + len(result.made)} backups failed: {kinds}")
 
 
-@backup.command("list")
+@backup.command("list", short_help="List backups, newest first.")
 @config_option
 def backup_list(config_path):
     """List backups, newest first, with their kind, size and age."""
@@ -46,7 +53,7 @@ def backup_list(config_path):
         click.echo(f"{entry.kind:<9} {entry.taken:%Y-%m-%d %H:%M} {entry.size:>12}  {short(entry.path)}")
 
 
-@cli.command()
+@cli.command(short_help="Restore a backup (default: the newest of KIND).")
 @config_option
 @click.argument("kind", type=click.Choice(["postgres", "redis", "config"]))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False), required=False)
@@ -69,7 +76,7 @@ def restore(config_path, kind, file, yes):
         say(step)
 
 
-@cli.command()
+@cli.command(short_help="Check the running gateway; exit 1 naming what fails.")
 @config_option
 @click.option("--host", default="local://", show_default=True, help="testinfra host: local://, ssh://user@host, ...")
 def verify(config_path, host):

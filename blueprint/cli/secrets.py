@@ -13,7 +13,7 @@ MAX_SECRET = 64 * 1024  # bytes; Podman's own limit for a secret is 500 KB
 # ---- secrets -------------------------------------------------------------------------------
 
 
-@cli.group(invoke_without_command=True)
+@cli.group(invoke_without_command=True, short_help="List, set, remove and rotate secrets; values never printed.")
 @click.pass_context
 def secrets(ctx):
     """Show and change secrets. Values are never printed.
@@ -25,7 +25,7 @@ def secrets(ctx):
         ctx.invoke(secrets_list)
 
 
-@secrets.command("list")
+@secrets.command("list", short_help="Which secrets exist, who uses them, file modes.")
 @config_option
 def secrets_list(config_path=None):
     """Which secrets exist, who uses them, and the modes of the files holding them."""
@@ -38,7 +38,7 @@ def secrets_list(config_path=None):
     options = options_for(config_path)
     store = store_module.Store.load(options.paths)
     try:
-        _, _, stack = pipeline.build_stack(options)
+        stack = pipeline.build_stack(options).stack
     except ConfigError as exc:
         say(f"note: {exc.message} (showing the store only)")
         stack = None
@@ -59,10 +59,27 @@ def secrets_list(config_path=None):
         click.echo(f"{mode:<7} {short(path)}")
 
 
-@secrets.command("set")
+def _warn_if_unused(name: str, config_path) -> None:
+    """A name no container of the config in use gets is most often a typo: say so."""
+    from blueprint import pipeline
+    from blueprint.errors import BlueprintError
+
+    try:
+        built = pipeline.build_stack(options_for(config_path))
+    except BlueprintError:
+        return  # the config has its own problem, which render will name
+    if name not in built.stack.secret_names:
+        say(
+            f"warning: no container of {short(built.path)} uses {name}; check the spelling against the "
+            "config's ${VAR} references (`blueprint secrets list`)"
+        )
+
+
+@secrets.command("set", short_help="Store a secret read from stdin or a hidden prompt.")
+@config_option
 @click.argument("name")
-def secrets_set(name):
-    """Store a secret (e.g. OPENAI_API_KEY) read from stdin, or from a hidden prompt.
+def secrets_set(config_path, name):
+    """Store a secret, such as OPENAI_API_KEY, read from stdin or from a hidden prompt.
 
     Never give it on the command line: other users can see every process's arguments.
     Example: blueprint secrets set OPENAI_API_KEY < openai.key
@@ -80,13 +97,32 @@ def secrets_set(name):
             value = raw.decode("utf-8").removesuffix("\n").removesuffix("\r")
         except UnicodeDecodeError as exc:
             raise SecretError(f"{name}: stdin is not UTF-8 text (byte {exc.start})") from None
-    options = options_for(None)
+    options = options_for(config_path)
     replaced = store_module.set_secret(options.paths, name, value)
     say(f"{name} {'replaced' if replaced else 'stored'} in {short(options.paths.secret_store)} (0600)")
+    _warn_if_unused(name, config_path)
     say("next: blueprint apply   (writes it into the containers' environment and restarts them)")
 
 
-@secrets.command("rotate")
+@secrets.command("rm", short_help="Remove a secret you set from the store.")
+@click.argument("name")
+def secrets_rm(name):
+    """Remove a secret from the store, such as a provider key you no longer use.
+
+    The containers keep it until `blueprint apply`. The salt key and the PostgreSQL password
+    are refused: the data in PostgreSQL needs them.
+    """
+    from blueprint import secrets as store_module
+    from blueprint.errors import SecretError
+
+    options = options_for(None)
+    if not store_module.remove(options.paths, name):
+        raise SecretError(f"{name} is not in {short(options.paths.secret_store)}", hint="see `blueprint secrets list`")
+    say(f"{name} removed from {short(options.paths.secret_store)}")
+    say("next: blueprint apply   (takes it out of the containers' environment and restarts them)")
+
+
+@secrets.command("rotate", short_help="Replace a generated secret (default: the master key).")
 @click.argument("name", default="LITELLM_MASTER_KEY")
 def secrets_rotate(name):
     """Replace a generated secret with a new random one (default: the LiteLLM master key).

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from blueprint.host import Machine
 from blueprint.model import gateway, jobs, rules, services
 from blueprint.model.outputs import container_file, outputs
-from blueprint.model.site import site
+from blueprint.model.site import external_site
 from blueprint.model.sizing import size
-from blueprint.model.types import Database, Network, Service, Stack, Volume
+from blueprint.model.types import Database, Network, Publish, Service, Stack, Volume
 from blueprint.paths import Paths
 from blueprint.quadlet import NO_WORDS, Layout, Podman, Words, mount_source
 
@@ -26,11 +27,12 @@ def build(
     paths: Paths,
     podman: Podman,
     blueprint_command: Words = NO_WORDS,
-    config_path: str | None = None,
+    machine: Machine | None = None,
 ) -> Stack:
     """The typed stack for a validated config (config.load fills in every default).
 
-    `blueprint_command` is how the backup timers run blueprint again (default: `blueprint`).
+    `blueprint_command` is how the backup timers run blueprint again (default: `blueprint`);
+    `machine` names the Caddy site when the config does not (site.needs_machine).
     """
     rules.check(data, podman, source)
     on = rules.enabled(data)
@@ -49,18 +51,17 @@ def build(
     if on["litellm"]:
         found = gateway.providers(data)
         config = (layout.place(data["litellm"]["config_file"]), gateway.litellm_yaml(data, sizing, found.deployments))
-        unit_file = container_file("litellm", layout)
-        litellm = services.litellm(
-            data, sizing, mount_source(config[0], unit_file, paths.unit_dir, podman), found.secret_env
-        )
-        built.append(litellm)
-        the_site = site(data, litellm.publish[0])
+        mount = mount_source(config[0], container_file("litellm", layout), paths.unit_dir, podman)
+        cfg = data["litellm"]
+        the_site = external_site(data, Publish(cfg["publish_address"], cfg["published_port"], cfg["port"]), machine)
+        url = the_site.address if the_site else None
+        built.append(services.litellm(data, sizing, mount, found.secret_env, url))
     backend = data["secrets"]["backend"]
     ordered = services.dependency_order(
         services.lowered(services.delivered(s, backend, paths.env_dir), podman) for s in built
     )
     network = Network(data["network"]["name"], data["network"]["subnet"])
-    backup = jobs.schedule(data, paths, blueprint_command or Words(("blueprint",)), config_path)
+    backup = jobs.schedule(data, paths, blueprint_command or Words(("blueprint",)))
     postgres = data["litellm_postgres"]
     return Stack(
         source=source,
@@ -86,5 +87,6 @@ def build(
             site=the_site,
             backup=backup,
         ),
+        models={d.name: d.where for d in found.deployments},
         notes=tuple(found.notes),
     )

@@ -22,6 +22,7 @@ LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"}
 @dataclass(frozen=True)
 class Deployment:
     name: str  # model_name clients ask for
+    where: str  # JSON pointer of its entry in the config
     params: Mapping[str, Any]
     info: Mapping[str, Any]
 
@@ -70,7 +71,10 @@ def _container_url(url: str, where: str, notes: list[str]) -> str:
         return url
     netloc = catalog.HOST_FROM_CONTAINER + (f":{parts.port}" if parts.port else "")
     moved = urlunsplit(parts._replace(netloc=netloc))
-    notes.append(f"{where}: {url} is the host seen from a container, so litellm.yaml uses {moved}")
+    notes.append(
+        f"{where}: inside a container {parts.hostname} is the container itself, so litellm.yaml uses {moved} "
+        "(this machine, as its containers reach it)"
+    )
     return moved
 
 
@@ -86,7 +90,7 @@ def _deployment(model, kind: catalog.Provider, base: Mapping[str, Any], where: s
     info = {k: model[k] for k in ("input_cost_per_token", "output_cost_per_token") if k in model}
     if "context_window" in model:
         info["max_input_tokens"] = model["context_window"]
-    return Deployment(model_name(model), params, info)
+    return Deployment(model_name(model), where, params, info)
 
 
 def litellm_yaml(data: Mapping[str, Any], sizing: Sizing, deployments: list[Deployment]) -> dict[str, Any]:
@@ -138,6 +142,14 @@ def litellm_yaml(data: Mapping[str, Any], sizing: Sizing, deployments: list[Depl
         litellm_settings["json_logs"] = True
 
     general_settings: dict[str, Any] = {"master_key": "os.environ/LITELLM_MASTER_KEY"}
+    if on["litellm_redis"]:
+        # Per-key rate limits and spend counters shared by every worker and replica, with or
+        # without the response cache (which otherwise is what lends LiteLLM its Redis client).
+        general_settings["coordination_redis"] = {
+            "host": redis["hostname"],
+            "port": redis["port"],
+            "password": "os.environ/REDIS_PASSWORD",
+        }
     if on["litellm_postgres"]:
         general_settings["database_url"] = "os.environ/DATABASE_URL"
         general_settings["database_connection_pool_limit"] = sizing.db_pool_limit

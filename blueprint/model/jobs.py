@@ -11,8 +11,12 @@ from blueprint.paths import Paths
 from blueprint.quadlet import Words
 
 
-def schedule(data: Mapping[str, Any], paths: Paths, blueprint: Words, config_path: str | None) -> BackupSchedule | None:
-    """The jobs of the enabled services; `blueprint` is how a timer runs blueprint again."""
+def schedule(data: Mapping[str, Any], paths: Paths, blueprint: Words) -> BackupSchedule | None:
+    """The jobs of the enabled services; `blueprint` is how a timer runs blueprint again.
+
+    A job reads the copy of the config that render keeps in blueprint's state, so it goes on
+    working when the file it was rendered from moves or changes without a render.
+    """
     cfg = data["backup"]
     if not cfg["enabled"]:
         return None
@@ -26,7 +30,7 @@ def schedule(data: Mapping[str, Any], paths: Paths, blueprint: Words, config_pat
         *blueprint,
     ]
     # --config is an option of `backup run`, not of blueprint itself.
-    config = ("--config", config_path) if config_path else ()
+    config = ("--config", str(paths.applied_config))
     jobs = tuple(
         BackupJob(kind, cfg[f"{kind}_at"], Words((*command, "backup", "run", kind, *config)))
         for kind in BackupKind

@@ -43,6 +43,7 @@ class Provider:
     settings: tuple[Setting, ...] = ()
     # "required": the config must give base_url; "optional": LiteLLM knows the provider's URL.
     base_url: str = "optional"
+    example_base_url: str = "http://host.containers.internal:8000/v1"  # for the hint when it is missing
     default_base_url: str | None = None
     # LiteLLM's OpenAI client refuses to start without some key, even for servers that need none.
     keyless_api_key: str | None = None
@@ -72,6 +73,7 @@ PROVIDERS: dict[str, Provider] = {
             _key("AZURE_API_KEY"),
             settings=(Setting("api_version", "api_version"),),
             base_url="required",
+            example_base_url="https://<your-resource>.openai.azure.com",
         ),
         Provider(
             "bedrock",

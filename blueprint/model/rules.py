@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from blueprint.errors import ConfigError
+from blueprint.host import unprivileged_port_start
 from blueprint.model import providers as catalog
 from blueprint.model.sizing import RESERVED_CONNECTIONS, size
 from blueprint.model.types import GENERATED
@@ -80,6 +81,13 @@ def _addresses(data: Config, podman: Podman) -> Iterator[Problem]:
         ipaddress.IPv4Address(address)
     except ValueError:
         yield Problem("/litellm/publish_address", f"{address!r} is not an IPv4 address", hint="e.g. 127.0.0.1")
+    port, floor = data["litellm"]["published_port"], unprivileged_port_start()
+    if enabled(data)["litellm"] and port < floor:
+        yield Problem(
+            "/litellm/published_port",
+            f"port {port} is below {floor}, the lowest port a rootless container may publish here",
+            hint=f"use a port from {floor} up (Caddy serves 443), or lower net.ipv4.ip_unprivileged_port_start",
+        )
 
 
 def _network(data: Config, podman: Podman) -> Iterator[Problem]:
@@ -179,17 +187,10 @@ def _sizes(data: Config, podman: Podman) -> Iterator[Problem]:
 
 def _caddy(data: Config, podman: Podman) -> Iterator[Problem]:
     caddy, litellm = data["caddy"], data["litellm"]
-    if not enabled(data)["litellm"] or not caddy.get("enabled", "tailscale" in caddy or "domain" in caddy):
+    if not enabled(data)["litellm"] or caddy.get("enabled") is False:
         return
     if "tailscale" in caddy and "domain" in caddy:
         yield Problem("/caddy", "give either tailscale or domain, not both")
-    elif "tailscale" not in caddy and "domain" not in caddy:
-        yield Problem(
-            "/caddy",
-            "needs tailscale (machine and tailnet) or domain to name the site",
-            hint='e.g. "tailscale": {"machine": "gateway", "tailnet": "tail1234.ts.net"}, '
-            "or set caddy.enabled to false",
-        )
     if caddy["port"] == litellm["published_port"]:
         yield Problem(
             "/caddy/port",
@@ -261,11 +262,7 @@ def _provider_fields(entry: Config, kind: catalog.Provider, where: str) -> Itera
         if setting.required and setting.field not in entry:
             yield Problem(where, f"{kind.title} needs {setting.field!r}")
     if kind.base_url == "required" and "base_url" not in entry:
-        yield Problem(
-            where,
-            f'{kind.title} needs "base_url" (the server\'s OpenAI-compatible API)',
-            hint='e.g. "base_url": "http://host.containers.internal:8000/v1"',
-        )
+        yield Problem(where, f'{kind.title} needs "base_url"', hint=f'e.g. "base_url": "{kind.example_base_url}"')
 
 
 def url_problems(url: str, where: str) -> Iterator[Problem]:
@@ -303,6 +300,18 @@ def _cache(data: Config, podman: Podman) -> Iterator[Problem]:
         )
 
 
+def _budget(data: Config, podman: Podman) -> Iterator[Problem]:
+    on = enabled(data)
+    if "budget" in data and on["litellm"] and not on["litellm_postgres"]:
+        # LiteLLM counts proxy-wide spend in its database; without one it says "the budget will
+        # NOT be enforced" and serves every request.
+        yield Problem(
+            "/budget",
+            "a budget is enforced only with litellm_postgres, which is disabled: LiteLLM would ignore it",
+            hint="enable litellm_postgres, or remove the budget section",
+        )
+
+
 def _callbacks(data: Config, podman: Podman) -> Iterator[Problem]:
     lago = data["callbacks"]["lago"]
     if enabled(data)["litellm"] and lago["enabled"]:
@@ -335,4 +344,7 @@ def _secrets(data: Config, podman: Podman) -> Iterator[Problem]:
         yield Problem("/secrets/backend", f"Podman secrets need Podman 4.5; the target is {podman.version}")
 
 
-RULES = (_podman, _network, _addresses, _services, _sizes, _caddy, _providers, _cache, _callbacks, _pool, _secrets)
+RULES = (
+    *(_podman, _network, _addresses, _services, _sizes, _caddy, _providers),
+    *(_cache, _budget, _callbacks, _pool, _secrets),
+)

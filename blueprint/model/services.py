@@ -95,13 +95,34 @@ def redis(cfg: Mapping[str, Any], sizing: Sizing) -> Service:
     )
 
 
-def litellm(data: Mapping[str, Any], sizing: Sizing, config_mount: str, provider_env: Iterable[SecretEnv]) -> Service:
-    """The proxy; `config_mount` is how its Volume= names litellm.yaml."""
+def litellm(
+    data: Mapping[str, Any],
+    sizing: Sizing,
+    config_mount: str,
+    provider_env: Iterable[SecretEnv],
+    external_url: str | None,
+) -> Service:
+    """The proxy; `config_mount` is how its Volume= names litellm.yaml, `external_url` the Caddy
+    site's address."""
     cfg = data["litellm"]
     on = enabled(data)
     secret_env = [SecretEnv.plain(name) for name in ("LITELLM_MASTER_KEY", "LITELLM_SALT_KEY", "UI_PASSWORD")]
-    environment = [f"UI_USERNAME={cfg['ui_username']}"]
+    environment = [
+        f"UI_USERNAME={cfg['ui_username']}",
+        # Prices from the map inside the pinned image: the same costs on every start, and no
+        # download from GitHub in every worker (which waits, offline, for its timeout).
+        "LITELLM_LOCAL_MODEL_COST_MAP=True",
+        # X-Forwarded-Proto and -For are believed from the proxies on the podman network only, so
+        # redirects behind Caddy's TLS stay https (uvicorn trusts only 127.0.0.1 by default).
+        f"FORWARDED_ALLOW_IPS={data['network']['subnet']}",
+    ]
+    if external_url:
+        # The admin UI's login and SSO redirects use it (https://github.com/BerriAI/litellm/issues/13200).
+        environment.append(f"PROXY_BASE_URL={external_url}")
     if on["litellm_postgres"]:
+        # A failed database migration stops the proxy instead of "continuing startup" on a schema
+        # it does not know.
+        environment.append("ENFORCE_PRISMA_MIGRATION_CHECK=true")
         pg = data["litellm_postgres"]
         secret_env.append(
             SecretEnv(
@@ -161,8 +182,7 @@ def delivered(service: Service, backend: str, env_dir: Path) -> Service:
     if not service.secret_env:
         return service
     if backend == "podman":
-        secrets = tuple(f"{e.podman_secret},type=env,target={e.var}" for e in service.secret_env)
-        return replace(service, podman_secrets=secrets)
+        return replace(service, podman_secrets=True)
     return replace(service, env_file=env_dir / f"{service.name}.env")
 
 

@@ -12,31 +12,45 @@ from blueprint.model.types import Sizing
 RESERVED_CONNECTIONS = 13
 
 # Up to N users -> LiteLLM workers and database pool per worker, PostgreSQL shared_buffers and
-# max_connections, Redis maxmemory, and each container's memory limit (MB).
+# max_connections, Redis maxmemory, and the memory limits (MB) of PostgreSQL and Redis. LiteLLM's
+# limit follows from its workers (litellm_memory).
 PROFILES = (
-    (100, Sizing("small", 4, 25, 256, 150, 256, {"litellm": 2048, "litellm_postgres": 1024, "litellm_redis": 512})),
-    (250, Sizing("medium", 4, 25, 2048, 150, 1024, {"litellm": 3072, "litellm_postgres": 3072, "litellm_redis": 1536})),
-    (None, Sizing("large", 8, 20, 4096, 200, 2048, {"litellm": 6144, "litellm_postgres": 6144, "litellm_redis": 3072})),
+    (100, Sizing("small", 4, 25, 256, 150, 256, {"litellm_postgres": 1024, "litellm_redis": 512})),
+    (250, Sizing("medium", 4, 25, 2048, 150, 1024, {"litellm_postgres": 3072, "litellm_redis": 1536})),
+    (None, Sizing("large", 8, 20, 4096, 200, 2048, {"litellm_postgres": 6144, "litellm_redis": 3072})),
 )
+
+# LiteLLM 1.99.4 at rest, measured: one worker process takes about 285 MB; with two or more,
+# uvicorn's supervisor process (which imports the whole proxy as well) adds about 290 MB.
+WORKER_MB, SUPERVISOR_MB = 285, 290
+# Room above that for requests in flight and for growth between worker recycles.
+HEADROOM = 1.5
+
+
+def litellm_memory(workers: int) -> int:
+    """The memory limit (MB) of a LiteLLM container running `workers` workers, rounded up to 64 MB."""
+    at_rest = WORKER_MB * workers + (SUPERVISOR_MB if workers > 1 else 0)
+    return -(-int(at_rest * HEADROOM) // 64) * 64
 
 
 def size(data: Mapping[str, Any]) -> Sizing:
     """The profile for sizing.users, with every explicit value in the config winning."""
     users = data["sizing"]["users"]
     base = next(s for limit, s in PROFILES if limit is None or users <= limit)
-    postgres, redis = data["litellm_postgres"], data["litellm_redis"]
+    postgres, redis, litellm = data["litellm_postgres"], data["litellm_redis"], data["litellm"]
+    workers = litellm.get("num_workers", base.num_workers)
+    memory = {"litellm": megabytes(litellm["memory"]) if "memory" in litellm else litellm_memory(workers)}
     return Sizing(
         profile=base.profile,
-        num_workers=data["litellm"].get("num_workers", base.num_workers),
+        num_workers=workers,
         db_pool_limit=data["sizing"].get("db_pool_limit", base.db_pool_limit),
         shared_buffers_mb=megabytes(postgres["shared_buffers"])
         if "shared_buffers" in postgres
         else base.shared_buffers_mb,
         max_connections=postgres.get("max_connections", base.max_connections),
         redis_maxmemory_mb=megabytes(redis["maxmemory"]) if "maxmemory" in redis else base.redis_maxmemory_mb,
-        memory_mb={
-            key: megabytes(data[key]["memory"]) if "memory" in data[key] else mb for key, mb in base.memory_mb.items()
-        },
+        memory_mb=memory
+        | {key: megabytes(data[key]["memory"]) if "memory" in data[key] else mb for key, mb in base.memory_mb.items()},
     )
 
 

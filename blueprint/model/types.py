@@ -65,6 +65,11 @@ class SecretEnv:
         own spelling: Podman's names are case-sensitive, so two variables never share one."""
         return "blueprint-" + (self.source or self.var)
 
+    @property
+    def podman_option(self) -> str:
+        """Its Secret= value: the Podman secret, handed to the container as this variable."""
+        return f"{self.podman_secret},type=env,target={self.var}"
+
     def value(self, store: Mapping[str, str]) -> str:
         return self.template.format_map({name: self._encode(store[name]) for name in self.needs})
 
@@ -144,8 +149,8 @@ class Service:
     shm_size: str | None = None
     start_timeout: int = 900  # the first start pulls the image: systemd's default 90 s is too short
     # Filled in by build() once the secrets backend and the Podman version are known.
-    env_file: Path | None = None
-    podman_secrets: tuple[str, ...] = ()
+    env_file: Path | None = None  # secrets through this file (EnvironmentFile=) ...
+    podman_secrets: bool = False  # ... or as Podman secrets (Secret=)
     directives: tuple[tuple[str, Any], ...] = ()
 
     @property
@@ -206,8 +211,18 @@ class Sizing:
 
 @dataclass(frozen=True)
 class Site:
-    address: str  # https://host[:port]: the external URL
+    """The Caddy site of the external URL."""
+
+    addresses: Words  # https://host[:port], each a name it answers to
     upstream: str  # host:port of the published API
+    named_by: str  # where its name came from, for a person
+    certificate: str = "acme"  # who certifies it: "acme" (Let's Encrypt), "tailscale", "internal" (Caddy)
+    hide_metrics: bool = False  # /metrics needs no key: answered to this host only
+
+    @property
+    def address(self) -> str:
+        """The external URL."""
+        return self.addresses[0]
 
 
 class BackupKind(StrEnum):
@@ -315,6 +330,7 @@ class Stack:
     secrets_backend: str
     sizing: Sizing
     outputs: tuple[Output, ...]
+    models: Mapping[str, str] = field(default_factory=dict)  # model name -> its config entry (a JSON pointer)
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     def service(self, key: str) -> Service | None:

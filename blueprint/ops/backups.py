@@ -26,7 +26,7 @@ from blueprint import process
 from blueprint.errors import BackupError, BlueprintError, ToolError
 from blueprint.files import atomic_output, ensure_dir, lock, read_bytes, write_atomic
 from blueprint.model.types import BackupKind, Database
-from blueprint.paths import Paths, config_file
+from blueprint.paths import SHIPPED, Paths, config_file
 from blueprint.systemd import systemctl
 
 SUFFIX = {BackupKind.POSTGRES: ".sql.gz", BackupKind.REDIS: ".rdb", BackupKind.CONFIG: ".tar.gz"}
@@ -46,7 +46,7 @@ class BackupFile:
 def _stack(options):
     from blueprint import pipeline
 
-    return pipeline.build_stack(options)[2]
+    return pipeline.build_stack(options).stack
 
 
 def _target(paths: Paths, kind: str, now: float) -> Path:
@@ -60,6 +60,7 @@ def _target(paths: Paths, kind: str, now: float) -> Path:
 class RunResult:
     made: list[BackupFile]
     pruned: list[Path]
+    failed: list[tuple[BackupKind, BlueprintError]]  # each kind is tried, whatever the others did
 
 
 def run(options, kinds: Sequence[str], now: float | None = None) -> RunResult:
@@ -76,14 +77,18 @@ def run(options, kinds: Sequence[str], now: float | None = None) -> RunResult:
     for kind in wanted:
         if kind not in enabled:
             raise BlueprintError(f"{stack.source}: nothing to back up for {kind}: that service is disabled")
-    made = []
+    made, failed = [], []
     for kind in wanted:
         final = _target(options.paths, kind, now)
-        # Written to a temp file, renamed only once complete: a failed backup leaves no file.
-        with atomic_output(final, 0o600) as out:
-            BACKUPS[kind](options, stack, now, out)
+        try:
+            # Written to a temp file, renamed only once complete: a failed backup leaves no file.
+            with atomic_output(final, 0o600) as out:
+                BACKUPS[kind](options, stack, now, out)
+        except BlueprintError as error:
+            failed.append((BackupKind(kind), error))
+            continue
         made.append(_describe(final))
-    return RunResult(made, prune(options.paths, stack.backup.retention_days, now))
+    return RunResult(made, prune(options.paths, stack.backup.retention_days, now), failed)
 
 
 def _postgres(options, stack, now: float, out: BinaryIO) -> None:
@@ -258,8 +263,8 @@ def _restore_config(options, stack, path: Path) -> Iterator[str]:
             store = tar.extractfile(store).read() if store is not None else None
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BackupError(f"{path}: not a config backup ({exc}); nothing was restored") from None
-    config_path, shipped = config_file(options.config_path, options.environ)
-    if shipped:
+    config_path, origin = config_file(options.config_path, options.environ)
+    if origin == SHIPPED:
         raise BlueprintError(
             "restore config: the config in use is the default shipped with blueprint, which is not yours to replace",
             hint="say where the restored config goes: blueprint restore config --config ./blueprint-config.json",

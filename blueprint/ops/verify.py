@@ -6,13 +6,27 @@ same commands a person would type: systemctl --user, podman exec, loginctl, and 
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from blueprint.errors import SetupError
+from blueprint.formats import env_lines
 
 RECENT_MINUTES = 26 * 60  # a daily backup, with slack for a late or randomized start
+
+# Asks the proxy which models it prices, with the master key read from the store on the checked
+# host itself: the key is never an argument, which every local user could read.
+MODEL_INFO = (
+    "import json, sys, urllib.request\n"
+    "lines = open(sys.argv[2]).read().split('\\n')\n"
+    "key = next(l.split('=', 1)[1] for l in lines if l.startswith('LITELLM_MASTER_KEY='))\n"
+    "request = urllib.request.Request(sys.argv[1] + '/model/info', headers={'Authorization': 'Bearer ' + key})\n"
+    "data = json.load(urllib.request.urlopen(request, timeout=30))['data']\n"
+    "print(json.dumps([[m['model_name'], (m.get('model_info') or {}).get('input_cost_per_token'),"
+    " (m.get('model_info') or {}).get('output_cost_per_token')] for m in data]))\n"
+)
 
 HTTP_GET = (
     "import sys, urllib.request, urllib.error\n"
@@ -41,7 +55,7 @@ def run(options, host_spec: str = "local://") -> list[Check]:
 
     from blueprint import pipeline
 
-    _, _, stack = pipeline.build_stack(options)
+    stack = pipeline.build_stack(options).stack
     paths = options.paths
     host = testinfra.get_host(host_spec)
     checks: list[tuple[str, Callable[[], str]]] = []
@@ -108,6 +122,27 @@ def run(options, host_spec: str = "local://") -> list[Check]:
             answer = sh("python3", "-c", HTTP_GET, f"{url}/v1/models").stdout.strip()
             assert answer.startswith("401"), f"GET /v1/models without a key answered {answer or 'nothing'}"
             return "401 without a key"
+
+        @check("every model has a price")
+        def _():
+            # A model missing from LiteLLM's price map costs 0: budgets and billing would ignore it.
+            result = sh("python3", "-c", MODEL_INFO, url, str(paths.secret_store))
+            assert result.rc == 0, f"GET /model/info failed: {said(result)}"
+            free = sorted({name for name, given, taken in json.loads(result.stdout) if not (given or taken)})
+            fixes = [f"{name} ({stack.models.get(name, '?')})" for name in free]
+            assert not free, (
+                f'LiteLLM has no price for {", ".join(fixes)}: give each "input_cost_per_token" and '
+                '"output_cost_per_token" in its model entry, or use a model name LiteLLM prices'
+            )
+            return "priced by LiteLLM or by the config"
+
+        @check("provider keys set")
+        def _():
+            store = host.file(str(paths.secret_store))
+            stored = {name for _, name, value in env_lines(store.content_string if store.exists else "") if value}
+            missing = sorted(set(stack.secret_names) - stored)
+            assert not missing, "not set: " + ", ".join(f"{n} (blueprint secrets set {n})" for n in missing)
+            return f"{len(stack.secret_names)} secrets stored"
 
     db = stack.database
     if db is not None:

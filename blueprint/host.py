@@ -1,0 +1,72 @@
+"""This machine, as the gateway sees it: its names, and the ports a rootless container may publish.
+
+Read at render time only where the config leaves a choice to the machine (a Caddy site with no
+domain of its own), so a config that names everything renders the same bytes anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from blueprint import process
+from blueprint.errors import ToolError
+
+LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+UNPRIVILEGED_PORT_START = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+TAILSCALE_SOCKET = Path("/run/tailscale/tailscaled.sock")
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What this machine is called: the external URL's name when the config gives none."""
+
+    hostname: str  # a DNS label, or "localhost" when the host name is not one
+    tailscale: str | None = None  # its MagicDNS name (machine.tailnet.ts.net) while tailscaled runs
+
+
+def machine(environ: Mapping[str, str]) -> Machine:
+    name = socket.gethostname().split(".")[0].lower()
+    return Machine(name if LABEL.match(name) else "localhost", tailscale_name(environ))
+
+
+def tailscale_name(environ: Mapping[str, str]) -> str | None:
+    """This machine's Tailscale name, from `tailscale status --json` (Self.DNSName); None when
+    tailscale is not installed, not running or not logged in."""
+    binary = shutil.which("tailscale", path=environ.get("PATH"))
+    if binary is None:
+        return None
+    try:
+        status = json.loads(process.text([binary, "status", "--json"], timeout=5))
+    except (ToolError, ValueError):
+        return None
+    name = str((status.get("Self") or {}).get("DNSName") or "").rstrip(".").lower()
+    labels = name.split(".")
+    if status.get("BackendState") != "Running" or len(labels) < 3 or not all(LABEL.match(x) for x in labels):
+        return None
+    return name
+
+
+def unprivileged_port_start() -> int:
+    """The lowest port a rootless container may publish (net.ipv4.ip_unprivileged_port_start)."""
+    try:
+        return int(UNPRIVILEGED_PORT_START.read_text())
+    except (OSError, ValueError):
+        return 1024
+
+
+def port_taken(address: str, port: int) -> bool:
+    """Whether something listens on address:port already (a bind would fail)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address, port))
+        except PermissionError:
+            return False  # a privileged port: unprivileged_port_start says more
+        except OSError:
+            return True
+    return False
