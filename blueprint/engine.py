@@ -164,6 +164,12 @@ def compare(planned: Iterable[PlannedFile], manifest: Manifest, roots: Iterable[
     return changes
 
 
+def drop_ins(unit_dir: Path) -> list[Path]:
+    """The drop-ins a person keeps beside the units (litellm.container.d/*.conf, container.d/*.conf):
+    the supported way to change a generated unit, and never touched by blueprint."""
+    return sorted(p for p in unit_dir.rglob("*.d/*.conf") if p.is_file()) if unit_dir.is_dir() else []
+
+
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
@@ -184,8 +190,9 @@ def partition(changes: list[Change], *, force: bool = False) -> tuple[list[Chang
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
         raise ConflictError(
             f"{first.path}: {first.reason}{more}; nothing was written",
-            hint="see the changes with `blueprint diff`; keep your edit by moving it into the config, "
-            "or overwrite it with `blueprint render --force`",
+            hint="see the changes with `blueprint diff`; keep your edit by moving it into the config or "
+            "into a drop-in, which blueprint never touches (e.g. ~/.config/containers/systemd/"
+            "litellm.container.d/50-mine.conf); or overwrite it with `blueprint render --force`",
             conflicts=conflicts,
         )
     writes = [c for c in changes if c.writes]

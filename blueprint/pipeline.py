@@ -143,13 +143,20 @@ def roots(paths: Paths) -> tuple[Path, ...]:
 
 
 def render(
-    options: Options, *, force: bool = False, reload: bool = False, restart: bool = True, strict: bool = False
+    options: Options,
+    *,
+    force: bool = False,
+    reload: bool = False,
+    restart: bool = True,
+    strict: bool = False,
+    restart_wait: float | None = None,
 ) -> Outcome:
     """Render and write under the lock, from the first read to the last write."""
     from blueprint.files import lock
 
     with lock(options.paths.lock):
-        return write(prepare(options, strict=strict), force=force, reload=reload, restart=restart)
+        prepared = prepare(options, strict=strict)
+        return write(prepared, force=force, reload=reload, restart=restart, restart_wait=restart_wait)
 
 
 @dataclass
@@ -165,7 +172,14 @@ class Outcome:
     failure: ToolError | None = None
 
 
-def write(prepared: Prepared, *, force: bool = False, reload: bool = False, restart: bool = True) -> Outcome:
+def write(
+    prepared: Prepared,
+    *,
+    force: bool = False,
+    reload: bool = False,
+    restart: bool = True,
+    restart_wait: float | None = None,
+) -> Outcome:
     """Apply a prepared render: secrets first, then files, then (with reload) systemd. The caller
     holds the lock since prepare() (render() does both).
 
@@ -204,7 +218,7 @@ def write(prepared: Prepared, *, force: bool = False, reload: bool = False, rest
     remaining, failure = todo, None
     if reload:
         try:
-            done = systemd.run(todo, restart=restart)
+            done = systemd.run(todo, restart=restart, wait=restart_wait)
         except ToolError as exc:
             failure = exc  # the files are written; what systemd did not do stays pending
         else:

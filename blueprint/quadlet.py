@@ -51,6 +51,7 @@ SINCE = {
         key: PodmanVersion(4, 5)
         for key in ("HealthCmd", "HealthInterval", "HealthTimeout", "HealthRetries", "HealthStartPeriod")
     },
+    "HealthOnFailure": PodmanVersion(4, 5),
     "Secret": PodmanVersion(4, 5),
     "relative Volume": PodmanVersion(4, 5),
     "ShmSize": PodmanVersion(4, 7),

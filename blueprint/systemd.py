@@ -190,12 +190,14 @@ class Done:
     notes: list[str]
 
 
-def run(actions: Actions, *, restart: bool = True, before_write: bool = False) -> Done:
+def run(actions: Actions, *, restart: bool = True, before_write: bool = False, wait: float | None = None) -> Done:
     """Carry out the actions; `before_write` runs only what must happen before files change.
 
-    A restart still waiting after RESTART_WAIT is not an error: systemd goes on with the job (the
-    image may still be downloading), so it is reported, and not repeated by the next apply.
+    A restart still waiting after `wait` seconds (default RESTART_WAIT) is not an error: systemd
+    goes on with the job (the image may still be downloading), so it is reported, and not repeated
+    by the next apply.
     """
+    wait = RESTART_WAIT if wait is None else wait
     done = Done([], [])
     if before_write:
         if actions.stop:
@@ -207,16 +209,29 @@ def run(actions: Actions, *, restart: bool = True, before_write: bool = False) -
         done.calls.append(systemctl("daemon-reload"))
     if restart and actions.restart:
         try:
-            done.calls.append(systemctl("restart", *actions.restart, timeout=RESTART_WAIT))
+            done.calls.append(systemctl("restart", *actions.restart, timeout=wait))
         except ToolTimeout:
             done.calls.append(["systemctl", "--user", "restart", *actions.restart])
             done.notes.append(
-                f"{', '.join(actions.restart)} still starting after {RESTART_WAIT} s; systemd goes on "
-                "(see `systemctl --user status` and the unit's log)"
+                f"{', '.join(actions.restart)} still starting after {wait:.0f} s; systemd goes on "
+                "(see `blueprint ps` and `blueprint logs`)"
             )
     if actions.enable:
         done.calls.append(systemctl("enable", "--now", *actions.enable))
     return done
+
+
+def show(unit: str, *properties: str, timestamps: str | None = None) -> dict[str, str]:
+    """Properties of a unit (`systemctl --user show`); {} when systemd cannot tell. `timestamps`
+    is systemctl's --timestamp style (e.g. "unix": "@1732531200")."""
+    style = [f"--timestamp={timestamps}"] if timestamps else []
+    try:
+        out = process.text(
+            ["systemctl", "--user", "show", unit, *style, *(f"--property={p}" for p in properties)], timeout=30
+        )
+    except ToolError:
+        return {}
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
 def is_active(unit: str) -> bool:

@@ -31,6 +31,14 @@ COMMANDS = [
     ["backup", "list"],
     ["restore"],
     ["verify"],
+    ["init"],
+    ["upgrade"],
+    ["ps"],
+    ["logs"],
+    ["up"],
+    ["down"],
+    ["uninstall"],
+    ["secrets", "rm"],
 ]
 
 
@@ -50,7 +58,7 @@ def test_top_level_help_teaches_the_first_run(home):
     second = cli("--help", env={"COLUMNS": "80"})  # the kept copy
     assert first.returncode == second.returncode == 0
     assert first.stdout == second.stdout
-    for word in ("blueprint render", "systemctl --user daemon-reload", "blueprint apply", "secrets set"):
+    for word in ("blueprint init", "systemctl --user daemon-reload", "blueprint apply", "secrets set", "upgrade"):
         assert word in first.stdout
     wide = cli("--help", env={"COLUMNS": "200"})
     assert wide.stdout != first.stdout, "another terminal width is rendered anew"

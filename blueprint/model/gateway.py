@@ -153,6 +153,9 @@ def litellm_yaml(data: Mapping[str, Any], sizing: Sizing, deployments: list[Depl
     if on["litellm_postgres"]:
         general_settings["database_url"] = "os.environ/DATABASE_URL"
         general_settings["database_connection_pool_limit"] = sizing.db_pool_limit
+        # Spend logs grow with every request; LiteLLM deletes the older ones once a day.
+        retention = data["litellm"].get("spend_logs_retention", f"{data['backup']['retention_days']}d")
+        general_settings["maximum_spend_logs_retention_period"] = retention
     general_settings["store_model_in_db"] = data["litellm"].get("store_model_in_db", on["litellm_postgres"])
     return {
         "model_list": model_list,

@@ -162,7 +162,11 @@ def litellm(
         volumes=(f"{config_mount}:/app/config.yaml:ro,Z",),
         environment=Words(environment),
         command=Words(
-            ("--config", "/app/config.yaml", "--port", str(cfg["port"]), "--num_workers", str(sizing.num_workers))
+            (
+                *("--config", "/app/config.yaml", "--port", str(cfg["port"])),
+                *("--num_workers", str(sizing.num_workers)),
+                *recycling(cfg["max_requests_before_restart"]),
+            )
         ),
         secret_env=tuple(secret_env),
         # The image has neither curl nor wget; LiteLLM's own compose file checks with python3.
@@ -175,6 +179,14 @@ def litellm(
             start_period="60s",
         ),
     )
+
+
+def recycling(requests: int) -> tuple[str, ...]:
+    """LiteLLM's arguments that replace a worker after `requests` requests (0: never), give or take
+    a tenth so that the workers are not all replaced at once."""
+    if not requests:
+        return ()
+    return ("--max_requests_before_restart", str(requests), "--max_requests_before_restart_jitter", str(requests // 10))
 
 
 def delivered(service: Service, backend: str, env_dir: Path) -> Service:
@@ -192,6 +204,10 @@ def lowered(service: Service, podman: Podman) -> Service:
     (Secret= needs no fallback: rules.py refuses the podman secrets backend before Podman 4.5.)
     """
     options: list[tuple[str, str, Any]] = [*service.health.options()] if service.health else []
+    if service.health:
+        # An unhealthy container is killed, and Restart=always starts it again: left running, it
+        # would hold its dependants waiting (podman-systemd.unit(5) advises kill over restart).
+        options.append(("HealthOnFailure", "--health-on-failure", "kill"))
     if service.memory_mb:
         options.append(("Memory", "--memory", f"{service.memory_mb}m"))
     if service.shm_size:

@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from blueprint import process
 from blueprint.errors import BackupError, BlueprintError, ToolError
-from blueprint.files import atomic_output, ensure_dir, lock, read_bytes, write_atomic
+from blueprint.files import atomic_output, digest, ensure_dir, lock, read_bytes, write_atomic
 from blueprint.model.types import BackupKind, Database
 from blueprint.paths import SHIPPED, Paths, config_file
 from blueprint.systemd import systemctl
@@ -102,6 +102,26 @@ def _postgres(options, stack, now: float, out: BinaryIO) -> None:
             packed.write,
             hint=f"is {unit} running? (systemctl --user status {unit})",
         )
+
+
+def schema_digest(stack) -> str:
+    """A fingerprint of the database's schema (tables, columns, indexes; no rows): whether a
+    release migrated it."""
+    db = stack.database
+    dump = [
+        "podman",
+        "exec",
+        db.container,
+        "pg_dump",
+        "--schema-only",
+        "-p",
+        str(db.port),
+        "-U",
+        db.user,
+        "-d",
+        db.name,
+    ]
+    return digest(process.run(dump, hint=PODMAN_HINT))
 
 
 def _redis(options, stack, now: float, out: BinaryIO) -> None:
