@@ -22,17 +22,22 @@ def digest(data: bytes) -> str:
 def ensure_dir(path: Path, mode: int = 0o755) -> None:
     """Create a directory and its missing parents, each with `mode` set explicitly, whatever the
     umask (under umask 000 mkdir alone would make them writable by everyone). A private directory
-    (no bits for others) is made private even if it existed."""
-    if not path.is_dir():
-        ensure_dir(path.parent, mode)
-        try:
-            path.mkdir()
-        except FileExistsError:
-            pass  # made meanwhile, or a file: the chmod below or the caller's write says which
-        else:
-            path.chmod(mode)
+    (no bits for others) is made private even if it existed; a parent that existed is never
+    changed."""
+    _make(path, mode)
     if mode & 0o077 == 0 and path.stat().st_mode & 0o077:
         path.chmod(mode)
+
+
+def _make(path: Path, mode: int) -> None:
+    if path.is_dir():
+        return
+    _make(path.parent, mode)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return  # made meanwhile, or a file: the caller's write says which
+    path.chmod(mode)
 
 
 @contextmanager

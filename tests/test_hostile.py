@@ -443,3 +443,20 @@ def test_verify_without_testinfra_says_how_to_install_it(config, home, monkeypat
     assert cli_module.run(["verify", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert "blueprint verify needs testinfra" in err and "pip install 'blueprint[verify]'" in err
+
+
+def test_making_a_private_folder_never_changes_a_folder_that_existed(tmp_path):
+    """ensure_dir once tightened every folder on its way up: /tmp itself became 0700."""
+    from blueprint.files import ensure_dir
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    ensure_dir(shared / "a" / "b", 0o700)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert stat.S_IMODE((shared / "a").stat().st_mode) == 0o700
+    existing = shared / "loose"
+    existing.mkdir(mode=0o755)
+    existing.chmod(0o755)
+    ensure_dir(existing, 0o700)
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o700, "the folder asked for is made private"
