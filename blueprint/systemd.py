@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import getpass
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -117,7 +117,7 @@ def plan_actions(writes: Iterable[Change], removals: Iterable[Change], order: Se
         role = change.role
         reload = reload or role.kind.is_unit
         if role.kind is Kind.CONTAINER:
-            stop.append(role.unit)
+            stop += role.restarts  # the services running from it (a template's instances)
         elif role.kind is Kind.TIMER:
             disable.append(role.unit)
         elif role.kind is Kind.VOLUME:
@@ -133,9 +133,7 @@ def plan_actions(writes: Iterable[Change], removals: Iterable[Change], order: Se
     for change in writes:
         role = change.role
         reload = reload or role.kind.is_unit
-        if role.kind is Kind.CONTAINER:
-            restart.add(role.unit)
-        elif role.kind is Kind.TIMER:
+        if role.kind is Kind.TIMER:
             if change.status is Status.CREATE:
                 enable.append(role.unit)
             else:
@@ -147,8 +145,7 @@ def plan_actions(writes: Iterable[Change], removals: Iterable[Change], order: Se
             )
         elif role.kind is Kind.SITE:
             notes.append(f"{change.path} was written: reload Caddy (which imports it) to serve it")
-        if role.restarts:
-            restart.add(role.restarts)
+        restart.update(role.restarts)
     return Actions(tuple(stop), tuple(disable), reload, _in_order(restart, order), tuple(enable), tuple(notes))
 
 
@@ -190,12 +187,22 @@ class Done:
     notes: list[str]
 
 
-def run(actions: Actions, *, restart: bool = True, before_write: bool = False, wait: float | None = None) -> Done:
+def run(
+    actions: Actions,
+    *,
+    restart: bool = True,
+    before_write: bool = False,
+    wait: float | None = None,
+    one_at_a_time: Collection[str] = (),
+    ready: Callable[[str], object] | None = None,
+) -> Done:
     """Carry out the actions; `before_write` runs only what must happen before files change.
 
-    A restart still waiting after `wait` seconds (default RESTART_WAIT) is not an error: systemd
-    goes on with the job (the image may still be downloading), so it is reported, and not repeated
-    by the next apply.
+    The units in `one_at_a_time` (LiteLLM's replicas) restart after the others, one by one, each
+    ready before the next: with Notify=healthy `systemctl restart` returns once it is healthy, and
+    `ready(unit)` waits where the target Podman has no such thing. A restart still waiting after
+    `wait` seconds (default RESTART_WAIT) is not an error: systemd goes on with the job (the image
+    may still be downloading), so it is reported, and not repeated by the next apply.
     """
     wait = RESTART_WAIT if wait is None else wait
     done = Done([], [])
@@ -208,14 +215,20 @@ def run(actions: Actions, *, restart: bool = True, before_write: bool = False, w
     if actions.daemon_reload:
         done.calls.append(systemctl("daemon-reload"))
     if restart and actions.restart:
-        try:
-            done.calls.append(systemctl("restart", *actions.restart, timeout=wait))
-        except ToolTimeout:
-            done.calls.append(["systemctl", "--user", "restart", *actions.restart])
-            done.notes.append(
-                f"{', '.join(actions.restart)} still starting after {wait:.0f} s; systemd goes on "
-                "(see `blueprint ps` and `blueprint logs`)"
-            )
+        together = [u for u in actions.restart if u not in one_at_a_time]
+        rolling = [[u] for u in actions.restart if u in one_at_a_time]
+        for group in ([together] if together else []) + rolling:
+            try:
+                done.calls.append(systemctl("restart", *group, timeout=wait))
+            except ToolTimeout:
+                done.calls.append(["systemctl", "--user", "restart", *group])
+                done.notes.append(
+                    f"{', '.join(group)} still starting after {wait:.0f} s; systemd goes on "
+                    "(see `blueprint ps` and `blueprint logs`)"
+                )
+                continue
+            if ready is not None and group[0] in one_at_a_time:
+                ready(group[0])
     if actions.enable:
         done.calls.append(systemctl("enable", "--now", *actions.enable))
     return done

@@ -109,7 +109,7 @@ def test_default_config_is_used_outside_a_project(home, tmp_path):
     """No ./blueprint-config.json and no --config: the shipped default renders."""
     result = cli("render", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (home.unit_dir / "litellm/litellm.container").exists()
+    assert (home.unit_dir / "litellm/litellm@.container").exists()
 
 
 def test_blueprint_config_env_var(home, tmp_path):
@@ -180,4 +180,4 @@ def test_install_from_a_wheel_works_from_any_directory(tmp_path):
         env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr
-    assert (home / ".config/containers/systemd/litellm/litellm.container").exists()
+    assert (home / ".config/containers/systemd/litellm/litellm@.container").exists()

@@ -180,8 +180,8 @@ def test_moving_xdg_config_home_keeps_every_secret_and_removes_nothing(config, h
     after = rendered(config, XDG_CONFIG_HOME=str(moved))
     for name in ("LITELLM_SALT_KEY", "POSTGRES_PASSWORD", "LITELLM_MASTER_KEY", "REDIS_PASSWORD"):
         assert after[name] == before[name], name
-    assert (home.unit_dir / "litellm/litellm.container").exists(), "the other folder's files are left alone"
-    assert (moved / "containers/systemd/litellm/litellm.container").exists()
+    assert (home.unit_dir / "litellm/litellm@.container").exists(), "the other folder's files are left alone"
+    assert (moved / "containers/systemd/litellm/litellm@.container").exists()
 
 
 def test_a_password_lost_with_the_store_comes_back_from_the_database_url(config, home):

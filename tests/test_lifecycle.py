@@ -36,7 +36,9 @@ def world(home, tmp_path):
     data = {**CONFIG, "litellm": {"published_port": free_port()}}
     config = write_config(tmp_path, data)
     podman, systemd = tmp_path / "podman.json", tmp_path / "systemd.json"
-    containers = {name: {"health": "healthy"} for name in ("litellm", "litellm-postgres", "litellm-redis")}
+    names = ("litellm-1", "litellm-2", "litellm-front", "litellm-postgres", "litellm-redis")
+    containers = {name: {"health": "healthy"} for name in names}
+    del containers["litellm-front"]["health"]  # the front door has no health check: running is enough
     podman.write_text(json.dumps({"containers": containers, "volumes": {}}))
     env = {"PATH": f"{FAKES}:{os.environ['PATH']}", "FAKE_PODMAN": str(podman), "FAKE_SYSTEMCTL": str(systemd)}
     assert cli("render", "--config", str(config), env=env).returncode == 0
@@ -181,15 +183,16 @@ def test_ps_lists_each_service_and_exits_1_when_one_is_down(world):
     lines = healthy.stdout.splitlines()
     assert lines[0].split() == ["SERVICE", "STATE", "HEALTH", "SINCE", "RESTARTS", "IMAGE", "ADDRESS"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
-    assert set(rows) == {"litellm", "litellm-postgres", "litellm-redis"}
-    assert rows["litellm"][1:3] == ["active", "healthy"] and rows["litellm"][-1].startswith("http://127.0.0.1:")
+    assert list(rows) == ["litellm-postgres", "litellm-redis", "litellm@1", "litellm@2", "litellm-front"]
+    assert rows["litellm@1"][1:3] == ["active", "healthy"] and rows["litellm@1"][-2:] == ["(network", "only)"]
+    assert rows["litellm-front"][1:3] == ["active", "running"] and rows["litellm-front"][-1].startswith("http://127.")
     world.set(
         world.systemd, lambda w: w.update(units={"litellm-redis.service": {"ActiveState": "failed", "NRestarts": "7"}})
     )
-    world.set(world.podman, lambda w: w["containers"]["litellm"].update(health="unhealthy"))
+    world.set(world.podman, lambda w: w["containers"]["litellm-2"].update(health="unhealthy"))
     broken = world.run("ps", "--config", str(world.config))
     assert broken.returncode == 1
-    assert "2 of 3 services are not running and healthy: litellm-redis, litellm" in broken.stderr
+    assert "2 of 5 services are not running and healthy: litellm-redis, litellm@2" in broken.stderr
     redis = next(line.split() for line in broken.stdout.splitlines() if line.startswith("litellm-redis"))
     assert redis[1] == "failed" and "7" in redis
 
@@ -218,11 +221,14 @@ def test_logs_come_from_the_journal_else_from_podman(world, tmp_path):
 def test_down_and_up_stop_and_start_services_and_timers(world):
     assert world.run("down", "--config", str(world.config)).returncode == 0
     assert world.calls()[-1] == (
-        "stop litellm.service litellm-redis.service litellm-postgres.service blueprint-backup-config.timer "
-        "blueprint-backup-postgres.timer blueprint-backup-redis.timer"
+        "stop litellm-front.service litellm@2.service litellm@1.service litellm-redis.service "
+        "litellm-postgres.service blueprint-backup-config.timer blueprint-backup-postgres.timer "
+        "blueprint-backup-redis.timer"
     )
     assert world.run("up", "--config", str(world.config)).returncode == 0
-    assert world.calls()[-1].startswith("start litellm-postgres.service litellm-redis.service litellm.service")
+    assert world.calls()[-1].startswith(
+        "start litellm-postgres.service litellm-redis.service litellm@1.service litellm@2.service litellm-front.service"
+    )
 
 
 def test_uninstall_removes_what_render_wrote_and_keeps_data_secrets_and_edits(world, home):
@@ -236,7 +242,7 @@ def test_uninstall_removes_what_render_wrote_and_keeps_data_secrets_and_edits(wo
     assert result.returncode == 0, result.stderr
     assert world.calls()[:2] == [
         "disable --now blueprint-backup-config.timer blueprint-backup-postgres.timer blueprint-backup-redis.timer",
-        "stop litellm-postgres.service litellm-redis.service litellm.service",
+        "stop litellm-front.service litellm-postgres.service litellm-redis.service litellm@1.service litellm@2.service",
     ]
     assert world.calls()[-1] == "daemon-reload"
     left = sorted(str(p.relative_to(home.home)) for p in home.home.rglob("*") if p.is_file())
@@ -262,11 +268,11 @@ def test_unhealthy_containers_are_killed_and_workers_recycled(home, tmp_path):
     config = write_config(tmp_path, {**CONFIG, "litellm": {"max_requests_before_restart": 2000}})
     assert cli("render", "--config", str(config)).returncode == 0
     services = injection.quadlet_services(home.unit_dir)
-    for service in ("litellm.service", "litellm-postgres.service", "litellm-redis.service"):
+    for service in (injection.LITELLM, "litellm-postgres.service", "litellm-redis.service"):
         words = injection.exec_words(dict(services[service])["Service.ExecStart"])
         assert words[words.index("--health-on-failure") + 1] == "kill", service
         assert dict(services[service])["Service.Restart"] == "always"
-    words = injection.exec_words(dict(services["litellm.service"])["Service.ExecStart"])
+    words = injection.exec_words(dict(services[injection.LITELLM])["Service.ExecStart"])
     assert words[words.index("--max_requests_before_restart") + 1] == "2000"
     assert words[words.index("--max_requests_before_restart_jitter") + 1] == "200"
     general = yaml.safe_load((home.unit_dir / "litellm/litellm.yaml").read_text())["general_settings"]
@@ -276,7 +282,7 @@ def test_unhealthy_containers_are_killed_and_workers_recycled(home, tmp_path):
     general = yaml.safe_load((home.unit_dir / "litellm/litellm.yaml").read_text())["general_settings"]
     assert general["maximum_spend_logs_retention_period"] == "2w"
     words = injection.exec_words(
-        dict(injection.quadlet_services(home.unit_dir)["litellm.service"])["Service.ExecStart"]
+        dict(injection.quadlet_services(home.unit_dir)[injection.LITELLM])["Service.ExecStart"]
     )
     assert "--max_requests_before_restart" not in words
 
@@ -284,7 +290,7 @@ def test_unhealthy_containers_are_killed_and_workers_recycled(home, tmp_path):
 def test_podman_4_4_gets_health_on_failure_as_an_option(home, tmp_path):
     config = write_config(tmp_path, {**CONFIG, "podman_version": "4.4"})
     assert cli("render", "--config", str(config)).returncode == 0
-    unit = (home.unit_dir / "litellm.container").read_text()
+    unit = (home.unit_dir / "litellm-1.container").read_text()
     assert "--health-on-failure=kill" in next(line for line in unit.splitlines() if line.startswith("PodmanArgs="))
 
 
@@ -296,7 +302,7 @@ def test_drop_ins_are_listed_never_touched_and_named_in_a_conflict(home, tmp_pat
     dropin.write_text("[Container]\nPodmanArgs=--log-opt=max-size=10m\n")
     status = cli("status", "--config", str(config))
     assert "drop-in    ~/.config/containers/systemd/container.d/50-mine.conf  (yours" in status.stdout
-    unit = home.unit_dir / "litellm/litellm.container"
+    unit = home.unit_dir / "litellm/litellm@.container"
     unit.write_text(unit.read_text().replace("RestartSec=5s", "RestartSec=9s"))
     refused = cli("render", "--config", str(config))
     assert refused.returncode == 1 and "litellm.container.d/50-mine.conf" in refused.stderr

@@ -112,7 +112,9 @@ def test_everything_passes_on_a_healthy_stack(running):
         "secret files private",
         "litellm-postgres.service active",
         "litellm-redis.service active",
-        "litellm.service active",
+        "litellm@1.service active",
+        "litellm@2.service active",
+        "litellm-front.service active",
         f"API listening on 127.0.0.1:{json.loads(running['config'].read_text())['litellm']['published_port']}",
         "LiteLLM /health/liveliness answers",
         "API refuses requests without the master key",
@@ -128,7 +130,7 @@ def test_everything_passes_on_a_healthy_stack(running):
         "every model has a price",
         "provider keys set",
     }
-    assert "all 19 checks passed" in result.stderr
+    assert "all 21 checks passed" in result.stderr
 
 
 def test_each_failure_is_named(running):
@@ -159,7 +161,7 @@ def test_each_failure_is_named(running):
     }, result.stdout
     assert "loginctl enable-linger" in result.stdout
     assert "llm.network" in result.stdout
-    assert "8 of 19 checks failed" in result.stderr
+    assert "8 of 21 checks failed" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -73,11 +73,11 @@ def ps(config_path):
     rows = [("SERVICE", "STATE", "HEALTH", "SINCE", "RESTARTS", "IMAGE", "ADDRESS")]
     for s in found:
         image = s.container.image if s.container else s.service.image
-        rows.append((s.service.name, s.active, s.health, age(s.since), str(s.restarts), image, s.address))
+        rows.append((s.name, s.active, s.health, age(s.since), str(s.restarts), image, s.address))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
-    down = [s.service.name for s in found if not s.ok]
+    down = [s.name for s in found if not s.ok]
     if down:
         raise VerifyError(
             f"{len(down)} of {len(found)} services are not running and healthy: {', '.join(down)}",

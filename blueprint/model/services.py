@@ -190,12 +190,13 @@ def recycling(requests: int) -> tuple[str, ...]:
 
 
 def delivered(service: Service, backend: str, env_dir: Path) -> Service:
-    """How a container gets its secrets: an environment file, or Podman secrets."""
+    """How a container gets its secrets: an environment file (one per config section, shared by
+    LiteLLM's replicas), or Podman secrets."""
     if not service.secret_env:
         return service
     if backend == "podman":
         return replace(service, podman_secrets=True)
-    return replace(service, env_file=env_dir / f"{service.name}.env")
+    return replace(service, env_file=env_dir / f"{service_name(service.key)}.env")
 
 
 def lowered(service: Service, podman: Podman) -> Service:
@@ -205,6 +206,7 @@ def lowered(service: Service, podman: Podman) -> Service:
     """
     options: list[tuple[str, str, Any]] = [*service.health.options()] if service.health else []
     if service.health:
+        options += service.health.startup_options()
         # An unhealthy container is killed, and Restart=always starts it again: left running, it
         # would hold its dependants waiting (podman-systemd.unit(5) advises kill over restart).
         options.append(("HealthOnFailure", "--health-on-failure", "kill"))
@@ -219,7 +221,8 @@ def lowered(service: Service, podman: Podman) -> Service:
 
 
 def dependency_order(services: Iterable[Service]) -> tuple[Service, ...]:
-    """Dependencies before the services that require them (restarts and listings use this)."""
-    by_name = {s.name: s for s in sorted(services, key=lambda s: s.name)}
-    graph = TopologicalSorter({name: s.requires for name, s in by_name.items()})
-    return tuple(by_name[name] for name in graph.static_order())
+    """Dependencies before the services that require or want them (restarts and listings use
+    this): PostgreSQL and Redis, then LiteLLM's replicas, then the front door."""
+    by_unit = {s.unit: s for s in sorted(services, key=lambda s: s.unit)}
+    graph = TopologicalSorter({unit: (*s.requires_units, *s.wants) for unit, s in by_unit.items()})
+    return tuple(by_unit[unit] for unit in graph.static_order())

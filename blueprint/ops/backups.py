@@ -213,10 +213,10 @@ def _restore(options, kind: str, path: Path) -> Iterator[str]:
     if service is None:
         raise BlueprintError(f"{stack.source}: {kind} is disabled in this config: nothing to restore into")
     data = _read_dump(path) if kind is BackupKind.POSTGRES else _read_snapshot(path)
-    litellm = stack.service("litellm")
+    litellm = [s.unit for s in stack.services_of("litellm")]
     if litellm:
-        systemctl("stop", litellm.unit)
-        yield f"stopped {litellm.unit}"
+        systemctl("stop", *litellm)
+        yield f"stopped {', '.join(litellm)}"
     try:
         if kind is BackupKind.POSTGRES:
             yield from _restore_postgres(stack.database, path, data)
@@ -224,8 +224,8 @@ def _restore(options, kind: str, path: Path) -> Iterator[str]:
             yield from _restore_redis(stack, service, path, data)
     finally:
         if litellm:
-            systemctl("start", litellm.unit)
-            yield f"started {litellm.unit}"
+            systemctl("start", *litellm)
+            yield f"started {', '.join(litellm)}"
 
 
 def _read_dump(path: Path) -> bytes:

@@ -23,6 +23,11 @@ class ServiceState:
     container: podman.Container | None
 
     @property
+    def name(self) -> str:
+        """As systemd names it, less .service: litellm-redis, litellm@1."""
+        return self.service.unit.removesuffix(".service")
+
+    @property
     def ok(self) -> bool:
         return self.active == "active" and self.container is not None and self.container.healthy
 

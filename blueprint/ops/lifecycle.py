@@ -44,7 +44,8 @@ def uninstall(paths: Paths, *, purge_secrets: bool = False, force: bool = False)
     with lock(paths.lock):
         manifest = engine.Manifest.load(paths)
         owned = {Path(name): entry for name, entry in manifest.files.items()}
-        services = [e.role.unit for e in owned.values() if e.role.kind is Kind.CONTAINER]
+        # The services running from each unit file (a template's: its instances).
+        services = [u for e in owned.values() if e.role.kind is Kind.CONTAINER for u in e.role.restarts]
         timers = [e.role.unit for e in owned.values() if e.role.kind is Kind.TIMER]
         if timers:
             yield "ran: " + " ".join(systemd.systemctl("disable", "--now", *sorted(timers)))

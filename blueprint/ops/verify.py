@@ -101,9 +101,9 @@ def run(options, host_spec: str = "local://") -> list[Check]:
             assert result.stdout.strip() == "active", f"systemctl --user is-active says {said(result)}"
             return "active"
 
-    litellm = stack.service("litellm")
-    if litellm is not None:
-        reach = litellm.publish[0].reach
+    api = stack.api
+    if api is not None:
+        reach = api.publish[0].reach
         url = f"http://{reach}"
 
         @check(f"API listening on {reach}")
