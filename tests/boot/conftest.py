@@ -9,6 +9,7 @@ BLUEPRINT_BOOT_KEEP=1 leaves the machine up after the session, for a look with s
 
 from __future__ import annotations
 
+import fcntl
 import os
 
 import pytest
@@ -29,17 +30,27 @@ def host():
             pytest.fail(reason)
         pytest.skip(reason)
     machine = harness.Host()
-    machine.timings_file.unlink(missing_ok=True)
-    _booted.append(machine)
-    try:
-        machine.up()
-        machine.install()
-        yield machine
-    finally:
-        if KEEP:
-            harness.say("BLUEPRINT_BOOT_KEEP: left up (scripts/boot-stack down ends it)")
-        else:
-            machine.down()
+    machine.state.mkdir(parents=True, exist_ok=True)
+    with (machine.state / "session.lock").open("w") as lock:
+        # One session per booted machine: two would reset and apply over each other as the same bp.
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pytest.fail(
+                f"another test process uses the booted machine in {machine.cache}: booted tests spread over "
+                'pytest-xdist workers must share the xdist group "boot" (--dist loadgroup)'
+            )
+        machine.timings_file.unlink(missing_ok=True)
+        _booted.append(machine)
+        try:
+            machine.up()
+            machine.install()
+            yield machine
+        finally:
+            if KEEP:
+                harness.say("BLUEPRINT_BOOT_KEEP: left up (scripts/boot-stack down ends it)")
+            else:
+                machine.down()
 
 
 @pytest.fixture(scope="module")
