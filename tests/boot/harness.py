@@ -226,9 +226,9 @@ class Host:
         with self.timings_file.open("a") as out:
             out.write(line + "\n")
 
-    def _step(self, name: str, function, *args) -> str:
+    def _step(self, name: str, function) -> str:
         start = time.monotonic()
-        outcome = function(*args) or ""
+        outcome = function() or ""
         self.record(name, time.monotonic() - start, outcome)
         return outcome
 
@@ -240,36 +240,21 @@ class Host:
         ip_forward = self.state / "ip_forward"
         if not ip_forward.exists():
             ip_forward.write_text(IP_FORWARD.read_text())
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            jobs = [
-                pool.submit(
-                    self._step,
-                    "trixie root",
-                    roots.ensure,
-                    "trixie",
-                    self.trixie,
-                    roots.TRIXIE_PACKAGES,
-                    self.logs / "rootfs-trixie.log",
-                ),
-                pool.submit(
-                    self._step,
-                    "bookworm root",
-                    roots.ensure,
-                    "bookworm",
-                    self.bookworm,
-                    roots.BOOKWORM_PACKAGES,
-                    self.logs / "rootfs-bookworm.log",
-                ),
-                pool.submit(
-                    self._step,
-                    "LiteLLM wheelhouse",
-                    images.ensure_wheelhouse,
-                    self.wheels,
-                    images.litellm_version(),
-                    self.logs / "wheelhouse.log",
-                ),
-            ]
-            for job in jobs:
+        logs = self.logs
+        downloads = {
+            "trixie root": lambda: roots.ensure(
+                "trixie", self.trixie, roots.TRIXIE_PACKAGES, logs / "rootfs-trixie.log"
+            ),
+            "bookworm root": lambda: roots.ensure(
+                "bookworm", self.bookworm, roots.BOOKWORM_PACKAGES, logs / "rootfs-bookworm.log"
+            ),
+            "LiteLLM wheelhouse": lambda: images.ensure_wheelhouse(
+                self.wheels, images.litellm_version(), logs / "wheelhouse.log"
+            ),
+        }
+        # Independent downloads and unpacking: in parallel.
+        with ThreadPoolExecutor(max_workers=len(downloads)) as pool:
+            for job in [pool.submit(self._step, name, step) for name, step in downloads.items()]:
                 job.result()
         self._step("configure root", self._configure_root)
         self._step("namespace", self._start_holder)
@@ -302,24 +287,10 @@ class Host:
     def _start_holder(self) -> str:
         if self.holder_pid():
             return f"running (holder {self.holder_pid()})"
-        log = (self.logs / "holder.log").open("w")
-        holder = subprocess.Popen(
-            [
-                "unshare",
-                "--mount",
-                "--propagation",
-                "private",
-                "bash",
-                str(HERE / "holder.sh"),
-                str(self.trixie),
-                str(self.wheels),
-                str(UID),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
+        command = ["unshare", "--mount", "--propagation", "private"]
+        command += ["bash", str(HERE / "holder.sh"), str(self.trixie), str(self.wheels), str(UID)]
+        with (self.logs / "holder.log").open("w") as log:
+            holder = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         self._children.append(holder)
         (self.state / "holder.pid").write_text(str(holder.pid))  # unshare and bash exec: same PID
         deadline = time.monotonic() + 20
@@ -340,9 +311,11 @@ class Host:
     def _start_manager(self) -> str:
         if self.manager_running():
             return "running"
-        log = (self.logs / "user-manager.log").open("a")
         command = [*self._enter(), "/usr/local/sbin/start-user-manager", USER, self.cgroup]
-        manager = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        with (self.logs / "user-manager.log").open("a") as log:
+            manager = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            )
         self._children.append(manager)
         deadline = time.monotonic() + 60
         while not self.manager_running():

@@ -1,8 +1,9 @@
 """Issue 11: the rendered gateway, booted for real under the real `systemd --user` and rootless Podman.
 
-bp (a fresh user) writes a small config, stores a provider key with `blueprint secrets set` and runs
-`blueprint apply`; from then on only blueprint, `systemctl --user` and the stack's own interfaces are
-used. Nothing starts, stops or edits a unit by hand.
+bp (a fresh user) writes a small config, stores its provider keys with `blueprint secrets set` and
+runs `blueprint apply`; from then on only blueprint, `systemctl --user` and the stack's own interfaces
+(the published port, psql and redis-cli in the containers) are used. No unit file is edited and no
+container is started by hand.
 
 A cold start takes about 40 s, so one booted stack serves these scenarios in order, each leaving the
 stack as the next one expects: cold start, the API, the private services, apply, backups and
