@@ -45,6 +45,11 @@ OLD_PYTHON_NEEDS = ("async-timeout>=4.0.3",)
 PRISMA = "prisma==0.15.0"
 
 
+# Podman stages image layers in $TMPDIR (default /var/tmp, on disk): for LiteLLM's layer that is
+# 1.2 GB more at the peak of a build. The namespace's /tmp is a tmpfs: memory, gone afterwards.
+SCRATCH = {"TMPDIR": "/tmp"}
+
+
 class ImageError(RuntimeError):
     pass
 
@@ -185,7 +190,7 @@ def _import_base(host: Host) -> str:
             ],
             stdout=subprocess.PIPE,
         )
-        result = host.podman("import", "-", BASE, stdin=tar.stdout, check=False, timeout=600)
+        result = host.manager(["podman", "import", "-", BASE], environ=SCRATCH, stdin=tar.stdout, check=False)
         tar.stdout.close()
         tar.wait()
         if result.returncode != 0 or tar.returncode != 0:
@@ -216,7 +221,7 @@ def build(host: Host, name: str) -> str:
     if spec.wheels:
         command += ["--build-context", f"wheels=/srv/wheels/litellm-{spec.args['LITELLM_VERSION']}"]
     log = host.logs / f"build-{slug}.log"
-    result = host.manager([*command, inside], check=False, timeout=1800)
+    result = host.manager([*command, inside], environ=SCRATCH, check=False, timeout=1800)
     log.write_text(result.stdout + result.stderr)
     if result.returncode != 0:
         raise ImageError(f"building {name} failed: see {log}")
