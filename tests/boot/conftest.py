@@ -4,13 +4,15 @@ current checkout installed, and torn down at the session's end.
 
 Booting needs root, unshare and debootstrap (`make tools` installs debootstrap). Without them the
 booted tests skip with the reason; with CI=true they fail instead, like every missing tool.
-BLUEPRINT_BOOT_KEEP=1 leaves the machine up after the session, for a look with scripts/boot-stack.
+BLUEPRINT_BOOT_KEEP=1 leaves the machine up after the session, for a look with scripts/boot-stack;
+BLUEPRINT_BOOT_PROJECT=DIR installs another checkout than this one (read-only) and tests that.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +21,7 @@ from tests.boot.gateway import Gateway
 from tests.conftest import IN_CI
 
 KEEP = os.environ.get("BLUEPRINT_BOOT_KEEP", "") not in ("", "0")
+PROJECT = Path(os.environ.get("BLUEPRINT_BOOT_PROJECT") or harness.PROJECT)
 _booted: list[harness.Host] = []  # the machine this process booted, for the timings at the end
 
 
@@ -44,7 +47,7 @@ def host():
         _booted.append(machine)
         try:
             machine.up()
-            machine.install()
+            machine.install(PROJECT)
             yield machine
         finally:
             if KEEP:
