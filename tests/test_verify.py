@@ -165,6 +165,14 @@ def test_each_failure_is_named(running):
     assert "Traceback" not in result.stderr
 
 
+def test_lingering_is_skipped_where_loginctl_cannot_tell(running):
+    result = verify(running, FAKE_LINGER="none")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert checklist(result)["lingering on"] == "skip", result.stdout
+    assert "Failed to connect to bus" in result.stdout
+    assert "all 20 checks passed; 1 could not be told here: lingering on" in result.stderr
+
+
 def test_a_stopped_api_fails_its_checks(running, tmp_path):
     config = json.loads(running["config"].read_text())
     config["litellm"]["published_port"] = config["litellm"]["port"] = free_port()
@@ -182,6 +190,7 @@ UNPRICED = {
         "base_url": "http://host.containers.internal:8000/v1",
         "models": [{"id": "my-model", "mock_response": "hi"}],
     },
+    "tuned": {"provider": "openai", "api_key": "${OPENAI_API_KEY}", "models": [{"id": "ft:my-tune", "mock_response": "hi"}]},
     "anthropic": {
         "api_key": "${ANTHROPIC_API_KEY}",
         "models": [{"id": "claude-3-5-haiku-20241022", "mock_response": "hi"}],
@@ -191,14 +200,16 @@ UNPRICED = {
 
 @pytest.mark.parametrize("running", [UNPRICED], indirect=True)
 def test_unpriced_models_and_unset_keys_are_named_with_their_fix(running):
-    """LiteLLM 1.99.4 prices neither a model of your own nor claude-3-5-haiku-20241022: both would
-    cost 0 to every budget. The proxy's own /model/info says so."""
+    """LiteLLM 1.99.4 prices neither a fine-tune of your own nor claude-3-5-haiku-20241022: both would
+    cost 0 to every budget. The proxy's own /model/info says so. A model served on your own hardware
+    costs 0 on purpose and is not named."""
     result = verify(running)
     assert result.returncode == 1
     line = next(line for line in result.stdout.splitlines() if "every model has a price" in line)
     assert line.startswith("[FAIL]")
     assert "claude-3-5-haiku-20241022 (/llm_providers/anthropic/models/0)" in line
-    assert "my-model (/llm_providers/mine/models/0)" in line and "gpt-4o" not in line
+    assert "ft:my-tune (/llm_providers/tuned/models/0)" in line
+    assert "my-model" not in line and "gpt-4o" not in line
     assert '"input_cost_per_token"' in line
     keys = next(line for line in result.stdout.splitlines() if "provider keys set" in line)
     assert keys.startswith("[FAIL]") and "ANTHROPIC_API_KEY (blueprint secrets set ANTHROPIC_API_KEY)" in keys

@@ -96,5 +96,6 @@ def build(
             backup=backup,
         ),
         models={d.name: d.where for d in found.deployments},
+        priced_by_config=frozenset(d.name for d in found.deployments if d.info.keys() & set(gateway.PRICES)),
         notes=tuple(found.notes),
     )

@@ -16,6 +16,7 @@ from blueprint.model import providers as catalog
 from blueprint.model.rules import ENV_REF, enabled, model_name
 from blueprint.model.types import SecretEnv, Sizing
 
+PRICES = ("input_cost_per_token", "output_cost_per_token")  # a model entry's price fields, as LiteLLM names them
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"}
 
 
@@ -87,7 +88,7 @@ def _deployment(model, kind: catalog.Provider, base: Mapping[str, Any], where: s
     for key in ("rpm", "tpm", "max_tokens", "mock_response"):
         if key in model:
             params[key] = model[key]
-    info = {k: model[k] for k in ("input_cost_per_token", "output_cost_per_token") if k in model}
+    info = {k: model.get(k, 0) for k in PRICES} if kind.self_hosted else {k: model[k] for k in PRICES if k in model}
     if "context_window" in model:
         info["max_input_tokens"] = model["context_window"]
     return Deployment(model_name(model), where, params, info)

@@ -48,6 +48,8 @@ class Provider:
     default_base_url: str | None = None
     # LiteLLM's OpenAI client refuses to start without some key, even for servers that need none.
     keyless_api_key: str | None = None
+    # Served on hardware of your own: a model costs nothing per token unless its entry prices it.
+    self_hosted: bool = False
     # What `blueprint init --provider NAME` writes: models LiteLLM 1.99.4 prices where there are
     # any, and the settings the provider needs (YOUR-... marks what a person must fill in).
     starter_models: tuple[str, ...] = ()
@@ -146,6 +148,7 @@ PROVIDERS: dict[str, Provider] = {
             "Ollama",
             _key("OLLAMA_API_KEY", required=False),
             default_base_url=f"http://{HOST_FROM_CONTAINER}:11434",
+            self_hosted=True,
             starter_models=("llama3.2",),
         ),
         Provider(
@@ -154,6 +157,7 @@ PROVIDERS: dict[str, Provider] = {
             "vLLM (OpenAI-compatible server)",
             _key("HOSTED_VLLM_API_KEY", required=False),
             base_url="required",
+            self_hosted=True,
             starter_models=("meta-llama/Llama-3.1-8B-Instruct",),
             starter_fields={"base_url": f"http://{HOST_FROM_CONTAINER}:8000/v1"},
         ),
@@ -163,6 +167,7 @@ PROVIDERS: dict[str, Provider] = {
             "LM Studio",
             _key("LM_STUDIO_API_KEY", required=False),
             base_url="required",
+            self_hosted=True,
             starter_models=("llama-3.2-3b-instruct",),
             starter_fields={"base_url": f"http://{HOST_FROM_CONTAINER}:1234/v1"},
         ),
@@ -173,6 +178,7 @@ PROVIDERS: dict[str, Provider] = {
             _key("OPENAI_COMPATIBLE_API_KEY", required=False),
             base_url="required",
             keyless_api_key="none",
+            self_hosted=True,
             starter_models=("local-model",),
             starter_fields={"base_url": f"http://{HOST_FROM_CONTAINER}:8080/v1"},
         ),

@@ -376,6 +376,7 @@ class Stack:
     sizing: Sizing
     outputs: tuple[Output, ...]
     models: Mapping[str, str] = field(default_factory=dict)  # model name -> its config entry (a JSON pointer)
+    priced_by_config: frozenset[str] = frozenset()  # models whose entry sets a price (self-hosted ones: 0)
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     def service(self, key: str) -> Service | None:
