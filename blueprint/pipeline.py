@@ -223,7 +223,7 @@ def write(
             failure = exc  # the files are written; what systemd did not do stays pending
         else:
             calls, notes = calls + done.calls, done.notes
-            remaining = systemd.Actions(restart=() if restart else todo.restart)
+            remaining = systemd.Actions(restart=done.held if restart else todo.restart)
     manifest.extra["pending"] = remaining.to_json()
     manifest.save()
     if failure is None:
@@ -252,14 +252,15 @@ def _healthy_container(stack: Stack):
 
     by_unit = {s.unit: s for s in stack.services}
 
-    def ready(unit: str) -> None:
+    def ready(unit: str) -> bool:
         service = by_unit[unit]
         deadline = time.monotonic() + service.start_timeout
         while time.monotonic() < deadline:
             found = podman.container(service.container_name)
             if found is not None and found.health == "healthy":
-                return
+                return True
             time.sleep(1)
+        return False
 
     return ready
 

@@ -185,6 +185,7 @@ class Done:
 
     calls: list[list[str]]
     notes: list[str]
+    held: tuple[str, ...] = ()  # replicas not restarted because one before them never became ready
 
 
 def run(
@@ -194,7 +195,7 @@ def run(
     before_write: bool = False,
     wait: float | None = None,
     one_at_a_time: Collection[str] = (),
-    ready: Callable[[str], object] | None = None,
+    ready: Callable[[str], bool] | None = None,
 ) -> Done:
     """Carry out the actions; `before_write` runs only what must happen before files change.
 
@@ -202,7 +203,9 @@ def run(
     ready before the next: with Notify=healthy `systemctl restart` returns once it is healthy, and
     `ready(unit)` waits where the target Podman has no such thing. A restart still waiting after
     `wait` seconds (default RESTART_WAIT) is not an error: systemd goes on with the job (the image
-    may still be downloading), so it is reported, and not repeated by the next apply.
+    may still be downloading), so it is reported, and not repeated by the next apply. A replica
+    that is not ready by then halts the rolling restart: the ones after it keep serving as they
+    were (`held`), as a rollout stops at a pod that never gets ready.
     """
     wait = RESTART_WAIT if wait is None else wait
     done = Done([], [])
@@ -217,18 +220,29 @@ def run(
     if restart and actions.restart:
         together = [u for u in actions.restart if u not in one_at_a_time]
         rolling = [[u] for u in actions.restart if u in one_at_a_time]
-        for group in ([together] if together else []) + rolling:
+        groups = ([together] if together else []) + rolling
+        for at, group in enumerate(groups):
+            one = group[0] in one_at_a_time
             try:
                 done.calls.append(systemctl("restart", *group, timeout=wait))
+                came_up = not one or ready is None or ready(group[0])
             except ToolTimeout:
                 done.calls.append(["systemctl", "--user", "restart", *group])
-                done.notes.append(
-                    f"{', '.join(group)} still starting after {wait:.0f} s; systemd goes on "
-                    "(see `blueprint ps` and `blueprint logs`)"
-                )
+                came_up = False
+            if came_up:
                 continue
-            if ready is not None and group[0] in one_at_a_time:
-                ready(group[0])
+            done.notes.append(
+                f"{', '.join(group)} still starting after {wait:.0f} s; systemd goes on "
+                "(see `blueprint ps` and `blueprint logs`)"
+            )
+            if one:
+                done.held = tuple(u for later in groups[at + 1 :] for u in later)
+                if done.held:
+                    done.notes.append(
+                        f"{', '.join(done.held)} not restarted: they serve as before until {group[0]} is "
+                        "ready; `blueprint apply` restarts them then"
+                    )
+                break
     if actions.enable:
         done.calls.append(systemctl("enable", "--now", *actions.enable))
     return done

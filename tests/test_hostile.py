@@ -437,6 +437,22 @@ def test_a_restart_that_waits_too_long_is_reported_not_repeated(tmp_path, monkey
     assert done.notes and "still starting after 1 s" in done.notes[0]
 
 
+def test_a_replica_that_never_gets_ready_halts_the_rolling_restart(tmp_path, monkeypatch):
+    """A broken release must not reach the second replica: it goes on serving the old one."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "systemctl").write_text(
+        f'#!/bin/sh\necho "$*" >> {tmp_path}/calls\n[ "$2 $3" = "restart litellm@1.service" ] && sleep 30\nexit 0\n'
+    )
+    (fake / "systemctl").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    replicas = ("litellm@1.service", "litellm@2.service")
+    done = systemd.run(systemd.Actions(restart=replicas), wait=1, one_at_a_time=replicas)
+    assert (tmp_path / "calls").read_text().split("\n")[:-1] == ["--user restart litellm@1.service"]
+    assert done.held == ("litellm@2.service",)
+    assert "litellm@2.service not restarted: they serve as before until litellm@1.service is ready" in done.notes[1]
+
+
 def test_verify_without_testinfra_says_how_to_install_it(config, home, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "testinfra", None)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
