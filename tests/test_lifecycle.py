@@ -207,7 +207,13 @@ def test_logs_come_from_the_journal_else_from_podman(world, tmp_path):
     from_podman = world.run("logs", "redis", "-n", "5", "--config", str(world.config), PATH=path)
     assert from_podman.returncode == 0, from_podman.stderr
     assert from_podman.stdout.strip() == "Ready to accept connections"
-    (bin_dir / "journalctl").write_text("#!/bin/sh\necho 'Nov 25 litellm[1]: the journal speaks'\n")
+    for replica in ("litellm-1", "litellm-2"):
+        world.set(world.podman, lambda w, r=replica: w["containers"][r].update(log=[f"served by {r}"]))
+    replicas = world.run("logs", "--config", str(world.config), PATH=path)
+    assert replicas.stdout.splitlines() == ["litellm-1 served by litellm-1", "litellm-2 served by litellm-2"]
+    one = world.run("logs", "litellm@2", "--config", str(world.config), PATH=path)
+    assert one.stdout.strip() == "served by litellm-2", one.stderr
+    (bin_dir / "journalctl").write_text("#!/bin/sh\necho \"$*\" | grep -q 'unit=litellm@1.service --unit=litellm@2' && echo 'Nov 25 litellm[1]: the journal speaks'\n")
     from_journal = world.run("logs", "--config", str(world.config), PATH=path)
     assert from_journal.stdout.strip() == "Nov 25 litellm[1]: the journal speaks"
     (bin_dir / "journalctl").write_text("#!/bin/sh\necho '-- No entries --'\n")

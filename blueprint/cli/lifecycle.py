@@ -91,8 +91,9 @@ def ps(config_path):
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (Ctrl-C ends).")
 @click.option("--lines", "-n", type=click.IntRange(1), default=100, show_default=True, help="Lines to show.")
 def logs(config_path, service, follow, lines):
-    """Show a service's log: litellm (default), litellm-postgres, litellm-redis (or postgres,
-    redis). From the user's journal, else from podman where no journal holds it."""
+    """Show a service's log: litellm (default: every replica, each line named), one replica
+    (litellm@2), litellm-postgres, litellm-redis (or postgres, redis), litellm-front. From the
+    user's journal, else from podman where no journal holds it."""
     from blueprint import pipeline
     from blueprint.ops.inspect import logs as find
     from blueprint.ops.inspect import run_in_place

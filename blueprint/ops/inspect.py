@@ -74,21 +74,28 @@ def age(since: float | None, now: float | None = None) -> str:
     return f"{seconds} s ago"
 
 
-def service_named(stack: Stack, name: str) -> Service:
-    """A service by its name (litellm-postgres), its config section (litellm_postgres) or the
-    short word (postgres, redis)."""
-    for service in stack.services:
-        if name in (service.name, service.key, service.unit, service.name.removeprefix("litellm-")):
-            return service
-    names = ", ".join(s.name for s in stack.services)
+def services_named(stack: Stack, name: str) -> tuple[Service, ...]:
+    """The services a name means: litellm (its config section) is every replica; litellm@2, a
+    container name (litellm-postgres) or the short word (postgres, redis) is one."""
+    found = stack.services_of(name) or tuple(
+        s
+        for s in stack.services
+        if name in (s.name, s.unit, s.unit.removesuffix(".service"), s.name.removeprefix("litellm-"))
+    )
+    if found:
+        return found
+    names = ", ".join(
+        dict.fromkeys([*(s.key for s in stack.services), *(s.unit.removesuffix(".service") for s in stack.services)])
+    )
     raise BlueprintError(f"no service {name!r} in this stack", hint=f"one of: {names}")
 
 
-def logs(stack: Stack, name: str, *, follow: bool, lines: int) -> list[str] | None:
-    """A service's log from the user's journal, else from podman; returns the command to run in
-    this process's place (None: there is neither, which raises)."""
-    service = service_named(stack, name)
-    journal = ["journalctl", "--user", "--unit", service.unit, "--lines", str(lines), "--no-pager", "--quiet"]
+def logs(stack: Stack, name: str, *, follow: bool, lines: int) -> list[str]:
+    """The log of a service (of each replica, for litellm) from the user's journal, else from
+    podman: the command to run in this process's place. Raises where there is neither."""
+    chosen = services_named(stack, name)
+    units = [f"--unit={s.unit}" for s in chosen]
+    journal = ["journalctl", "--user", *units, "--lines", str(lines), "--no-pager", "--quiet"]
     if shutil.which("journalctl"):
         try:
             found = process.text(journal, timeout=30)
@@ -96,12 +103,16 @@ def logs(stack: Stack, name: str, *, follow: bool, lines: int) -> list[str] | No
             found = ""
         if found.strip() and "-- No entries --" not in found:
             return [*journal, "--follow"] if follow else [*journal]
-    if podman.container(service.container_name) is not None:
-        return ["podman", "logs", "--tail", str(lines), *(["--follow"] if follow else []), service.container_name]
+    containers = [s.container_name for s in chosen if podman.container(s.container_name) is not None]
+    if containers:
+        # With more than one, each line says whose it is (--names).
+        named = ["--names"] if len(containers) > 1 else []
+        return ["podman", "logs", *named, "--tail", str(lines), *(["--follow"] if follow else []), *containers]
+    which = ", ".join(s.unit for s in chosen)
     raise ToolError(
-        f"no log for {service.unit}: the user's journal has none and podman has no container {service.container_name}",
+        f"no log for {which}: the user's journal has none and podman has no container for it",
         hint="is it running? (blueprint ps); for a unit that failed before its container started: "
-        f"systemctl --user status {service.unit}",
+        f"systemctl --user status {chosen[0].unit}",
     )
 
 
