@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from tests.boot.harness import HOME, Host
 
@@ -21,12 +23,26 @@ CONFIG = f"{HOME}/blueprint-config.json"
 SECRET_STORE = f"{HOME}/.config/blueprint/secrets.env"
 ENV_DIR = f"{HOME}/.config/blueprint/env"
 UNIT_DIR = f"{HOME}/.config/containers/systemd"
-CONTAINERS = ("litellm-postgres", "litellm-redis", "litellm")  # dependencies first
+# The stack's units, dependencies first: two LiteLLM replicas (instances of litellm@.service) behind
+# the front door, which publishes the API.
+REPLICAS = ("litellm@1", "litellm@2")
+UNITS = ("litellm-postgres", "litellm-redis", *REPLICAS, "litellm-front")
+ENV_FILES = ("litellm-postgres", "litellm-redis", "litellm")  # the replicas share one
 PORT = 4000  # litellm.published_port's default
 
 
+def container(unit: str) -> str:
+    """The container a unit runs: an instance's is named by ContainerName=litellm-%i."""
+    return unit.replace("@", "-")
+
+
+def services(units: Iterable[str] = UNITS) -> list[str]:
+    return [f"{unit}.service" for unit in units]
+
+
 def config(*, backend: str = "file", extra_providers: dict | None = None, redis: bool = True) -> dict:
-    """A small gateway: one worker, few users, models that answer with mock_response (no network)."""
+    """A small gateway: one worker per replica, few users, models that answer with mock_response (no
+    network), each priced by LiteLLM's own price map."""
     providers = {
         "openai": {
             "api_key": "${OPENAI_API_KEY}",
@@ -37,7 +53,7 @@ def config(*, backend: str = "file", extra_providers: dict | None = None, redis:
         },
         "anthropic": {
             "api_key": "${ANTHROPIC_API_KEY}",
-            "models": [{"id": "claude-3-5-haiku-20241022", "mock_response": "hi from claude"}],
+            "models": [{"id": "claude-sonnet-4-5", "mock_response": "hi from claude"}],
         },
         **(extra_providers or {}),
     }
@@ -107,7 +123,7 @@ class Gateway:
 
     # ---- systemd ---------------------------------------------------------------------------------
 
-    def invocation_ids(self, units: Iterable[str] = CONTAINERS) -> dict[str, str]:
+    def invocation_ids(self, units: Iterable[str] = UNITS) -> dict[str, str]:
         """Each unit's InvocationID: systemd makes a new one at every (re)start."""
         return {unit: self.host.show(f"{unit}.service", "InvocationID")["InvocationID"] for unit in units}
 
@@ -162,6 +178,13 @@ class Gateway:
 
     # ---- inside the containers ---------------------------------------------------------------------
 
+    def ask_replica(self, unit: str, model: str) -> Response:
+        """A chat completion sent to one replica directly, from inside its container (no port of a
+        replica is published), with the master key of its own environment."""
+        command = ["podman", "exec", "-i", container(unit), "python3", "-c", ASK_HERE, model]
+        answer = json.loads(self.host.manager(command).stdout)
+        return Response(answer["status"], {}, answer["body"])
+
     def psql(self, sql: str, *, password: str | None = None, check: bool = True):
         """psql in the PostgreSQL container: over TCP with PASSWORD (read from stdin, never argv),
         else on the local socket (trust, like the official image)."""
@@ -178,6 +201,86 @@ class Gateway:
     def redis(self, *args: str, check: bool = True):
         """redis-cli in the Redis container, authenticated by the REDISCLI_AUTH its unit gives it."""
         return self.host.manager(["podman", "exec", "litellm-redis", "redis-cli", "-p", "6379", *args], check=check)
+
+
+# Run in a replica: one chat completion to 127.0.0.1:4000 with its LITELLM_MASTER_KEY; prints
+# {"status": ..., "body": ...}.
+ASK_HERE = """
+import json, os, sys, urllib.error, urllib.request
+body = {"model": sys.argv[1], "messages": [{"role": "user", "content": "which replica?"}], "cache": {"no-cache": True}}
+request = urllib.request.Request("http://127.0.0.1:4000/v1/chat/completions", data=json.dumps(body).encode(),
+    headers={"Content-Type": "application/json", "Authorization": "Bearer " + os.environ["LITELLM_MASTER_KEY"]})
+try:
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        print(json.dumps({"status": answer.status, "body": json.load(answer)}))
+except urllib.error.HTTPError as error:
+    print(json.dumps({"status": error.code, "body": {"raw": error.read().decode(errors="replace")}}))
+"""
+
+
+@dataclass
+class Sent:
+    at: float  # seconds after the load began
+    seconds: float  # until the answer (or the error)
+    outcome: int | str  # the HTTP status, or the error's name
+
+
+@dataclass
+class Load:
+    """A steady loop of chat completions through the front door on 127.0.0.1, RATE per second from a
+    pool of threads, bounded by LIMIT requests and SECONDS; `with Load(...) as load:` runs it for the
+    block. Every request asks for no cache, so each one reaches a replica."""
+
+    gateway: Gateway
+    model: str
+    key: str
+    rate: float = 20
+    limit: int = 3000
+    seconds: float = 150
+    sent: list[Sent] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._pacer = threading.Thread(target=self._pace, name="load", daemon=True)
+
+    def __enter__(self) -> Load:
+        self._began = time.monotonic()
+        self._pacer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._pacer.join()
+
+    def _pace(self) -> None:
+        with ThreadPoolExecutor(max_workers=32, thread_name_prefix="load") as pool:
+            for n in range(self.limit):
+                due = self._began + n / self.rate
+                if self._stop.wait(max(0.0, due - time.monotonic())) or due - self._began > self.seconds:
+                    break
+                pool.submit(self._one)
+
+    def _one(self) -> None:
+        start = time.monotonic()
+        try:
+            outcome: int | str = self.gateway.chat(self.model, "load", key=self.key, cache={"no-cache": True}).status
+        except (OSError, urllib.error.URLError) as error:
+            outcome = type(error).__name__
+        self.sent.append(Sent(start - self._began, time.monotonic() - start, outcome))
+
+    @property
+    def failed(self) -> list[Sent]:
+        return [s for s in self.sent if s.outcome != 200]
+
+    def p99(self) -> float:
+        ordered = sorted(s.seconds for s in self.sent)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
+
+    def summary(self) -> str:
+        outcomes: dict[str, int] = {}
+        for s in self.sent:
+            outcomes[str(s.outcome)] = outcomes.get(str(s.outcome), 0) + 1
+        return f"{len(self.sent)} sent, {len(self.failed)} failed {outcomes}, p99 {self.p99():.2f} s"
 
 
 @dataclass

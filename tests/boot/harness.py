@@ -359,7 +359,8 @@ class Host:
     # ---- between tests ---------------------------------------------------------------------------
 
     def units(self) -> list[str]:
-        """bp's units: what Quadlet generated from its unit files, and its plain systemd units."""
+        """bp's units: what Quadlet generated from its unit files (a template's loaded instances, not
+        the template), and its plain systemd units."""
         names = set()
         generated = self.path(f"/run/user/{UID}/systemd/generator")
         if generated.is_dir():
@@ -367,7 +368,12 @@ class Host:
         own = self.path(f"{HOME}/.config/systemd/user")
         if own.is_dir():
             names |= {p.name for p in own.iterdir() if p.suffix in (".service", ".timer")}
-        return sorted(names)
+        templates = {name for name in names if name.endswith("@.service")}
+        for template in templates:
+            pattern = template.replace("@.", "@*.")
+            listed = self.systemctl("list-units", "--all", "--plain", "--no-legend", pattern, check=False).stdout
+            names |= {line.split()[0] for line in listed.splitlines() if line.strip()}
+        return sorted(names - templates)
 
     def stop_stack(self) -> None:
         units = self.units()

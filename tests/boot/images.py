@@ -55,12 +55,15 @@ class ImageError(RuntimeError):
 
 
 def default_images() -> dict[str, str]:
-    """The images blueprint renders by default, per config section, from the config's schema."""
+    """The images blueprint renders by default, per config section (and the front door's), from the
+    config's schema."""
     schema = json.loads((PROJECT / "schemas" / "blueprint-config.schema.json").read_text())
     sections = schema["properties"]
-    return {
+    found = {
         key: sections[key]["properties"]["image"]["default"] for key in ("litellm", "litellm_postgres", "litellm_redis")
     }
+    found["litellm-front"] = sections["litellm"]["properties"]["front_image"]["default"]
+    return found
 
 
 def litellm_version() -> str:

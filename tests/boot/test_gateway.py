@@ -28,7 +28,22 @@ import time
 
 import pytest
 
-from tests.boot.gateway import CONTAINERS, PORT, UNIT_DIR, ColdStart, Gateway, cold_start, config, mock_answers, refused
+from tests.boot.gateway import (
+    ENV_FILES,
+    PORT,
+    REPLICAS,
+    UNIT_DIR,
+    UNITS,
+    ColdStart,
+    Gateway,
+    Load,
+    cold_start,
+    config,
+    container,
+    mock_answers,
+    refused,
+    services,
+)
 
 pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("boot")]
 
@@ -55,24 +70,25 @@ def test_cold_start_starts_litellm_only_after_postgres_and_redis_are_healthy(hos
     for unit in units:
         wanted = "inactive" if unit.startswith("blueprint-backup-") and unit.endswith(".service") else "active"
         assert gateway.active(unit) == wanted, f"{unit}: {host.systemctl('status', unit, check=False).stdout}"
-    assert {f"{c}.service" for c in CONTAINERS} | {"llm-network.service"} <= set(units)
+    assert set(services()) | {"llm-network.service"} <= set(units)
 
     shown = {
-        name: host.show(f"{name}.service", "Type", "InactiveExitTimestampMonotonic", "ActiveEnterTimestampMonotonic")
-        for name in CONTAINERS
+        unit: host.show(f"{unit}.service", "Type", "InactiveExitTimestampMonotonic", "ActiveEnterTimestampMonotonic")
+        for unit in UNITS
     }
-    for name, properties in shown.items():
+    for unit in ("litellm-postgres", "litellm-redis", *REPLICAS):
         # Notify=healthy: Podman tells systemd the unit is ready only once its health check passed.
-        assert properties["Type"] == "notify", name
-        health = host.podman("inspect", "--format", "{{.State.Health.Status}}", name).stdout.strip()
-        assert health == "healthy", f"{name}: {health}"
-    litellm_began = int(shown["litellm"]["InactiveExitTimestampMonotonic"])
-    for dependency in ("litellm-postgres", "litellm-redis"):
-        healthy_at = int(shown[dependency]["ActiveEnterTimestampMonotonic"])
-        assert 0 < healthy_at <= litellm_began, f"litellm started before {dependency} was healthy: {shown}"
+        assert shown[unit]["Type"] == "notify", unit
+        health = host.podman("inspect", "--format", "{{.State.Health.Status}}", container(unit)).stdout.strip()
+        assert health == "healthy", f"{unit}: {health}"
+    for replica in REPLICAS:
+        began = int(shown[replica]["InactiveExitTimestampMonotonic"])
+        for dependency in ("litellm-postgres", "litellm-redis"):
+            healthy_at = int(shown[dependency]["ActiveEnterTimestampMonotonic"])
+            assert 0 < healthy_at <= began, f"{replica} started before {dependency} was healthy: {shown}"
 
     assert gateway.request("/health/liveliness").status == 200
-    active_after = int(shown["litellm"]["ActiveEnterTimestampMonotonic"]) / 1e6 - stack.began
+    active_after = max(int(shown[unit]["ActiveEnterTimestampMonotonic"]) for unit in UNITS) / 1e6 - stack.began
     host.record("cold start: every unit active", active_after)
     host.record("cold start: first answer on 127.0.0.1", stack.answered)
 
@@ -126,7 +142,10 @@ def test_postgres_and_redis_are_private_and_require_their_passwords(host, gatewa
         assert host.podman("port", name).stdout.strip() == "", f"{name} publishes a port"
         bindings = host.podman("inspect", "--format", "{{json .HostConfig.PortBindings}}", name).stdout.strip()
         assert bindings in ("{}", "null"), f"{name}: {bindings}"
-    assert host.podman("port", "litellm").stdout.split() == ["4000/tcp", "->", f"127.0.0.1:{PORT}"]
+    # Only the front door publishes the API; the replicas are reached through it.
+    assert host.podman("port", "litellm-front").stdout.split() == ["4000/tcp", "->", f"127.0.0.1:{PORT}"]
+    for replica in REPLICAS:
+        assert host.podman("port", container(replica)).stdout.strip() == "", f"{replica} publishes a port"
 
     anonymous = ["podman", "exec", "litellm-redis", "env", "-u", "REDISCLI_AUTH", "redis-cli", "-p", "6379", "ping"]
     answer = host.manager(anonymous, check=False)
@@ -144,16 +163,34 @@ def test_an_apply_that_changes_nothing_restarts_nothing(gateway, stack):
     assert gateway.invocation_ids() == before, applied.stderr
 
 
-def test_a_new_provider_restarts_litellm_only(gateway, stack):
+def test_a_new_provider_drops_no_request_and_restarts_the_replicas_one_at_a_time(host, gateway, stack):
+    """Issue 16: under a steady 20 requests per second through the front door, an apply that adds a
+    provider restarts each replica in turn (nothing else) and not one request fails."""
     before = gateway.invocation_ids()
     gateway.set_secret("MISTRAL_API_KEY", "sk-test-mistral")
     gateway.write_config(config(extra_providers=MISTRAL))
-    applied = gateway.apply()
+    with Load(gateway, "gpt-4o", gateway.master_key) as load:
+        time.sleep(2)  # requests in flight before the change begins
+        began = time.monotonic()
+        applied = gateway.apply()
+        took = time.monotonic() - began
+        time.sleep(2)
+    host.record("apply of a provider change under 20 requests/s", took, load.summary())
     assert applied.returncode == 0, applied.stderr
+    assert len(load.sent) >= 100, load.summary()
+    assert not load.failed, f"{load.summary()}; first failures: {load.failed[:5]}"
+
     after = gateway.invocation_ids()
-    assert after["litellm"] != before["litellm"], "litellm must restart to serve the new model"
-    assert after["litellm-postgres"] == before["litellm-postgres"], applied.stderr
-    assert after["litellm-redis"] == before["litellm-redis"], applied.stderr
+    for unit in UNITS:
+        restarted = after[unit] != before[unit]
+        assert restarted == (unit in REPLICAS), f"{unit} restarted: {restarted}\n{applied.stderr}"
+    # One at a time: the second replica began only once the first was ready again.
+    times = ("ActiveEnterTimestampMonotonic", "InactiveExitTimestampMonotonic")
+    first, second = (host.show(unit, *times) for unit in services(REPLICAS))
+    assert int(first["ActiveEnterTimestampMonotonic"]) <= int(second["InactiveExitTimestampMonotonic"]), (first, second)
+    for replica in REPLICAS:  # each one serves the new model, asked directly
+        reply = gateway.ask_replica(replica, "mistral-small-latest")
+        assert reply.status == 200 and reply.text == "hi from mistral", (replica, reply.body)
     reply = gateway.chat("mistral-small-latest", "hello", key=gateway.master_key, cache={"no-cache": True})
     assert reply.status == 200 and reply.text == "hi from mistral", reply.body
 
@@ -170,7 +207,7 @@ def test_disabling_redis_removes_its_unit_and_keeps_its_volume(host, gateway, st
     assert host.podman("container", "exists", "litellm-redis", check=False).returncode == 1
     assert host.podman("volume", "exists", "systemd-litellm-redis", check=False).returncode == 0
     assert gateway.invocation_ids(["litellm-postgres"]) == postgres_before
-    assert gateway.active("litellm.service") == "active"
+    assert all(gateway.active(unit) == "active" for unit in services(REPLICAS))
     reply = gateway.chat("gpt-4o", "without redis", key=gateway.master_key)
     assert reply.status == 200, reply.body
 
@@ -179,7 +216,7 @@ def test_enabling_redis_again_brings_it_back_with_its_data(host, gateway, stack)
     gateway.write_config(config(extra_providers=MISTRAL))
     applied = gateway.apply()
     assert applied.returncode == 0, applied.stderr
-    gateway.wait_active(f"{c}.service" for c in CONTAINERS)
+    gateway.wait_active(services())
     assert gateway.redis("get", "boot:kept").stdout.strip() == "through a disable"
     reply = gateway.chat("gpt-4o", "with redis again", key=gateway.master_key)
     assert reply.status == 200, reply.body
@@ -218,7 +255,7 @@ def test_backup_run_and_restore_bring_the_data_back(host, gateway, stack):
     assert gateway.secrets()["OPENAI_API_KEY"] == openai_key
     applied = gateway.apply()
     assert applied.returncode == 0, applied.stderr
-    gateway.wait_active(f"{c}.service" for c in CONTAINERS)
+    gateway.wait_active(services())
     assert gateway.request("/health/liveliness").status == 200
     reply = gateway.chat("gpt-4o", "after the restore", key=gateway.master_key, cache={"no-cache": True})
     assert reply.status == 200, reply.body
@@ -233,7 +270,7 @@ def test_verify_passes_on_the_live_stack(host, stack):
 
 
 def test_verify_fails_naming_a_stopped_unit(host, stack):
-    """Leaves litellm-redis (and litellm, which requires it) stopped: the next test starts all."""
+    """Leaves litellm-redis (and the replicas, which require it) stopped: the next test starts all."""
     host.systemctl("stop", "litellm-redis.service", timeout=300)
     result = host.blueprint("verify", timeout=300)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -246,20 +283,20 @@ def test_verify_fails_naming_a_stopped_unit(host, stack):
 
 def test_default_target_brings_the_stack_back_with_its_data_and_secrets(host, gateway, stack):
     store = gateway.secrets()
-    env_files = {name: gateway.env_file(name) for name in CONTAINERS}
+    env_files = {name: gateway.env_file(name) for name in ENV_FILES}
     host.stop_stack()
     assert host.podman("ps", "--quiet").stdout.strip() == "", "every container must be stopped"
 
     began = time.monotonic()
     host.systemctl("start", "default.target", timeout=600)
-    gateway.wait_active(f"{c}.service" for c in CONTAINERS)
+    gateway.wait_active(services())
     host.record("default.target: every unit active", time.monotonic() - began)
     gateway.wait_answering()
     host.record("default.target: first answer", time.monotonic() - began)
 
     assert gateway.secrets() == store
-    assert {name: gateway.env_file(name) for name in CONTAINERS} == env_files
+    assert {name: gateway.env_file(name) for name in ENV_FILES} == env_files
     assert gateway.psql("select v from boot_restore").stdout.strip() == "kept"
     assert gateway.redis("get", "boot:restore").stdout.strip() == "kept"
-    reply = gateway.chat("claude-3-5-haiku-20241022", "back again", key=store["LITELLM_MASTER_KEY"])
+    reply = gateway.chat("claude-sonnet-4-5", "back again", key=store["LITELLM_MASTER_KEY"])
     assert reply.status == 200 and reply.text == "hi from claude", reply.body

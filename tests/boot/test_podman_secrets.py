@@ -12,12 +12,12 @@ import re
 
 import pytest
 
-from tests.boot.gateway import CONTAINERS, ENV_DIR, UNIT_DIR, ColdStart, cold_start, config, refused
+from tests.boot.gateway import ENV_DIR, REPLICAS, UNIT_DIR, UNITS, ColdStart, cold_start, config, refused, services
 
 pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("boot")]
 
 UNIT_FILES = {
-    "litellm": "litellm/litellm.container",
+    "litellm": "litellm/litellm@.container",  # the replicas' template
     "litellm-postgres": "litellm/postgres/litellm-postgres.container",
     "litellm-redis": "litellm/redis/litellm-redis.container",
 }
@@ -31,31 +31,33 @@ def stack(host, gateway) -> ColdStart:
     return started
 
 
-def secrets_of(host, container: str) -> dict[str, str]:
+def secrets_of(host, unit_file: str) -> dict[str, str]:
     """The unit's Secret= lines: {environment variable: Podman secret}."""
-    text = host.read_file(f"{UNIT_DIR}/{UNIT_FILES[container]}")
-    assert "EnvironmentFile=" not in text, f"{container} still reads an environment file"
+    text = host.read_file(f"{UNIT_DIR}/{UNIT_FILES[unit_file]}")
+    assert "EnvironmentFile=" not in text, f"{unit_file} still reads an environment file"
     return {target: name for name, target in re.findall(r"^Secret=([^,\s]+),type=env,target=(\w+)$", text, re.M)}
 
 
 def test_podman_secrets_reach_the_containers(host, gateway, stack):
     assert stack.applied.returncode == 0, stack.applied.stderr
-    gateway.wait_active(f"{c}.service" for c in CONTAINERS)
+    gateway.wait_active(services())
     created = set(host.podman("secret", "ls", "--format", "{{.Name}}").stdout.split())
     store = gateway.secrets()
     # Each container's secret variable holds the stored value it is a copy of.
+    litellm = {"LITELLM_MASTER_KEY": "LITELLM_MASTER_KEY", "OPENAI_API_KEY": "OPENAI_API_KEY"}
     copies = {
-        "litellm": {"LITELLM_MASTER_KEY": "LITELLM_MASTER_KEY", "OPENAI_API_KEY": "OPENAI_API_KEY"},
-        "litellm-postgres": {"POSTGRES_PASSWORD": "POSTGRES_PASSWORD"},
-        "litellm-redis": {"REDISCLI_AUTH": "REDIS_PASSWORD"},
+        "litellm": (litellm, ("litellm-1", "litellm-2")),
+        "litellm-postgres": ({"POSTGRES_PASSWORD": "POSTGRES_PASSWORD"}, ("litellm-postgres",)),
+        "litellm-redis": ({"REDISCLI_AUTH": "REDIS_PASSWORD"}, ("litellm-redis",)),
     }
-    for container, variables in copies.items():
-        wanted = secrets_of(host, container)
-        assert set(variables) <= set(wanted), f"{container}: {wanted}"
+    for unit_file, (variables, containers) in copies.items():
+        wanted = secrets_of(host, unit_file)
+        assert set(variables) <= set(wanted), f"{unit_file}: {wanted}"
         assert set(wanted.values()) <= created, f"missing Podman secrets: {set(wanted.values()) - created}"
-        for variable, stored in variables.items():
-            value = host.podman("exec", container, "printenv", variable).stdout.strip()
-            assert value == store[stored], f"{variable} in {container} is not the stored {stored}"
+        for container in containers:
+            for variable, stored in variables.items():
+                value = host.podman("exec", container, "printenv", variable).stdout.strip()
+                assert value == store[stored], f"{variable} in {container} is not the stored {stored}"
     assert not host.path(ENV_DIR).exists() or not any(host.path(ENV_DIR).iterdir()), "env files written anyway"
     reply = gateway.chat("gpt-4o", "hello", key=store["LITELLM_MASTER_KEY"], cache={"no-cache": True})
     assert reply.status == 200, reply.body
@@ -71,11 +73,12 @@ def test_a_rotated_master_key_reaches_litellm_after_apply(host, gateway, stack):
 
     applied = gateway.apply()
     assert applied.returncode == 0, applied.stderr
-    assert host.podman("exec", "litellm", "printenv", "LITELLM_MASTER_KEY").stdout.strip() == new
+    for replica in ("litellm-1", "litellm-2"):
+        assert host.podman("exec", replica, "printenv", "LITELLM_MASTER_KEY").stdout.strip() == new
     after = gateway.invocation_ids()
-    assert after["litellm"] != before["litellm"], "litellm must restart to read the new key"
-    assert after["litellm-postgres"] == before["litellm-postgres"], applied.stderr
-    assert after["litellm-redis"] == before["litellm-redis"], applied.stderr
+    for unit in UNITS:
+        restarted = after[unit] != before[unit]
+        assert restarted == (unit in REPLICAS), f"{unit} restarted: {restarted} (only the replicas read the key)"
     assert gateway.chat("gpt-4o", "new key", key=new, cache={"no-cache": True}).status == 200
     old_key = gateway.chat("gpt-4o", "old key", key=old, cache={"no-cache": True})
     assert refused(old_key), (old_key.status, old_key.body)
