@@ -55,7 +55,6 @@ def postgres(cfg: Mapping[str, Any], sizing: Sizing) -> Service:
             interval="10s",
             timeout="5s",
             retries=5,
-            start_period="30s",
         ),
         # PostgreSQL needs time to write its shutdown checkpoint; podman's 10 s default kills it.
         stop_timeout=60,
@@ -89,9 +88,7 @@ def redis(cfg: Mapping[str, Any], sizing: Sizing) -> Service:
         command=Words(("sh", "-c", script)),
         # redis-cli reads the password from REDISCLI_AUTH, so the health check needs no argv.
         secret_env=(SecretEnv.plain("REDISCLI_AUTH", "REDIS_PASSWORD"),),
-        health=Health(
-            f"redis-cli -p {port} ping | grep -q PONG", interval="10s", timeout="5s", retries=5, start_period="10s"
-        ),
+        health=Health(f"redis-cli -p {port} ping | grep -q PONG", interval="10s", timeout="5s", retries=5),
     )
 
 
@@ -176,7 +173,6 @@ def litellm(
             interval="30s",
             timeout="10s",
             retries=3,
-            start_period="60s",
         ),
     )
 
@@ -206,7 +202,6 @@ def lowered(service: Service, podman: Podman) -> Service:
     """
     options: list[tuple[str, str, Any]] = [*service.health.options()] if service.health else []
     if service.health:
-        options += service.health.startup_options()
         # An unhealthy container is killed, and Restart=always starts it again: left running, it
         # would hold its dependants waiting (podman-systemd.unit(5) advises kill over restart).
         options.append(("HealthOnFailure", "--health-on-failure", "kill"))

@@ -96,24 +96,20 @@ class Health:
     interval: str = "30s"
     timeout: str = "10s"
     retries: int = 3
-    start_period: str = "30s"
 
     def options(self) -> list[tuple[str, str, Any]]:
-        """(Quadlet key, podman run option, value) for each setting."""
+        """(Quadlet key, podman run option, value) for each setting.
+
+        A start-up check comes first: the same command every second until it first passes, then
+        the regular interval. With Notify=healthy the service is ready about a second after it
+        answers, not up to a whole interval later. It never kills a slow start (no retries limit):
+        the unit's start timeout deals with one that never comes up. It replaces a start period,
+        which would also hide a hang in the first minute after a start from the regular check."""
         return [
             ("HealthCmd", "--health-cmd", self.cmd),
             ("HealthInterval", "--health-interval", self.interval),
             ("HealthTimeout", "--health-timeout", self.timeout),
             ("HealthRetries", "--health-retries", self.retries),
-            ("HealthStartPeriod", "--health-start-period", self.start_period),
-        ]
-
-    def startup_options(self) -> list[tuple[str, str, Any]]:
-        """A start-up check: the same command every second until it first passes, then the
-        regular interval. With Notify=healthy the service is ready about a second after it
-        answers, not up to a whole interval later. It never kills a slow start (no retries
-        limit): the regular check and the unit's start timeout deal with one that never comes up."""
-        return [
             ("HealthStartupCmd", "--health-startup-cmd", self.cmd),
             ("HealthStartupInterval", "--health-startup-interval", "1s"),
             ("HealthStartupTimeout", "--health-startup-timeout", self.timeout),
