@@ -245,7 +245,7 @@ class FrontDoor:
     port: int
     upstreams: Words  # host:port of each replica on the network
     try_duration: str = "30s"  # how long a request may wait for a replica that answers
-    health_interval: str = "2s"  # active checks of /health/liveliness
+    health_interval: str = "1s"  # active checks of /health/liveliness: a replica up serves within 1 s
     fail_duration: str = "10s"  # a replica that refused a connection is skipped this long
 
 
