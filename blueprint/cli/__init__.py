@@ -115,4 +115,4 @@ def run(argv: list[str]) -> int:
 
 
 # The commands register themselves on the group when imported.
-from blueprint.cli import deploy, ops, secrets  # noqa: E402, F401
+from blueprint.cli import deploy, export, ops, secrets  # noqa: E402, F401
