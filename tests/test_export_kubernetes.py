@@ -1,0 +1,566 @@
+"""`blueprint export kubernetes`: objects a cluster accepts, that run what the Quadlet units run,
+and that hold no secret unless asked.
+
+The real consumer is kubernetes-validate (the API's OpenAPI schemas, offline) with --strict, which
+also refuses a field Kubernetes does not know; kustomize's and the pods' own rules (selectors that
+select, ports that exist, a pool that fits) are checked on the parsed YAML.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from blueprint import pipeline
+from blueprint.cli import cli as click_group
+from blueprint.errors import ConfigError, ConflictError, SecretError
+from blueprint.export import kubernetes, output
+from blueprint.model.sizing import RESERVED_CONNECTIONS
+from blueprint.model.types import GENERATED, Kind
+from tests.conftest import FIXTURES, ROOT, cli, need, options, store_secrets, write_config
+from tests.test_golden import CASES, KUBERNETES_REPLICAS, fixture_config
+
+# The oldest Kubernetes the export is checked against (kubernetes-validate 1.37.0 bundles 1.25-1.37).
+KUBERNETES_VERSION = "1.31.0"
+LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/component", "app.kubernetes.io/part-of")
+
+
+@pytest.fixture
+def kubernetes_validate() -> str:
+    return need(Path(sys.executable).parent / "kubernetes-validate", "kubernetes-validate (pip, the test extras)")
+
+
+def parsed(manifests: kubernetes.Manifests) -> list[dict]:
+    """The objects as a cluster reads them: through the YAML the export prints."""
+    return list(yaml.safe_load_all(output.dump(manifests.objects)))
+
+
+def one(objects: list[dict], kind: str, name: str | None = None) -> dict:
+    found = [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+    assert len(found) == 1, f"{len(found)} {kind} objects named {name}"
+    return found[0]
+
+
+def container(obj: dict) -> dict:
+    return obj["spec"]["template"]["spec"]["containers"][0]
+
+
+def stand_ins(config: Path) -> dict[str, str]:
+    """A recognisable value for every secret a config's containers need."""
+    stack = pipeline.build_stack(options(config)).stack
+    return {name: f"recognisable-{name.lower().replace('_', '-')}" for name in stack.secret_names}
+
+
+def export_case(case: str, home, **kwargs) -> kubernetes.Manifests:
+    return kubernetes.export(options(fixture_config(case)), replicas=KUBERNETES_REPLICAS.get(case), **kwargs)
+
+
+# ---- the real consumer -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["default", *CASES])
+def test_every_export_passes_kubernetes_validate_strict(case, home, tmp_path, kubernetes_validate):
+    """Both forms: the Secret referenced only, and written with --with-secrets in a namespace."""
+    store_secrets(home, **stand_ins(fixture_config(case)))
+    plain = export_case(case, home)
+    full = export_case(case, home, namespace="llm", with_secrets=True)
+    files = []
+    for name, manifests in (("plain", plain), ("full", full)):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(output.dump(manifests.objects))
+        files.append((path, manifests))
+    result = subprocess.run(
+        [kubernetes_validate, "--strict", "-k", KUBERNETES_VERSION, *(str(p) for p, _ in files)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # An unknown apiVersion or kind is only a warning (rc 0): every object must have passed.
+    passed = re.findall(r"passed for resource (\S+)", result.stdout)
+    expected = [f"{o['kind'].lower()}/{o['metadata']['name']}" for _, m in files for o in m.objects]
+    assert sorted(passed) == sorted(expected), result.stdout
+    assert "Secret" in {o["kind"] for o in full.objects} and "Secret" not in {o["kind"] for o in plain.objects}
+
+
+@pytest.mark.parametrize("case", ["default", *CASES])
+def test_the_pods_fit_together(case, home):
+    """What no schema checks: selectors select, named ports exist, the pools fit PostgreSQL, the
+    images and commands are the Quadlet units', and no secret is passed as a value."""
+    stack = pipeline.build_stack(options(fixture_config(case))).stack
+    objects = parsed(export_case(case, home))
+    pods = {o["metadata"]["name"]: o for o in objects if o["kind"] in ("Deployment", "StatefulSet", "Job")}
+    for obj in objects:
+        labels = obj["metadata"]["labels"]
+        assert all(key in labels for key in LABELS) and labels["app.kubernetes.io/managed-by"] == "blueprint"
+    for svc in (o for o in objects if o["kind"] == "Service"):
+        targets = [
+            p
+            for p in pods.values()
+            if svc["spec"]["selector"].items() <= p["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        assert len(targets) == 1, f"Service {svc['metadata']['name']} selects {len(targets)} workloads"
+        names = {port["name"] for port in container(targets[0])["ports"]}
+        assert {port["targetPort"] for port in svc["spec"]["ports"]} <= names
+    for workload in (o for o in objects if o["kind"] in ("Deployment", "StatefulSet")):
+        assert (
+            workload["spec"]["selector"]["matchLabels"].items()
+            <= workload["spec"]["template"]["metadata"]["labels"].items()
+        )
+    for service in stack.services:
+        workload = pods[service.name]
+        assert container(workload)["image"] == service.image
+        # Kubernetes reads $$ as $: the arguments it runs are the unit's Exec= words.
+        assert [k8s_expand(arg) for arg in container(workload)["args"]] == _expected_args(service, objects)
+        assert one(objects, "Service", service.container_name)["spec"]["ports"][0]["port"] == service.port
+    secret_names = {name for s in stack.services for e in s.secret_env for name in (e.var, *e.needs)}
+    for workload in pods.values():
+        for env in container(workload)["env"]:
+            assert "value" in env or env["valueFrom"]["secretKeyRef"]["name"] == "litellm-secrets"
+            assert not ("value" in env and env["name"] in secret_names), f"{env['name']} passed as a value"
+    _assert_pools_fit(objects)
+
+
+def _expected_args(service, objects) -> list[str]:
+    args = list(service.command)
+    if service.key == "litellm_postgres":  # max_connections may have grown with the replicas
+        exported = [a for a in container(one(objects, "StatefulSet", service.name))["args"] if "max_connections" in a]
+        args = [exported[0] if a.startswith("max_connections=") else a for a in args]
+    return args
+
+
+def k8s_expand(text: str) -> str:
+    """Kubernetes' expansion of a value that defines no variables: $$ is $, and $(X) would be a
+    reference, which an export must never leave unescaped."""
+    assert not re.search(r"(?<!\$)(\$\$)*\$\(", text), f"unescaped $( in {text!r}"
+    return re.sub(r"\$\$", "$", text)
+
+
+def _assert_pools_fit(objects: list[dict]) -> None:
+    postgres = [o for o in objects if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "litellm-postgres"]
+    if not postgres:
+        return
+    deployment = one(objects, "Deployment", "litellm")
+    args = container(deployment)["args"]
+    workers = int(args[args.index("--num_workers") + 1])
+    settings = yaml.safe_load(one(objects, "ConfigMap")["data"]["config.yaml"])["general_settings"]
+    pool = settings["database_connection_pool_limit"]
+    limit = int(next(a for a in container(postgres[0])["args"] if a.startswith("max_connections=")).split("=")[1])
+    assert deployment["spec"]["replicas"] * workers * pool + RESERVED_CONNECTIONS <= limit
+
+
+@pytest.mark.parametrize("case", ["default", *CASES])
+def test_config_map_holds_the_bytes_render_writes(case, home):
+    rendered = pipeline.prepare(options(fixture_config(case)))
+    litellm_yaml = next(f.data for f in rendered.planned if f.output.role.kind is Kind.MOUNTED)
+    config_map = one(parsed(export_case(case, home)), "ConfigMap", "litellm-config")
+    assert config_map["data"]["config.yaml"].encode("utf-8") == litellm_yaml
+    deployment = one(parsed(export_case(case, home)), "Deployment", "litellm")
+    mount = container(deployment)["volumeMounts"][0]
+    assert (mount["mountPath"], mount["subPath"]) == ("/app/config.yaml", "config.yaml")
+    assert container(deployment)["args"][:2] == ["--config", "/app/config.yaml"]
+
+
+def test_config_map_survives_text_yaml_would_mangle(home, tmp_path):
+    """Unicode, quotes, a colon-space, '#', trailing blanks and tabs in a value still come back exactly."""
+    mock = "héllo: wörld # not a comment\n  indented line  \n\ttab \"quoted\" 'single' ✓ \\ end  "
+    config = write_config(
+        tmp_path,
+        {
+            "llm_providers": {"openai": {"models": [{"id": "gpt-4o", "mock_response": mock}]}},
+            "caddy": {"enabled": False},
+        },
+    )
+    rendered = pipeline.prepare(options(config))
+    litellm_yaml = next(f.data for f in rendered.planned if f.output.role.kind is Kind.MOUNTED)
+    config_map = one(parsed(kubernetes.export(options(config))), "ConfigMap")
+    assert config_map["data"]["config.yaml"].encode("utf-8") == litellm_yaml
+    assert yaml.safe_load(config_map["data"]["config.yaml"])["model_list"][0]["litellm_params"]["mock_response"] == mock
+
+
+def test_dollar_signs_in_config_values_reach_the_pod_as_written(home, tmp_path):
+    """Kubernetes expands $(VAR) and $$ in env values and args; a config value never is."""
+    host = "https://langfuse.example.com/$(HOME)/$$x/$y"
+    config = write_config(
+        tmp_path,
+        {
+            "llm_providers": {"openai": {"models": ["gpt-4o"]}},
+            "callbacks": {"langfuse": {"enabled": True, "host": host}},
+        },
+    )
+    env = container(one(parsed(kubernetes.export(options(config))), "Deployment"))["env"]
+    exported = next(e["value"] for e in env if e["name"] == "LANGFUSE_HOST")
+    assert k8s_expand(exported) == host
+
+
+# ---- the proxies ---------------------------------------------------------------------------------
+
+
+def test_proxies_roll_one_at_a_time_and_probe_litellm_health(home):
+    objects = parsed(kubernetes.export(options(ROOT / "blueprint-config.json")))
+    deployment = one(objects, "Deployment", "litellm")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    proxy = container(deployment)
+    ports = {p["name"]: p["containerPort"] for p in proxy["ports"]}
+    assert ports == {"http": 4000}
+    for probe, path in (("readinessProbe", "/health/readiness"), ("livenessProbe", "/health/liveliness")):
+        assert proxy[probe]["httpGet"] == {"path": path, "port": "http"}
+    assert proxy["startupProbe"]["httpGet"]["path"] == "/health/readiness"
+    assert proxy["startupProbe"]["periodSeconds"] * proxy["startupProbe"]["failureThreshold"] >= 300
+    env = {e["name"]: e.get("value") for e in proxy["env"]}
+    assert env["DISABLE_SCHEMA_UPDATE"] == "true" and proxy["env"][-1]["name"] == "DISABLE_SCHEMA_UPDATE"
+    assert "FORWARDED_ALLOW_IPS" not in env and "PROXY_BASE_URL" not in env
+    assert env["UI_USERNAME"] == "admin" and env["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
+    assert proxy["resources"]["limits"]["memory"] == "2176Mi"  # litellm_memory(4 workers)
+    budget = one(objects, "PodDisruptionBudget", "litellm")
+    assert budget["spec"]["minAvailable"] == 1
+    assert (
+        budget["spec"]["selector"]["matchLabels"].items()
+        <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    job = one(objects, "Job")
+    migrate = container(job)
+    assert migrate["command"] == ["python", "litellm/proxy/prisma_migration.py"] and migrate["workingDir"] == "/app"
+    assert migrate["image"] == proxy["image"]
+    url = next(e for e in migrate["env"] if e["name"] == "DATABASE_URL")
+    assert url["valueFrom"]["secretKeyRef"] == {"name": "litellm-secrets", "key": "DATABASE_URL"}
+    assert {"name": "DISABLE_SCHEMA_UPDATE", "value": "false"} in migrate["env"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"
+
+
+def test_a_new_litellm_yaml_or_image_makes_new_pods_and_a_new_job(home, tmp_path):
+    first = parsed(
+        kubernetes.export(options(write_config(tmp_path, {"llm_providers": {"openai": {"models": ["gpt-4o"]}}})))
+    )
+    second = parsed(
+        kubernetes.export(options(write_config(tmp_path, {"llm_providers": {"openai": {"models": ["gpt-4o-mini"]}}})))
+    )
+    third = parsed(
+        kubernetes.export(
+            options(
+                write_config(
+                    tmp_path,
+                    {
+                        "litellm": {"image": "ghcr.io/berriai/litellm:v1.99.5"},
+                        "llm_providers": {"openai": {"models": ["gpt-4o"]}},
+                    },
+                )
+            )
+        )
+    )
+
+    def pod_annotations(objects):
+        return one(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+
+    assert pod_annotations(first) != pod_annotations(second)
+    assert one(first, "Job")["metadata"]["name"] == one(second, "Job")["metadata"]["name"]
+    assert one(first, "Job")["metadata"]["name"] != one(third, "Job")["metadata"]["name"]
+
+
+def test_replicas_come_from_the_flag_then_a_larger_config_value(home):
+    built = pipeline.build_stack(options(ROOT / "blueprint-config.json"))
+    mounted = b"model_list: []\n"
+
+    def replicas(data, asked=None):
+        made = kubernetes.manifests(built.stack, data, mounted, replicas=asked)
+        return one(list(made.objects), "Deployment")["spec"]["replicas"]
+
+    data = built.loaded.data
+    assert "replicas" not in data["litellm"]  # the schema has none yet: the default holds
+    assert replicas(data) == 2
+    assert replicas(data, asked=3) == 3
+    with_replicas = {**data, "litellm": {**data["litellm"], "replicas": 4}}
+    assert replicas(with_replicas) == 4
+    assert replicas({**data, "litellm": {**data["litellm"], "replicas": 1}}) == 2  # one host's count
+    assert replicas(with_replicas, asked=1) == 1
+
+
+def test_one_replica_has_no_disruption_budget_that_would_block_drains(home):
+    made = kubernetes.export(options(ROOT / "blueprint-config.json"), replicas=1)
+    assert "PodDisruptionBudget" not in {o["kind"] for o in made.objects}
+    assert any("no PodDisruptionBudget" in note for note in made.notes)
+
+
+# ---- the database pool -------------------------------------------------------------------------
+
+
+def test_a_pool_that_overflows_a_configured_max_connections_is_refused_with_the_numbers(home):
+    with pytest.raises(ConfigError) as refused:
+        kubernetes.export(options(FIXTURES / "full/blueprint-config.json"))
+    message = refused.value.message
+    assert "/sizing/db_pool_limit" in message
+    assert "2 replicas x 8 workers x 20 connections + 13 reserved = 333" in message
+    assert "max_connections 300" in message
+    assert "db_pool_limit to 17 or less" in refused.value.hint and "--replicas 1" in refused.value.hint
+
+
+@pytest.mark.parametrize(("pool", "fits"), [(17, True), (18, False)])
+def test_the_pool_the_hint_names_is_the_largest_that_fits(home, tmp_path, pool, fits):
+    data = json.loads((FIXTURES / "full/blueprint-config.json").read_text())
+    data["sizing"]["db_pool_limit"] = pool
+    config = write_config(tmp_path, data)
+    if fits:
+        _assert_pools_fit(parsed(kubernetes.export(options(config))))
+    else:
+        with pytest.raises(ConfigError, match="more than PostgreSQL's max_connections 300"):
+            kubernetes.export(options(config))
+
+
+def test_max_connections_from_sizing_grows_with_the_replicas(home):
+    made = kubernetes.export(options(ROOT / "blueprint-config.json"), replicas=3)
+    postgres = container(one(parsed(made), "StatefulSet", "litellm-postgres"))
+    assert f"max_connections={3 * 4 * 25 + RESERVED_CONNECTIONS}" in postgres["args"]
+    assert any("max_connections is 313" in note for note in made.notes)
+    _assert_pools_fit(parsed(made))
+
+
+def test_pool_refusal_from_the_command_line_exits_2_and_prints_nothing(home):
+    result = cli("export", "kubernetes", "--config", str(FIXTURES / "full/blueprint-config.json"))
+    assert result.returncode == 2 and result.stdout == ""
+    assert "error:" in result.stderr and "= 333" in result.stderr and "hint:" in result.stderr
+
+
+# ---- what the config leaves out -----------------------------------------------------------------
+
+
+def test_without_postgres_and_redis_only_the_proxy_is_exported(home):
+    objects = parsed(kubernetes.export(options(FIXTURES / "lean/blueprint-config.json")))
+    assert {o["kind"] for o in objects} == {"ConfigMap", "Service", "Deployment", "PodDisruptionBudget"}
+    env = {e["name"] for e in container(one(objects, "Deployment"))["env"]}
+    assert not env & {"DATABASE_URL", "DISABLE_SCHEMA_UPDATE", "REDIS_PASSWORD"}
+
+
+def test_a_config_without_litellm_is_refused(home, tmp_path):
+    config = write_config(tmp_path, {"litellm": {"enabled": False, "requires": []}})
+    result = cli("export", "kubernetes", "--config", str(config))
+    assert result.returncode == 2 and result.stdout == ""
+    assert "/litellm/enabled" in result.stderr
+
+
+# ---- secrets ----------------------------------------------------------------------------------------
+
+
+RECOGNISABLE = {
+    "LITELLM_MASTER_KEY": "sk-recognisable-master-7f3a",
+    "LITELLM_SALT_KEY": "sk-recognisable-salt-91bc",
+    "UI_PASSWORD": "recognisable-ui-c0de",
+    "POSTGRES_PASSWORD": "recognisable:pg@pass/5e1d",  # needs percent-encoding inside DATABASE_URL
+    "REDIS_PASSWORD": "recognisable-redis-44aa",
+    "OPENAI_API_KEY": "sk-recognisable-openai-0b0e",
+}
+
+
+def forms(value: str) -> list[bytes]:
+    """Every way a value could show up in the output."""
+    return [value.encode(), quote(value, safe="").encode(), base64.b64encode(value.encode())]
+
+
+@pytest.fixture
+def rendered_with_secrets(home, tmp_path):
+    config = write_config(
+        tmp_path, {"llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": ["gpt-4o"]}}}
+    )
+    store_secrets(home, **RECOGNISABLE)
+    result = cli("render", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    return config
+
+
+def test_no_secret_value_leaves_without_with_secrets(rendered_with_secrets, tmp_path):
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "blueprint"),
+            "export",
+            "kubernetes",
+            "--config",
+            str(rendered_with_secrets),
+        ],
+        capture_output=True,
+        env=os.environ,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert b"kind: Deployment" in result.stdout
+    for value in RECOGNISABLE.values():
+        for form in forms(value):
+            assert form not in result.stdout and form not in result.stderr, value
+    out = tmp_path / "k8s"
+    assert cli("export", "kubernetes", "--config", str(rendered_with_secrets), "--out", str(out)).returncode == 0
+    for path in out.iterdir():
+        for value in RECOGNISABLE.values():
+            assert not any(form in path.read_bytes() for form in forms(value)), (path.name, value)
+
+
+def test_with_secrets_the_secret_holds_them_and_stderr_warns(rendered_with_secrets):
+    result = cli("export", "kubernetes", "--config", str(rendered_with_secrets), "--with-secrets")
+    assert result.returncode == 0, result.stderr
+    assert "warning: the output holds secrets" in result.stderr
+    for value in RECOGNISABLE.values():
+        assert value not in result.stderr and quote(value, safe="") not in result.stderr
+    objects = list(yaml.safe_load_all(result.stdout))
+    secret = one(objects, "Secret", "litellm-secrets")
+    assert secret["type"] == "Opaque"
+    data = secret["stringData"]
+    for name, value in RECOGNISABLE.items():
+        assert data[name] == value
+    url = urlsplit(data["DATABASE_URL"])
+    assert (url.hostname, url.port, url.username) == ("litellm-postgres", 5432, "litellm")
+    assert unquote(url.password) == RECOGNISABLE["POSTGRES_PASSWORD"]
+    # The values appear in the Secret and nowhere else.
+    others = yaml.safe_dump_all([o for o in objects if o["kind"] != "Secret"])
+    for value in RECOGNISABLE.values():
+        assert value not in others
+
+
+def test_with_secrets_and_out_the_secret_file_alone_is_0600(rendered_with_secrets, tmp_path):
+    out = tmp_path / "k8s"
+    result = cli("export", "kubernetes", "--config", str(rendered_with_secrets), "--out", str(out), "--with-secrets")
+    assert result.returncode == 0, result.stderr
+    assert "secret-litellm-secrets.yaml holds secrets (mode 0600)" in result.stderr
+    for path in out.iterdir():
+        mode = stat.S_IMODE(path.stat().st_mode)
+        holds = any(value.encode() in path.read_bytes() for value in RECOGNISABLE.values())
+        assert holds == (path.name == "secret-litellm-secrets.yaml"), path.name
+        assert mode == (0o600 if holds else 0o644), (path.name, oct(mode))
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+
+
+def test_with_secrets_refuses_when_render_has_not_made_them(home, tmp_path):
+    config = write_config(tmp_path, {"llm_providers": {"openai": {"models": ["gpt-4o"]}}})
+    with pytest.raises(SecretError) as refused:
+        kubernetes.export(options(config), with_secrets=True)
+    assert "blueprint render" in refused.value.hint
+    assert all(name in refused.value.message for name in GENERATED)
+    assert not home.secret_store.exists(), "the export generated or stored a secret"
+
+
+def test_a_provider_key_not_set_yet_is_optional_and_left_out(home, tmp_path):
+    config = write_config(tmp_path, {"llm_providers": {"openai": {"models": ["gpt-4o"]}}})
+    store_secrets(home, **{name: f"stand-in-{name.lower()}" for name in GENERATED})
+    made = kubernetes.export(options(config), with_secrets=True)
+    objects = parsed(made)
+    assert "OPENAI_API_KEY" not in one(objects, "Secret")["stringData"]
+    ref = next(e for e in container(one(objects, "Deployment"))["env"] if e["name"] == "OPENAI_API_KEY")
+    assert ref["valueFrom"]["secretKeyRef"]["optional"] is True
+    master = next(e for e in container(one(objects, "Deployment"))["env"] if e["name"] == "LITELLM_MASTER_KEY")
+    assert "optional" not in master["valueFrom"]["secretKeyRef"]
+    assert any("OPENAI_API_KEY is not set" in note for note in made.notes)
+
+
+# ---- namespace and --out -------------------------------------------------------------------------
+
+
+def test_namespace_is_set_on_every_object_and_the_kustomization(home, tmp_path):
+    config = ROOT / "blueprint-config.json"
+    objects = parsed(kubernetes.export(options(config), namespace="llm-gateway"))
+    assert {o["metadata"].get("namespace") for o in objects} == {"llm-gateway"}
+    assert all("namespace" not in o["metadata"] for o in parsed(kubernetes.export(options(config))))
+    out = tmp_path / "k8s"
+    assert (
+        cli("export", "kubernetes", "--config", str(config), "--out", str(out), "--namespace", "llm-gateway").returncode
+        == 0
+    )
+    assert yaml.safe_load((out / "kustomization.yaml").read_text())["namespace"] == "llm-gateway"
+    assert cli("export", "kubernetes", "--namespace", "Not_A_Label").returncode == 2
+
+
+def test_out_writes_one_file_per_object_and_a_kustomization_listing_exactly_them(home, tmp_path):
+    out = tmp_path / "k8s"
+    result = cli("export", "kubernetes", "--config", str(ROOT / "blueprint-config.json"), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    kustomization = yaml.safe_load((out / "kustomization.yaml").read_text())
+    assert kustomization["kind"] == "Kustomization" and "namespace" not in kustomization
+    objects_here = sorted(p.name for p in out.iterdir() if p.name not in ("kustomization.yaml", output.RECORD))
+    assert sorted(kustomization["resources"]) == objects_here
+    exported = parsed(kubernetes.export(options(ROOT / "blueprint-config.json")))
+    from_files = []
+    for name in kustomization["resources"]:
+        documents = list(yaml.safe_load_all((out / name).read_text()))
+        assert len(documents) == 1
+        obj = documents[0]
+        assert name == f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o644
+        from_files.append(obj)
+    assert from_files == exported  # the same objects, in the order they are best applied
+
+
+def test_out_refuses_a_directory_it_did_not_write_and_a_file_edited_since(home, tmp_path):
+    config = str(ROOT / "blueprint-config.json")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "deployment.yaml").write_text("kind: Deployment  # mine\n")
+    refused = cli("export", "kubernetes", "--config", config, "--out", str(theirs))
+    assert refused.returncode == 1 and "not written by `blueprint export kubernetes`" in refused.stderr
+    assert [p.name for p in theirs.iterdir()] == ["deployment.yaml"]
+
+    out = tmp_path / "k8s"
+    assert cli("export", "kubernetes", "--config", config, "--out", str(out)).returncode == 0
+    again = cli("export", "kubernetes", "--config", config, "--out", str(out))
+    assert again.returncode == 0 and "0 of 10 files written" in again.stderr  # identical files are left alone
+    edited = out / "deployment-litellm.yaml"
+    edited.write_text(edited.read_text().replace("replicas: 2", "replicas: 5"))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    refused = cli("export", "kubernetes", "--config", config, "--out", str(out), "--replicas", "3")
+    assert refused.returncode == 1 and "deployment-litellm.yaml (edited since the export wrote it)" in refused.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    (out / "notes.txt").write_text("mine")
+    edited.unlink()
+    refused = cli("export", "kubernetes", "--config", config, "--out", str(out))
+    assert refused.returncode == 1 and "notes.txt (not written by the export)" in refused.stderr
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_out_removes_what_an_earlier_export_wrote_and_this_one_does_not(rendered_with_secrets, tmp_path):
+    out = tmp_path / "k8s"
+    config = str(rendered_with_secrets)
+    assert cli("export", "kubernetes", "--config", config, "--out", str(out), "--with-secrets").returncode == 0
+    assert (out / "secret-litellm-secrets.yaml").exists()
+    assert cli("export", "kubernetes", "--config", config, "--out", str(out), "--replicas", "1").returncode == 0
+    assert not (out / "secret-litellm-secrets.yaml").exists()
+    assert not (out / "poddisruptionbudget-litellm.yaml").exists()
+    listed = yaml.safe_load((out / "kustomization.yaml").read_text())["resources"]
+    assert sorted(listed) == sorted(
+        p.name for p in out.iterdir() if p.name not in ("kustomization.yaml", output.RECORD)
+    )
+
+
+def test_a_record_cannot_point_outside_its_directory(home, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    out = tmp_path / "k8s"
+    out.mkdir()
+    (out / output.RECORD).write_text(
+        json.dumps({"written_by": "blueprint export kubernetes", "files": {"../victim.txt": []}})
+    )
+    with pytest.raises(ConflictError):
+        output.write_directory(
+            out, output.files(kubernetes.export(options(ROOT / "blueprint-config.json")).objects, None)
+        )
+    assert victim.read_text() == "keep"
+
+
+# ---- the command line ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["export"], ["export", "kubernetes"]])
+def test_help_teaches_both_forms(command):
+    result = CliRunner().invoke(click_group, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    if command == ["export", "kubernetes"]:
+        for example in ("| kubectl apply -f -", "--out k8s/", "kubectl apply -k k8s/", "--with-secrets", "--namespace"):
+            assert example in result.output
+    else:
+        assert "kubernetes" in result.output
