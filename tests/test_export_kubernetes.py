@@ -21,6 +21,8 @@ from urllib.parse import quote, unquote, urlsplit
 import pytest
 import yaml
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from blueprint import pipeline
 from blueprint.cli import cli as click_group
@@ -330,6 +332,38 @@ def test_pool_refusal_from_the_command_line_exits_2_and_prints_nothing(home):
     result = cli("export", "kubernetes", "--config", str(FIXTURES / "full/blueprint-config.json"))
     assert result.returncode == 2 and result.stdout == ""
     assert "error:" in result.stderr and "= 333" in result.stderr and "hint:" in result.stderr
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    replicas=st.integers(1, 8),
+    workers=st.integers(1, 16),
+    pool=st.integers(1, 60),
+    max_connections=st.one_of(st.none(), st.integers(10, 600)),
+)
+def test_any_pool_either_fits_or_is_refused_with_a_pool_that_would(home, replicas, workers, pool, max_connections):
+    """The arithmetic, for any numbers: what is exported fits, and a refusal's hint is exact."""
+    import tempfile
+
+    data = {"litellm": {"num_workers": workers}, "sizing": {"db_pool_limit": pool}}
+    if max_connections is not None:
+        data["litellm_postgres"] = {"max_connections": max_connections}
+    with tempfile.TemporaryDirectory() as folder:
+        config = write_config(Path(folder), data)
+        try:
+            made = kubernetes.export(options(config), replicas=replicas)
+        except ConfigError as refused:
+            assert "/sizing/db_pool_limit" in refused.message
+            if "replicas x" not in refused.message:
+                return  # one proxy's pools already overflow: the render refuses the config too
+            assert max_connections is not None, "a max_connections from sizing grows instead"
+            hinted = re.search(r"db_pool_limit to (\d+) or less", refused.hint or "")
+            if hinted:
+                fit = int(hinted[1])
+                assert replicas * workers * fit + RESERVED_CONNECTIONS <= max_connections
+                assert replicas * workers * (fit + 1) + RESERVED_CONNECTIONS > max_connections
+            return
+    _assert_pools_fit(parsed(made))
 
 
 # ---- what the config leaves out -----------------------------------------------------------------

@@ -90,7 +90,7 @@ def kubernetes(config_path, out, namespace, replicas, with_secrets):
             say("warning: the output holds secrets (Secret litellm-secrets): keep it out of version control and logs")
         click.echo(output.dump(manifests.objects), nl=False)
         return
-    files = output.files(manifests.objects, namespace)
+    files = output.files(manifests.objects, manifests.namespace)
     changed = output.write_directory(out, files)
     for file in files:
         if file.mode & 0o077 == 0:

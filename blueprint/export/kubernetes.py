@@ -146,7 +146,10 @@ def _replicas(data: Mapping[str, Any], asked: int | None) -> int:
     not have it yet: one host's count says little about a cluster's), else two."""
     if asked is not None:
         return asked
-    return max(DEFAULT_REPLICAS, data["litellm"].get("replicas") or 0)
+    configured = data["litellm"].get("replicas")
+    if isinstance(configured, int) and not isinstance(configured, bool):
+        return max(DEFAULT_REPLICAS, configured)
+    return DEFAULT_REPLICAS
 
 
 def _postgres(stack: Stack, data: Mapping[str, Any], replicas: int, notes: list[str]) -> Service | None:
