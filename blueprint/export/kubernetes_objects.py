@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from hashlib import sha256
 from typing import Any, NamedTuple
 
-from blueprint.model.sizing import litellm_memory
 from blueprint.model.types import GENERATED, Health, SecretEnv, Service
 
 SECRET_NAME = "litellm-secrets"
@@ -29,6 +28,9 @@ PROBE_TIMEOUT = 5  # seconds, as long as the Quadlet health check gives the prox
 # rolling update drops no request.
 PRE_STOP_SECONDS = 5
 MIGRATIONS_TTL = 3600  # seconds a finished migrations Job stays, to be read
+# The migrations import the proxy (one worker's limit, sizing.litellm_memory(1)) and then run
+# Prisma's Node CLI and schema engine beside it; not measured, so twice that, rounded up.
+MIGRATIONS_MEMORY_MB = 1024
 
 
 class Part(NamedTuple):
@@ -237,7 +239,7 @@ def migrations(litellm: Service) -> dict[str, Any]:
             {"name": "ENFORCE_PRISMA_MIGRATION_CHECK", "value": "true"},
             {"name": "DISABLE_SCHEMA_UPDATE", "value": "false"},
         ],
-        "resources": memory(litellm_memory(1)),  # one process, as one worker
+        "resources": memory(MIGRATIONS_MEMORY_MB),
     }
     template = {"metadata": {"labels": MIGRATIONS.labels()}, "spec": pod_spec([container], restartPolicy="OnFailure")}
     # A Job's pod template cannot change once created: a new template (a new image) is a new Job,
