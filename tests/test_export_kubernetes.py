@@ -459,6 +459,8 @@ def test_with_secrets_the_secret_holds_them_and_stderr_warns(rendered_with_secre
 
 
 def test_with_secrets_and_out_the_secret_file_alone_is_0600(rendered_with_secrets, tmp_path):
+    tmp_path.chmod(0o755)
+    parent_mode = stat.S_IMODE(tmp_path.stat().st_mode)
     out = tmp_path / "k8s"
     result = cli("export", "kubernetes", "--config", str(rendered_with_secrets), "--out", str(out), "--with-secrets")
     assert result.returncode == 0, result.stderr
@@ -469,6 +471,7 @@ def test_with_secrets_and_out_the_secret_file_alone_is_0600(rendered_with_secret
         assert holds == (path.name == "secret-litellm-secrets.yaml"), path.name
         assert mode == (0o600 if holds else 0o644), (path.name, oct(mode))
     assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == parent_mode, "the folder holding --out was narrowed"
 
 
 def test_with_secrets_refuses_when_render_has_not_made_them(home, tmp_path):

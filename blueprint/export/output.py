@@ -84,8 +84,11 @@ def write_directory(directory: Path, wanted: list[File]) -> list[File]:
     returns the files that changed. Refuses (ConflictError, nothing written) when the directory
     holds anything an export did not write there, or a file edited since."""
     earlier = _claim(directory)
-    private = any(f.mode & 0o077 == 0 for f in wanted)
-    ensure_dir(directory, 0o700 if private else 0o755)
+    # 0755 for the directory and any missing parent; then 0700 for this one alone when it holds a
+    # secret (ensure_dir given 0700 would narrow an existing parent as well).
+    ensure_dir(directory, 0o755)
+    if any(f.mode & 0o077 == 0 for f in wanted):
+        directory.chmod(0o700)
     # First a record that accepts both the old and the new bytes: a run killed halfway leaves
     # every file one or the other, and the next export still knows them all as its own.
     _record(directory, {**earlier, **{f.name: [*earlier.get(f.name, []), digest(f.data)] for f in wanted}})
