@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST := $(BIN)/pytest -n 2 --dist loadgroup
 
-.PHONY: install render tools test golden fuzz bench lint clean
+.PHONY: install render tools test boot-test boot-down golden fuzz bench lint clean
 
 $(BIN)/blueprint: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ tools: $(BIN)/pytest
 test: tools
 	$(PYTEST)
 
+# Only the booted tests (tests/boot/: the rendered stack under a real systemd --user; root, minutes).
+boot-test: tools
+	$(BIN)/pytest -p no:xdist -v tests/boot
+
+# End a booted machine left up (scripts/boot-stack up, or BLUEPRINT_BOOT_KEEP=1); the cache stays.
+boot-down:
+	scripts/boot-stack down
+
 # Rewrite tests/golden/ and tests/golden-kubernetes/ from tests/fixtures/ (then review the diff before committing it).
 golden: $(BIN)/pytest
 	BLUEPRINT_UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/test_golden.py
@@ -44,4 +52,5 @@ lint: $(BIN)/pytest
 	$(BIN)/ruff check blueprint tests bench
 
 clean:
+	[ ! -e .tools/boot/state/holder.pid ] || TOOLS_DIR=.tools scripts/boot-stack down
 	rm -rf $(VENV) .tools .pytest_cache .hypothesis

@@ -100,7 +100,7 @@ class Manifest:
     def save(self) -> None:
         ensure_dir(self.path.parent, 0o700)
         files = {
-            name: {**{k: v for k, v in asdict(owned.role).items() if v is not None}, "hashes": owned.hashes}
+            name: {**{k: v for k, v in asdict(owned.role).items() if v not in (None, ())}, "hashes": owned.hashes}
             for name, owned in sorted(self.files.items())
         }
         body = {"version": MANIFEST_VERSION, "files": files, **self.extra}
@@ -110,16 +110,19 @@ class Manifest:
 def _owned(name: str, entry: Any, version: Any) -> Owned:
     if version == 1:
         return Owned(_role_of_version_1(name), [str(h) for h in entry])
-    fields = {k: entry.get(k) for k in ("unit", "restarts", "resource")}
-    return Owned(Role(Kind(entry["kind"]), **fields), [str(h) for h in entry["hashes"]])
+    restarts = entry.get("restarts") or ()
+    restarts = (restarts,) if isinstance(restarts, str) else tuple(str(u) for u in restarts)
+    role = Role(Kind(entry["kind"]), entry.get("unit"), restarts, entry.get("resource"))
+    return Owned(role, [str(h) for h in entry["hashes"]])
 
 
 def _role_of_version_1(name: str) -> Role:
     """Manifests of blueprint 0.1 kept hashes only: the role follows from the name there."""
     path = Path(name)
-    if path.suffix in (".container", ".volume", ".network"):
-        kind = Kind(path.suffix[1:])
-        return Role(kind, unit_of(path.name), resource=None if kind is Kind.CONTAINER else podman_name(path.name))
+    if path.suffix == ".container":
+        return Role(Kind.CONTAINER, unit_of(path.name), restarts=(unit_of(path.name),))
+    if path.suffix in (".volume", ".network"):
+        return Role(Kind(path.suffix[1:]), unit_of(path.name), resource=podman_name(path.name))
     if path.suffix in (".service", ".timer"):
         return Role(Kind(path.suffix[1:]), path.name)
     return Role({".env": Kind.ENV, ".caddy": Kind.SITE}.get(path.suffix, Kind.MOUNTED))
@@ -164,6 +167,12 @@ def compare(planned: Iterable[PlannedFile], manifest: Manifest, roots: Iterable[
     return changes
 
 
+def drop_ins(unit_dir: Path) -> list[Path]:
+    """The drop-ins a person keeps beside the units (litellm.container.d/*.conf, container.d/*.conf):
+    the supported way to change a generated unit, and never touched by blueprint."""
+    return sorted(p for p in unit_dir.rglob("*.d/*.conf") if p.is_file()) if unit_dir.is_dir() else []
+
+
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
@@ -184,8 +193,9 @@ def partition(changes: list[Change], *, force: bool = False) -> tuple[list[Chang
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
         raise ConflictError(
             f"{first.path}: {first.reason}{more}; nothing was written",
-            hint="see the changes with `blueprint diff`; keep your edit by moving it into the config, "
-            "or overwrite it with `blueprint render --force`",
+            hint="see the changes with `blueprint diff`; keep your edit by moving it into the config or "
+            "into a drop-in, which blueprint never touches (e.g. ~/.config/containers/systemd/"
+            "litellm.container.d/50-mine.conf); or overwrite it with `blueprint render --force`",
             conflicts=conflicts,
         )
     writes = [c for c in changes if c.writes]

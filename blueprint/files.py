@@ -22,17 +22,22 @@ def digest(data: bytes) -> str:
 def ensure_dir(path: Path, mode: int = 0o755) -> None:
     """Create a directory and its missing parents, each with `mode` set explicitly, whatever the
     umask (under umask 000 mkdir alone would make them writable by everyone). A private directory
-    (no bits for others) is made private even if it existed."""
-    if not path.is_dir():
-        ensure_dir(path.parent, mode)
-        try:
-            path.mkdir()
-        except FileExistsError:
-            pass  # made meanwhile, or a file: the chmod below or the caller's write says which
-        else:
-            path.chmod(mode)
+    (no bits for others) is made private even if it existed; a parent that existed is never
+    changed."""
+    _make(path, mode)
     if mode & 0o077 == 0 and path.stat().st_mode & 0o077:
         path.chmod(mode)
+
+
+def _make(path: Path, mode: int) -> None:
+    if path.is_dir():
+        return
+    _make(path.parent, mode)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return  # made meanwhile, or a file: the caller's write says which
+    path.chmod(mode)
 
 
 @contextmanager
@@ -72,6 +77,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 
 LOCK_WAIT = 600  # seconds: an apply restarting services behind health checks takes minutes
+_held: set[Path] = set()  # the locks this process holds
 
 
 def _say_waiting(holder: str) -> None:
@@ -84,8 +90,12 @@ def lock(path: Path, *, wait: float = LOCK_WAIT, waiting: Callable[[str], None] 
 
     Every command that writes holds it from its first read of the store and the disk to its
     last write, so two runs never interleave. A second run waits for the first (and says so),
-    up to `wait` seconds. The lock file holds the holder's PID, to name it.
+    up to `wait` seconds. The lock file holds the holder's PID, to name it. Taken again in the
+    process that holds it (a command made of others, such as upgrade), it is simply still held.
     """
+    if path in _held:
+        yield
+        return
     ensure_dir(path.parent, 0o700)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
@@ -108,7 +118,11 @@ def lock(path: Path, *, wait: float = LOCK_WAIT, waiting: Callable[[str], None] 
                 time.sleep(0.05)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
+        _held.add(path)
+        try:
+            yield
+        finally:
+            _held.discard(path)
     finally:
         os.close(fd)
 

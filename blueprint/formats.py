@@ -21,7 +21,7 @@ from pathlib import PurePath
 from typing import Any
 
 from blueprint.errors import RenderError
-from blueprint.quadlet import Words
+from blueprint.quadlet import InstanceName, Words
 
 # What may not appear inside one line of any file blueprint writes or reads back: ASCII and C1
 # control characters (newline, carriage return, NEL U+0085) and Unicode's line and paragraph
@@ -59,6 +59,8 @@ def unit_value(value: Any) -> str:
     """Jinja finalize for .container/.volume/.network/.service/.timer templates."""
     if isinstance(value, Words):
         return " ".join(unit_word(w) for w in value)
+    if isinstance(value, InstanceName):
+        return unit_value(str(value).removesuffix("%i")) + "%i"
     if isinstance(value, PurePath):
         return unit_word(str(value))
     if isinstance(value, bool):

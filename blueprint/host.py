@@ -63,6 +63,8 @@ def unprivileged_port_start() -> int:
 def port_taken(address: str, port: int) -> bool:
     """Whether something listens on address:port already (a bind would fail)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As a server binds: a connection closed a moment ago (TIME_WAIT) does not hold the port.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((address, port))
         except PermissionError:

@@ -143,13 +143,20 @@ def roots(paths: Paths) -> tuple[Path, ...]:
 
 
 def render(
-    options: Options, *, force: bool = False, reload: bool = False, restart: bool = True, strict: bool = False
+    options: Options,
+    *,
+    force: bool = False,
+    reload: bool = False,
+    restart: bool = True,
+    strict: bool = False,
+    restart_wait: float | None = None,
 ) -> Outcome:
     """Render and write under the lock, from the first read to the last write."""
     from blueprint.files import lock
 
     with lock(options.paths.lock):
-        return write(prepare(options, strict=strict), force=force, reload=reload, restart=restart)
+        prepared = prepare(options, strict=strict)
+        return write(prepared, force=force, reload=reload, restart=restart, restart_wait=restart_wait)
 
 
 @dataclass
@@ -165,7 +172,14 @@ class Outcome:
     failure: ToolError | None = None
 
 
-def write(prepared: Prepared, *, force: bool = False, reload: bool = False, restart: bool = True) -> Outcome:
+def write(
+    prepared: Prepared,
+    *,
+    force: bool = False,
+    reload: bool = False,
+    restart: bool = True,
+    restart_wait: float | None = None,
+) -> Outcome:
     """Apply a prepared render: secrets first, then files, then (with reload) systemd. The caller
     holds the lock since prepare() (render() does both).
 
@@ -180,13 +194,13 @@ def write(prepared: Prepared, *, force: bool = False, reload: bool = False, rest
     options.paths.stamp.unlink(missing_ok=True)
     order = [s.unit for s in stack.services]
     # Pending actions for units this stack no longer has (a timer removed since) are dropped.
-    units = {u for o in stack.outputs for u in (o.role.unit, o.role.restarts) if u}
+    units = {u for o in stack.outputs for u in (o.role.unit, *o.role.restarts) if u}
     pending = systemd.Actions.from_json(manifest.extra.get("pending")).only(units)
     todo = systemd.merge(pending, systemd.plan_actions(writes, removals, order), order)
     calls: list[list[str]] = []
     notes: list[str] = []
     if reload:
-        _check_ports(stack)
+        _check_ports(stack, manifest)
         # Units that go away are stopped while systemd still has their files.
         calls += systemd.run(todo, before_write=True).calls
     # Secrets reach the store before any file that uses them, so a crash cannot lose one.
@@ -204,12 +218,12 @@ def write(prepared: Prepared, *, force: bool = False, reload: bool = False, rest
     remaining, failure = todo, None
     if reload:
         try:
-            done = systemd.run(todo, restart=restart)
+            done = systemd.run(todo, restart=restart, wait=restart_wait, **_rolling(stack, todo))
         except ToolError as exc:
             failure = exc  # the files are written; what systemd did not do stays pending
         else:
             calls, notes = calls + done.calls, done.notes
-            remaining = systemd.Actions(restart=() if restart else todo.restart)
+            remaining = systemd.Actions(restart=done.held if restart else todo.restart)
     manifest.extra["pending"] = remaining.to_json()
     manifest.save()
     if failure is None:
@@ -218,13 +232,51 @@ def write(prepared: Prepared, *, force: bool = False, reload: bool = False, rest
     return Outcome(prepared, writes, removals, calls, todo, reloaded=reload, notes=notes, failure=failure)
 
 
-def _check_ports(stack: Stack) -> None:
-    """Before anything stops or starts: a port the stack publishes is free, or its own."""
+def _rolling(stack: Stack, todo: Actions) -> dict:
+    """LiteLLM's replicas restart one at a time, each healthy before the next, so one always
+    serves; except when PostgreSQL or Redis restart, which restarts them all (Requires=)."""
+    replicas = stack.services_of("litellm")
+    if len(replicas) < 2:
+        return {}
+    alone = {s.unit for s in replicas if not set(s.requires_units) & set(todo.restart)}
+    ready = None if stack.podman.has("Notify=healthy") else _healthy_container(stack)
+    return {"one_at_a_time": alone, "ready": ready}
+
+
+def _healthy_container(stack: Stack):
+    """Where Podman has no Notify=healthy, restart returns once the container runs: wait for its
+    health check as well (up to the unit's start timeout)."""
+    import time
+
+    from blueprint import podman
+
+    by_unit = {s.unit: s for s in stack.services}
+
+    def ready(unit: str) -> bool:
+        service = by_unit[unit]
+        deadline = time.monotonic() + service.start_timeout
+        while time.monotonic() < deadline:
+            found = podman.container(service.container_name)
+            if found is not None and found.health == "healthy":
+                return True
+            time.sleep(1)
+        return False
+
+    return ready
+
+
+def _check_ports(stack: Stack, manifest: engine.Manifest) -> None:
+    """Before anything stops or starts: a port the stack publishes is free, or held by one of its
+    own services (the one that publishes it now, or the one that did before this change)."""
     from blueprint import systemd
 
+    ours = [s.unit for s in stack.services if s.publish] + [
+        unit for owned in manifest.files.values() if owned.role.kind is Kind.CONTAINER for unit in owned.role.restarts
+    ]
     for service in stack.services:
         for publish in service.publish:
-            if host.port_taken(publish.address, publish.host_port) and not systemd.is_active(service.unit):
+            taken = host.port_taken(publish.address, publish.host_port)
+            if taken and not any(systemd.is_active(unit) for unit in dict.fromkeys(ours)):
                 raise ToolError(
                     f"{publish.address}:{publish.host_port} is taken by another program: {service.unit} could not "
                     "publish its port there; nothing was changed",

@@ -6,7 +6,9 @@ questions that make sense then answer as if nothing existed; the others raise To
 
 from __future__ import annotations
 
+import json
 import shutil
+from dataclasses import dataclass
 
 from blueprint import process
 from blueprint.errors import ToolError
@@ -27,6 +29,35 @@ def volume_exists(name: str) -> bool:
     except ToolError:
         return False
     return True
+
+
+@dataclass(frozen=True)
+class Container:
+    """What podman says of a running (or stopped) container."""
+
+    name: str
+    state: str  # running, exited, ...
+    health: str | None  # healthy, unhealthy, starting; None without a health check
+    image: str
+    started: str  # ISO time, as podman gives it
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == "running" and self.health in ("healthy", None)
+
+
+def container(name: str) -> Container | None:
+    """The container of that name, or None when there is none (or no podman)."""
+    if not installed():
+        return None
+    try:
+        found = json.loads(process.text(["podman", "container", "inspect", name], timeout=30))[0]
+    except (ToolError, ValueError, IndexError):
+        return None
+    state = found.get("State", {})
+    health = (state.get("Health") or state.get("Healthcheck") or {}).get("Status") or None
+    status, started = state.get("Status", "unknown"), state.get("StartedAt", "")
+    return Container(name, status, health, found.get("ImageName", ""), started)
 
 
 def secret_names() -> set[str]:

@@ -25,6 +25,11 @@ class Words(tuple):
 NO_WORDS = Words()
 
 
+class InstanceName(str):
+    """A value that names a template's instance with systemd's %i (ContainerName=litellm-%i): the
+    one specifier blueprint writes; every other % in a value is escaped (formats.py)."""
+
+
 @dataclass(frozen=True, order=True)
 class PodmanVersion:
     major: int
@@ -51,11 +56,17 @@ SINCE = {
         key: PodmanVersion(4, 5)
         for key in ("HealthCmd", "HealthInterval", "HealthTimeout", "HealthRetries", "HealthStartPeriod")
     },
+    "HealthOnFailure": PodmanVersion(4, 5),
     "Secret": PodmanVersion(4, 5),
     "relative Volume": PodmanVersion(4, 5),
     "ShmSize": PodmanVersion(4, 7),
     "unit subdirectories": PodmanVersion(4, 7),
+    **{
+        key: PodmanVersion(4, 5)
+        for key in ("HealthStartupCmd", "HealthStartupInterval", "HealthStartupRetries", "HealthStartupTimeout")
+    },
     "Notify=healthy": PodmanVersion(5, 0),
+    "templates": PodmanVersion(5, 0),
     "StopTimeout": PodmanVersion(5, 0),
     "Memory": PodmanVersion(5, 5),
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import getpass
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -117,7 +117,7 @@ def plan_actions(writes: Iterable[Change], removals: Iterable[Change], order: Se
         role = change.role
         reload = reload or role.kind.is_unit
         if role.kind is Kind.CONTAINER:
-            stop.append(role.unit)
+            stop += role.restarts  # the services running from it (a template's instances)
         elif role.kind is Kind.TIMER:
             disable.append(role.unit)
         elif role.kind is Kind.VOLUME:
@@ -133,9 +133,7 @@ def plan_actions(writes: Iterable[Change], removals: Iterable[Change], order: Se
     for change in writes:
         role = change.role
         reload = reload or role.kind.is_unit
-        if role.kind is Kind.CONTAINER:
-            restart.add(role.unit)
-        elif role.kind is Kind.TIMER:
+        if role.kind is Kind.TIMER:
             if change.status is Status.CREATE:
                 enable.append(role.unit)
             else:
@@ -147,8 +145,7 @@ def plan_actions(writes: Iterable[Change], removals: Iterable[Change], order: Se
             )
         elif role.kind is Kind.SITE:
             notes.append(f"{change.path} was written: reload Caddy (which imports it) to serve it")
-        if role.restarts:
-            restart.add(role.restarts)
+        restart.update(role.restarts)
     return Actions(tuple(stop), tuple(disable), reload, _in_order(restart, order), tuple(enable), tuple(notes))
 
 
@@ -188,14 +185,29 @@ class Done:
 
     calls: list[list[str]]
     notes: list[str]
+    held: tuple[str, ...] = ()  # replicas not restarted because one before them never became ready
 
 
-def run(actions: Actions, *, restart: bool = True, before_write: bool = False) -> Done:
+def run(
+    actions: Actions,
+    *,
+    restart: bool = True,
+    before_write: bool = False,
+    wait: float | None = None,
+    one_at_a_time: Collection[str] = (),
+    ready: Callable[[str], bool] | None = None,
+) -> Done:
     """Carry out the actions; `before_write` runs only what must happen before files change.
 
-    A restart still waiting after RESTART_WAIT is not an error: systemd goes on with the job (the
-    image may still be downloading), so it is reported, and not repeated by the next apply.
+    The units in `one_at_a_time` (LiteLLM's replicas) restart after the others, one by one, each
+    ready before the next: with Notify=healthy `systemctl restart` returns once it is healthy, and
+    `ready(unit)` waits where the target Podman has no such thing. A restart still waiting after
+    `wait` seconds (default RESTART_WAIT) is not an error: systemd goes on with the job (the image
+    may still be downloading), so it is reported, and not repeated by the next apply. A replica
+    that is not ready by then halts the rolling restart: the ones after it keep serving as they
+    were (`held`), as a rollout stops at a pod that never gets ready.
     """
+    wait = RESTART_WAIT if wait is None else wait
     done = Done([], [])
     if before_write:
         if actions.stop:
@@ -206,17 +218,47 @@ def run(actions: Actions, *, restart: bool = True, before_write: bool = False) -
     if actions.daemon_reload:
         done.calls.append(systemctl("daemon-reload"))
     if restart and actions.restart:
-        try:
-            done.calls.append(systemctl("restart", *actions.restart, timeout=RESTART_WAIT))
-        except ToolTimeout:
-            done.calls.append(["systemctl", "--user", "restart", *actions.restart])
+        together = [u for u in actions.restart if u not in one_at_a_time]
+        rolling = [[u] for u in actions.restart if u in one_at_a_time]
+        groups = ([together] if together else []) + rolling
+        for at, group in enumerate(groups):
+            one = group[0] in one_at_a_time
+            try:
+                done.calls.append(systemctl("restart", *group, timeout=wait))
+                came_up = not one or ready is None or ready(group[0])
+            except ToolTimeout:
+                done.calls.append(["systemctl", "--user", "restart", *group])
+                came_up = False
+            if came_up:
+                continue
             done.notes.append(
-                f"{', '.join(actions.restart)} still starting after {RESTART_WAIT} s; systemd goes on "
-                "(see `systemctl --user status` and the unit's log)"
+                f"{', '.join(group)} still starting after {wait:.0f} s; systemd goes on "
+                "(see `blueprint ps` and `blueprint logs`)"
             )
+            if one:
+                done.held = tuple(u for later in groups[at + 1 :] for u in later)
+                if done.held:
+                    done.notes.append(
+                        f"{', '.join(done.held)} not restarted: they serve as before until {group[0]} is "
+                        "ready; `blueprint apply` restarts them then"
+                    )
+                break
     if actions.enable:
         done.calls.append(systemctl("enable", "--now", *actions.enable))
     return done
+
+
+def show(unit: str, *properties: str, timestamps: str | None = None) -> dict[str, str]:
+    """Properties of a unit (`systemctl --user show`); {} when systemd cannot tell. `timestamps`
+    is systemctl's --timestamp style (e.g. "unix": "@1732531200")."""
+    style = [f"--timestamp={timestamps}"] if timestamps else []
+    try:
+        out = process.text(
+            ["systemctl", "--user", "show", unit, *style, *(f"--property={p}" for p in properties)], timeout=30
+        )
+    except ToolError:
+        return {}
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
 def is_active(unit: str) -> bool:

@@ -90,6 +90,9 @@ def string_pointers(data, prefix="") -> list[str]:
 
 # ---- structure of rendered output, as its consumers read it ----------------------------------
 
+# The service Quadlet makes of LiteLLM's unit in the default layout: the template of its replicas.
+LITELLM = "litellm@.service"
+
 TOOLS = Path(os.environ.get("TOOLS_DIR", Path(__file__).resolve().parent.parent / ".tools"))
 QUADLET = TOOLS / "trixie/root/usr/libexec/podman/quadlet"  # Podman 5.4
 NEWEST_QUADLET = TOOLS / "sid/root/usr/libexec/podman/quadlet"  # Podman 5.8

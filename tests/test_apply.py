@@ -33,7 +33,7 @@ def render(config, *args):
 
 def test_edit_status_refuse_keep_force(config, home):
     assert render(config).returncode == 0
-    unit = home.unit_dir / "litellm/litellm.container"
+    unit = home.unit_dir / "litellm/litellm@.container"
     original = unit.read_bytes()
     # Everything identical right after a render.
     status = cli("status", "--config", str(config), env=ENV)
@@ -44,7 +44,7 @@ def test_edit_status_refuse_keep_force(config, home):
     unit.write_bytes(edited)
     status = cli("status", "--config", str(config), env=ENV)
     assert (
-        "conflict   ~/.config/containers/systemd/litellm/litellm.container  (edited since blueprint wrote it)"
+        "conflict   ~/.config/containers/systemd/litellm/litellm@.container  (edited since blueprint wrote it)"
         in status.stdout.replace(str(home.home), "~")
     )
 
@@ -190,7 +190,7 @@ def test_modes_and_no_world_readable_secret(config, home):
     for path, mode in [
         (home.secret_store, 0o600),
         (home.env_dir / "litellm.env", 0o600),
-        (home.unit_dir / "litellm/litellm.container", 0o644),
+        (home.unit_dir / "litellm/litellm@.container", 0o644),
     ]:
         assert path.stat().st_mode & 0o777 == mode, path
     (home.env_dir / "litellm.env").chmod(0o644)

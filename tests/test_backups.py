@@ -177,7 +177,10 @@ def test_backup_destroy_restore_round_trip(stack):
     assert restored.returncode == 0, restored.stderr
     assert psql(stack, 'SELECT model, spend FROM "LiteLLM_SpendLogs" ORDER BY id') == "gpt-4o|0.25\nclaude|1.5"
     calls = stack["systemctl_log"].read_text().splitlines()
-    assert calls == ["stop litellm.service", "start litellm.service"], "litellm is stopped around the restore"
+    assert calls == [
+        "stop litellm@1.service litellm@2.service",
+        "start litellm@1.service litellm@2.service",
+    ], "every replica is stopped around the restore"
 
     stack["systemctl_log"].unlink()
     restored = cli("restore", "redis", "--yes", "--config", str(stack["config"]), env=stack["env"])
@@ -186,10 +189,10 @@ def test_backup_destroy_restore_round_trip(stack):
     assert redis(stack, "GET", "litellm.cache:abc") == "cached answer"
     assert redis(stack, "GET", "router:cooldown") == "1"
     assert stack["systemctl_log"].read_text().splitlines() == [
-        "stop litellm.service",
+        "stop litellm@1.service litellm@2.service",
         "stop litellm-redis.service",
         "start litellm-redis.service",
-        "start litellm.service",
+        "start litellm@1.service litellm@2.service",
     ]
 
 

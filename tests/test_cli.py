@@ -31,6 +31,14 @@ COMMANDS = [
     ["backup", "list"],
     ["restore"],
     ["verify"],
+    ["init"],
+    ["upgrade"],
+    ["ps"],
+    ["logs"],
+    ["up"],
+    ["down"],
+    ["uninstall"],
+    ["secrets", "rm"],
 ]
 
 
@@ -50,7 +58,7 @@ def test_top_level_help_teaches_the_first_run(home):
     second = cli("--help", env={"COLUMNS": "80"})  # the kept copy
     assert first.returncode == second.returncode == 0
     assert first.stdout == second.stdout
-    for word in ("blueprint render", "systemctl --user daemon-reload", "blueprint apply", "secrets set"):
+    for word in ("blueprint init", "systemctl --user daemon-reload", "blueprint apply", "secrets set", "upgrade"):
         assert word in first.stdout
     wide = cli("--help", env={"COLUMNS": "200"})
     assert wide.stdout != first.stdout, "another terminal width is rendered anew"
@@ -101,7 +109,7 @@ def test_default_config_is_used_outside_a_project(home, tmp_path):
     """No ./blueprint-config.json and no --config: the shipped default renders."""
     result = cli("render", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (home.unit_dir / "litellm/litellm.container").exists()
+    assert (home.unit_dir / "litellm/litellm@.container").exists()
 
 
 def test_blueprint_config_env_var(home, tmp_path):
@@ -172,4 +180,4 @@ def test_install_from_a_wheel_works_from_any_directory(tmp_path):
         env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr
-    assert (home / ".config/containers/systemd/litellm/litellm.container").exists()
+    assert (home / ".config/containers/systemd/litellm/litellm@.container").exists()

@@ -143,7 +143,7 @@ CASES = {
     ),
     "pool exceeds connections": (
         with_(sizing={"users": 500, "db_pool_limit": 50}),
-        r"/sizing/db_pool_limit: 8 workers x 50 connections \+ 13 reserved = 413",
+        r"/sizing/db_pool_limit: 2 replicas x 4 workers x 50 connections \+ 13 reserved = 413",
     ),
     "cache without redis": (
         with_(litellm={"requires": ["litellm_postgres"]}, litellm_redis={"enabled": False}),
@@ -224,7 +224,7 @@ def test_validate_reports_the_same_errors_and_writes_nothing(home, tmp_path):
 def test_only_llm_providers_renders_with_defaults(home, tmp_path):
     result = cli("render", "--config", str(write_config(tmp_path, GOOD)), env={"OPENAI_API_KEY": "sk-test"})
     assert result.returncode == 0, result.stderr
-    assert (home.unit_dir / "litellm/litellm.container").exists()
+    assert (home.unit_dir / "litellm/litellm@.container").exists()
     assert (home.unit_dir / "llm.network").exists()
 
 

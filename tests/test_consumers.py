@@ -33,7 +33,8 @@ GENERATORS = {
 PODMAN = TOOLS / "trixie/root/usr/bin/podman"
 ALL = ["default", *CASES]
 GOLDEN = ROOT / "tests" / "golden"
-WITH_SITE = [c for c in ALL if any(GOLDEN.glob(f"{c}/**/*.caddy"))]
+WITH_SITE = [c for c in ALL if any(GOLDEN.glob(f"{c}/**/litellm.caddy"))]
+WITH_FRONT_DOOR = [c for c in ALL if any(GOLDEN.glob(f"{c}/**/litellm-front.caddy"))]
 WITH_BACKUPS = [c for c in ALL if any(GOLDEN.glob(f"{c}/**/blueprint-backup-*.timer"))]
 
 
@@ -83,9 +84,9 @@ def test_quadlet_generator_accepts_units(case, suite, tmp_path):
     if generator_version(generator) >= target:
         assert result.returncode == 0, result.stderr
         services = set(re.findall(r"^---(.+)---$", result.stdout, re.M))
-        expected = {s.unit for s in prepared.stack.services} | {f"{prepared.stack.network.name}-network.service"}
-        expected |= {f"{v.name}-volume.service" for v in prepared.stack.volumes}
-        assert services == expected
+        # What Quadlet makes of each unit file (litellm@.container: the template litellm@.service).
+        kinds = (Kind.CONTAINER, Kind.NETWORK, Kind.VOLUME)
+        assert services == {o.role.unit for o in prepared.stack.outputs if o.role.kind in kinds}
     else:
         # A generator older than the target refuses precisely the newer keys.
         assert result.returncode != 0
@@ -157,6 +158,37 @@ def test_caddy_validates_the_site(case, tmp_path, caddy):
     assert prepared.stack.site.upstream in adapted.stdout
 
 
+@pytest.mark.parametrize("case", WITH_FRONT_DOOR)
+def test_caddy_validates_the_front_door(case, tmp_path, caddy):
+    """The front door's Caddyfile: valid, formatted, listening on LiteLLM's port, balancing over
+    every replica with health checks and retries."""
+    prepared = render_case(case, tmp_path)
+    door = prepared.stack.front_door
+    path = next(o.path for o in prepared.stack.outputs if o.values.get("door") is door)
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data")}
+    result = subprocess.run(
+        [caddy, "validate", "--config", str(path), "--adapter", "caddyfile"], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    fmt = subprocess.run([caddy, "fmt", "--diff", str(path)], capture_output=True, text=True, timeout=60)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+    adapted = json.loads(
+        subprocess.run(
+            [caddy, "adapt", "--config", str(path), "--adapter", "caddyfile"], capture_output=True, text=True
+        ).stdout
+    )
+    assert adapted["admin"] == {"disabled": True}
+    (server,) = adapted["apps"]["http"]["servers"].values()
+    assert server["listen"] == [f":{door.port}"]
+    proxy = server["routes"][0]["handle"][0]
+    assert [u["dial"] for u in proxy["upstreams"]] == list(door.upstreams)
+    assert [u.split(":")[0] for u in door.upstreams] == [
+        s.container_name for s in prepared.stack.services_of("litellm")
+    ]
+    assert proxy["load_balancing"]["try_duration"] > 0, "a request meeting a restarting replica is retried"
+    assert proxy["health_checks"]["active"]["uri"] == "/health/liveliness"
+
+
 CHECK = ROOT / "tests" / "litellm_load.py"
 
 
@@ -177,7 +209,7 @@ def test_litellm_loads_every_rendered_config(tmp_path, litellm_python, redis_ser
         jobs.append(
             {
                 "case": case,
-                "yaml": str(prepared.stack.output(Kind.MOUNTED).path),
+                "yaml": str(prepared.stack.gateway_file),
                 "env": str(env_file) if env_file.exists() else None,
                 "extra_env": {k: v for k, v in prepared.options.environ.items() if v.startswith("stand-in")},
                 "hosts": {"litellm-redis:6379": f"127.0.0.1:{redis_port}"},

@@ -40,7 +40,7 @@ def test_unchanged_render_takes_the_fast_path_and_agrees_with_the_full_one(confi
 
 
 def test_a_hand_edit_is_still_a_conflict(config, home):
-    unit = home.unit_dir / "litellm/litellm.container"
+    unit = home.unit_dir / "litellm/litellm@.container"
     unit.write_text(unit.read_text().replace("RestartSec=5s", "RestartSec=9s"))
     result = render(config)
     assert not fast(result)
@@ -48,7 +48,7 @@ def test_a_hand_edit_is_still_a_conflict(config, home):
 
 
 def test_an_edit_that_keeps_size_and_mtime_is_still_seen(config, home):
-    unit = home.unit_dir / "litellm/litellm.container"
+    unit = home.unit_dir / "litellm/litellm@.container"
     before = unit.stat()
     unit.write_text(unit.read_text().replace("RestartSec=5s", "RestartSec=6s"))
     os.utime(unit, ns=(before.st_atime_ns, before.st_mtime_ns))
@@ -81,7 +81,7 @@ def test_a_changed_config_renders(config, home):
     write_config(config.parent, {**CONFIG, "litellm": {"num_workers": 2}})
     result = render(config)
     assert not fast(result)
-    words = podman_run(home, "litellm.service")
+    words = podman_run(home, injection.LITELLM)
     assert words[words.index("--num_workers") + 1] == "2"
     assert fast(render(config))
 
@@ -113,10 +113,11 @@ def test_a_podman_appearing_on_path_renders_for_its_version(config, home, tmp_pa
     (bin_dir / "podman").chmod(0o755)
     result = render(config, env={**ENV, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
     assert not fast(result)
-    assert "--sdnotify=healthy" not in podman_run(home, "litellm.service"), "Podman 4.9 has no Notify=healthy"
+    # Podman 4.9 has neither templates nor Notify=healthy: the replicas are units of their own.
+    assert "--sdnotify=healthy" not in podman_run(home, "litellm-1.service"), "Podman 4.9 has no Notify=healthy"
     assert fast(render(config, env={**ENV, "PATH": f"{bin_dir}:{os.environ['PATH']}"}))
     assert not fast(render(config)), "without that podman on PATH, the units are written for 5.4 again"
-    assert "--sdnotify=healthy" in podman_run(home, "litellm.service")
+    assert "--sdnotify=healthy" in podman_run(home, injection.LITELLM)
 
 
 def test_pending_restarts_keep_apply_on_the_full_path(config, home):
@@ -147,7 +148,7 @@ def test_an_interrupted_write_leaves_no_stamp(config, home):
     from blueprint import pipeline
     from tests.conftest import options
 
-    write_config(config.parent, {**CONFIG, "litellm": {"num_workers": 3}})
+    write_config(config.parent, {**CONFIG, "litellm": {"num_workers": 1}})
     prepared = pipeline.prepare(options(config, HOME=str(home.home), **ENV))
 
     def explode(*args, **kwargs):

@@ -86,7 +86,7 @@ def test_a_caddy_site_is_written_by_default_and_says_how_it_was_named(
     site = (home.unit_dir / "litellm/litellm.caddy").read_text()
     assert any(line.startswith(address + " ") for line in site.splitlines()), site
     services = injection.quadlet_services(home.unit_dir)
-    assert injection.container_environment(services, "litellm.service")["PROXY_BASE_URL"] == address
+    assert injection.container_environment(services, injection.LITELLM)["PROXY_BASE_URL"] == address
 
 
 def test_caddy_enabled_false_removes_the_site_and_says_which_import_to_take_out(home, tmp_path):
@@ -99,7 +99,7 @@ def test_caddy_enabled_false_removes_the_site_and_says_which_import_to_take_out(
     assert result.returncode == 0 and not site.exists()
     assert f"take the line `import {site}` out of your Caddyfile" in result.stderr
     services = injection.quadlet_services(home.unit_dir)
-    assert "PROXY_BASE_URL" not in injection.container_environment(services, "litellm.service")
+    assert "PROXY_BASE_URL" not in injection.container_environment(services, injection.LITELLM)
 
 
 def test_public_metrics_are_answered_to_this_host_only(home, tmp_path, caddy):
@@ -138,9 +138,8 @@ def test_litellm_gets_the_settings_that_make_the_readme_true(home, tmp_path):
 def test_the_memory_limit_follows_the_workers(home, tmp_path):
     """4 workers measured 1.43 GB at rest: the limit leaves half as much again on top."""
     for workers, limit in ((1, 448), (4, 2176), (8, 3904)):
-        config = write_config(
-            tmp_path, {**OLLAMA, "litellm": {"num_workers": workers}, "sizing": {"db_pool_limit": 10}}
-        )
+        litellm = {"num_workers": workers, "replicas": 1}
+        config = write_config(tmp_path, {**OLLAMA, "litellm": litellm, "sizing": {"db_pool_limit": 10}})
         stack = pipeline.build_stack(options(config, HOME=str(home.home))).stack
         assert stack.service("litellm").memory_mb == limit
         assert limit >= 1.5 * (285 * workers + (290 if workers > 1 else 0))
@@ -194,7 +193,7 @@ def test_apply_refuses_a_port_another_program_holds_and_changes_nothing(home, tm
     port = free_port()
     config = write_config(tmp_path, {**OLLAMA, "litellm": {"published_port": port}})
     env = {"PATH": f"{FAKES}:{os.environ['PATH']}", "FAKE_SYSTEMCTL": str(tmp_path / "sd.json")}
-    (tmp_path / "sd.json").write_text(json.dumps({"inactive": ["litellm.service"]}))
+    (tmp_path / "sd.json").write_text(json.dumps({"inactive": ["litellm-front.service"]}))
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", port))
         squatter.listen()

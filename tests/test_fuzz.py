@@ -126,9 +126,10 @@ def check(document: bytes) -> str:
             return "podman secrets (needs podman; covered in test_secrets)"
         pipeline.write(prepared)
         services = injection.quadlet_services(prepared.options.paths.unit_dir, prepared.stack.podman.version)
-        assert set(services) >= {s.unit for s in prepared.stack.services}
+        # Every unit file becomes its service (a template its template service).
+        assert set(services) >= {o.role.unit for o in prepared.stack.outputs if o.role.kind is Kind.CONTAINER}
         if prepared.stack.gateway is not None:
-            injection.load_yaml(prepared.stack.output(Kind.MOUNTED).path)
+            injection.load_yaml(prepared.stack.gateway_file)
         return "rendered"
     finally:
         shutil.rmtree(directory, ignore_errors=True)

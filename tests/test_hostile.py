@@ -180,8 +180,8 @@ def test_moving_xdg_config_home_keeps_every_secret_and_removes_nothing(config, h
     after = rendered(config, XDG_CONFIG_HOME=str(moved))
     for name in ("LITELLM_SALT_KEY", "POSTGRES_PASSWORD", "LITELLM_MASTER_KEY", "REDIS_PASSWORD"):
         assert after[name] == before[name], name
-    assert (home.unit_dir / "litellm/litellm.container").exists(), "the other folder's files are left alone"
-    assert (moved / "containers/systemd/litellm/litellm.container").exists()
+    assert (home.unit_dir / "litellm/litellm@.container").exists(), "the other folder's files are left alone"
+    assert (moved / "containers/systemd/litellm/litellm@.container").exists()
 
 
 def test_a_password_lost_with_the_store_comes_back_from_the_database_url(config, home):
@@ -437,9 +437,42 @@ def test_a_restart_that_waits_too_long_is_reported_not_repeated(tmp_path, monkey
     assert done.notes and "still starting after 1 s" in done.notes[0]
 
 
+def test_a_replica_that_never_gets_ready_halts_the_rolling_restart(tmp_path, monkeypatch):
+    """A broken release must not reach the second replica: it goes on serving the old one."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "systemctl").write_text(
+        f'#!/bin/sh\necho "$*" >> {tmp_path}/calls\n[ "$2 $3" = "restart litellm@1.service" ] && sleep 30\nexit 0\n'
+    )
+    (fake / "systemctl").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    replicas = ("litellm@1.service", "litellm@2.service")
+    done = systemd.run(systemd.Actions(restart=replicas), wait=1, one_at_a_time=replicas)
+    assert (tmp_path / "calls").read_text().split("\n")[:-1] == ["--user restart litellm@1.service"]
+    assert done.held == ("litellm@2.service",)
+    assert "litellm@2.service not restarted: they serve as before until litellm@1.service is ready" in done.notes[1]
+
+
 def test_verify_without_testinfra_says_how_to_install_it(config, home, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "testinfra", None)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
     assert cli_module.run(["verify", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert "blueprint verify needs testinfra" in err and "pip install 'blueprint[verify]'" in err
+
+
+def test_making_a_private_folder_never_changes_a_folder_that_existed(tmp_path):
+    """ensure_dir once tightened every folder on its way up: /tmp itself became 0700."""
+    from blueprint.files import ensure_dir
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    ensure_dir(shared / "a" / "b", 0o700)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert stat.S_IMODE((shared / "a").stat().st_mode) == 0o700
+    existing = shared / "loose"
+    existing.mkdir(mode=0o755)
+    existing.chmod(0o755)
+    ensure_dir(existing, 0o700)
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o700, "the folder asked for is made private"

@@ -66,7 +66,7 @@ def consumers_view(prepared, caddy):
     stack = prepared.stack
     view = {"units": injection.shape(injection.quadlet_services(paths.unit_dir))}
     if stack.gateway is not None:
-        view["yaml"] = injection.yaml_shape(injection.load_yaml(stack.output(Kind.MOUNTED).path))
+        view["yaml"] = injection.yaml_shape(injection.load_yaml(stack.gateway_file))
     if stack.site is not None:
         adapted = subprocess.run(
             [caddy, "adapt", "--config", str(stack.output(Kind.SITE).path), "--adapter", "caddyfile"],
@@ -143,7 +143,7 @@ def test_url_payloads_reach_units_as_one_intact_argument(tmp_path, baseline):
     data = injection.put(injection.BASE, "/callbacks/lago/api_base", url)
     prepared = render(data, tmp_path)
     services = injection.quadlet_services(prepared.options.paths.unit_dir)
-    exec_start = dict(services["litellm.service"])["Service.ExecStart"]
+    exec_start = dict(services[injection.LITELLM])["Service.ExecStart"]
     words = injection.exec_words(exec_start)
     assert f"LAGO_API_BASE={url}" in words
 
@@ -155,7 +155,7 @@ def test_home_directories_with_special_characters(payload, tmp_path, baseline, c
     prepared = render(injection.BASE, tmp_path, HOME=str(home))
     services = injection.quadlet_services(prepared.options.paths.unit_dir)
     assert injection.shape(services) == consumers_view(baseline, caddy)["units"]
-    words = injection.exec_words(dict(services["litellm.service"])["Service.ExecStart"])
+    words = injection.exec_words(dict(services[injection.LITELLM])["Service.ExecStart"])
     assert str(prepared.options.paths.env_dir / "litellm.env") in words
     backup = (prepared.options.paths.systemd_user_dir / "blueprint-backup-postgres.service").read_text()
     exec_line = next(line for line in backup.splitlines() if line.startswith("ExecStart="))

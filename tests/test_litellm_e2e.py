@@ -25,7 +25,6 @@ from urllib.request import Request, urlopen
 import pytest
 
 from blueprint import pipeline
-from blueprint.model.types import Kind
 from tests import injection
 from tests.conftest import TOOLS, free_port, need, options, wait_for_port, write_config
 
@@ -52,7 +51,8 @@ class FakeLago(BaseHTTPRequestHandler):
 def gateway_config(port: int, redis_port: int, lago_port: int) -> dict:
     return {
         "podman_version": "5.4",
-        "litellm": {"requires": ["litellm_redis"], "port": port, "published_port": port},
+        # One LiteLLM process here; the replicas behind the front door are booted in tests/boot.
+        "litellm": {"requires": ["litellm_redis"], "port": port, "published_port": port, "replicas": 1},
         "litellm_postgres": {"enabled": False},
         # The test's Redis answers on loopback; blueprint renders whatever host and port it is given.
         "litellm_redis": {"hostname": "localhost", "port": redis_port},
@@ -161,7 +161,7 @@ def gateway(tmp_path_factory):
     redis = subprocess.Popen(command, env=redis_env, cwd=base, stdout=subprocess.DEVNULL)
     wait_for_port(redis_port)
 
-    yaml_path = stack.output(Kind.MOUNTED).path
+    yaml_path = stack.gateway_file
     log = (base / "litellm.log").open("w")
     proxy = subprocess.Popen(
         [litellm, "--config", str(yaml_path), "--host", "127.0.0.1", "--port", str(port)],

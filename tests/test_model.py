@@ -29,12 +29,17 @@ def keys(service) -> set[str]:
     "users, profile, workers, pool",
     [(50, "small", 4, 25), (100, "small", 4, 25), (250, "medium", 4, 25), (251, "large", 8, 20)],
 )
-def test_sizing_profiles_follow_the_table(users, profile, workers, pool):
+def test_sizing_profiles_follow_the_table_and_split_the_workers_between_replicas(users, profile, workers, pool):
     stack = build(sizing={"users": users})
-    assert (stack.sizing.profile, stack.sizing.num_workers, stack.sizing.db_pool_limit) == (profile, workers, pool)
-    litellm = stack.service("litellm")
-    assert litellm.command[litellm.command.index("--num_workers") + 1] == str(workers)
+    assert (stack.sizing.profile, stack.sizing.db_pool_limit) == (profile, pool)
+    replicas = stack.services_of("litellm")
+    assert len(replicas) == stack.sizing.replicas == 2
+    for replica in replicas:
+        assert replica.command[replica.command.index("--num_workers") + 1] == str(workers // 2)
+    assert stack.sizing.litellm_workers == workers
     assert stack.gateway["general_settings"]["database_connection_pool_limit"] == pool
+    single = build(sizing={"users": users}, litellm={"replicas": 1}).service("litellm")
+    assert single.command[single.command.index("--num_workers") + 1] == str(workers)
 
 
 def test_sizing_reaches_postgres_redis_and_limits():
@@ -47,10 +52,12 @@ def test_sizing_reaches_postgres_redis_and_limits():
 
 
 def test_explicit_values_win_and_bad_combinations_are_refused():
-    stack = build(litellm={"num_workers": 2}, litellm_postgres={"max_connections": 63})
-    assert stack.sizing.num_workers == 2 and stack.sizing.max_connections == 63
-    with pytest.raises(ConfigError, match=r"2 workers x 25 connections \+ 13 reserved = 63"):
-        build(litellm={"num_workers": 2}, litellm_postgres={"max_connections": 62})
+    stack = build(litellm={"num_workers": 1}, litellm_postgres={"max_connections": 63})
+    assert stack.sizing.num_workers == 1 and stack.sizing.max_connections == 63
+    with pytest.raises(ConfigError, match=r"2 replicas x 1 workers x 25 connections \+ 13 reserved = 63"):
+        build(litellm={"num_workers": 1}, litellm_postgres={"max_connections": 62})
+    with pytest.raises(ConfigError, match=r"^test.json: /sizing/db_pool_limit: 3 workers x 25 connections"):
+        build(litellm={"num_workers": 3, "replicas": 1}, litellm_postgres={"max_connections": 62})
     with pytest.raises(ConfigError, match="shared_buffers 4096MB leaves too little"):
         build(litellm_postgres={"shared_buffers": "4GB", "memory": "4GB"})
     with pytest.raises(ConfigError, match="maxmemory"):
@@ -80,7 +87,8 @@ def test_podman_4_4_gets_a_flat_layout_absolute_mounts_and_health_as_options():
     stack = build("4.4")
     litellm = stack.service("litellm")
     units = {o.path.relative_to(PATHS.unit_dir).as_posix() for o in stack.outputs if PATHS.unit_dir in o.path.parents}
-    assert "litellm.container" in units and "litellm.yaml" in units and not any("/" in u for u in units)
+    assert {"litellm-1.container", "litellm-2.container", "litellm.yaml"} <= units, "no templates before 5.0"
+    assert not any("/" in u for u in units)
     assert litellm.volumes[0].startswith("/home/u/.config/containers/systemd/litellm.yaml:")
     assert "HealthCmd" not in keys(litellm)
     assert any(a.startswith("--health-cmd=") for a in dict(litellm.directives)["PodmanArgs"])
@@ -91,21 +99,35 @@ def test_secrets_backend_podman_needs_4_5():
         build("4.4", secrets={"backend": "podman"})
 
 
-def test_litellm_waits_for_what_it_requires():
+def test_litellm_waits_for_what_it_requires_and_the_front_door_for_the_replicas():
     stack = build()
-    assert [s.name for s in stack.services] == ["litellm-postgres", "litellm-redis", "litellm"]
+    assert [s.unit for s in stack.services] == [
+        "litellm-postgres.service",
+        "litellm-redis.service",
+        "litellm@1.service",
+        "litellm@2.service",
+        "litellm-front.service",
+    ]
     assert stack.service("litellm").requires == ("litellm-postgres", "litellm-redis")
+    front = stack.service("litellm_front")
+    assert front.wants == ("litellm@1.service", "litellm@2.service") and front.requires == ()
+    assert stack.api is front and not any(s.publish for s in stack.services_of("litellm"))
 
 
 def test_outputs_say_what_each_file_is_to_systemd():
     stack = build()
     roles = {o.path.name: o.role for o in stack.outputs}
-    assert roles["litellm.container"].unit == "litellm.service"
+    replicas = ("litellm@1.service", "litellm@2.service")
+    assert roles["litellm@.container"].unit == "litellm@.service" and roles["litellm@.container"].restarts == replicas
     assert roles["litellm-redis.volume"].unit == "litellm-redis-volume.service"
     assert roles["litellm-redis.volume"].resource == "systemd-litellm-redis"
     assert roles["llm.network"].unit == "llm-network.service"
-    assert roles["litellm.yaml"].restarts == "litellm.service" and roles["litellm.yaml"].kind is Kind.MOUNTED
-    assert roles["litellm-postgres.env"].secret and roles["litellm-postgres.env"].restarts == "litellm-postgres.service"
+    assert roles["litellm.yaml"].restarts == replicas and roles["litellm.yaml"].kind is Kind.MOUNTED
+    assert roles["litellm.env"].restarts == replicas, "one environment file for every replica"
+    assert roles["litellm-front.caddy"].restarts == ("litellm-front.service",)
+    assert roles["litellm-postgres.env"].secret and roles["litellm-postgres.env"].restarts == (
+        "litellm-postgres.service",
+    )
     assert roles["blueprint-backup-redis.timer"].unit == "blueprint-backup-redis.timer"
     assert not any(r.secret for name, r in roles.items() if not name.endswith(".env"))
 

@@ -297,7 +297,7 @@ def test_podman_backend_creates_secrets_through_stdin(home, tmp_path):
     def secrets_of(service):
         return set(injection.run_options(services, service, "--secret"))
 
-    assert "blueprint-OPENAI_API_KEY,type=env,target=OPENAI_API_KEY" in secrets_of("litellm.service")
+    assert "blueprint-OPENAI_API_KEY,type=env,target=OPENAI_API_KEY" in secrets_of(injection.LITELLM)
     assert secrets_of("litellm-postgres.service") == {"blueprint-POSTGRES_PASSWORD,type=env,target=POSTGRES_PASSWORD"}
     assert secrets_of("litellm-redis.service") == {"blueprint-REDIS_PASSWORD,type=env,target=REDISCLI_AUTH"}
     # Unchanged secrets are not pushed again; a changed one is replaced.

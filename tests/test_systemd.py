@@ -58,12 +58,17 @@ def with_(**sections):
     return {**CONFIG, **sections}
 
 
+REPLICAS = ["restart litellm@1.service", "restart litellm@2.service"]  # one at a time, each healthy first
+
+
 def test_first_apply_reloads_restarts_in_order_and_enables_timers(fake):
     calls = fake.run("apply")
     assert fake.result.returncode == 0, fake.result.stderr
     assert calls == [
         "daemon-reload",
-        "restart litellm-postgres.service litellm-redis.service litellm.service",
+        # The replicas require PostgreSQL and Redis: they start with them, in one transaction.
+        "restart litellm-postgres.service litellm-redis.service litellm@1.service litellm@2.service "
+        "litellm-front.service",
         "enable --now blueprint-backup-config.timer blueprint-backup-postgres.timer blueprint-backup-redis.timer",
     ]
 
@@ -78,32 +83,60 @@ def test_no_op_apply_runs_nothing(fake, tmp_path):
     assert "nothing to reload or restart" in fake.result.stderr
 
 
-def test_new_model_restarts_litellm_only_without_reload(fake):
+def test_new_model_restarts_the_replicas_one_at_a_time_without_reload(fake):
     fake.run("apply")
     fake.write(with_(llm_providers={"openai": {"api_key": "${OPENAI_API_KEY}", "models": ["gpt-4o", "o3-mini"]}}))
-    assert fake.run("apply") == ["restart litellm.service"]
-    assert fake.effects == ["restart litellm.service"], "nothing requires litellm: nothing else restarts"
+    assert fake.run("apply") == REPLICAS
+    assert fake.effects == ["restart litellm@1.service", "restart litellm@2.service"], (
+        "the front door only Wants= them: it goes on serving"
+    )
 
 
-def test_new_provider_key_restarts_litellm_only(fake):
+def test_new_provider_key_restarts_the_replicas_only(fake):
     fake.run("apply")
     set_key = cli("secrets", "set", "OPENAI_API_KEY", input="sk-rotated-key\n")
     assert set_key.returncode == 0, set_key.stderr
-    assert fake.run("apply") == ["restart litellm.service"]
+    assert fake.run("apply") == REPLICAS
+
+
+def test_a_template_change_reloads_then_restarts_the_replicas_one_at_a_time(fake):
+    fake.run("apply")
+    fake.write(with_(litellm={"num_workers": 1}))
+    assert fake.run("apply") == ["daemon-reload", *REPLICAS]
 
 
 def test_redis_unit_change_reloads_and_restarts_redis_and_what_requires_it(fake):
     fake.run("apply")
     fake.write(with_(litellm_redis={"maxmemory": "128MB"}))
     assert fake.run("apply") == ["daemon-reload", "restart litellm-redis.service"]
-    # litellm Requires= litellm-redis: systemd restarts it too, after Redis.
-    assert fake.effects == ["restart litellm-redis.service", "restart litellm.service"]
+    # The replicas Require= litellm-redis: systemd restarts them too, after Redis.
+    assert fake.effects == ["restart litellm-redis.service", "restart litellm@1.service", "restart litellm@2.service"]
 
 
 def test_two_services_restart_dependencies_first(fake):
     fake.run("apply")
-    fake.write(with_(litellm={"num_workers": 2}, litellm_postgres={"max_connections": 120}))
-    assert fake.run("apply") == ["daemon-reload", "restart litellm-postgres.service litellm.service"]
+    fake.write(with_(litellm={"num_workers": 1}, litellm_postgres={"max_connections": 120}))
+    # The replicas require PostgreSQL, which restarts: they restart with it, not one at a time.
+    assert fake.run("apply") == [
+        "daemon-reload",
+        "restart litellm-postgres.service litellm@1.service litellm@2.service",
+    ]
+
+
+def test_one_replica_is_a_single_service_that_publishes_itself(fake, home):
+    fake.write(with_(litellm={"replicas": 1}))
+    assert fake.run("apply")[1] == "restart litellm-postgres.service litellm-redis.service litellm.service"
+    assert not (home.unit_dir / "litellm/litellm-front.container").exists()
+    fake.write(with_(llm_providers={"openai": {"api_key": "${OPENAI_API_KEY}", "models": ["gpt-4o", "o3-mini"]}}))
+    # Back to two replicas: the single service stops before its unit goes (its port is the front
+    # door's next), the replicas and the front door start.
+    calls = fake.run("apply")
+    assert calls == [
+        "stop litellm.service",
+        "daemon-reload",
+        "restart litellm-front.service",
+        *REPLICAS,
+    ], fake.result.stderr
 
 
 def test_disabled_service_is_stopped_before_its_unit_goes(fake, home):
@@ -118,7 +151,7 @@ def test_disabled_service_is_stopped_before_its_unit_goes(fake, home):
         "stop litellm-redis.service",
         "disable --now blueprint-backup-redis.timer",
         "daemon-reload",
-        "restart litellm.service",
+        *REPLICAS,
     ]
     assert not (home.unit_dir / "litellm/redis/litellm-redis.container").exists()
 
@@ -139,34 +172,35 @@ def test_render_then_apply_carries_the_pending_restarts(fake):
     calls = fake.run("apply")
     assert calls[:2] == [
         "daemon-reload",
-        "restart litellm-postgres.service litellm-redis.service litellm.service",
+        "restart litellm-postgres.service litellm-redis.service litellm@1.service litellm@2.service "
+        "litellm-front.service",
     ]
     assert fake.run("apply") == []
 
 
 def test_no_restart_reloads_and_keeps_restarts_for_later(fake):
     fake.run("apply")
-    fake.write(with_(litellm={"num_workers": 3}))
+    fake.write(with_(litellm={"num_workers": 1}))
     assert fake.run("apply", "--no-restart") == ["daemon-reload"]
-    assert fake.run("apply") == ["restart litellm.service"]
+    assert fake.run("apply") == REPLICAS
 
 
 def test_failed_systemctl_is_reported_and_retried(fake):
     fake.run("apply")
-    fake.write(with_(litellm={"num_workers": 3}))
+    fake.write(with_(litellm={"num_workers": 1}))
     calls = fake.run("apply", FAKE_SYSTEMCTL_FAIL="1")
     assert fake.result.returncode == 1
     assert "daemon-reload` failed: Job failed" in fake.result.stderr
     assert "Traceback" not in fake.result.stderr
     assert calls == ["daemon-reload"]
-    assert fake.run("apply") == ["daemon-reload", "restart litellm.service"]
+    assert fake.run("apply") == ["daemon-reload", *REPLICAS]
 
 
 def test_lingering_off_is_warned_with_the_command(fake):
     fake.run("apply", FAKE_LINGER="no")
     assert "lingering is off" in fake.result.stderr
     assert "hint: loginctl enable-linger" in fake.result.stderr
-    fake.write(with_(litellm={"num_workers": 3}))
+    fake.write(with_(litellm={"num_workers": 1}))
     fake.run("apply", FAKE_LINGER="yes")
     assert "lingering is off" not in fake.result.stderr
 
@@ -175,14 +209,14 @@ def test_a_manifest_of_blueprint_0_1_still_says_what_a_removed_file_was(fake, ho
     """0.1 kept only hashes; what a file no longer rendered was is then known from its name."""
     import json
 
+    fake.write(with_(litellm={"replicas": 1}))  # 0.1 had one LiteLLM service
     fake.run("apply")
     manifest = json.loads(home.manifest.read_text())
     old = {"version": 1, "files": {path: entry["hashes"] for path, entry in manifest["files"].items()}}
     home.manifest.write_text(json.dumps(old))
     home.stamp.unlink()
-    fake.write(
-        with_(litellm_redis={"enabled": False}, cache={"enabled": False}, litellm={"requires": ["litellm_postgres"]})
-    )
+    single = {"replicas": 1, "requires": ["litellm_postgres"]}
+    fake.write(with_(litellm_redis={"enabled": False}, cache={"enabled": False}, litellm=single))
     assert fake.run("apply") == [
         "stop litellm-redis.service",
         "disable --now blueprint-backup-redis.timer",

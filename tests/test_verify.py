@@ -112,7 +112,9 @@ def test_everything_passes_on_a_healthy_stack(running):
         "secret files private",
         "litellm-postgres.service active",
         "litellm-redis.service active",
-        "litellm.service active",
+        "litellm@1.service active",
+        "litellm@2.service active",
+        "litellm-front.service active",
         f"API listening on 127.0.0.1:{json.loads(running['config'].read_text())['litellm']['published_port']}",
         "LiteLLM /health/liveliness answers",
         "API refuses requests without the master key",
@@ -128,7 +130,7 @@ def test_everything_passes_on_a_healthy_stack(running):
         "every model has a price",
         "provider keys set",
     }
-    assert "all 19 checks passed" in result.stderr
+    assert "all 21 checks passed" in result.stderr
 
 
 def test_each_failure_is_named(running):
@@ -159,8 +161,16 @@ def test_each_failure_is_named(running):
     }, result.stdout
     assert "loginctl enable-linger" in result.stdout
     assert "llm.network" in result.stdout
-    assert "8 of 19 checks failed" in result.stderr
+    assert "8 of 21 checks failed" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_lingering_is_skipped_where_loginctl_cannot_tell(running):
+    result = verify(running, FAKE_LINGER="none")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert checklist(result)["lingering on"] == "skip", result.stdout
+    assert "Failed to connect to bus" in result.stdout
+    assert "all 20 checks passed; 1 could not be told here: lingering on" in result.stderr
 
 
 def test_a_stopped_api_fails_its_checks(running, tmp_path):
@@ -180,6 +190,7 @@ UNPRICED = {
         "base_url": "http://host.containers.internal:8000/v1",
         "models": [{"id": "my-model", "mock_response": "hi"}],
     },
+    "tuned": {"provider": "openai", "api_key": "${OPENAI_API_KEY}", "models": [{"id": "ft:my-tune", "mock_response": "hi"}]},
     "anthropic": {
         "api_key": "${ANTHROPIC_API_KEY}",
         "models": [{"id": "claude-3-5-haiku-20241022", "mock_response": "hi"}],
@@ -189,14 +200,16 @@ UNPRICED = {
 
 @pytest.mark.parametrize("running", [UNPRICED], indirect=True)
 def test_unpriced_models_and_unset_keys_are_named_with_their_fix(running):
-    """LiteLLM 1.99.4 prices neither a model of your own nor claude-3-5-haiku-20241022: both would
-    cost 0 to every budget. The proxy's own /model/info says so."""
+    """LiteLLM 1.99.4 prices neither a fine-tune of your own nor claude-3-5-haiku-20241022: both would
+    cost 0 to every budget. The proxy's own /model/info says so. A model served on your own hardware
+    costs 0 on purpose and is not named."""
     result = verify(running)
     assert result.returncode == 1
     line = next(line for line in result.stdout.splitlines() if "every model has a price" in line)
     assert line.startswith("[FAIL]")
     assert "claude-3-5-haiku-20241022 (/llm_providers/anthropic/models/0)" in line
-    assert "my-model (/llm_providers/mine/models/0)" in line and "gpt-4o" not in line
+    assert "ft:my-tune (/llm_providers/tuned/models/0)" in line
+    assert "my-model" not in line and "gpt-4o" not in line
     assert '"input_cost_per_token"' in line
     keys = next(line for line in result.stdout.splitlines() if "provider keys set" in line)
     assert keys.startswith("[FAIL]") and "ANTHROPIC_API_KEY (blueprint secrets set ANTHROPIC_API_KEY)" in keys

@@ -6,7 +6,8 @@ errors to exit codes (errors.py): conflict, drift or a failed check 1, usage or 
 unexpected 3 (traceback only with --debug), a damaged backup 4, Ctrl-C 130.
 
 This module holds the group, what every command shares and the handler; the commands live in
-deploy.py (render, apply and the views of a render), secrets.py and ops.py (backups, verify).
+deploy.py (render, apply and the views of a render), secrets.py, ops.py (backups, verify),
+lifecycle.py (init, upgrade, ps, logs, up, down, uninstall) and export.py (export kubernetes).
 """
 
 from __future__ import annotations
@@ -60,14 +61,15 @@ def cli(debug: bool) -> None:
 
     \b
     First run:
-      blueprint render                    # write units, litellm.yaml, Caddy site; make secrets
-      systemctl --user daemon-reload      # Quadlet turns the units into services
-      systemctl --user start litellm      # or: blueprint apply (reload + restart what changed)
+      blueprint init --provider openai    # a starter blueprint-config.json here
+      blueprint secrets set OPENAI_API_KEY < key.txt
+      blueprint apply                     # render, then systemctl --user daemon-reload and start
     \b
     Day to day:
       blueprint status | diff | check     # compare the config with what is on disk
-      blueprint secrets set OPENAI_API_KEY < key.txt
-      blueprint backup list ; blueprint verify
+      blueprint ps ; blueprint logs litellm -f
+      blueprint upgrade --to v1.99.5      # backs up first, rolls back if it is not healthy
+      blueprint backup list ; blueprint verify ; blueprint down ; blueprint up
 
     Units go to $XDG_CONFIG_HOME/containers/systemd (default ~/.config/containers/systemd).
     Files you edit by hand are never overwritten without --force.
@@ -115,4 +117,4 @@ def run(argv: list[str]) -> int:
 
 
 # The commands register themselves on the group when imported.
-from blueprint.cli import deploy, export, ops, secrets  # noqa: E402, F401
+from blueprint.cli import deploy, export, lifecycle, ops, secrets  # noqa: E402, F401

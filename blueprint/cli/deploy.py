@@ -156,8 +156,9 @@ def diff(config_path):
 @config_option
 def status(config_path):
     """One line per file (create, identical, modified, conflict, orphan), then every secret that
-    is not set yet."""
+    is not set yet, and the drop-ins you keep beside the units (which blueprint never touches)."""
     from blueprint import pipeline
+    from blueprint.engine import drop_ins
 
     prepared = pipeline.prepare(options_for(config_path))
     for change in prepared.changes:
@@ -165,6 +166,8 @@ def status(config_path):
         click.echo(f"{change.status:<10} {short(change.path)}{reason}")
     for name, where in prepared.resolution.missing.items():
         click.echo(f"{'missing':<10} {name}  ({where}: blueprint secrets set {name})")
+    for path in drop_ins(prepared.options.paths.unit_dir):
+        click.echo(f"{'drop-in':<10} {short(path)}  (yours: blueprint never touches it)")
 
 
 @cli.command(short_help="Exit 1 if render would change anything (CI drift check).")

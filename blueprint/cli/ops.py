@@ -87,9 +87,11 @@ def verify(config_path, host):
 
     results = checks.run(options_for(config_path), host)
     for result in results:
-        mark = "ok  " if result.ok else "FAIL"
+        mark = "skip" if result.skipped else "ok  " if result.ok else "FAIL"
         click.echo(f"[{mark}] {result.name}: {result.detail}")
     failed = [r for r in results if not r.ok]
     if failed:
         raise VerifyError(f"{len(failed)} of {len(results)} checks failed: " + ", ".join(r.name for r in failed))
-    say(f"all {len(results)} checks passed")
+    skipped = [r.name for r in results if r.skipped]
+    passed = len(results) - len(skipped)
+    say(f"all {passed} checks passed" + (f"; {len(skipped)} could not be told here: {', '.join(skipped)}" if skipped else ""))

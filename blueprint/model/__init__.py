@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from blueprint.host import Machine
-from blueprint.model import gateway, jobs, rules, services
+from blueprint.model import frontdoor, gateway, jobs, rules, services
 from blueprint.model.outputs import container_file, outputs
 from blueprint.model.site import external_site
 from blueprint.model.sizing import size
@@ -41,21 +41,27 @@ def build(
     built: list[Service] = []
     volumes: list[Volume] = []
     if on["litellm_postgres"]:
-        volumes.append(Volume("litellm-postgres", "PostgreSQL data of the LiteLLM gateway"))
+        volumes.append(Volume("litellm_postgres", "litellm-postgres", "PostgreSQL data of the LiteLLM gateway"))
         built.append(services.postgres(data["litellm_postgres"], sizing))
     if on["litellm_redis"]:
-        volumes.append(Volume("litellm-redis", "Redis data of the LiteLLM gateway"))
+        volumes.append(Volume("litellm_redis", "litellm-redis", "Redis data of the LiteLLM gateway"))
         built.append(services.redis(data["litellm_redis"], sizing))
     found = gateway.Providers()
-    config = the_site = None
+    config = the_site = door = None
     if on["litellm"]:
         found = gateway.providers(data)
         config = (layout.place(data["litellm"]["config_file"]), gateway.litellm_yaml(data, sizing, found.deployments))
-        mount = mount_source(config[0], container_file("litellm", layout), paths.unit_dir, podman)
+        unit_file = container_file("litellm", "litellm.container", layout)
+        mount = mount_source(config[0], unit_file, paths.unit_dir, podman)
         cfg = data["litellm"]
         the_site = external_site(data, Publish(cfg["publish_address"], cfg["published_port"], cfg["port"]), machine)
-        url = the_site.address if the_site else None
-        built.append(services.litellm(data, sizing, mount, found.secret_env, url))
+        proxy = services.litellm(data, sizing, mount, found.secret_env, the_site.address if the_site else None)
+        if sizing.replicas > 1:
+            caddyfile = mount_source(layout.place(frontdoor.CADDYFILE), unit_file, paths.unit_dir, podman)
+            replicas, front, door = frontdoor.replicated(proxy, data, sizing.replicas, podman, caddyfile)
+            built += [*replicas, front]
+        else:
+            built.append(proxy)
     backend = data["secrets"]["backend"]
     ordered = services.dependency_order(
         services.lowered(services.delivered(s, backend, paths.env_dir), podman) for s in built
@@ -71,6 +77,7 @@ def build(
         volumes=tuple(volumes),
         gateway=config[1] if config else None,
         site=the_site,
+        front_door=door,
         backup=backup,
         database=Database(postgres["hostname"], postgres["port"], postgres["user"], postgres["database"])
         if on["litellm_postgres"]
@@ -85,8 +92,10 @@ def build(
             services=ordered,
             gateway=config,
             site=the_site,
+            front_door=door,
             backup=backup,
         ),
         models={d.name: d.where for d in found.deployments},
+        priced_by_config=frozenset(d.name for d in found.deployments if d.info.keys() & set(gateway.PRICES)),
         notes=tuple(found.notes),
     )

@@ -16,6 +16,7 @@ from blueprint.model import providers as catalog
 from blueprint.model.rules import ENV_REF, enabled, model_name
 from blueprint.model.types import SecretEnv, Sizing
 
+PRICES = ("input_cost_per_token", "output_cost_per_token")  # a model entry's price fields, as LiteLLM names them
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"}
 
 
@@ -87,7 +88,7 @@ def _deployment(model, kind: catalog.Provider, base: Mapping[str, Any], where: s
     for key in ("rpm", "tpm", "max_tokens", "mock_response"):
         if key in model:
             params[key] = model[key]
-    info = {k: model[k] for k in ("input_cost_per_token", "output_cost_per_token") if k in model}
+    info = {k: model.get(k, 0) for k in PRICES} if kind.self_hosted else {k: model[k] for k in PRICES if k in model}
     if "context_window" in model:
         info["max_input_tokens"] = model["context_window"]
     return Deployment(model_name(model), where, params, info)
@@ -153,6 +154,9 @@ def litellm_yaml(data: Mapping[str, Any], sizing: Sizing, deployments: list[Depl
     if on["litellm_postgres"]:
         general_settings["database_url"] = "os.environ/DATABASE_URL"
         general_settings["database_connection_pool_limit"] = sizing.db_pool_limit
+        # Spend logs grow with every request; LiteLLM deletes the older ones once a day.
+        retention = data["litellm"].get("spend_logs_retention", f"{data['backup']['retention_days']}d")
+        general_settings["maximum_spend_logs_retention_period"] = retention
     general_settings["store_model_in_db"] = data["litellm"].get("store_model_in_db", on["litellm_postgres"])
     return {
         "model_list": model_list,

@@ -9,18 +9,31 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from blueprint.model.types import BackupSchedule, Kind, Network, Output, Role, Service, Site, Volume
+from blueprint.model.frontdoor import CADDYFILE
+from blueprint.model.types import BackupSchedule, FrontDoor, Kind, Network, Output, Role, Service, Site, Volume
 from blueprint.paths import Paths
 from blueprint.quadlet import Layout, podman_name, unit_of
 
-# Each service's folder in the unit directory (all at the top before Podman 4.7: Layout).
-FOLDERS = {"litellm-postgres": "litellm/postgres", "litellm-redis": "litellm/redis", "litellm": "litellm"}
+# Each config section's folder in the unit directory (all at the top before Podman 4.7: Layout),
+# and the template of its .container (every LiteLLM replica shares LiteLLM's).
+FOLDERS = {
+    "litellm_postgres": "litellm/postgres",
+    "litellm_redis": "litellm/redis",
+    "litellm": "litellm",
+    "litellm_front": "litellm",
+}
+TEMPLATES = {
+    "litellm_postgres": "litellm/postgres/litellm-postgres",
+    "litellm_redis": "litellm/redis/litellm-redis",
+    "litellm": "litellm/litellm",
+    "litellm_front": "litellm/litellm-front",
+}
 SITE_FILE = "litellm/litellm.caddy"
 
 
-def container_file(name: str, layout: Layout) -> str:
+def container_file(key: str, unit_file: str, layout: Layout) -> str:
     """Where a service's .container lands in the unit directory."""
-    return layout.place(f"{FOLDERS[name]}/{name}.container")
+    return layout.place(f"{FOLDERS[key]}/{unit_file}")
 
 
 def outputs(
@@ -32,14 +45,15 @@ def outputs(
     services: tuple[Service, ...],
     gateway: tuple[str, Mapping[str, Any]] | None,
     site: Site | None,
+    front_door: FrontDoor | None,
     backup: BackupSchedule | None,
 ) -> tuple[Output, ...]:
     """`gateway` is litellm.yaml's place in the unit directory and its data."""
-    found = _outputs(paths, layout, network, volumes, services, gateway, site, backup)
+    found = _outputs(paths, layout, network, volumes, services, gateway, site, front_door, backup)
     return tuple(sorted(found, key=lambda o: str(o.path)))
 
 
-def _outputs(paths, layout, network, volumes, services, gateway, site, backup) -> Iterator[Output]:
+def _outputs(paths, layout, network, volumes, services, gateway, site, front_door, backup) -> Iterator[Output]:
     units = paths.unit_dir
     yield Output(
         units / network.unit_file,
@@ -48,27 +62,28 @@ def _outputs(paths, layout, network, volumes, services, gateway, site, backup) -
         {"network": network},
     )
     for volume in volumes:
-        place = layout.place(f"{FOLDERS[volume.name]}/{volume.name}.volume")
+        place = layout.place(f"{FOLDERS[volume.key]}/{volume.name}.volume")
         role = Role(Kind.VOLUME, unit_of(place), resource=volume.podman_name)
         yield Output(units / place, role, "_volume.njk", {"volume": volume})
-    for service in services:
-        template = f"{FOLDERS[service.name]}/{service.name}.container.njk"
-        place = container_file(service.name, layout)
-        yield Output(
-            units / place, Role(Kind.CONTAINER, unit_of(place)), template, {"svc": service, "network": network}
-        )
-        if service.env_file:
-            yield Output(
-                service.env_file,
-                Role(Kind.ENV, restarts=service.unit),
-                "blueprint-env/service.env.njk",
-                {"svc": service},
-            )
+    # One .container per unit file: a template (litellm@.container) serves all its instances.
+    for unit_file, group in _grouped(services, lambda s: s.unit_file).items():
+        first = group[0]
+        place = container_file(first.key, unit_file, layout)
+        role = Role(Kind.CONTAINER, unit_of(place), restarts=tuple(s.unit for s in group))
+        yield Output(units / place, role, f"{TEMPLATES[first.key]}.container.njk", {"svc": first, "network": network})
+    for env_file, group in _grouped([s for s in services if s.env_file], lambda s: s.env_file).items():
+        role = Role(Kind.ENV, restarts=tuple(s.unit for s in group))
+        yield Output(env_file, role, "blueprint-env/service.env.njk", {"svc": group[0]})
+    litellm = tuple(s.unit for s in services if s.key == "litellm")
     if gateway is not None:
         place, config = gateway
-        litellm = next(s for s in services if s.key == "litellm")
-        role = Role(Kind.MOUNTED, restarts=litellm.unit)
-        yield Output(units / place, role, "litellm/litellm.yaml.njk", {"config": config})
+        yield Output(
+            units / place, Role(Kind.MOUNTED, restarts=litellm), "litellm/litellm.yaml.njk", {"config": config}
+        )
+    if front_door is not None:
+        front = tuple(s.unit for s in services if s.key == "litellm_front")
+        role = Role(Kind.MOUNTED, restarts=front)
+        yield Output(units / layout.place(CADDYFILE), role, f"{CADDYFILE}.njk", {"door": front_door})
     if site is not None:
         yield Output(units / layout.place(SITE_FILE), Role(Kind.SITE), "litellm/litellm.caddy.njk", {"site": site})
     for job in backup.jobs if backup else ():
@@ -76,3 +91,10 @@ def _outputs(paths, layout, network, volumes, services, gateway, site, backup) -
             name = f"{job.name}.{kind}"
             template = f"systemd-user/blueprint-backup.{kind}.njk"
             yield Output(paths.systemd_user_dir / name, Role(kind, name), template, {"job": job, "backup": backup})
+
+
+def _grouped(services, key) -> dict[Any, list[Service]]:
+    groups: dict[Any, list[Service]] = {}
+    for service in services:
+        groups.setdefault(key(service), []).append(service)
+    return groups

@@ -8,7 +8,8 @@ entry against the installed LiteLLM: `litellm.get_llm_provider()` must resolve t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,12 @@ class Provider:
     default_base_url: str | None = None
     # LiteLLM's OpenAI client refuses to start without some key, even for servers that need none.
     keyless_api_key: str | None = None
+    # Served on hardware of your own: a model costs nothing per token unless its entry prices it.
+    self_hosted: bool = False
+    # What `blueprint init --provider NAME` writes: models LiteLLM 1.99.4 prices where there are
+    # any, and the settings the provider needs (YOUR-... marks what a person must fill in).
+    starter_models: tuple[str, ...] = ()
+    starter_fields: Mapping[str, str] = field(default_factory=dict)
 
     def model_id(self, model: str) -> str:
         """The `model` LiteLLM routes on: provider prefix + the provider's own model name."""
@@ -64,8 +71,10 @@ HOST_FROM_CONTAINER = "host.containers.internal"
 PROVIDERS: dict[str, Provider] = {
     p.name: p
     for p in (
-        Provider("openai", "openai", "OpenAI", _key("OPENAI_API_KEY")),
-        Provider("anthropic", "anthropic", "Anthropic", _key("ANTHROPIC_API_KEY")),
+        Provider("openai", "openai", "OpenAI", _key("OPENAI_API_KEY"), starter_models=("gpt-4o-mini",)),
+        Provider(
+            "anthropic", "anthropic", "Anthropic", _key("ANTHROPIC_API_KEY"), starter_models=("claude-sonnet-4-5",)
+        ),
         Provider(
             "azure",
             "azure",
@@ -74,6 +83,8 @@ PROVIDERS: dict[str, Provider] = {
             settings=(Setting("api_version", "api_version"),),
             base_url="required",
             example_base_url="https://<your-resource>.openai.azure.com",
+            starter_models=("gpt-4o-mini",),  # the name of your deployment
+            starter_fields={"base_url": "https://YOUR-RESOURCE.openai.azure.com", "api_version": "2024-10-21"},
         ),
         Provider(
             "bedrock",
@@ -84,8 +95,16 @@ PROVIDERS: dict[str, Provider] = {
                 Credential("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
             ),
             settings=(Setting("region", "aws_region_name"),),
+            starter_models=("anthropic.claude-3-5-haiku-20241022-v1:0",),
+            starter_fields={"region": "us-east-1"},
         ),
-        Provider("gemini", "gemini", "Google AI Studio (Gemini)", _key("GEMINI_API_KEY")),
+        Provider(
+            "gemini",
+            "gemini",
+            "Google AI Studio (Gemini)",
+            _key("GEMINI_API_KEY"),
+            starter_models=("gemini-2.5-flash",),
+        ),
         Provider(
             "vertex_ai",
             "vertex_ai",
@@ -93,15 +112,35 @@ PROVIDERS: dict[str, Provider] = {
             # A service-account JSON document; LiteLLM takes it as a string or a file path.
             (Credential("vertex_credentials", "VERTEXAI_CREDENTIALS"),),
             settings=(Setting("project", "vertex_project"), Setting("location", "vertex_location")),
+            starter_models=("gemini-2.5-flash",),
+            starter_fields={"project": "your-project", "location": "us-central1"},
         ),
-        Provider("openrouter", "openrouter", "OpenRouter", _key("OPENROUTER_API_KEY")),
-        Provider("perplexity", "perplexity", "Perplexity", _key("PERPLEXITYAI_API_KEY")),
-        Provider("groq", "groq", "Groq", _key("GROQ_API_KEY")),
-        Provider("mistral", "mistral", "Mistral AI", _key("MISTRAL_API_KEY")),
-        Provider("together_ai", "together_ai", "Together AI", _key("TOGETHERAI_API_KEY")),
-        Provider("cohere", "cohere_chat", "Cohere", _key("COHERE_API_KEY")),
-        Provider("ai21", "ai21_chat", "AI21", _key("AI21_API_KEY")),
-        Provider("huggingface", "huggingface", "Hugging Face", _key("HUGGINGFACE_API_KEY")),
+        Provider(
+            "openrouter",
+            "openrouter",
+            "OpenRouter",
+            _key("OPENROUTER_API_KEY"),
+            starter_models=("anthropic/claude-3.5-sonnet",),
+        ),
+        Provider("perplexity", "perplexity", "Perplexity", _key("PERPLEXITYAI_API_KEY"), starter_models=("sonar",)),
+        Provider("groq", "groq", "Groq", _key("GROQ_API_KEY"), starter_models=("llama-3.1-8b-instant",)),
+        Provider("mistral", "mistral", "Mistral AI", _key("MISTRAL_API_KEY"), starter_models=("mistral-small-latest",)),
+        Provider(
+            "together_ai",
+            "together_ai",
+            "Together AI",
+            _key("TOGETHERAI_API_KEY"),
+            starter_models=("meta-llama/Llama-3.3-70B-Instruct-Turbo",),
+        ),
+        Provider("cohere", "cohere_chat", "Cohere", _key("COHERE_API_KEY"), starter_models=("command-r",)),
+        Provider("ai21", "ai21_chat", "AI21", _key("AI21_API_KEY"), starter_models=("jamba-1.5-mini",)),
+        Provider(
+            "huggingface",
+            "huggingface",
+            "Hugging Face",
+            _key("HUGGINGFACE_API_KEY"),
+            starter_models=("meta-llama/Llama-3.3-70B-Instruct",),
+        ),
         # ollama_chat is LiteLLM's recommended route for chat models (/api/chat).
         Provider(
             "ollama",
@@ -109,6 +148,8 @@ PROVIDERS: dict[str, Provider] = {
             "Ollama",
             _key("OLLAMA_API_KEY", required=False),
             default_base_url=f"http://{HOST_FROM_CONTAINER}:11434",
+            self_hosted=True,
+            starter_models=("llama3.2",),
         ),
         Provider(
             "hosted_vllm",
@@ -116,6 +157,9 @@ PROVIDERS: dict[str, Provider] = {
             "vLLM (OpenAI-compatible server)",
             _key("HOSTED_VLLM_API_KEY", required=False),
             base_url="required",
+            self_hosted=True,
+            starter_models=("meta-llama/Llama-3.1-8B-Instruct",),
+            starter_fields={"base_url": f"http://{HOST_FROM_CONTAINER}:8000/v1"},
         ),
         Provider(
             "lm_studio",
@@ -123,6 +167,9 @@ PROVIDERS: dict[str, Provider] = {
             "LM Studio",
             _key("LM_STUDIO_API_KEY", required=False),
             base_url="required",
+            self_hosted=True,
+            starter_models=("llama-3.2-3b-instruct",),
+            starter_fields={"base_url": f"http://{HOST_FROM_CONTAINER}:1234/v1"},
         ),
         Provider(
             "openai_compatible",
@@ -131,6 +178,9 @@ PROVIDERS: dict[str, Provider] = {
             _key("OPENAI_COMPATIBLE_API_KEY", required=False),
             base_url="required",
             keyless_api_key="none",
+            self_hosted=True,
+            starter_models=("local-model",),
+            starter_fields={"base_url": f"http://{HOST_FROM_CONTAINER}:8080/v1"},
         ),
     )
 }

@@ -328,12 +328,18 @@ def _pool(data: Config, podman: Podman) -> Iterator[Problem]:
     on, sizing = enabled(data), size(data)
     if not (on["litellm"] and on["litellm_postgres"]):
         return
-    needed = sizing.num_workers * sizing.db_pool_limit + RESERVED_CONNECTIONS
+    workers = sizing.litellm_workers
+    needed = workers * sizing.db_pool_limit + RESERVED_CONNECTIONS
     if needed > sizing.max_connections:
-        fit = (sizing.max_connections - RESERVED_CONNECTIONS) // sizing.num_workers
+        fit = (sizing.max_connections - RESERVED_CONNECTIONS) // workers
+        replicas = (
+            f"{sizing.replicas} replicas x {sizing.num_workers} workers"
+            if sizing.replicas > 1
+            else f"{workers} workers"
+        )
         yield Problem(
             "/sizing/db_pool_limit",
-            f"{sizing.num_workers} workers x {sizing.db_pool_limit} connections + {RESERVED_CONNECTIONS} "
+            f"{replicas} x {sizing.db_pool_limit} connections + {RESERVED_CONNECTIONS} "
             f"reserved = {needed}, more than PostgreSQL's max_connections {sizing.max_connections}",
             hint=f"set sizing.db_pool_limit to {fit} or less, or litellm_postgres.max_connections to {needed} or more",
         )

@@ -162,7 +162,11 @@ def litellm(
         volumes=(f"{config_mount}:/app/config.yaml:ro,Z",),
         environment=Words(environment),
         command=Words(
-            ("--config", "/app/config.yaml", "--port", str(cfg["port"]), "--num_workers", str(sizing.num_workers))
+            (
+                *("--config", "/app/config.yaml", "--port", str(cfg["port"])),
+                *("--num_workers", str(sizing.num_workers)),
+                *recycling(cfg["max_requests_before_restart"]),
+            )
         ),
         secret_env=tuple(secret_env),
         # The image has neither curl nor wget; LiteLLM's own compose file checks with python3.
@@ -177,13 +181,22 @@ def litellm(
     )
 
 
+def recycling(requests: int) -> tuple[str, ...]:
+    """LiteLLM's arguments that replace a worker after `requests` requests (0: never), give or take
+    a tenth so that the workers are not all replaced at once."""
+    if not requests:
+        return ()
+    return ("--max_requests_before_restart", str(requests), "--max_requests_before_restart_jitter", str(requests // 10))
+
+
 def delivered(service: Service, backend: str, env_dir: Path) -> Service:
-    """How a container gets its secrets: an environment file, or Podman secrets."""
+    """How a container gets its secrets: an environment file (one per config section, shared by
+    LiteLLM's replicas), or Podman secrets."""
     if not service.secret_env:
         return service
     if backend == "podman":
         return replace(service, podman_secrets=True)
-    return replace(service, env_file=env_dir / f"{service.name}.env")
+    return replace(service, env_file=env_dir / f"{service_name(service.key)}.env")
 
 
 def lowered(service: Service, podman: Podman) -> Service:
@@ -192,6 +205,11 @@ def lowered(service: Service, podman: Podman) -> Service:
     (Secret= needs no fallback: rules.py refuses the podman secrets backend before Podman 4.5.)
     """
     options: list[tuple[str, str, Any]] = [*service.health.options()] if service.health else []
+    if service.health:
+        options += service.health.startup_options()
+        # An unhealthy container is killed, and Restart=always starts it again: left running, it
+        # would hold its dependants waiting (podman-systemd.unit(5) advises kill over restart).
+        options.append(("HealthOnFailure", "--health-on-failure", "kill"))
     if service.memory_mb:
         options.append(("Memory", "--memory", f"{service.memory_mb}m"))
     if service.shm_size:
@@ -203,7 +221,8 @@ def lowered(service: Service, podman: Podman) -> Service:
 
 
 def dependency_order(services: Iterable[Service]) -> tuple[Service, ...]:
-    """Dependencies before the services that require them (restarts and listings use this)."""
-    by_name = {s.name: s for s in sorted(services, key=lambda s: s.name)}
-    graph = TopologicalSorter({name: s.requires for name, s in by_name.items()})
-    return tuple(by_name[name] for name in graph.static_order())
+    """Dependencies before the services that require or want them (restarts and listings use
+    this): PostgreSQL and Redis, then LiteLLM's replicas, then the front door."""
+    by_unit = {s.unit: s for s in sorted(services, key=lambda s: s.unit)}
+    graph = TopologicalSorter({unit: (*s.requires_units, *s.wants) for unit, s in by_unit.items()})
+    return tuple(by_unit[unit] for unit in graph.static_order())

@@ -34,11 +34,13 @@ def litellm_memory(workers: int) -> int:
 
 
 def size(data: Mapping[str, Any]) -> Sizing:
-    """The profile for sizing.users, with every explicit value in the config winning."""
+    """The profile for sizing.users, with every explicit value in the config winning. The
+    profile's LiteLLM workers are split between the replicas (rounded up)."""
     users = data["sizing"]["users"]
     base = next(s for limit, s in PROFILES if limit is None or users <= limit)
     postgres, redis, litellm = data["litellm_postgres"], data["litellm_redis"], data["litellm"]
-    workers = litellm.get("num_workers", base.num_workers)
+    replicas = litellm["replicas"]
+    workers = litellm.get("num_workers", -(-base.num_workers // replicas))
     memory = {"litellm": megabytes(litellm["memory"]) if "memory" in litellm else litellm_memory(workers)}
     return Sizing(
         profile=base.profile,
@@ -51,6 +53,7 @@ def size(data: Mapping[str, Any]) -> Sizing:
         redis_maxmemory_mb=megabytes(redis["maxmemory"]) if "maxmemory" in redis else base.redis_maxmemory_mb,
         memory_mb=memory
         | {key: megabytes(data[key]["memory"]) if "memory" in data[key] else mb for key, mb in base.memory_mb.items()},
+        replicas=replicas,
     )
 
 

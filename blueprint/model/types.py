@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from blueprint.quadlet import NO_WORDS, Podman, Words
+from blueprint.quadlet import NO_WORDS, InstanceName, Podman, Words
 
 # ---- secrets ----------------------------------------------------------------------------------
 
@@ -108,6 +108,17 @@ class Health:
             ("HealthStartPeriod", "--health-start-period", self.start_period),
         ]
 
+    def startup_options(self) -> list[tuple[str, str, Any]]:
+        """A start-up check: the same command every second until it first passes, then the
+        regular interval. With Notify=healthy the service is ready about a second after it
+        answers, not up to a whole interval later. It never kills a slow start (no retries
+        limit): the regular check and the unit's start timeout deal with one that never comes up."""
+        return [
+            ("HealthStartupCmd", "--health-startup-cmd", self.cmd),
+            ("HealthStartupInterval", "--health-startup-interval", "1s"),
+            ("HealthStartupTimeout", "--health-startup-timeout", self.timeout),
+        ]
+
 
 @dataclass(frozen=True)
 class Publish:
@@ -129,10 +140,11 @@ class Publish:
 
 @dataclass(frozen=True)
 class Service:
-    """One container and the systemd service Quadlet makes of it."""
+    """One container and the systemd service Quadlet makes of it, or one instance of a template
+    (litellm@.container runs as litellm@1.service, litellm@2.service, ...)."""
 
-    key: str  # config section: litellm_postgres
-    name: str  # unit stem: litellm-postgres -> litellm-postgres.service
+    key: str  # config section: litellm_postgres (litellm_front for the front door)
+    name: str  # unit stem: litellm-postgres -> litellm-postgres.service; litellm -> litellm@1.service
     container_name: str  # ContainerName=, which is also its host name on the network
     description: str
     image: str
@@ -148,6 +160,8 @@ class Service:
     stop_timeout: int = 30
     shm_size: str | None = None
     start_timeout: int = 900  # the first start pulls the image: systemd's default 90 s is too short
+    instance: str | None = None  # the instance of the name@.container template this service is
+    wants: tuple[str, ...] = ()  # units started along with it (Wants=), which may restart alone
     # Filled in by build() once the secrets backend and the Podman version are known.
     env_file: Path | None = None  # secrets through this file (EnvironmentFile=) ...
     podman_secrets: bool = False  # ... or as Podman secrets (Secret=)
@@ -155,7 +169,19 @@ class Service:
 
     @property
     def unit(self) -> str:
-        return f"{self.name}.service"
+        return f"{self.name}@{self.instance}.service" if self.instance else f"{self.name}.service"
+
+    @property
+    def unit_file(self) -> str:
+        """The Quadlet file it comes from: name.container, or the template name@.container."""
+        return f"{self.name}@.container" if self.instance else f"{self.name}.container"
+
+    @property
+    def container_name_in_unit(self) -> str:
+        """ContainerName= as the unit file says it: a template names each instance with %i."""
+        if self.instance:
+            return InstanceName(self.container_name.removesuffix(self.instance) + "%i")
+        return self.container_name
 
     @property
     def requires_units(self) -> tuple[str, ...]:
@@ -169,6 +195,7 @@ class Service:
 
 @dataclass(frozen=True)
 class Volume:
+    key: str  # the config section of the service that keeps its data in it
     name: str  # unit stem: litellm-postgres -> litellm-postgres.volume
     description: str
 
@@ -201,12 +228,29 @@ class Database:
 @dataclass(frozen=True)
 class Sizing:
     profile: str
-    num_workers: int
+    num_workers: int  # of each LiteLLM container
     db_pool_limit: int
     shared_buffers_mb: int
     max_connections: int
     redis_maxmemory_mb: int
-    memory_mb: Mapping[str, int]
+    memory_mb: Mapping[str, int]  # each container's limit (each LiteLLM replica's, for litellm)
+    replicas: int = 1  # LiteLLM containers
+
+    @property
+    def litellm_workers(self) -> int:
+        """Every LiteLLM worker process, all replicas together (each holds a database pool)."""
+        return self.replicas * self.num_workers
+
+
+@dataclass(frozen=True)
+class FrontDoor:
+    """The front door's Caddyfile: where it listens, whom it balances over, and how patiently."""
+
+    port: int
+    upstreams: Words  # host:port of each replica on the network
+    try_duration: str = "30s"  # how long a request may wait for a replica that answers
+    health_interval: str = "2s"  # active checks of /health/liveliness
+    fail_duration: str = "10s"  # a replica that refused a connection is skipped this long
 
 
 @dataclass(frozen=True)
@@ -288,8 +332,8 @@ class Role:
     """What a file is to systemd; the manifest keeps it, so a file no longer rendered is known too."""
 
     kind: Kind
-    unit: str | None = None  # the unit it is, or that Quadlet makes of it
-    restarts: str | None = None  # the unit to restart when it changes
+    unit: str | None = None  # the unit it is, or that Quadlet makes of it (name@.service: a template)
+    restarts: tuple[str, ...] = ()  # the units to restart when it changes (a template's: its instances)
     resource: str | None = None  # the podman volume or network it creates
 
     @property
@@ -325,20 +369,37 @@ class Stack:
     volumes: tuple[Volume, ...]
     gateway: Mapping[str, Any] | None  # litellm.yaml as data
     site: Site | None
+    front_door: FrontDoor | None
     backup: BackupSchedule | None
     database: Database | None
     secrets_backend: str
     sizing: Sizing
     outputs: tuple[Output, ...]
     models: Mapping[str, str] = field(default_factory=dict)  # model name -> its config entry (a JSON pointer)
+    priced_by_config: frozenset[str] = frozenset()  # models whose entry sets a price (self-hosted ones: 0)
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     def service(self, key: str) -> Service | None:
+        """The service of a config section (the first replica, for LiteLLM's)."""
         return next((s for s in self.services if s.key == key), None)
 
+    def services_of(self, key: str) -> tuple[Service, ...]:
+        """Every service of a config section: LiteLLM's replicas."""
+        return tuple(s for s in self.services if s.key == key)
+
+    @property
+    def api(self) -> Service | None:
+        """The service clients are told to use: the one that publishes the API port."""
+        return next((s for s in self.services if s.publish), None)
+
     def output(self, kind: Kind) -> Output | None:
-        """The first output of a kind (the site, litellm.yaml)."""
+        """The first output of a kind (the site)."""
         return next((o for o in self.outputs if o.role.kind is kind), None)
+
+    @property
+    def gateway_file(self) -> Path | None:
+        """Where litellm.yaml is written."""
+        return next((o.path for o in self.outputs if "config" in o.values), None)
 
     @property
     def generated_secrets(self) -> tuple[str, ...]:

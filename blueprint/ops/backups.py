@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from blueprint import process
 from blueprint.errors import BackupError, BlueprintError, ToolError
-from blueprint.files import atomic_output, ensure_dir, lock, read_bytes, write_atomic
+from blueprint.files import atomic_output, digest, ensure_dir, lock, read_bytes, write_atomic
 from blueprint.model.types import BackupKind, Database
 from blueprint.paths import SHIPPED, Paths, config_file
 from blueprint.systemd import systemctl
@@ -102,6 +102,26 @@ def _postgres(options, stack, now: float, out: BinaryIO) -> None:
             packed.write,
             hint=f"is {unit} running? (systemctl --user status {unit})",
         )
+
+
+def schema_digest(stack) -> str:
+    """A fingerprint of the database's schema (tables, columns, indexes; no rows): whether a
+    release migrated it."""
+    db = stack.database
+    dump = [
+        "podman",
+        "exec",
+        db.container,
+        "pg_dump",
+        "--schema-only",
+        "-p",
+        str(db.port),
+        "-U",
+        db.user,
+        "-d",
+        db.name,
+    ]
+    return digest(process.run(dump, hint=PODMAN_HINT))
 
 
 def _redis(options, stack, now: float, out: BinaryIO) -> None:
@@ -193,10 +213,10 @@ def _restore(options, kind: str, path: Path) -> Iterator[str]:
     if service is None:
         raise BlueprintError(f"{stack.source}: {kind} is disabled in this config: nothing to restore into")
     data = _read_dump(path) if kind is BackupKind.POSTGRES else _read_snapshot(path)
-    litellm = stack.service("litellm")
+    litellm = [s.unit for s in stack.services_of("litellm")]
     if litellm:
-        systemctl("stop", litellm.unit)
-        yield f"stopped {litellm.unit}"
+        systemctl("stop", *litellm)
+        yield f"stopped {', '.join(litellm)}"
     try:
         if kind is BackupKind.POSTGRES:
             yield from _restore_postgres(stack.database, path, data)
@@ -204,8 +224,8 @@ def _restore(options, kind: str, path: Path) -> Iterator[str]:
             yield from _restore_redis(stack, service, path, data)
     finally:
         if litellm:
-            systemctl("start", litellm.unit)
-            yield f"started {litellm.unit}"
+            systemctl("start", *litellm)
+            yield f"started {', '.join(litellm)}"
 
 
 def _read_dump(path: Path) -> bytes:

@@ -1,0 +1,148 @@
+"""Living with the gateway: init, upgrade, ps, logs, up, down, uninstall."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from blueprint.cli import cli, config_option, options_for, say, short
+
+
+@cli.command(short_help="Write a starter blueprint-config.json here.")
+@click.option(
+    "--provider",
+    "providers",
+    multiple=True,
+    metavar="NAME",
+    help="A provider to start with (repeatable): openai, anthropic, ollama, ... Default: ollama.",
+)
+def init(providers):
+    """Write a starter blueprint-config.json in this folder, never over an existing one.
+
+    \b
+    Example:
+      blueprint init --provider openai --provider anthropic
+      blueprint secrets set OPENAI_API_KEY < openai.key
+      blueprint apply
+    """
+    from blueprint import configfile
+    from blueprint.paths import CONFIG_NAME
+
+    data, placeholders = configfile.starter(providers)
+    path = Path(CONFIG_NAME).absolute()
+    configfile.create(path, data)
+    say(f"wrote {short(path)} ({', '.join(providers) or 'ollama'}; `blueprint schema` describes every key)")
+    for field in placeholders:
+        say(f"note: {field} is a placeholder: put your own value there")
+    say("next: blueprint apply   (keys: blueprint secrets set NAME)")
+
+
+@cli.command(short_help="Move LiteLLM to another release; roll back if it is not healthy.")
+@config_option
+@click.option("--to", "tag", required=True, metavar="vX.Y.Z", help="The LiteLLM release tag, e.g. v1.99.5.")
+@click.option("--allow-downgrade", is_flag=True, help="Accept an older release than the one running.")
+@click.option(
+    "--wait", type=click.IntRange(10, 3600), default=600, show_default=True, help="Seconds it has to become healthy."
+)
+def upgrade(config_path, tag, allow_downgrade, wait):
+    """Move LiteLLM to another release, with the way back kept open.
+
+    The tag must name one release (not a floating or a malicious one; not an older one unless
+    --allow-downgrade). PostgreSQL and the config are backed up first, then only the image's value
+    changes in the config and the stack is applied. If LiteLLM is not healthy within --wait
+    seconds, the previous image comes back (and the database taken just before, when the new
+    release changed its schema), and the command exits 1.
+    """
+    from blueprint.ops.upgrade import upgrade as run
+
+    for step in run(options_for(config_path), tag, allow_downgrade=allow_downgrade, wait=wait):
+        say(step)
+
+
+@cli.command(short_help="Each service's state, health, age, image, restarts, address.")
+@config_option
+def ps(config_path):
+    """Each service: its state, health, since when, image, restarts and the address it answers
+    on. Exit 1 when one is not running or not healthy."""
+    from blueprint import pipeline
+    from blueprint.errors import VerifyError
+    from blueprint.ops.inspect import age, states
+
+    found = states(pipeline.build_stack(options_for(config_path)).stack)
+    rows = [("SERVICE", "STATE", "HEALTH", "SINCE", "RESTARTS", "IMAGE", "ADDRESS")]
+    for s in found:
+        image = s.container.image if s.container else s.service.image
+        rows.append((s.name, s.active, s.health, age(s.since), str(s.restarts), image, s.address))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    down = [s.name for s in found if not s.ok]
+    if down:
+        raise VerifyError(
+            f"{len(down)} of {len(found)} services are not running and healthy: {', '.join(down)}",
+            hint="see why with `blueprint logs SERVICE`; start everything with `blueprint up`",
+        )
+
+
+@cli.command(short_help="A service's log (the user's journal, else podman's).")
+@config_option
+@click.argument("service", default="litellm")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (Ctrl-C ends).")
+@click.option("--lines", "-n", type=click.IntRange(1), default=100, show_default=True, help="Lines to show.")
+def logs(config_path, service, follow, lines):
+    """Show a service's log: litellm (default: every replica, each line named), one replica
+    (litellm@2), litellm-postgres, litellm-redis (or postgres, redis), litellm-front. From the
+    user's journal, else from podman where no journal holds it."""
+    from blueprint import pipeline
+    from blueprint.ops.inspect import logs as find
+    from blueprint.ops.inspect import run_in_place
+
+    run_in_place(find(pipeline.build_stack(options_for(config_path)).stack, service, follow=follow, lines=lines))
+
+
+@cli.command(short_help="Start every service and backup timer.")
+@config_option
+def up(config_path):
+    """Start every service and backup timer (after `blueprint down`); they also start at login, or
+    at boot with lingering."""
+    from blueprint import pipeline
+    from blueprint.ops.lifecycle import up as start
+
+    options = options_for(config_path)
+    say("ran: " + " ".join(start(pipeline.build_stack(options).stack, options.paths)))
+
+
+@cli.command(short_help="Stop every service and backup timer; keep everything.")
+@config_option
+def down(config_path):
+    """Stop every service and backup timer, and keep everything: files, secrets, volumes. They
+    start again with `blueprint up`, at the next login, or at boot with lingering."""
+    from blueprint import pipeline
+    from blueprint.ops.lifecycle import down as stop
+
+    options = options_for(config_path)
+    say("ran: " + " ".join(stop(pipeline.build_stack(options).stack, options.paths)))
+
+
+@cli.command(short_help="Remove the units, timers and files render wrote; keep the data.")
+@click.option("--purge-secrets", is_flag=True, help="Remove the secret store (and Podman secrets) too; asks first.")
+@click.option("--force", is_flag=True, help="Remove files edited by hand since blueprint wrote them, too.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def uninstall(purge_secrets, force, yes):
+    """Stop the services, then remove the units, timers, environment files and the manifest that
+    render wrote. The secrets stay (unless --purge-secrets), and so do the volumes with their data:
+    a later render brings the same stack back onto them. It says how to remove a volume by hand.
+    """
+    from blueprint.ops.lifecycle import uninstall as remove
+
+    options = options_for(None)
+    if purge_secrets and not yes:
+        click.confirm(
+            "Remove the secret store too? Without LITELLM_SALT_KEY the credentials LiteLLM keeps in "
+            "PostgreSQL cannot be read again",
+            abort=True,
+            err=True,
+        )
+    for step in remove(options.paths, purge_secrets=purge_secrets, force=force):
+        say(step)

@@ -1,0 +1,124 @@
+"""Writing the config file: a starter config (`blueprint init`), and one value changed in place
+(`blueprint upgrade`) with every other byte of the file as the person wrote it.
+
+config.py reads the file; this module is the only one that writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from json.decoder import scanstring
+from pathlib import Path
+from typing import Any
+
+from blueprint.errors import BlueprintError, ConfigError
+from blueprint.files import fsync_dir, write_atomic
+from blueprint.model import providers as catalog
+from blueprint.paths import resource
+
+# ---- a starter config -------------------------------------------------------------------------------
+
+
+def starter(names: Iterable[str]) -> tuple[bytes, list[str]]:
+    """A config for these providers (default: Ollama on this machine), and the fields a person
+    must still fill in (placeholders a render accepts, but a provider would not)."""
+    entries, placeholders = {}, []
+    for name in names or ["ollama"]:
+        kind = catalog.lookup(name)
+        if kind is None:
+            raise ConfigError(
+                f"--provider {name}: unknown provider", hint="one of " + ", ".join(catalog.provider_names())
+            )
+        entry: dict[str, Any] = {}
+        for credential in kind.credentials:
+            if credential.required:
+                entry[credential.field] = f"${{{credential.env}}}"
+        for field, value in kind.starter_fields.items():
+            entry[field] = value
+            if "YOUR-" in value.upper():
+                placeholders.append(f"/llm_providers/{kind.name}/{field}")
+        entries[kind.name] = {**entry, "models": list(kind.starter_models)}
+    config = {"$schema": str(resource("schemas") / "blueprint-config.schema.json"), "llm_providers": entries}
+    return (json.dumps(config, indent=2) + "\n").encode(), placeholders
+
+
+def create(path: Path, data: bytes) -> None:
+    """Write a new file; an existing one (or a link, even a dangling one) is never replaced."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except FileExistsError:
+        raise BlueprintError(
+            f"{path}: already exists; blueprint init never overwrites a config",
+            hint="edit it, or run `blueprint init` in another folder",
+        ) from None
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o644)
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    fsync_dir(path.parent)
+
+
+# ---- one value in place ------------------------------------------------------------------------------
+
+
+def set_value(path: Path, keys: tuple[str, ...], value: Any) -> None:
+    """Set the value at `keys` (object keys from the top) in the JSON file at `path`, changing only
+    that value's text (or inserting the member where it is missing) and keeping every other byte."""
+    raw = path.read_bytes()
+    text = raw.decode("utf-8-sig")
+    bom = raw[:3] if raw.startswith(b"\xef\xbb\xbf") else b""
+    write_atomic(path, bom + _with(text, keys, value).encode("utf-8"), mode=os.stat(path).st_mode & 0o777)
+
+
+def _with(text: str, keys: tuple[str, ...], value: Any) -> str:
+    spans = _spans(text)
+    if keys in spans:
+        start, end = spans[keys]
+        return text[:start] + json.dumps(value) + text[end:]
+    # Missing: insert the member into the nearest object that exists, nesting what is missing.
+    depth = max(n for n in range(len(keys)) if keys[:n] in spans)
+    for key in reversed(keys[depth + 1 :]):
+        value = {key: value}
+    start, end = spans[keys[:depth]]
+    inside = text[start + 1 : end - 1]
+    member = f"{json.dumps(keys[depth])}: {json.dumps(value)}"
+    if not inside.strip():
+        return text[: start + 1] + member + text[end - 1 :]
+    gap = inside[: len(inside) - len(inside.lstrip())]  # the file's own indentation, kept
+    return text[: start + 1] + gap + member + ("," if gap else ", ") + text[start + 1 :]
+
+
+def _spans(text: str) -> dict[tuple[str, ...], tuple[int, int]]:
+    """The (start, end) offsets of every value reached through object keys, keyed by those keys."""
+    spans: dict[tuple[str, ...], tuple[int, int]] = {}
+    decoder = json.JSONDecoder()
+
+    def skip(at: int) -> int:
+        while at < len(text) and text[at] in " \t\r\n":
+            at += 1
+        return at
+
+    def value(at: int, keys: tuple[str, ...]) -> int:
+        at = skip(at)
+        # An array or a scalar is not addressed inside: the decoder finds its end.
+        end = members(at + 1, keys) if text[at] == "{" else decoder.raw_decode(text, at)[1]
+        spans[keys] = (at, end)
+        return end
+
+    def members(at: int, keys: tuple[str, ...]) -> int:
+        at = skip(at)
+        if text[at] == "}":
+            return at + 1
+        while True:
+            key, at = scanstring(text, skip(at) + 1)
+            at = skip(at) + 1  # the colon
+            at = skip(value(at, (*keys, key)))
+            if text[at] == "}":
+                return at + 1
+            at += 1  # the comma
+
+    value(0, ())
+    return spans

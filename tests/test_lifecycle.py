@@ -1,0 +1,323 @@
+"""Day-2 commands as far as they can be shown without running containers: init, upgrade's
+checks and its edit of the config, ps, logs, down, up, uninstall, and the self-healing settings.
+tests/boot runs the same commands against the real stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from blueprint import config as config_module
+from blueprint import configfile
+from blueprint.errors import ConfigError
+from blueprint.model import providers as catalog
+from blueprint.ops import upgrade
+from tests import injection
+from tests.conftest import ROOT, cli, free_port, write_config
+
+FAKES = ROOT / "tests" / "fakes"
+CONFIG = {
+    "podman_version": "5.4",
+    "litellm": {"published_port": 4000},
+    "llm_providers": {"ollama": {"models": ["llama3.2"]}},
+}
+
+
+@pytest.fixture
+def world(home, tmp_path):
+    """A rendered stack, with fake systemctl and podman first on PATH describing what runs."""
+    data = {**CONFIG, "litellm": {"published_port": free_port()}}
+    config = write_config(tmp_path, data)
+    podman, systemd = tmp_path / "podman.json", tmp_path / "systemd.json"
+    names = ("litellm-1", "litellm-2", "litellm-front", "litellm-postgres", "litellm-redis")
+    containers = {name: {"health": "healthy"} for name in names}
+    del containers["litellm-front"]["health"]  # the front door has no health check: running is enough
+    podman.write_text(json.dumps({"containers": containers, "volumes": {}}))
+    env = {"PATH": f"{FAKES}:{os.environ['PATH']}", "FAKE_PODMAN": str(podman), "FAKE_SYSTEMCTL": str(systemd)}
+    assert cli("render", "--config", str(config), env=env).returncode == 0
+
+    class World:
+        def run(self, *args, **more):
+            return cli(*args, env={**env, **more})
+
+        def set(self, path: Path, change):
+            data = json.loads(path.read_text()) if path.exists() else {}
+            change(data)
+            path.write_text(json.dumps(data))
+
+        def calls(self) -> list[str]:
+            log = Path(f"{systemd}.log")
+            return log.read_text().splitlines() if log.exists() else []
+
+    found = World()
+    found.config, found.podman, found.systemd = config, podman, systemd
+    return found
+
+
+# ---- init ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", sorted(catalog.PROVIDERS))
+def test_init_writes_a_starter_that_validates_and_renders(provider, home, tmp_path):
+    result = cli("init", "--provider", provider, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    written = json.loads((tmp_path / "blueprint-config.json").read_text())
+    assert Path(written["$schema"]).is_file()
+    assert list(written["llm_providers"]) == [provider]
+    rendered = cli("render", cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    assert rendered.returncode == 0, rendered.stderr
+    assert "config: " in rendered.stderr and "blueprint-config.json" in rendered.stderr
+
+
+def test_init_never_overwrites(home, tmp_path):
+    mine = write_config(tmp_path, {"llm_providers": {}}, "blueprint-config.json")
+    before = mine.read_bytes()
+    result = cli("init", cwd=tmp_path)
+    assert result.returncode == 2 and "already exists; blueprint init never overwrites" in result.stderr
+    assert mine.read_bytes() == before
+    mine.unlink()
+    mine.symlink_to(tmp_path / "nowhere.json")  # a dangling link is not followed either
+    assert cli("init", cwd=tmp_path).returncode == 2
+    assert not (tmp_path / "nowhere.json").exists()
+
+
+def test_init_names_the_placeholders_to_fill_in(home, tmp_path):
+    result = cli("init", "--provider", "azure", cwd=tmp_path)
+    assert "note: /llm_providers/azure/base_url is a placeholder" in result.stderr
+    assert cli("init", "--provider", "nope", cwd=tmp_path / "..").returncode == 2
+
+
+# ---- upgrade's checks and its edit of the config ---------------------------------------------------
+
+
+DATA = {"litellm": {"image": "ghcr.io/berriai/litellm:v1.99.4"}}
+
+
+@pytest.mark.parametrize(
+    "tag, message",
+    [
+        ("v1.82.7", "malicious release"),
+        ("main-stable", "not a release tag"),
+        ("latest", "not a release tag"),
+        ("1.99", "not a release tag"),
+        ("v1.99.5; rm -rf /", "not a release tag"),
+        ("v1.98.0", "older than the running v1.99.4"),
+        ("v1.99.4-rc1", "older than the running v1.99.4"),
+    ],
+)
+def test_upgrade_refuses_tags_that_name_no_release_or_a_bad_one(tag, message):
+    with pytest.raises(ConfigError, match=message):
+        upgrade.check({"litellm": {**DATA["litellm"], "allow_floating_tag": True}}, tag, allow_downgrade=False)
+
+
+def test_upgrade_accepts_a_newer_release_and_a_downgrade_only_when_asked():
+    assert upgrade.check(DATA, "v1.99.5", allow_downgrade=False) == (
+        "ghcr.io/berriai/litellm:v1.99.4",
+        "ghcr.io/berriai/litellm:v1.99.5",
+    )
+    assert upgrade.check(DATA, "v1.98.0", allow_downgrade=True)[1] == "ghcr.io/berriai/litellm:v1.98.0"
+    digest = {"litellm": {"image": "ghcr.io/berriai/litellm:v1.99.4@sha256:" + "a" * 64}}
+    assert upgrade.check(digest, "v1.99.5", allow_downgrade=False)[1] == "ghcr.io/berriai/litellm:v1.99.5"
+
+
+def test_upgrade_changes_the_image_and_not_one_other_byte(tmp_path):
+    text = (ROOT / "blueprint-config.json").read_text()
+    path = tmp_path / "c.json"
+    path.write_text(text)
+    configfile.set_value(path, ("litellm", "image"), "ghcr.io/berriai/litellm:v1.99.5")
+    assert path.read_text() == text.replace("litellm:v1.99.4", "litellm:v1.99.5")
+    bare = tmp_path / "bare.json"
+    bare.write_text('{\n  "llm_providers": {"ollama": {"models": ["m"]}}\n}\n')
+    configfile.set_value(bare, ("litellm", "image"), "ghcr.io/berriai/litellm:v1.99.5")
+    assert bare.read_text() == (
+        '{\n  "litellm": {"image": "ghcr.io/berriai/litellm:v1.99.5"},\n'
+        '  "llm_providers": {"ollama": {"models": ["m"]}}\n}\n'
+    )
+    assert config_module.loads(bare.read_bytes()).data["litellm"]["image"].endswith(":v1.99.5")
+
+
+json_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+json_documents = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(
+    document=st.dictionaries(st.text(max_size=6), json_documents, max_size=4),
+    keys=st.lists(st.sampled_from(["litellm", "image", "a", ""]), min_size=1, max_size=3),
+    indent=st.sampled_from([None, 2, 4]),
+)
+def test_setting_one_value_changes_that_value_only(document, keys, indent):
+    """For any JSON object and key path: the result parses to the document with that one value set
+    (members created where missing), whatever the formatting."""
+    text = json.dumps(document, indent=indent)
+    keys = tuple(keys)
+    node = document
+    for key in keys[:-1]:
+        if key in node and not isinstance(node[key], dict):
+            return  # the path crosses a value that is not an object: nothing to set
+        node = node.get(key, {})
+    expected = json.loads(text)
+    target = expected
+    for key in keys[:-1]:
+        target = target.setdefault(key, {})
+    target[keys[-1]] = "new:v2"
+    assert json.loads(configfile._with(text, keys, "new:v2")) == expected
+
+
+# ---- ps, logs, down, up, uninstall -------------------------------------------------------------------
+
+
+def test_ps_lists_each_service_and_exits_1_when_one_is_down(world):
+    healthy = world.run("ps", "--config", str(world.config))
+    assert healthy.returncode == 0, healthy.stderr
+    lines = healthy.stdout.splitlines()
+    assert lines[0].split() == ["SERVICE", "STATE", "HEALTH", "SINCE", "RESTARTS", "IMAGE", "ADDRESS"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert list(rows) == ["litellm-postgres", "litellm-redis", "litellm@1", "litellm@2", "litellm-front"]
+    assert rows["litellm@1"][1:3] == ["active", "healthy"] and rows["litellm@1"][-2:] == ["(network", "only)"]
+    assert rows["litellm-front"][1:3] == ["active", "running"] and rows["litellm-front"][-1].startswith("http://127.")
+    world.set(
+        world.systemd, lambda w: w.update(units={"litellm-redis.service": {"ActiveState": "failed", "NRestarts": "7"}})
+    )
+    world.set(world.podman, lambda w: w["containers"]["litellm-2"].update(health="unhealthy"))
+    broken = world.run("ps", "--config", str(world.config))
+    assert broken.returncode == 1
+    assert "2 of 5 services are not running and healthy: litellm-redis, litellm@2" in broken.stderr
+    redis = next(line.split() for line in broken.stdout.splitlines() if line.startswith("litellm-redis"))
+    assert redis[1] == "failed" and "7" in redis
+
+
+def test_logs_come_from_the_journal_else_from_podman(world, tmp_path):
+    bin_dir = tmp_path / "journal"
+    bin_dir.mkdir()
+    (bin_dir / "journalctl").write_text("#!/bin/sh\necho '-- No entries --'\n")
+    (bin_dir / "journalctl").chmod(0o755)
+    world.set(world.podman, lambda w: w["containers"]["litellm-redis"].update(log=["Ready to accept connections"]))
+    path = f"{bin_dir}:{FAKES}:{os.environ['PATH']}"
+    from_podman = world.run("logs", "redis", "-n", "5", "--config", str(world.config), PATH=path)
+    assert from_podman.returncode == 0, from_podman.stderr
+    assert from_podman.stdout.strip() == "Ready to accept connections"
+    for replica in ("litellm-1", "litellm-2"):
+        world.set(world.podman, lambda w, r=replica: w["containers"][r].update(log=[f"served by {r}"]))
+    replicas = world.run("logs", "--config", str(world.config), PATH=path)
+    assert replicas.stdout.splitlines() == ["litellm-1 served by litellm-1", "litellm-2 served by litellm-2"]
+    one = world.run("logs", "litellm@2", "--config", str(world.config), PATH=path)
+    assert one.stdout.strip() == "served by litellm-2", one.stderr
+    (bin_dir / "journalctl").write_text("#!/bin/sh\necho \"$*\" | grep -q 'unit=litellm@1.service --unit=litellm@2' && echo 'Nov 25 litellm[1]: the journal speaks'\n")
+    from_journal = world.run("logs", "--config", str(world.config), PATH=path)
+    assert from_journal.stdout.strip() == "Nov 25 litellm[1]: the journal speaks"
+    (bin_dir / "journalctl").write_text("#!/bin/sh\necho '-- No entries --'\n")
+    world.set(world.podman, lambda w: w["containers"].pop("litellm-postgres"))
+    neither = world.run("logs", "postgres", "--config", str(world.config), PATH=path)
+    assert neither.returncode == 1 and "no log for litellm-postgres.service" in neither.stderr
+    unknown = world.run("logs", "nope", "--config", str(world.config), PATH=path)
+    assert unknown.returncode == 2 and "no service 'nope'" in unknown.stderr
+
+
+def test_down_and_up_stop_and_start_services_and_timers(world):
+    assert world.run("down", "--config", str(world.config)).returncode == 0
+    assert world.calls()[-1] == (
+        "stop litellm-front.service litellm@2.service litellm@1.service litellm-redis.service "
+        "litellm-postgres.service blueprint-backup-config.timer blueprint-backup-postgres.timer "
+        "blueprint-backup-redis.timer"
+    )
+    assert world.run("up", "--config", str(world.config)).returncode == 0
+    assert world.calls()[-1].startswith(
+        "start litellm-postgres.service litellm-redis.service litellm@1.service litellm@2.service litellm-front.service"
+    )
+
+
+def test_uninstall_removes_what_render_wrote_and_keeps_data_secrets_and_edits(world, home):
+    edited = home.unit_dir / "litellm/litellm.caddy"
+    edited.write_text(edited.read_text() + "# mine\n")
+    dropin = home.unit_dir / "litellm.container.d/50-mine.conf"
+    dropin.parent.mkdir()
+    dropin.write_text("[Container]\nEnvironment=MINE=1\n")
+    store = home.secret_store.read_bytes()
+    result = world.run("uninstall")
+    assert result.returncode == 0, result.stderr
+    assert world.calls()[:2] == [
+        "disable --now blueprint-backup-config.timer blueprint-backup-postgres.timer blueprint-backup-redis.timer",
+        "stop litellm-front.service litellm-postgres.service litellm-redis.service litellm@1.service litellm@2.service",
+    ]
+    assert world.calls()[-1] == "daemon-reload"
+    left = sorted(str(p.relative_to(home.home)) for p in home.home.rglob("*") if p.is_file())
+    assert left == [
+        ".config/blueprint/secrets.env",
+        ".config/containers/systemd/litellm.container.d/50-mine.conf",
+        ".config/containers/systemd/litellm/litellm.caddy",
+        ".local/state/blueprint/lock",
+    ]
+    assert home.secret_store.read_bytes() == store
+    assert "podman volume rm systemd-litellm-postgres systemd-litellm-redis" in result.stderr
+    assert "kept " in result.stderr and "edited since blueprint wrote it" in result.stderr
+    again = world.run("render", "--config", str(world.config), "--force")
+    assert again.returncode == 0 and "generated" not in again.stderr, "the same secrets come back"
+    purge = world.run("uninstall", "--purge-secrets", "--yes", "--force")
+    assert purge.returncode == 0 and not home.secret_store.exists()
+
+
+# ---- a stack that heals itself ------------------------------------------------------------------------
+
+
+def test_unhealthy_containers_are_killed_and_workers_recycled(home, tmp_path):
+    config = write_config(tmp_path, {**CONFIG, "litellm": {"max_requests_before_restart": 2000}})
+    assert cli("render", "--config", str(config)).returncode == 0
+    services = injection.quadlet_services(home.unit_dir)
+    for service in (injection.LITELLM, "litellm-postgres.service", "litellm-redis.service"):
+        words = injection.exec_words(dict(services[service])["Service.ExecStart"])
+        assert words[words.index("--health-on-failure") + 1] == "kill", service
+        assert dict(services[service])["Service.Restart"] == "always"
+    words = injection.exec_words(dict(services[injection.LITELLM])["Service.ExecStart"])
+    assert words[words.index("--max_requests_before_restart") + 1] == "2000"
+    assert words[words.index("--max_requests_before_restart_jitter") + 1] == "200"
+    general = yaml.safe_load((home.unit_dir / "litellm/litellm.yaml").read_text())["general_settings"]
+    assert general["maximum_spend_logs_retention_period"] == "30d", "the backups' retention"
+    write_config(tmp_path, {**CONFIG, "litellm": {"spend_logs_retention": "2w", "max_requests_before_restart": 0}})
+    assert cli("render", "--config", str(config)).returncode == 0
+    general = yaml.safe_load((home.unit_dir / "litellm/litellm.yaml").read_text())["general_settings"]
+    assert general["maximum_spend_logs_retention_period"] == "2w"
+    words = injection.exec_words(
+        dict(injection.quadlet_services(home.unit_dir)[injection.LITELLM])["Service.ExecStart"]
+    )
+    assert "--max_requests_before_restart" not in words
+
+
+def test_podman_4_4_gets_health_on_failure_as_an_option(home, tmp_path):
+    config = write_config(tmp_path, {**CONFIG, "podman_version": "4.4"})
+    assert cli("render", "--config", str(config)).returncode == 0
+    unit = (home.unit_dir / "litellm-1.container").read_text()
+    assert "--health-on-failure=kill" in next(line for line in unit.splitlines() if line.startswith("PodmanArgs="))
+
+
+def test_drop_ins_are_listed_never_touched_and_named_in_a_conflict(home, tmp_path):
+    config = write_config(tmp_path, CONFIG)
+    assert cli("render", "--config", str(config)).returncode == 0
+    dropin = home.unit_dir / "container.d/50-mine.conf"
+    dropin.parent.mkdir()
+    dropin.write_text("[Container]\nPodmanArgs=--log-opt=max-size=10m\n")
+    status = cli("status", "--config", str(config))
+    assert "drop-in    ~/.config/containers/systemd/container.d/50-mine.conf  (yours" in status.stdout
+    unit = home.unit_dir / "litellm/litellm@.container"
+    unit.write_text(unit.read_text().replace("RestartSec=5s", "RestartSec=9s"))
+    refused = cli("render", "--config", str(config))
+    assert refused.returncode == 1 and "litellm.container.d/50-mine.conf" in refused.stderr
+    assert cli("render", "--config", str(config), "--force").returncode == 0
+    assert dropin.read_text().startswith("[Container]"), "never touched"
+    generated = subprocess.run(
+        [injection.QUADLET, "-user", "-dryrun"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "QUADLET_UNIT_DIRS": str(home.unit_dir)},
+    )
+    assert "--log-opt=max-size=10m" in generated.stdout, "Quadlet applies it"
