@@ -8,6 +8,7 @@ test_export_kubernetes_output.py.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import subprocess
@@ -23,9 +24,8 @@ from blueprint import pipeline
 from blueprint.errors import ConfigError
 from blueprint.export import kubernetes, output
 from blueprint.model.sizing import RESERVED_CONNECTIONS
-from blueprint.model.types import Kind
 from tests.conftest import FIXTURES, ROOT, cli, need, options, store_secrets, write_config
-from tests.test_golden import CASES, KUBERNETES_REPLICAS, fixture_config
+from tests.test_golden import CASES, fixture_config
 
 # The oldest Kubernetes the export is checked against (kubernetes-validate 1.37.0 bundles 1.25-1.37).
 KUBERNETES_VERSION = "1.31.0"
@@ -59,7 +59,7 @@ def stand_ins(config: Path) -> dict[str, str]:
 
 
 def export_case(case: str, home, **kwargs) -> kubernetes.Manifests:
-    return kubernetes.export(options(fixture_config(case)), replicas=KUBERNETES_REPLICAS.get(case), **kwargs)
+    return kubernetes.export(options(fixture_config(case)), **kwargs)
 
 
 # ---- the real consumer -------------------------------------------------------------------------
@@ -93,8 +93,10 @@ def test_every_export_passes_kubernetes_validate_strict(case, home, tmp_path, ku
 @pytest.mark.parametrize("case", ["default", *CASES])
 def test_the_pods_fit_together(case, home):
     """What no schema checks: selectors select, named ports exist, the pools fit PostgreSQL, the
-    images and commands are the Quadlet units', and no secret is passed as a value."""
-    stack = pipeline.build_stack(options(fixture_config(case))).stack
+    images and commands are the Quadlet units' (each LiteLLM replica's for the proxies' pods, which
+    are as many), the front door is left to the proxies' Service, and no secret is passed as a value."""
+    built = pipeline.build_stack(options(fixture_config(case)))
+    stack = built.stack
     objects = parsed(export_case(case, home))
     pods = {o["metadata"]["name"]: o for o in objects if o["kind"] in ("Deployment", "StatefulSet", "Job")}
     for obj in objects:
@@ -114,26 +116,28 @@ def test_the_pods_fit_together(case, home):
             workload["spec"]["selector"]["matchLabels"].items()
             <= workload["spec"]["template"]["metadata"]["labels"].items()
         )
+    replicas = stack.services_of("litellm")
+    assert one(objects, "Deployment", "litellm")["spec"]["replicas"] == len(replicas) == stack.sizing.replicas
+    assert not [o for o in objects if o["metadata"]["name"].startswith("litellm-front")]
     for service in stack.services:
-        workload = pods[service.name]
+        if service.key == "litellm_front":
+            continue
+        proxy = service.key == "litellm"
+        workload = pods["litellm" if proxy else service.name]
         assert container(workload)["image"] == service.image
         # Kubernetes reads $$ as $: the arguments it runs are the unit's Exec= words.
-        assert [k8s_expand(arg) for arg in container(workload)["args"]] == _expected_args(service, objects)
-        assert one(objects, "Service", service.container_name)["spec"]["ports"][0]["port"] == service.port
+        # At litellm.replicas PostgreSQL keeps the render's max_connections: the pools fit it already.
+        assert [k8s_expand(arg) for arg in container(workload)["args"]] == list(service.command)
+        assert container(workload)["resources"]["limits"]["memory"] == f"{service.memory_mb}Mi"
+        # Clients and litellm.yaml reach each Service by the config's hostname, not a replica's.
+        hostname = built.loaded.data[service.key]["hostname"]
+        assert one(objects, "Service", hostname)["spec"]["ports"][0]["port"] == service.port
     secret_names = {name for s in stack.services for e in s.secret_env for name in (e.var, *e.needs)}
     for workload in pods.values():
         for env in container(workload)["env"]:
             assert "value" in env or env["valueFrom"]["secretKeyRef"]["name"] == "litellm-secrets"
             assert not ("value" in env and env["name"] in secret_names), f"{env['name']} passed as a value"
     _assert_pools_fit(objects)
-
-
-def _expected_args(service, objects) -> list[str]:
-    args = list(service.command)
-    if service.key == "litellm_postgres":  # max_connections may have grown with the replicas
-        exported = [a for a in container(one(objects, "StatefulSet", service.name))["args"] if "max_connections" in a]
-        args = [exported[0] if a.startswith("max_connections=") else a for a in args]
-    return args
 
 
 def k8s_expand(text: str) -> str:
@@ -156,10 +160,15 @@ def _assert_pools_fit(objects: list[dict]) -> None:
     assert deployment["spec"]["replicas"] * workers * pool + RESERVED_CONNECTIONS <= limit
 
 
+def rendered_litellm_yaml(config: Path) -> bytes:
+    """litellm.yaml as `blueprint render` writes it (not the front door's Caddyfile beside it)."""
+    rendered = pipeline.prepare(options(config))
+    return next(f.data for f in rendered.planned if f.output.path == rendered.stack.gateway_file)
+
+
 @pytest.mark.parametrize("case", ["default", *CASES])
 def test_config_map_holds_the_bytes_render_writes(case, home):
-    rendered = pipeline.prepare(options(fixture_config(case)))
-    litellm_yaml = next(f.data for f in rendered.planned if f.output.role.kind is Kind.MOUNTED)
+    litellm_yaml = rendered_litellm_yaml(fixture_config(case))
     config_map = one(parsed(export_case(case, home)), "ConfigMap", "litellm-config")
     assert config_map["data"]["config.yaml"].encode("utf-8") == litellm_yaml
     deployment = one(parsed(export_case(case, home)), "Deployment", "litellm")
@@ -178,10 +187,8 @@ def test_config_map_survives_text_yaml_would_mangle(home, tmp_path):
             "caddy": {"enabled": False},
         },
     )
-    rendered = pipeline.prepare(options(config))
-    litellm_yaml = next(f.data for f in rendered.planned if f.output.role.kind is Kind.MOUNTED)
     config_map = one(parsed(kubernetes.export(options(config))), "ConfigMap")
-    assert config_map["data"]["config.yaml"].encode("utf-8") == litellm_yaml
+    assert config_map["data"]["config.yaml"].encode("utf-8") == rendered_litellm_yaml(config)
     assert yaml.safe_load(config_map["data"]["config.yaml"])["model_list"][0]["litellm_params"]["mock_response"] == mock
 
 
@@ -217,9 +224,12 @@ def test_proxies_roll_one_at_a_time_and_probe_litellm_health(home):
     assert proxy["startupProbe"]["periodSeconds"] * proxy["startupProbe"]["failureThreshold"] >= 300
     env = {e["name"]: e.get("value") for e in proxy["env"]}
     assert env["DISABLE_SCHEMA_UPDATE"] == "true" and proxy["env"][-1]["name"] == "DISABLE_SCHEMA_UPDATE"
-    assert "FORWARDED_ALLOW_IPS" not in env and "PROXY_BASE_URL" not in env
+    assert "PROXY_BASE_URL" not in env
     assert env["UI_USERNAME"] == "admin" and env["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
-    assert proxy["resources"]["limits"]["memory"] == "2176Mi"  # litellm_memory(4 workers)
+    assert env["ENFORCE_PRISMA_MIGRATION_CHECK"] == "true"
+    # The small profile's 4 workers, split between litellm.replicas (2), as each Quadlet replica runs them.
+    assert proxy["args"][proxy["args"].index("--num_workers") + 1] == "2"
+    assert proxy["resources"]["limits"]["memory"] == "1344Mi"  # litellm_memory(2 workers)
     budget = one(objects, "PodDisruptionBudget", "litellm")
     assert budget["spec"]["minAvailable"] == 1
     assert (
@@ -265,22 +275,35 @@ def test_a_new_litellm_yaml_or_image_makes_new_pods_and_a_new_job(home, tmp_path
     assert one(first, "Job")["metadata"]["name"] != one(third, "Job")["metadata"]["name"]
 
 
-def test_replicas_come_from_the_flag_then_a_larger_config_value(home):
-    built = pipeline.build_stack(options(ROOT / "blueprint-config.json"))
-    mounted = b"model_list: []\n"
+def test_forwarded_headers_are_believed_from_the_cluster_network_not_the_podman_subnet(home):
+    """uvicorn walks X-Forwarded-For from the right past trusted hops: private ranges, never "*"."""
+    config = ROOT / "blueprint-config.json"
+    proxy = pipeline.build_stack(options(config)).stack.service("litellm")
+    subnet = next(w for w in proxy.environment if w.startswith("FORWARDED_ALLOW_IPS=")).partition("=")[2]
+    env = container(one(parsed(kubernetes.export(options(config))), "Deployment"))["env"]
+    allowed = next(e["value"] for e in env if e["name"] == "FORWARDED_ALLOW_IPS")
+    assert allowed not in (subnet, "*")
+    trusted = [ipaddress.ip_network(n) for n in allowed.split(",")]
+    for ingress in ("10.244.1.7", "10.42.0.12", "172.17.0.5", "192.168.33.4", "100.96.1.3", "fd00:10:244::5"):
+        assert any(ipaddress.ip_address(ingress) in n for n in trusted), ingress
+    for client in ("203.0.113.9", "8.8.8.8", "2001:db8::1"):
+        assert not any(ipaddress.ip_address(client) in n for n in trusted), client
 
-    def replicas(data, asked=None):
-        made = kubernetes.manifests(built.stack, data, mounted, replicas=asked)
-        return one(list(made.objects), "Deployment")["spec"]["replicas"]
 
-    data = built.loaded.data
-    assert "replicas" not in data["litellm"]  # the schema has none yet: the default holds
-    assert replicas(data) == 2
-    assert replicas(data, asked=3) == 3
-    with_replicas = {**data, "litellm": {**data["litellm"], "replicas": 4}}
-    assert replicas(with_replicas) == 4
-    assert replicas({**data, "litellm": {**data["litellm"], "replicas": 1}}) == 2  # one host's count
-    assert replicas(with_replicas, asked=1) == 1
+@pytest.mark.parametrize(("configured", "asked", "pods"), [(None, None, 2), (4, None, 4), (1, None, 1), (4, 6, 6)])
+def test_replicas_come_from_the_flag_then_litellm_replicas(home, tmp_path, configured, asked, pods):
+    """Each pod runs one Quadlet replica's workers, which the sizing splits by litellm.replicas:
+    --replicas adds or removes pods, never resizes them."""
+    data: dict = {"llm_providers": {"openai": {"models": ["gpt-4o"]}}}
+    if configured is not None:
+        data["litellm"] = {"replicas": configured}
+    config = write_config(tmp_path, data)
+    made = kubernetes.export(options(config), replicas=asked)
+    deployment = one(list(made.objects), "Deployment")
+    assert deployment["spec"]["replicas"] == pods
+    args = container(deployment)["args"]
+    assert args[args.index("--num_workers") + 1] == str(-(-4 // (configured or 2)))  # the small profile's 4
+    assert ("PodDisruptionBudget" in {o["kind"] for o in made.objects}) == (pods >= 2)
 
 
 def test_one_replica_has_no_disruption_budget_that_would_block_drains(home):
@@ -293,13 +316,15 @@ def test_one_replica_has_no_disruption_budget_that_would_block_drains(home):
 
 
 def test_a_pool_that_overflows_a_configured_max_connections_is_refused_with_the_numbers(home):
+    """The full fixture's 2 replicas x 4 workers x 20 fit its max_connections 300, as the render
+    checked; 4 pods of the same size do not."""
     with pytest.raises(ConfigError) as refused:
-        kubernetes.export(options(FIXTURES / "full/blueprint-config.json"))
+        kubernetes.export(options(FIXTURES / "full/blueprint-config.json"), replicas=4)
     message = refused.value.message
     assert "/sizing/db_pool_limit" in message
-    assert "2 replicas x 8 workers x 20 connections + 13 reserved = 333" in message
+    assert "4 replicas x 4 workers x 20 connections + 13 reserved = 333" in message
     assert "max_connections 300" in message
-    assert "db_pool_limit to 17 or less" in refused.value.hint and "--replicas 1" in refused.value.hint
+    assert "db_pool_limit to 17 or less" in refused.value.hint and "--replicas 3" in refused.value.hint
 
 
 @pytest.mark.parametrize(("pool", "fits"), [(17, True), (18, False)])
@@ -308,56 +333,73 @@ def test_the_pool_the_hint_names_is_the_largest_that_fits(home, tmp_path, pool, 
     data["sizing"]["db_pool_limit"] = pool
     config = write_config(tmp_path, data)
     if fits:
-        _assert_pools_fit(parsed(kubernetes.export(options(config))))
+        _assert_pools_fit(parsed(kubernetes.export(options(config), replicas=4)))
     else:
         with pytest.raises(ConfigError, match="more than PostgreSQL's max_connections 300"):
-            kubernetes.export(options(config))
+            kubernetes.export(options(config), replicas=4)
 
 
 def test_max_connections_from_sizing_grows_with_the_replicas(home):
     made = kubernetes.export(options(ROOT / "blueprint-config.json"), replicas=3)
     postgres = container(one(parsed(made), "StatefulSet", "litellm-postgres"))
-    assert f"max_connections={3 * 4 * 25 + RESERVED_CONNECTIONS}" in postgres["args"]
-    assert any("max_connections is 313" in note for note in made.notes)
+    assert f"max_connections={3 * 2 * 25 + RESERVED_CONNECTIONS}" in postgres["args"]
+    assert any("max_connections is 163" in note for note in made.notes)
     _assert_pools_fit(parsed(made))
 
 
 def test_pool_refusal_from_the_command_line_exits_2_and_prints_nothing(home):
-    result = cli("export", "kubernetes", "--config", str(FIXTURES / "full/blueprint-config.json"))
+    result = cli("export", "kubernetes", "--config", str(FIXTURES / "full/blueprint-config.json"), "--replicas", "4")
     assert result.returncode == 2 and result.stdout == ""
     assert "error:" in result.stderr and "= 333" in result.stderr and "hint:" in result.stderr
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    replicas=st.integers(1, 8),
-    workers=st.integers(1, 16),
+    configured=st.integers(1, 8),
+    asked=st.one_of(st.none(), st.integers(1, 8)),
+    workers=st.one_of(st.none(), st.integers(1, 16)),
     pool=st.integers(1, 60),
     max_connections=st.one_of(st.none(), st.integers(10, 600)),
 )
-def test_any_pool_either_fits_or_is_refused_with_a_pool_that_would(home, replicas, workers, pool, max_connections):
-    """The arithmetic, for any numbers: what is exported fits, and a refusal's hint is exact."""
+def test_any_pool_either_fits_or_is_refused_with_a_pool_that_would(
+    home, configured, asked, workers, pool, max_connections
+):
+    """The arithmetic, for any numbers: the export refuses what the render refuses; at
+    litellm.replicas it exports the render's very numbers; with more pods what is exported fits,
+    and a refusal's hint is exact."""
     import tempfile
 
-    data = {"litellm": {"num_workers": workers}, "sizing": {"db_pool_limit": pool}}
+    data: dict = {"litellm": {"replicas": configured}, "sizing": {"db_pool_limit": pool}}
+    if workers is not None:
+        data["litellm"]["num_workers"] = workers
     if max_connections is not None:
         data["litellm_postgres"] = {"max_connections": max_connections}
     with tempfile.TemporaryDirectory() as folder:
         config = write_config(Path(folder), data)
         try:
-            made = kubernetes.export(options(config), replicas=replicas)
+            stack = pipeline.build_stack(options(config)).stack
+        except ConfigError as render_refused:
+            with pytest.raises(ConfigError) as refused:
+                kubernetes.export(options(config), replicas=asked)
+            assert refused.value.message == render_refused.message
+            return
+        sizing, pods = stack.sizing, configured if asked is None else asked
+        needed = pods * sizing.num_workers * pool + RESERVED_CONNECTIONS
+        try:
+            made = kubernetes.export(options(config), replicas=asked)
         except ConfigError as refused:
-            assert "/sizing/db_pool_limit" in refused.message
-            if "replicas x" not in refused.message:
-                return  # one proxy's pools already overflow: the render refuses the config too
-            assert max_connections is not None, "a max_connections from sizing grows instead"
+            assert needed > sizing.max_connections and max_connections is not None, refused.message
+            assert f"{pods} replicas x {sizing.num_workers} workers x {pool} connections" in refused.message
             hinted = re.search(r"db_pool_limit to (\d+) or less", refused.hint or "")
             if hinted:
                 fit = int(hinted[1])
-                assert replicas * workers * fit + RESERVED_CONNECTIONS <= max_connections
-                assert replicas * workers * (fit + 1) + RESERVED_CONNECTIONS > max_connections
+                assert pods * sizing.num_workers * fit + RESERVED_CONNECTIONS <= max_connections
+                assert pods * sizing.num_workers * (fit + 1) + RESERVED_CONNECTIONS > max_connections
             return
-    _assert_pools_fit(parsed(made))
+    objects = parsed(made)
+    _assert_pools_fit(objects)
+    postgres = container(one(objects, "StatefulSet", "litellm-postgres"))["args"]
+    assert (postgres == list(stack.service("litellm_postgres").command)) == (needed <= sizing.max_connections)
 
 
 # ---- what the config leaves out -----------------------------------------------------------------

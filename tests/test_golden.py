@@ -29,9 +29,6 @@ HOME = "/home/blueprint"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "blueprint-config.json").exists())
 UPDATE = os.environ.get("BLUEPRINT_UPDATE_GOLDEN") == "1"
 MACHINE = Machine("gateway")  # the name a site gets when the config gives none
-# The full fixture sets max_connections 300, which holds the pools of one proxy (8 workers x 20)
-# and not of two: it is exported with one replica (test_export_kubernetes checks the refusal).
-KUBERNETES_REPLICAS = {"full": 1}
 
 
 def fixed_options(case: str) -> pipeline.Options:
@@ -83,7 +80,7 @@ def test_render_matches_golden_tree(case, monkeypatch):
 @pytest.mark.parametrize("case", ["default", *CASES])
 def test_kubernetes_export_matches_golden_file(case):
     """The export without --with-secrets: it reads no secret, so no stand-in is needed."""
-    manifests = kubernetes.export(fixed_options(case), replicas=KUBERNETES_REPLICAS.get(case))
+    manifests = kubernetes.export(fixed_options(case))
     data = output.dump(manifests.objects).encode("utf-8")
     expected = GOLDEN_KUBERNETES / f"{case}.yaml"
     if UPDATE:

@@ -43,7 +43,7 @@ def export():
 @click.option(
     "--replicas",
     type=click.IntRange(1, 1000),
-    help="LiteLLM replicas. Default: litellm.replicas when the config asks for more, else 2.",
+    help="LiteLLM pods, each with the workers of one litellm.replicas container. Default: litellm.replicas.",
     metavar="N",
 )
 @click.option(
@@ -70,6 +70,7 @@ def kubernetes(config_path, out, namespace, replicas, with_secrets):
     Secrets are referenced by name (Secret litellm-secrets) and never printed, unless
     --with-secrets copies them from the store (run `blueprint render` first: the export
     generates nothing). Ingress, TLS, storage classes and backups are left to the cluster.
+    The host's front door is not exported: the litellm Service balances over the pods.
     Replicas x workers x sizing.db_pool_limit must fit PostgreSQL's max_connections.
     """
     from blueprint.export import kubernetes as k8s

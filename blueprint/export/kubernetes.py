@@ -8,6 +8,10 @@ drift apart. litellm.yaml reaches the ConfigMap as the very bytes `blueprint ren
 This module decides what a cluster needs beyond that: how many proxies, whether their pools fit
 PostgreSQL, which of the proxy's environment only made sense on the host, and whether the
 Secret is written (--with-secrets) or only referenced. kubernetes_objects.py builds each kind.
+
+LiteLLM's replicas become the Deployment's pods, each one the Quadlet replica's container (its
+--num_workers, its memory); the front door (Caddy balancing over the replicas on one host) is
+not exported: the proxies' Service balances over the pods instead.
 """
 
 from __future__ import annotations
@@ -23,24 +27,28 @@ from blueprint.export import kubernetes_objects as k8s
 from blueprint.model import services
 from blueprint.model.providers import HOST_FROM_CONTAINER
 from blueprint.model.sizing import RESERVED_CONNECTIONS
-from blueprint.model.types import GENERATED, Kind, SecretEnv, Service, Sizing, Stack
+from blueprint.model.types import GENERATED, SecretEnv, Service, Sizing, Stack
 
 if TYPE_CHECKING:
     from blueprint.pipeline import Options
 
-# Two proxies, so a rolling update (maxUnavailable 0) and a node drain (the disruption budget)
-# always leave one serving. --replicas wins; so does litellm.replicas when it asks for more.
-DEFAULT_REPLICAS = 2
 # Volume claims for the cluster's default storage class: a start; patch them in an overlay.
 POSTGRES_STORAGE = "10Gi"
 
 # Environment the Quadlet unit gives LiteLLM that only means something on that one host.
 HOST_ONLY = {
-    "FORWARDED_ALLOW_IPS": "it names the podman network's subnet; set it to your ingress controller's pod "
-    "addresses so LiteLLM believes its X-Forwarded-* headers",
     "PROXY_BASE_URL": "it names the Caddy site on this host; set it to the URL your ingress serves, "
     "for the admin UI's redirects",
 }
+# Environment the cluster gets in place of the host's. FORWARDED_ALLOW_IPS: on the host, uvicorn
+# believes X-Forwarded-Proto and -For from the podman network's subnet (Caddy); in a cluster they
+# come from an ingress controller whose pod addresses are not known when exporting and change as
+# it moves. The private ranges (RFC 1918, RFC 6598, IPv6 ULA) hold the pod network of nearly every
+# cluster, so redirects behind the ingress's TLS stay https, while a client reaching a pod from a
+# public address (a LoadBalancer that keeps the source IP) is not believed. Not "*": uvicorn then
+# takes the leftmost X-Forwarded-For, which any client writes; with ranges it walks from the right
+# past the trusted hops to the address the ingress saw. Narrow it in an overlay if you can.
+CLUSTER_ENV = {"FORWARDED_ALLOW_IPS": "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7"}
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,7 @@ def export(
 
     built = pipeline.build_stack(options)
     stack = built.stack
-    mounted = stack.output(Kind.MOUNTED)
+    mounted = next((o for o in stack.outputs if o.path == stack.gateway_file), None)
     if stack.service("litellm") is None or mounted is None:
         raise ConfigError(
             f"{stack.source}: /litellm/enabled: the Kubernetes export is the LiteLLM gateway, and litellm is disabled",
@@ -99,11 +107,10 @@ def manifests(
 ) -> Manifests:
     """The objects for a built stack, in the order they are best applied; `litellm_yaml` is the
     rendered litellm.yaml, `secrets` the store's path and values (None: the Secret is referenced,
-    not written)."""
-    litellm = stack.service("litellm")
-    assert litellm is not None  # export() refuses a stack without it
+    not written); `replicas` the pods, litellm.replicas unless given."""
+    litellm = _proxy(stack, data)
     notes: list[str] = []
-    count = _replicas(data, replicas)
+    count = stack.sizing.replicas if replicas is None else replicas
     postgres = _postgres(stack, data, count, notes)
     redis = stack.service("litellm_redis")
     refs = _secret_refs(s for s in (postgres, redis, litellm) if s is not None)
@@ -141,53 +148,52 @@ def manifests(
 # ---- what the config asks of a cluster ----------------------------------------------------------
 
 
-def _replicas(data: Mapping[str, Any], asked: int | None) -> int:
-    """--replicas, else litellm.replicas when it asks for more than the default (the schema may
-    not have it yet: one host's count says little about a cluster's), else two."""
-    if asked is not None:
-        return asked
-    configured = data["litellm"].get("replicas")
-    if isinstance(configured, int) and not isinstance(configured, bool):
-        return max(DEFAULT_REPLICAS, configured)
-    return DEFAULT_REPLICAS
+def _proxy(stack: Stack, data: Mapping[str, Any]) -> Service:
+    """One LiteLLM replica's container, under the config's names: the Quadlet replicas are
+    litellm@1, litellm@2 (litellm-1, litellm-2 before Podman 5.0), each on the network as
+    litellm-N; in a cluster the pods are the replicas, and the Service keeps litellm.hostname."""
+    first = stack.service("litellm")
+    assert first is not None  # export() refuses a stack without it
+    hostname = data["litellm"]["hostname"]
+    return replace(first, name=services.service_name(first.key), instance=None, container_name=hostname)
 
 
 def _postgres(stack: Stack, data: Mapping[str, Any], replicas: int, notes: list[str]) -> Service | None:
     """PostgreSQL as the cluster runs it: max_connections must hold every replica's pools.
 
-    Each LiteLLM worker keeps its own pool (database_connection_pool_limit), so the replicas
-    together open replicas x workers x pool. The sizing profile's max_connections was chosen
-    for one proxy: it grows with the replicas here. A max_connections the config sets is a
-    promise about the database, so a pool that does not fit it is refused.
+    Each LiteLLM worker keeps its own pool (database_connection_pool_limit), so the pods together
+    open replicas x workers x pool, with the workers of one Quadlet replica in each pod: the
+    render has checked that litellm.replicas of them fit. A --replicas beyond that grows the
+    max_connections the sizing profile chose; a max_connections the config sets is a promise
+    about the database, so a pool that does not fit it is refused.
     """
     if stack.service("litellm_postgres") is None:
         return None
-    sizing = stack.sizing
-    per_replica = sizing.num_workers * sizing.db_pool_limit
-    needed = replicas * per_replica + RESERVED_CONNECTIONS
+    sizing = replace(stack.sizing, replicas=replicas)
+    needed = sizing.litellm_workers * sizing.db_pool_limit + RESERVED_CONNECTIONS
     if needed > sizing.max_connections:
         if "max_connections" in data["litellm_postgres"]:
-            raise _pool_refused(stack, replicas, needed)
+            raise _pool_refused(stack.source, sizing, needed)
         notes.append(
-            f"PostgreSQL max_connections is {needed} in the cluster, not the {sizing.max_connections} sizing gives "
-            f"one proxy: {replicas} replicas x {sizing.num_workers} workers x {sizing.db_pool_limit} connections "
-            f"+ {RESERVED_CONNECTIONS} reserved"
+            f"PostgreSQL max_connections is {needed} in the cluster, not the sizing's {sizing.max_connections} for "
+            f"litellm.replicas {stack.sizing.replicas}: {replicas} replicas x {sizing.num_workers} workers x "
+            f"{sizing.db_pool_limit} connections + {RESERVED_CONNECTIONS} reserved"
         )
         sizing = replace(sizing, max_connections=needed)
     return services.postgres(data["litellm_postgres"], sizing)
 
 
-def _pool_refused(stack: Stack, replicas: int, needed: int) -> ConfigError:
-    sizing = stack.sizing
+def _pool_refused(source: str, sizing: Sizing, needed: int) -> ConfigError:
+    """`sizing` with the exported replicas: the numbers, and every way out that fits."""
     room = sizing.max_connections - RESERVED_CONNECTIONS
-    pool = room // (replicas * sizing.num_workers)
+    pool = room // sizing.litellm_workers
     fewer = room // (sizing.num_workers * sizing.db_pool_limit)
     ways = [f"set sizing.db_pool_limit to {pool} or less"] if pool >= 1 else []
     ways.append(f"litellm_postgres.max_connections to {needed} or more")
     if fewer >= 1:
         ways.append(f"export {fewer} replica{'s' if fewer > 1 else ''} (--replicas {fewer})")
     return ConfigError(
-        f"{stack.source}: /sizing/db_pool_limit: {replicas} replicas x {sizing.num_workers} workers x "
+        f"{source}: /sizing/db_pool_limit: {sizing.replicas} replicas x {sizing.num_workers} workers x "
         f"{sizing.db_pool_limit} connections + {RESERVED_CONNECTIONS} reserved = {needed}, more than PostgreSQL's "
         f"max_connections {sizing.max_connections}",
         hint=", or ".join(ways),
@@ -209,13 +215,16 @@ def _host_names(stack: Stack) -> list[str]:
 
 
 def _proxy_env(litellm: Service, migrated: bool, notes: list[str]) -> list[dict[str, Any]]:
-    """The proxy's environment: the Quadlet unit's, less what only meant something on the host;
-    its secrets by reference; and, when a Job migrates the database, no migration of its own."""
+    """The proxy's environment: the Quadlet unit's, less what only meant something on the host
+    and with the cluster's values where the host's would be wrong; its secrets by reference; and,
+    when a Job migrates the database, no migration of its own."""
     kept = []
     for word in litellm.environment:
         name = word.partition("=")[0]
         if name in HOST_ONLY:
             notes.append(f"{name} is left out: {HOST_ONLY[name]}")
+        elif name in CLUSTER_ENV:
+            kept.append(f"{name}={CLUSTER_ENV[name]}")
         else:
             kept.append(word)
     env = k8s.plain_env(kept) + [k8s.secret_env(e) for e in litellm.secret_env]
