@@ -94,4 +94,5 @@ def verify(config_path, host):
         raise VerifyError(f"{len(failed)} of {len(results)} checks failed: " + ", ".join(r.name for r in failed))
     skipped = [r.name for r in results if r.skipped]
     passed = len(results) - len(skipped)
-    say(f"all {passed} checks passed" + (f"; {len(skipped)} could not be told here: {', '.join(skipped)}" if skipped else ""))
+    untold = f"; {len(skipped)} could not be told here: {', '.join(skipped)}" if skipped else ""
+    say(f"all {passed} checks passed{untold}")
