@@ -37,7 +37,7 @@ boot-test: tools
 boot-down:
 	scripts/boot-stack down
 
-# Rewrite tests/golden/ from tests/fixtures/ (then review the diff before committing it).
+# Rewrite tests/golden/ and tests/golden-kubernetes/ from tests/fixtures/ (then review the diff before committing it).
 golden: $(BIN)/pytest
 	BLUEPRINT_UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/test_golden.py
 

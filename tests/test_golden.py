@@ -1,8 +1,10 @@
-"""Golden files: each fixture config renders byte for byte the tree under tests/golden/<case>/.
+"""Golden files: each fixture config renders byte for byte the tree under tests/golden/<case>/,
+and exports (`blueprint export kubernetes`) byte for byte tests/golden-kubernetes/<case>.yaml.
 
 Regenerate with `make golden` (BLUEPRINT_UPDATE_GOLDEN=1) and review the diff. The trees are
 rendered for a fixed home (/home/blueprint), fixed stand-in secrets and no podman on PATH, so they
-do not depend on the machine; the real consumers check the same configs in test_consumers.py.
+do not depend on the machine; the real consumers check the same configs in test_consumers.py and
+test_export_kubernetes.py.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from blueprint import pipeline
+from blueprint.export import kubernetes, output
 from blueprint.host import Machine
 from blueprint.model import types
 from blueprint.paths import Paths
@@ -21,10 +24,19 @@ from blueprint.quadlet import Words
 from tests.conftest import FIXTURES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
+GOLDEN_KUBERNETES = ROOT / "tests" / "golden-kubernetes"
 HOME = "/home/blueprint"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "blueprint-config.json").exists())
 UPDATE = os.environ.get("BLUEPRINT_UPDATE_GOLDEN") == "1"
 MACHINE = Machine("gateway")  # the name a site gets when the config gives none
+
+
+def fixed_options(case: str) -> pipeline.Options:
+    """Options that do not depend on this machine: a fixed home, no podman, a machine named gateway."""
+    environ = {"HOME": HOME, "PATH": "/nonexistent"}
+    return pipeline.Options(
+        fixture_config(case), Paths.from_env(environ), environ, Words(("/usr/bin/blueprint",)), MACHINE
+    )
 
 
 def fixture_config(case: str) -> Path:
@@ -63,6 +75,19 @@ def test_render_matches_golden_tree(case, monkeypatch):
     assert sorted(tree) == sorted(expected), "the set of rendered files changed (make golden)"
     for name, data in tree.items():
         assert data == expected[name], f"{case}/{name} differs from tests/golden (make golden, then review)"
+
+
+@pytest.mark.parametrize("case", ["default", *CASES])
+def test_kubernetes_export_matches_golden_file(case):
+    """The export without --with-secrets: it reads no secret, so no stand-in is needed."""
+    manifests = kubernetes.export(fixed_options(case))
+    data = output.dump(manifests.objects).encode("utf-8")
+    expected = GOLDEN_KUBERNETES / f"{case}.yaml"
+    if UPDATE:
+        expected.parent.mkdir(parents=True, exist_ok=True)
+        expected.write_bytes(data)
+    assert expected.exists(), f"no {expected.relative_to(ROOT)} (make golden)"
+    assert data == expected.read_bytes(), f"{case}: the export differs from {expected.relative_to(ROOT)} (make golden)"
 
 
 def test_golden_trees_have_no_real_secret_shapes():

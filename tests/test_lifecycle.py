@@ -213,7 +213,10 @@ def test_logs_come_from_the_journal_else_from_podman(world, tmp_path):
     assert replicas.stdout.splitlines() == ["litellm-1 served by litellm-1", "litellm-2 served by litellm-2"]
     one = world.run("logs", "litellm@2", "--config", str(world.config), PATH=path)
     assert one.stdout.strip() == "served by litellm-2", one.stderr
-    (bin_dir / "journalctl").write_text("#!/bin/sh\necho \"$*\" | grep -q 'unit=litellm@1.service --unit=litellm@2' && echo 'Nov 25 litellm[1]: the journal speaks'\n")
+    (bin_dir / "journalctl").write_text(
+        "#!/bin/sh\necho \"$*\" | grep -q 'unit=litellm@1.service --unit=litellm@2' "
+        "&& echo 'Nov 25 litellm[1]: the journal speaks'\n"
+    )
     from_journal = world.run("logs", "--config", str(world.config), PATH=path)
     assert from_journal.stdout.strip() == "Nov 25 litellm[1]: the journal speaks"
     (bin_dir / "journalctl").write_text("#!/bin/sh\necho '-- No entries --'\n")

@@ -190,7 +190,11 @@ UNPRICED = {
         "base_url": "http://host.containers.internal:8000/v1",
         "models": [{"id": "my-model", "mock_response": "hi"}],
     },
-    "tuned": {"provider": "openai", "api_key": "${OPENAI_API_KEY}", "models": [{"id": "ft:my-tune", "mock_response": "hi"}]},
+    "tuned": {
+        "provider": "openai",
+        "api_key": "${OPENAI_API_KEY}",
+        "models": [{"id": "ft:my-tune", "mock_response": "hi"}],
+    },
     "anthropic": {
         "api_key": "${ANTHROPIC_API_KEY}",
         "models": [{"id": "claude-3-5-haiku-20241022", "mock_response": "hi"}],

@@ -6,8 +6,8 @@ errors to exit codes (errors.py): conflict, drift or a failed check 1, usage or 
 unexpected 3 (traceback only with --debug), a damaged backup 4, Ctrl-C 130.
 
 This module holds the group, what every command shares and the handler; the commands live in
-deploy.py (render, apply and the views of a render), secrets.py, ops.py (backups, verify) and
-lifecycle.py (init, upgrade, ps, logs, up, down, uninstall).
+deploy.py (render, apply and the views of a render), secrets.py, ops.py (backups, verify),
+lifecycle.py (init, upgrade, ps, logs, up, down, uninstall) and export.py (export kubernetes).
 """
 
 from __future__ import annotations
@@ -117,4 +117,4 @@ def run(argv: list[str]) -> int:
 
 
 # The commands register themselves on the group when imported.
-from blueprint.cli import deploy, lifecycle, ops, secrets  # noqa: E402, F401
+from blueprint.cli import deploy, export, lifecycle, ops, secrets  # noqa: E402, F401

@@ -1,0 +1,275 @@
+"""Kubernetes: the stack that runs on one host under Quadlet, as objects for a cluster.
+
+Every object is plain data built from the Stack (images, commands, environment, health checks,
+memory, the secrets each container needs): the values the Quadlet units get, so the two never
+drift apart. litellm.yaml reaches the ConfigMap as the very bytes `blueprint render` writes
+(plan.render of the stack's mounted output), one source for both.
+
+This module decides what a cluster needs beyond that: how many proxies, whether their pools fit
+PostgreSQL, which of the proxy's environment only made sense on the host, and whether the
+Secret is written (--with-secrets) or only referenced. kubernetes_objects.py builds each kind.
+
+LiteLLM's replicas become the Deployment's pods, each one the Quadlet replica's container (its
+--num_workers, its memory); the front door (Caddy balancing over the replicas on one host) is
+not exported: the proxies' Service balances over the pods instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from blueprint.errors import ConfigError, RenderError, SecretError
+from blueprint.export import kubernetes_objects as k8s
+from blueprint.model import services
+from blueprint.model.providers import HOST_FROM_CONTAINER
+from blueprint.model.sizing import RESERVED_CONNECTIONS
+from blueprint.model.types import GENERATED, SecretEnv, Service, Sizing, Stack
+
+if TYPE_CHECKING:
+    from blueprint.pipeline import Options
+
+# Volume claims for the cluster's default storage class: a start; patch them in an overlay.
+POSTGRES_STORAGE = "10Gi"
+
+# Environment the Quadlet unit gives LiteLLM that only means something on that one host.
+HOST_ONLY = {
+    "PROXY_BASE_URL": "it names the Caddy site on this host; set it to the URL your ingress serves, "
+    "for the admin UI's redirects",
+}
+# Environment the cluster gets in place of the host's. FORWARDED_ALLOW_IPS: on the host, uvicorn
+# believes X-Forwarded-Proto and -For from the podman network's subnet (Caddy); in a cluster they
+# come from an ingress controller whose pod addresses are not known when exporting and change as
+# it moves. The private ranges (RFC 1918, RFC 6598, IPv6 ULA) hold the pod network of nearly every
+# cluster, so redirects behind the ingress's TLS stay https, while a client reaching a pod from a
+# public address (a LoadBalancer that keeps the source IP) is not believed. Not "*": uvicorn then
+# takes the leftmost X-Forwarded-For, which any client writes; with ranges it walks from the right
+# past the trusted hops to the address the ingress saw. Narrow it in an overlay if you can.
+CLUSTER_ENV = {"FORWARDED_ALLOW_IPS": "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7"}
+
+
+@dataclass(frozen=True)
+class Manifests:
+    """The objects of one export, and what a person should know about them."""
+
+    objects: tuple[dict[str, Any], ...]
+    namespace: str | None
+    notes: tuple[str, ...]
+    config_file: Path | None = None  # the config exported, and where it was found (paths.config_file)
+    origin: str = ""
+
+    @property
+    def holds_secrets(self) -> bool:
+        return any(o["kind"] == "Secret" for o in self.objects)
+
+
+def export(
+    options: Options, *, replicas: int | None = None, namespace: str | None = None, with_secrets: bool = False
+) -> Manifests:
+    """Load and check the config as `render` does, then build its objects.
+
+    With `with_secrets`, the Secret holds the values in blueprint's store; nothing is generated
+    here, so the cluster and the host never hold two different master or salt keys.
+    """
+    from blueprint import pipeline, plan, secrets
+
+    built = pipeline.build_stack(options)
+    stack = built.stack
+    mounted = next((o for o in stack.outputs if o.path == stack.gateway_file), None)
+    if stack.service("litellm") is None or mounted is None:
+        raise ConfigError(
+            f"{stack.source}: /litellm/enabled: the Kubernetes export is the LiteLLM gateway, and litellm is disabled",
+            hint="enable litellm to export it",
+        )
+    store = secrets.Store.load(options.paths) if with_secrets else None
+    made = manifests(
+        stack,
+        built.loaded.data,
+        plan.render(mounted),
+        replicas=replicas,
+        namespace=namespace,
+        secrets=None if store is None else (str(store.path), store.values),
+    )
+    return replace(made, config_file=built.path, origin=built.origin)
+
+
+def manifests(
+    stack: Stack,
+    data: Mapping[str, Any],
+    litellm_yaml: bytes,
+    *,
+    replicas: int | None = None,
+    namespace: str | None = None,
+    secrets: tuple[str, Mapping[str, str]] | None = None,
+) -> Manifests:
+    """The objects for a built stack, in the order they are best applied; `litellm_yaml` is the
+    rendered litellm.yaml, `secrets` the store's path and values (None: the Secret is referenced,
+    not written); `replicas` the pods, litellm.replicas unless given."""
+    litellm = _proxy(stack, data)
+    notes: list[str] = []
+    count = stack.sizing.replicas if replicas is None else replicas
+    postgres = _postgres(stack, data, count, notes)
+    redis = stack.service("litellm_redis")
+    refs = _secret_refs(s for s in (postgres, redis, litellm) if s is not None)
+
+    objects: list[dict[str, Any]] = []
+    if secrets is not None:
+        objects.append(k8s.secret(_secret_data(refs, *secrets, notes)))
+    else:
+        notes.append(
+            f"the pods read Secret {k8s.SECRET_NAME} (keys {', '.join(sorted(refs))}), which this output does "
+            "not hold: create it, or export with --with-secrets"
+        )
+    objects.append(k8s.config_map(litellm, litellm_yaml))
+    for backing in (postgres, redis):
+        if backing is not None:
+            objects += [k8s.service(backing), k8s.stateful_set(backing, _claim_size(backing, stack.sizing))]
+    objects.append(k8s.service(litellm))
+    if postgres is not None:
+        objects.append(k8s.migrations(litellm))
+    objects.append(k8s.deployment(litellm, count, litellm_yaml, _proxy_env(litellm, postgres is not None, notes)))
+    if count >= 2:
+        objects.append(k8s.disruption_budget(litellm))
+    else:
+        notes.append(
+            "1 replica: no PodDisruptionBudget (with one pod it would block every node drain); the API is down "
+            "while that pod moves"
+        )
+    notes += _host_names(stack)
+    if namespace:
+        for obj in objects:
+            obj["metadata"] = {"name": obj["metadata"]["name"], "namespace": namespace, **obj["metadata"]}
+    return Manifests(tuple(objects), namespace, tuple(notes))
+
+
+# ---- what the config asks of a cluster ----------------------------------------------------------
+
+
+def _proxy(stack: Stack, data: Mapping[str, Any]) -> Service:
+    """One LiteLLM replica's container, under the config's names: the Quadlet replicas are
+    litellm@1, litellm@2 (litellm-1, litellm-2 before Podman 5.0), each on the network as
+    litellm-N; in a cluster the pods are the replicas, and the Service keeps litellm.hostname."""
+    first = stack.service("litellm")
+    assert first is not None  # export() refuses a stack without it
+    hostname = data["litellm"]["hostname"]
+    return replace(first, name=services.service_name(first.key), instance=None, container_name=hostname)
+
+
+def _postgres(stack: Stack, data: Mapping[str, Any], replicas: int, notes: list[str]) -> Service | None:
+    """PostgreSQL as the cluster runs it: max_connections must hold every replica's pools.
+
+    Each LiteLLM worker keeps its own pool (database_connection_pool_limit), so the pods together
+    open replicas x workers x pool, with the workers of one Quadlet replica in each pod: the
+    render has checked that litellm.replicas of them fit. A --replicas beyond that grows the
+    max_connections the sizing profile chose; a max_connections the config sets is a promise
+    about the database, so a pool that does not fit it is refused.
+    """
+    if stack.service("litellm_postgres") is None:
+        return None
+    sizing = replace(stack.sizing, replicas=replicas)
+    needed = sizing.litellm_workers * sizing.db_pool_limit + RESERVED_CONNECTIONS
+    if needed > sizing.max_connections:
+        if "max_connections" in data["litellm_postgres"]:
+            raise _pool_refused(stack.source, sizing, needed)
+        notes.append(
+            f"PostgreSQL max_connections is {needed} in the cluster, not the sizing's {sizing.max_connections} for "
+            f"litellm.replicas {stack.sizing.replicas}: {replicas} replicas x {sizing.num_workers} workers x "
+            f"{sizing.db_pool_limit} connections + {RESERVED_CONNECTIONS} reserved"
+        )
+        sizing = replace(sizing, max_connections=needed)
+    return services.postgres(data["litellm_postgres"], sizing)
+
+
+def _pool_refused(source: str, sizing: Sizing, needed: int) -> ConfigError:
+    """`sizing` with the exported replicas: the numbers, and every way out that fits."""
+    room = sizing.max_connections - RESERVED_CONNECTIONS
+    pool = room // sizing.litellm_workers
+    fewer = room // (sizing.num_workers * sizing.db_pool_limit)
+    ways = [f"set sizing.db_pool_limit to {pool} or less"] if pool >= 1 else []
+    ways.append(f"litellm_postgres.max_connections to {needed} or more")
+    if fewer >= 1:
+        ways.append(f"export {fewer} replica{'s' if fewer > 1 else ''} (--replicas {fewer})")
+    return ConfigError(
+        f"{source}: /sizing/db_pool_limit: {sizing.replicas} replicas x {sizing.num_workers} workers x "
+        f"{sizing.db_pool_limit} connections + {RESERVED_CONNECTIONS} reserved = {needed}, more than PostgreSQL's "
+        f"max_connections {sizing.max_connections}",
+        hint=", or ".join(ways),
+    )
+
+
+def _host_names(stack: Stack) -> list[str]:
+    """Podman's name for the host means nothing in a cluster."""
+    said = []
+    for item in (stack.gateway or {}).get("model_list", ()):
+        url = item["litellm_params"].get("api_base", "")
+        if urlsplit(url).hostname == HOST_FROM_CONTAINER:
+            where = stack.models.get(item["model_name"], "/llm_providers")
+            said.append(
+                f"{where}: litellm.yaml reaches {item['model_name']} at {url}, Podman's name for its host, which a "
+                "cluster does not resolve: give that provider a base_url the cluster reaches"
+            )
+    return said
+
+
+def _proxy_env(litellm: Service, migrated: bool, notes: list[str]) -> list[dict[str, Any]]:
+    """The proxy's environment: the Quadlet unit's, less what only meant something on the host
+    and with the cluster's values where the host's would be wrong; its secrets by reference; and,
+    when a Job migrates the database, no migration of its own."""
+    kept = []
+    for word in litellm.environment:
+        name = word.partition("=")[0]
+        if name in HOST_ONLY:
+            notes.append(f"{name} is left out: {HOST_ONLY[name]}")
+        elif name in CLUSTER_ENV:
+            kept.append(f"{name}={CLUSTER_ENV[name]}")
+        else:
+            kept.append(word)
+    env = k8s.plain_env(kept) + [k8s.secret_env(e) for e in litellm.secret_env]
+    if migrated:
+        # Last, as LiteLLM's chart puts it, so nothing added before can shadow it.
+        env.append({"name": "DISABLE_SCHEMA_UPDATE", "value": "true"})
+    return env
+
+
+def _claim_size(service: Service, sizing: Sizing) -> str:
+    if service.key == "litellm_postgres":
+        return POSTGRES_STORAGE
+    # Redis writes its next snapshot beside the last one: room for two of maxmemory.
+    return f"{max(1, -(-2 * sizing.redis_maxmemory_mb // 1024))}Gi"
+
+
+# ---- secrets ------------------------------------------------------------------------------------
+
+
+def _secret_refs(running: Iterable[Service]) -> dict[str, SecretEnv]:
+    """Every Secret key the containers read, and how its value is made."""
+    refs: dict[str, SecretEnv] = {}
+    for service in running:
+        for env in service.secret_env:
+            key = k8s.secret_key(env)
+            if refs.setdefault(key, env).template != env.template:
+                raise RenderError(f"Secret {k8s.SECRET_NAME}: two different values would share the key {key}")
+    return refs
+
+
+def _secret_data(refs: Mapping[str, SecretEnv], store: str, values: Mapping[str, str], notes: list[str]) -> dict:
+    """The Secret's keys and values, from the store only: generated secrets must be there."""
+    absent = sorted({n for env in refs.values() for n in env.needs if n in GENERATED and n not in values})
+    if absent:
+        raise SecretError(
+            f"{store}: {', '.join(absent)} not in blueprint's secret store",
+            hint="run `blueprint render` first: it generates them once; the export only copies them",
+        )
+    data = {}
+    for key, env in sorted(refs.items()):
+        if all(name in values for name in env.needs):
+            data[key] = env.value(values)
+        else:
+            notes.append(
+                f"{key} is not set ({env.where or '/'}): left out of Secret {k8s.SECRET_NAME}; "
+                f"`blueprint secrets set {key}`, then export again"
+            )
+    return data
