@@ -240,7 +240,7 @@ def _rolling(stack: Stack, todo: Actions) -> dict:
         return {}
     alone = {s.unit for s in replicas if not set(s.requires_units) & set(todo.restart)}
     ready = None if stack.podman.has("Notify=healthy") else _healthy_container(stack)
-    return {"one_at_a_time": alone, "ready": ready}
+    return {"one_at_a_time": alone, "ready": ready, "settle": stack.front_door.settle}
 
 
 def _healthy_container(stack: Stack):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import re
+import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -196,12 +197,14 @@ def run(
     wait: float | None = None,
     one_at_a_time: Collection[str] = (),
     ready: Callable[[str], bool] | None = None,
+    settle: float = 0,
 ) -> Done:
     """Carry out the actions; `before_write` runs only what must happen before files change.
 
     The units in `one_at_a_time` (LiteLLM's replicas) restart after the others, one by one, each
     ready before the next: with Notify=healthy `systemctl restart` returns once it is healthy, and
-    `ready(unit)` waits where the target Podman has no such thing. A restart still waiting after
+    `ready(unit)` waits where the target Podman has no such thing; then `settle` seconds more, for
+    the front door to send it requests again before the next one stops. A restart still waiting after
     `wait` seconds (default RESTART_WAIT) is not an error: systemd goes on with the job (the image
     may still be downloading), so it is reported, and not repeated by the next apply. A replica
     that is not ready by then halts the rolling restart: the ones after it keep serving as they
@@ -230,6 +233,8 @@ def run(
                 done.calls.append(["systemctl", "--user", "restart", *group])
                 came_up = False
             if came_up:
+                if one and at + 1 < len(groups):
+                    time.sleep(settle)
                 continue
             done.notes.append(
                 f"{', '.join(group)} still starting after {wait:.0f} s; systemd goes on "

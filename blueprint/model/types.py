@@ -246,7 +246,14 @@ class FrontDoor:
     upstreams: Words  # host:port of each replica on the network
     try_duration: str = "30s"  # how long a request may wait for a replica that answers
     health_interval: str = "1s"  # active checks of /health/liveliness: a replica up serves within 1 s
-    fail_duration: str = "10s"  # a replica that refused a connection is skipped this long
+    fail_duration: str = "2s"  # a replica that refused a connection is skipped this long
+
+    @property
+    def settle(self) -> float:
+        """Seconds from a replica's health to the front door sending it requests again: its
+        last refused connection forgotten and one health check passed. A rolling restart waits
+        this long before it stops the next replica, so one always takes the requests."""
+        return float(self.fail_duration.removesuffix("s")) + float(self.health_interval.removesuffix("s"))
 
 
 @dataclass(frozen=True)
