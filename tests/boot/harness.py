@@ -449,9 +449,11 @@ class Host:
         top = self._cgroup_dir()
         pids: set[int] = set()
         if top and top.is_dir():
-            for procs in top.rglob("cgroup.procs"):
-                with contextlib.suppress(OSError):
-                    pids |= {int(p) for p in procs.read_text().split()}
+            # os.walk, not rglob: cgroups vanish while the manager stops, and a walk skips them.
+            for folder, _, files in os.walk(top):
+                if "cgroup.procs" in files:
+                    with contextlib.suppress(OSError):
+                        pids |= {int(p) for p in (Path(folder) / "cgroup.procs").read_text().split()}
         return pids
 
     def _ours(self) -> set[int]:
