@@ -45,8 +45,10 @@ golden: $(BIN)/pytest
 fuzz: tools
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q -p no:xdist tests/test_fuzz.py
 
-bench: install
+# blueprint's own speed (bench/run.py), then the booted stack's (bench/stack.py: root, minutes).
+bench: tools
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/stack.py
 
 lint: $(BIN)/pytest
 	$(BIN)/ruff check blueprint tests bench
