@@ -282,8 +282,25 @@ def _short(value: Any) -> str:
 
 
 def with_defaults(data: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the config with every schema default filled in, recursively."""
-    return _fill(copy.deepcopy(data), schema())
+    """A copy of the config with every schema default filled in, recursively.
+
+    Defaults follow a disabled service: a service's default `requires` names only enabled ones,
+    and the response cache is off by default without Redis, so disabling Redis is one edit. What
+    the config gives is kept as written (and refused if it needs a disabled service)."""
+    filled = _fill(copy.deepcopy(data), schema())
+
+    def given(section: str, key: str) -> bool:
+        return isinstance(data.get(section), dict) and key in data[section]
+
+    def on(section: str) -> bool:
+        return not isinstance(filled.get(section), dict) or filled[section].get("enabled", True)
+
+    for name, section in filled.items():
+        if isinstance(section, dict) and "requires" in section and not given(name, "requires"):
+            section["requires"] = [other for other in section["requires"] if on(other)]
+    if isinstance(filled.get("cache"), dict) and not given("cache", "enabled") and not on("litellm_redis"):
+        filled["cache"]["enabled"] = False
+    return filled
 
 
 def _resolve(node: dict[str, Any]) -> dict[str, Any]:

@@ -44,7 +44,7 @@ CASES = {
         r"/litellm_redis/requires/0: litellm_redis cannot require itself",
     ),
     "requires disabled": (
-        with_(litellm_redis={"enabled": False}),
+        with_(litellm_redis={"enabled": False}, litellm={"requires": ["litellm_postgres", "litellm_redis"]}),
         r"/litellm/requires/1: litellm requires litellm_redis, which is disabled",
     ),
     "requires cycle": (with_(litellm_postgres={"requires": ["litellm"]}), r"/litellm(_postgres)?/requires: .*cycle"),
@@ -146,7 +146,7 @@ CASES = {
         r"/sizing/db_pool_limit: 2 replicas x 4 workers x 50 connections \+ 13 reserved = 413",
     ),
     "cache without redis": (
-        with_(litellm={"requires": ["litellm_postgres"]}, litellm_redis={"enabled": False}),
+        with_(litellm_redis={"enabled": False}, cache={"enabled": True}),
         r"/cache/enabled: the response cache lives in litellm_redis",
     ),
     "lago without api_base": (

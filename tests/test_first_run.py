@@ -43,7 +43,7 @@ def test_the_readme_example_renders_with_no_key_and_warns_once_per_key(home, tmp
     assert missing == ["ANTHROPIC_API_KEY", "OPENAI_API_KEY"], result.stderr
     assert all("blueprint secrets set" in w for w in warnings(result))
     served = yaml.safe_load((home.unit_dir / "litellm/litellm.yaml").read_text())
-    assert {m["model_name"] for m in served["model_list"]} >= {"gpt-4o", "claude-3-5-sonnet-20241022"}
+    assert {m["model_name"] for m in served["model_list"]} >= {"gpt-4o", "claude-sonnet-4-5"}
     site = home.unit_dir / "litellm/litellm.caddy"
     validated = subprocess.run(
         [caddy, "validate", "--config", str(site), "--adapter", "caddyfile"],
@@ -284,3 +284,49 @@ def test_every_folder_blueprint_writes_is_in_the_readme(home, tmp_path):
     for top in DOCUMENTED:
         assert f"`{top}" in readme, f"the README does not list {top}"
         assert any(("~/" + str(p.relative_to(home.home))).startswith(top + "/") for p in written), top
+
+
+def test_disabling_redis_is_one_edit(home, tmp_path):
+    """Defaults follow it: litellm no longer requires Redis and the response cache is off."""
+    config = write_config(tmp_path, {**OLLAMA, "litellm_redis": {"enabled": False}})
+    result = cli("render", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    unit = (home.unit_dir / "litellm/litellm@.container").read_text()
+    assert "Requires=litellm-postgres.service" in unit and "litellm-redis" not in unit
+    served = yaml.safe_load((home.unit_dir / "litellm/litellm.yaml").read_text())
+    assert "cache" not in served["litellm_settings"] and "redis_host" not in served["router_settings"]
+
+
+# Asks LiteLLM's own price map (the one inside the pinned image: LITELLM_LOCAL_MODEL_COST_MAP) for
+# each `model` of a litellm.yaml; prints those it cannot price.
+UNPRICED = """
+import os, sys, yaml
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+import litellm
+for entry in yaml.safe_load(open(sys.argv[1]))["model_list"]:
+    model, info = entry["litellm_params"]["model"], entry.get("model_info") or {}
+    if "input_cost_per_token" in info:
+        continue
+    try:
+        litellm.get_model_info(model)
+    except Exception:
+        print(model)
+"""
+
+
+@pytest.mark.parametrize("example", ["shipped", "readme"])
+def test_every_model_the_examples_name_is_priced_by_the_pinned_litellm(example, home, tmp_path, litellm_python):
+    """A model missing from LiteLLM's price map costs 0 to every budget: the config blueprint ships
+    and the one its README shows must not name one (retired ones drop out of the map)."""
+    data = json.loads((ROOT / "blueprint-config.json").read_text()) if example == "shipped" else readme_example()
+    for provider in data["llm_providers"].values():
+        provider["enabled"] = True
+    config = write_config(tmp_path, data)
+    assert cli("render", "--config", str(config), env={"PATH": "/usr/bin:/bin"}).returncode == 0
+    found = subprocess.run(
+        [litellm_python, "-c", UNPRICED, str(home.unit_dir / "litellm/litellm.yaml")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == [], f"not priced by LiteLLM 1.99.4: {found.stdout.split()}"
+
