@@ -392,10 +392,11 @@ class Host:
         )
 
     def reset(self) -> None:
-        """A fresh user, images kept: stop the stack; remove containers, volumes, networks, Podman
+        """A fresh user, images kept: stop the stack; remove pods, containers, volumes, networks, Podman
         secrets and everything in bp's HOME; daemon-reload and reset-failed."""
         start = time.monotonic()
         self.stop_stack()
+        self.podman("pod", "rm", "--all", "--force", "--time", "10", timeout=300)  # what kube play made
         self.podman("rm", "--all", "--force", "--time", "10", timeout=300)
         self.podman("volume", "rm", "--all", "--force")
         self.podman("network", "prune", "--force")
