@@ -185,6 +185,14 @@ def differing(changes: Iterable[Change]) -> list[Change]:
 # ---- apply ------------------------------------------------------------------------------------
 
 
+def _keeper(change: Change) -> str:
+    """Where a hand edit of CHANGE's file belongs: a unit's own drop-in folder (Quadlet and systemd
+    both read <unit>.d/*.conf beside it), else the config."""
+    if change.role is not None and change.role.kind.is_unit:
+        return f"a drop-in, which blueprint never touches: {change.path}.d/50-mine.conf"
+    return "the config"
+
+
 def partition(changes: list[Change], *, force: bool = False) -> tuple[list[Change], list[Change]]:
     """The files to write and to remove; refuses (raising) if a file was edited by hand, unless force."""
     conflicts = [c for c in changes if c.status is Status.CONFLICT]
@@ -193,9 +201,8 @@ def partition(changes: list[Change], *, force: bool = False) -> tuple[list[Chang
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
         raise ConflictError(
             f"{first.path}: {first.reason}{more}; nothing was written",
-            hint="see the changes with `blueprint diff`; keep your edit by moving it into the config or "
-            "into a drop-in, which blueprint never touches (e.g. ~/.config/containers/systemd/"
-            "litellm.container.d/50-mine.conf); or overwrite it with `blueprint render --force`",
+            hint=f"see the changes with `blueprint diff`; keep your edit by moving it into {_keeper(first)}; "
+            "or overwrite it with `blueprint render --force`",
             conflicts=conflicts,
         )
     writes = [c for c in changes if c.writes]

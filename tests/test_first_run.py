@@ -329,4 +329,3 @@ def test_every_model_the_examples_name_is_priced_by_the_pinned_litellm(example, 
     )  # fmt: skip
     assert found.returncode == 0, found.stderr
     assert found.stdout.split() == [], f"not priced by LiteLLM 1.99.4: {found.stdout.split()}"
-

@@ -314,9 +314,15 @@ def test_drop_ins_are_listed_never_touched_and_named_in_a_conflict(home, tmp_pat
     unit = home.unit_dir / "litellm/litellm@.container"
     unit.write_text(unit.read_text().replace("RestartSec=5s", "RestartSec=9s"))
     refused = cli("render", "--config", str(config))
-    assert refused.returncode == 1 and "litellm.container.d/50-mine.conf" in refused.stderr
+    assert refused.returncode == 1
+    assert f"a drop-in, which blueprint never touches: {unit}.d/50-mine.conf" in refused.stderr
     assert cli("render", "--config", str(config), "--force").returncode == 0
     assert dropin.read_text().startswith("[Container]"), "never touched"
+    # The folder the conflict named: Quadlet reads it too (another name than container.d's file,
+    # which a drop-in of the same name would hide).
+    hinted = Path(f"{unit}.d/60-mine.conf")
+    hinted.parent.mkdir()
+    hinted.write_text("[Container]\nEnvironment=MINE=1\n")
     generated = subprocess.run(
         [injection.QUADLET, "-user", "-dryrun"],
         capture_output=True,
@@ -324,3 +330,4 @@ def test_drop_ins_are_listed_never_touched_and_named_in_a_conflict(home, tmp_pat
         env={**os.environ, "QUADLET_UNIT_DIRS": str(home.unit_dir)},
     )
     assert "--log-opt=max-size=10m" in generated.stdout, "Quadlet applies it"
+    assert "--env MINE=1" in generated.stdout, "Quadlet applies the drop-in where the conflict said"

@@ -144,12 +144,12 @@ class Gateway:
 
     # ---- the API ---------------------------------------------------------------------------------
 
-    def request(self, path: str, body: dict | None = None, key: str | None = None) -> Response:
+    def request(self, path: str, body: dict | None = None, key: str | None = None, port: int = PORT) -> Response:
         headers = {"Content-Type": "application/json"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.host.url(PORT, path), data=data, headers=headers)
+        request = urllib.request.Request(self.host.url(port, path), data=data, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=60) as answer:
                 return Response(answer.status, {k.lower(): v for k, v in answer.headers.items()}, _json(answer.read()))
@@ -162,18 +162,18 @@ class Gateway:
             body["cache"] = cache
         return self.request("/v1/chat/completions", body, key=key)
 
-    def wait_answering(self, timeout: float = 120) -> float:
-        """Seconds until /health/liveliness answers 200 on the published port."""
+    def wait_answering(self, timeout: float = 120, port: int = PORT) -> float:
+        """Seconds until /health/liveliness answers 200 on the published PORT."""
         start = time.monotonic()
         while True:
             try:
-                with urllib.request.urlopen(self.host.url(PORT, "/health/liveliness"), timeout=5) as answer:
+                with urllib.request.urlopen(self.host.url(port, "/health/liveliness"), timeout=5) as answer:
                     if answer.status == 200:
                         return time.monotonic() - start
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             if time.monotonic() - start > timeout:
-                raise AssertionError(f"/health/liveliness did not answer on 127.0.0.1:{PORT} within {timeout} s")
+                raise AssertionError(f"/health/liveliness did not answer on 127.0.0.1:{port} within {timeout} s")
             time.sleep(0.2)
 
     # ---- inside the containers ---------------------------------------------------------------------

@@ -28,10 +28,6 @@ What Podman does differently from a cluster, and how these tests deal with it:
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
 import pytest
@@ -45,15 +41,14 @@ pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("boot")]
 EXPORT = f"{HOME}/k8s"
 PLAYED = ("Secret", "ConfigMap", "Deployment")
 PORT = 4100  # not the Quadlet stack's 4000: the two could run side by side
-POD, CONTAINER = "litellm-pod", "litellm-pod-litellm"  # what Podman names a Deployment's pod
+CONTAINER = "litellm-pod-litellm"  # Podman names a Deployment's pod <name>-pod, its containers <pod>-<name>
 
 
 @dataclass
 class Played:
     objects: list[dict]  # every object the export wrote
-    stream: str  # what was played
     result: object  # `podman kube play`'s CompletedProcess
-    answered: float | None  # seconds from the play to the first answer
+    answered: float | None  # seconds from the play's return to the first answer
 
 
 def exported(host: Host) -> list[dict]:
@@ -76,29 +71,6 @@ def playable(objects: list[dict]) -> str:
     return yaml.safe_dump_all(chosen, explicit_start=True, sort_keys=False)
 
 
-def ask(path: str, body: dict | None = None, key: str | None = None) -> Response:
-    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"http://127.0.0.1:{PORT}{path}", data=data, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return Response(answer.status, dict(answer.headers), json.load(answer))
-    except urllib.error.HTTPError as error:
-        return Response(error.code, dict(error.headers), json.loads(error.read() or b"{}"))
-
-
-def wait_answering(began: float, timeout: float = 120) -> float:
-    while True:
-        try:
-            if ask("/health/liveliness").status == 200:
-                return time.monotonic() - began
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        if time.monotonic() - began > timeout:
-            raise AssertionError(f"the played pod did not answer on 127.0.0.1:{PORT} within {timeout} s")
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def data() -> dict:
     return config(redis=False)
@@ -116,15 +88,14 @@ def played(host: Host, gateway: Gateway, data: dict):
     assert export.returncode == 0, export.stderr
     objects = exported(host)
     stream = playable(objects)
-    began = time.monotonic()
     # In a scope of its own: the pod's conmon processes must outlive the command (Host.spawn).
     play = ["podman", "kube", "play", "--publish", f"127.0.0.1:{PORT}:4000", "-"]
     result = host.spawn(play, input=stream, check=False)
-    answered = wait_answering(began) if result.returncode == 0 else None
+    answered = gateway.wait_answering(port=PORT) if result.returncode == 0 else None
     if answered is not None:
         host.record("kube play: exported Deployment answering", answered)
     try:
-        yield Played(objects, stream, result, answered)
+        yield Played(objects, result, answered)
     finally:
         host.manager(["podman", "kube", "down", "-"], input=stream, check=False)
 
@@ -149,16 +120,20 @@ def test_the_pod_reads_the_litellm_yaml_blueprint_renders(host, played):
     assert mounted == host.read_file(f"{UNIT_DIR}/litellm/litellm.yaml")
 
 
+def chat(gateway: Gateway, model: str, key: str | None) -> Response:
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    return gateway.request("/v1/chat/completions", body, key=key, port=PORT)
+
+
 def test_the_played_gateway_answers_every_model_with_the_master_key(gateway, played, data):
     assert played.answered is not None, played.result.stderr
     key = gateway.master_key
     for model, answer in mock_answers(data).items():
-        reply = ask("/v1/chat/completions", {"model": model, "messages": [{"role": "user", "content": "hi"}]}, key=key)
+        reply = chat(gateway, model, key)
         assert reply.status == 200, (model, reply.body)
         assert reply.text == answer
 
 
-def test_the_played_gateway_refuses_other_keys(played):
-    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
-    assert ask("/v1/chat/completions", body).status == 401
-    assert refused(ask("/v1/chat/completions", body, key="sk-not-the-master-key"))
+def test_the_played_gateway_refuses_other_keys(gateway, played):
+    assert chat(gateway, "gpt-4o", None).status == 401
+    assert refused(chat(gateway, "gpt-4o", "sk-not-the-master-key"))
