@@ -27,7 +27,7 @@ from blueprint.model.types import Kind, Output, Role
 from tests import injection
 from tests.conftest import FIXTURES, ROOT, need, options
 
-SEEDS = [
+STARTING_CONFIGS = [
     json.loads((ROOT / "blueprint-config.json").read_text()),
     injection.BASE,
     *(json.loads(p.read_text()) for p in sorted(FIXTURES.glob("*/blueprint-config.json"))),
@@ -78,7 +78,7 @@ def locations(data, prefix=()):
 
 @st.composite
 def mutated_configs(draw):
-    data = json.loads(json.dumps(draw(st.sampled_from(SEEDS))))
+    data = json.loads(json.dumps(draw(st.sampled_from(STARTING_CONFIGS))))
     for _ in range(draw(st.integers(1, 3))):
         targets = locations(data)
         if not targets:
