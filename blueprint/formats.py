@@ -11,6 +11,7 @@ config value can become a value, never a new line, key, section or block.
 - YAML: emitted by PyYAML's serializer, never by string concatenation.
 - Caddyfile: only tokens made of address characters; braces, quotes, spaces and `#` are refused.
 - Environment files (podman --env-file): one line per variable, so no newline in a value.
+- Python (the access log's filter): literals by repr(), which never end the expression.
 """
 
 from __future__ import annotations
@@ -140,6 +141,17 @@ def env_value(value: Any) -> str:
     return text
 
 
+# ---- Python ----------------------------------------------------------------------------------
+
+
+def python_value(value: Any) -> str:
+    """Jinja finalize for Python templates: a literal (repr) of a string, number or tuple of them,
+    which Python reads back as that value and nothing more."""
+    if (isinstance(value, tuple) and all(isinstance(v, str | int) for v in value)) or isinstance(value, str | int):
+        return repr(value)
+    raise RenderError(f"{value!r}: only strings, numbers and tuples of them are written into Python")
+
+
 # The escaping of each kind of output file, by its suffix.
 FINALIZERS = {
     ".container": unit_value,
@@ -151,4 +163,5 @@ FINALIZERS = {
     ".yml": yaml_value,
     ".caddy": caddy_value,
     ".env": env_value,
+    ".py": python_value,
 }

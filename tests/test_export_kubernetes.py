@@ -168,13 +168,22 @@ def rendered_litellm_yaml(config: Path) -> bytes:
 
 @pytest.mark.parametrize("case", ["default", *CASES])
 def test_config_map_holds_the_bytes_render_writes(case, home):
-    litellm_yaml = rendered_litellm_yaml(fixture_config(case))
-    config_map = one(parsed(export_case(case, home)), "ConfigMap", "litellm-config")
-    assert config_map["data"]["config.yaml"].encode("utf-8") == litellm_yaml
-    deployment = one(parsed(export_case(case, home)), "Deployment", "litellm")
-    mount = container(deployment)["volumeMounts"][0]
-    assert (mount["mountPath"], mount["subPath"]) == ("/app/config.yaml", "config.yaml")
-    assert container(deployment)["args"][:2] == ["--config", "/app/config.yaml"]
+    """Every file the proxy's unit mounts (litellm.yaml, uvicorn's logging and its filter) is one
+    key of the ConfigMap, byte for byte, mounted where the unit mounts it."""
+    rendered = pipeline.prepare(options(fixture_config(case)))
+    mounted = {f.output.target: f.data for f in rendered.planned if f.output.target}
+    assert set(mounted) == {"/app/config.yaml", "/app/log_config.yaml", "/opt/blueprint/blueprint_access_log.py"}
+    objects = parsed(export_case(case, home))
+    data = one(objects, "ConfigMap", "litellm-config")["data"]
+    proxy = container(one(objects, "Deployment", "litellm"))
+    mounts = {m["mountPath"]: m for m in proxy["volumeMounts"]}
+    assert set(mounts) == set(mounted)
+    for target, text in mounted.items():
+        assert data[mounts[target]["subPath"]].encode("utf-8") == text, target
+        assert mounts[target]["readOnly"] is True
+    assert proxy["args"][:2] == ["--config", "/app/config.yaml"]
+    assert proxy["args"][proxy["args"].index("--log_config") + 1] == "/app/log_config.yaml"
+    assert {"name": "PYTHONPATH", "value": "/opt/blueprint"} in proxy["env"]
 
 
 def test_config_map_survives_text_yaml_would_mangle(home, tmp_path):

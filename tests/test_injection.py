@@ -168,3 +168,23 @@ def test_a_newline_in_a_directory_is_refused(tmp_path):
     with pytest.raises(BlueprintError, match="control character"):
         render(injection.BASE, tmp_path, HOME=str(home))
     assert not (home / ".config" / "containers").exists()
+
+
+PYTHON_PAYLOADS = [*(p for p in injection.PAYLOADS if isinstance(p, str)), "')\nimport os #"]
+
+
+@pytest.mark.parametrize("payload", PYTHON_PAYLOADS)
+def test_a_value_in_python_is_a_literal_that_reads_back_as_itself(payload):
+    import ast
+
+    from blueprint.formats import python_value
+
+    assert ast.literal_eval(python_value(payload)) == payload
+    assert ast.literal_eval(python_value((payload, "/health"))) == (payload, "/health")
+
+
+def test_python_takes_no_value_it_cannot_write_as_a_literal():
+    from blueprint.formats import python_value
+
+    with pytest.raises(BlueprintError):
+        python_value({"a": 1})

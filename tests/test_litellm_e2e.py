@@ -25,6 +25,7 @@ from urllib.request import Request, urlopen
 import pytest
 
 from blueprint import pipeline
+from blueprint.model import services as services_model
 from tests import injection
 from tests.conftest import TOOLS, free_port, need, options, wait_for_port, write_config
 
@@ -107,6 +108,10 @@ def container_command(services, service: str, image: str) -> list[str]:
     return words[words.index(image) + 1 :]
 
 
+def image(stack) -> str:
+    return stack.service("litellm").image
+
+
 def health_command(services, service: str) -> str:
     [command] = injection.run_options(services, service, "--health-cmd")
     return command
@@ -161,11 +166,18 @@ def gateway(tmp_path_factory):
     redis = subprocess.Popen(command, env=redis_env, cwd=base, stdout=subprocess.DEVNULL)
     wait_for_port(redis_port)
 
+    # LiteLLM starts from the unit's own arguments too, each file the unit mounts read from where
+    # render wrote it: litellm.yaml, and uvicorn's logging with its filter (whose folder is the
+    # container's PYTHONPATH).
     yaml_path = stack.gateway_file
+    mounted = {o.target: o.path for o in stack.outputs if o.target}
+    args = [str(mounted.get(word, word)) for word in container_command(services, "litellm.service", image(stack))]
+    args[args.index("--port") + 1] = str(port)
+    environment["PYTHONPATH"] = str(mounted[services_model.ACCESS_FILTER_TARGET].parent)
     log = (base / "litellm.log").open("w")
     proxy = subprocess.Popen(
-        [litellm, "--config", str(yaml_path), "--host", "127.0.0.1", "--port", str(port)],
-        env={"PATH": os.environ["PATH"], "HOME": str(home), "LITELLM_LOCAL_MODEL_COST_MAP": "True", **environment},
+        [litellm, *args, "--host", "127.0.0.1"],
+        env={"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONUNBUFFERED": "1", **environment},
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=base,
@@ -349,3 +361,37 @@ def test_redis_requires_the_password_and_never_sees_it_in_argv(gateway):
             except OSError:
                 continue
             assert gateway["redis_password"].encode() not in argv
+
+
+def test_the_access_log_keeps_requests_and_leaves_out_probes_that_succeed(gateway):
+    for path in ("/health/liveliness", "/health/readiness", "/health/liveliness"):
+        assert call(gateway, path, key=None)[0] == 200, path
+    assert call(gateway, "/v1/models")[0] == 200
+    assert chat(gateway, "gpt-4o-mini", key=None)[0] == 401
+    deadline = time.monotonic() + 10
+    while '"POST /v1/chat/completions HTTP/1.1" 401' not in (log := gateway["log"].read_text()):
+        assert time.monotonic() < deadline, log[-3000:]
+        time.sleep(0.2)
+    assert '"GET /v1/models HTTP/1.1" 200' in log
+    assert "GET /health/" not in log, "a probe that succeeded was logged"
+
+
+def test_the_access_filter_still_logs_a_probe_that_fails(gateway):
+    """The rendered filter itself, on the records uvicorn makes: a failed probe is news."""
+    import importlib.util
+    import logging
+
+    path = next(o.path for o in gateway["stack"].outputs if o.target == services_model.ACCESS_FILTER_TARGET)
+    spec = importlib.util.spec_from_file_location("blueprint_access_log", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    probe = module.ProbeFilter()
+
+    def record(path: str, status: int) -> logging.LogRecord:
+        fields = ("10.89.0.4:5000", "GET", path, "1.1", status)
+        return logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', fields, None)
+
+    assert not probe.filter(record("/health/liveliness", 200))
+    assert probe.filter(record("/health/liveliness", 503))
+    assert probe.filter(record("/health/readiness", 503))
+    assert probe.filter(record("/v1/chat/completions", 200))

@@ -2,8 +2,8 @@
 
 Every object is plain data built from the Stack (images, commands, environment, health checks,
 memory, the secrets each container needs): the values the Quadlet units get, so the two never
-drift apart. litellm.yaml reaches the ConfigMap as the very bytes `blueprint render` writes
-(plan.render of the stack's mounted output), one source for both.
+drift apart. litellm.yaml and the proxy's logging reach the ConfigMap as the very bytes
+`blueprint render` writes (plan.render of the stack's mounted outputs), one source for both.
 
 This module decides what a cluster needs beyond that: how many proxies, whether their pools fit
 PostgreSQL, which of the proxy's environment only made sense on the host, and whether the
@@ -78,8 +78,9 @@ def export(
 
     built = pipeline.build_stack(options)
     stack = built.stack
-    mounted = next((o for o in stack.outputs if o.path == stack.gateway_file), None)
-    if stack.service("litellm") is None or mounted is None:
+    proxy = {s.unit for s in stack.services_of("litellm")}
+    mounted = [o for o in stack.outputs if o.target and proxy & set(o.role.restarts)]
+    if not mounted:
         raise ConfigError(
             f"{stack.source}: /litellm/enabled: the Kubernetes export is the LiteLLM gateway, and litellm is disabled",
             hint="enable litellm to export it",
@@ -88,7 +89,7 @@ def export(
     made = manifests(
         stack,
         built.loaded.data,
-        plan.render(mounted),
+        {o.target: plan.render(o) for o in sorted(mounted, key=lambda o: o.target)},
         replicas=replicas,
         namespace=namespace,
         secrets=None if store is None else (str(store.path), store.values),
@@ -99,15 +100,16 @@ def export(
 def manifests(
     stack: Stack,
     data: Mapping[str, Any],
-    litellm_yaml: bytes,
+    files: Mapping[str, bytes],
     *,
     replicas: int | None = None,
     namespace: str | None = None,
     secrets: tuple[str, Mapping[str, str]] | None = None,
 ) -> Manifests:
-    """The objects for a built stack, in the order they are best applied; `litellm_yaml` is the
-    rendered litellm.yaml, `secrets` the store's path and values (None: the Secret is referenced,
-    not written); `replicas` the pods, litellm.replicas unless given."""
+    """The objects for a built stack, in the order they are best applied. `files`: what the proxy
+    reads (litellm.yaml, its logging) as `render` writes it, by where it reads it; `secrets`: the
+    store's path and values (None: the Secret is referenced, not written); `replicas`: the pods,
+    litellm.replicas unless given."""
     litellm = _proxy(stack, data)
     notes: list[str] = []
     count = stack.sizing.replicas if replicas is None else replicas
@@ -123,14 +125,14 @@ def manifests(
             f"the pods read Secret {k8s.SECRET_NAME} (keys {', '.join(sorted(refs))}), which this output does "
             "not hold: create it, or export with --with-secrets"
         )
-    objects.append(k8s.config_map(litellm, litellm_yaml))
+    objects.append(k8s.config_map(litellm, files))
     for backing in (postgres, redis):
         if backing is not None:
             objects += [k8s.service(backing), k8s.stateful_set(backing, _claim_size(backing, stack.sizing))]
     objects.append(k8s.service(litellm))
     if postgres is not None:
         objects.append(k8s.migrations(litellm))
-    objects.append(k8s.deployment(litellm, count, litellm_yaml, _proxy_env(litellm, postgres is not None, notes)))
+    objects.append(k8s.deployment(litellm, count, files, _proxy_env(litellm, postgres is not None, notes)))
     if count >= 2:
         objects.append(k8s.disruption_budget(litellm))
     else:

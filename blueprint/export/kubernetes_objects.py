@@ -8,15 +8,14 @@ decides which objects an export holds and with which numbers.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from hashlib import sha256
+from pathlib import PurePosixPath
 from typing import Any, NamedTuple
 
 from blueprint.model.types import GENERATED, Health, SecretEnv, Service
 
 SECRET_NAME = "litellm-secrets"
-CONFIG_KEY = "config.yaml"  # the ConfigMap key, mounted where the proxy's --config points
-CONFIG_PATH = "/app/config.yaml"
 HTTP = "http"
 PORT_NAMES = {"litellm": HTTP, "litellm_postgres": "postgres", "litellm_redis": "redis"}
 
@@ -214,12 +213,18 @@ def stateful_set(svc: Service, storage: str) -> dict[str, Any]:
     }
 
 
-def config_map(litellm: Service, litellm_yaml: bytes) -> dict[str, Any]:
+def config_key(target: str) -> str:
+    """The ConfigMap key of a file the proxy reads at `target`: its name (config.yaml, ...)."""
+    return PurePosixPath(target).name
+
+
+def config_map(litellm: Service, files: Mapping[str, bytes]) -> dict[str, Any]:
+    """The files the proxy reads (`files`: their bytes by where it reads them), one key each."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": meta(f"{litellm.name}-config", PROXY),
-        "data": {CONFIG_KEY: litellm_yaml.decode("utf-8")},
+        "data": {config_key(target): text.decode("utf-8") for target, text in files.items()},
     }
 
 
@@ -253,8 +258,17 @@ def migrations(litellm: Service) -> dict[str, Any]:
     }
 
 
-def deployment(litellm: Service, replicas: int, litellm_yaml: bytes, env: list[dict[str, Any]]) -> dict[str, Any]:
-    """The proxies: the Quadlet unit's image and arguments, `env` as kubernetes.py chose it."""
+def deployment(
+    litellm: Service, replicas: int, files: Mapping[str, bytes], env: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The proxies: the Quadlet unit's image and arguments, `env` as kubernetes.py chose it, and
+    the ConfigMap's `files` mounted where the unit mounts them."""
+    mounts = [
+        {"name": "config", "mountPath": target, "subPath": config_key(target), "readOnly": True} for target in files
+    ]
+    content = sha256()
+    for target, text in sorted(files.items()):
+        content.update(f"{config_key(target)}\0{len(text)}\0".encode() + text)
     container = {
         "name": "litellm",
         "image": litellm.image,
@@ -266,7 +280,7 @@ def deployment(litellm: Service, replicas: int, litellm_yaml: bytes, env: list[d
         "readinessProbe": _http_probe("/health/readiness", periodSeconds=10, failureThreshold=3),
         "livenessProbe": _http_probe("/health/liveliness", periodSeconds=15, failureThreshold=5),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
-        "volumeMounts": [{"name": "config", "mountPath": CONFIG_PATH, "subPath": CONFIG_KEY, "readOnly": True}],
+        "volumeMounts": mounts,
     }
     spreading = {
         "maxSkew": 1,
@@ -289,11 +303,11 @@ def deployment(litellm: Service, replicas: int, litellm_yaml: bytes, env: list[d
             "selector": {"matchLabels": PROXY.selector()},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
-                # A subPath mount never sees a changed ConfigMap: a new litellm.yaml rolls the pods,
-                # as `blueprint apply` restarts litellm when the file changes.
+                # A subPath mount never sees a changed ConfigMap: a new litellm.yaml (or logging)
+                # rolls the pods, as `blueprint apply` restarts litellm when one of its files changes.
                 "metadata": {
                     "labels": PROXY.labels(),
-                    "annotations": {"blueprint/config-sha256": sha256(litellm_yaml).hexdigest()},
+                    "annotations": {"blueprint/config-sha256": content.hexdigest()},
                 },
                 "spec": spec,
             },

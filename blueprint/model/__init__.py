@@ -52,10 +52,15 @@ def build(
         found = gateway.providers(data)
         config = (layout.place(data["litellm"]["config_file"]), gateway.litellm_yaml(data, sizing, found.deployments))
         unit_file = container_file("litellm", "litellm.container", layout)
-        mount = mount_source(config[0], unit_file, paths.unit_dir, podman)
+        places = {
+            services.CONFIG_TARGET: config[0],
+            services.LOG_CONFIG_TARGET: layout.place(services.LOG_CONFIG),
+            services.ACCESS_FILTER_TARGET: layout.place(services.ACCESS_FILTER),
+        }
+        mounts = {target: mount_source(place, unit_file, paths.unit_dir, podman) for target, place in places.items()}
         cfg = data["litellm"]
         the_site = external_site(data, Publish(cfg["publish_address"], cfg["published_port"], cfg["port"]), machine)
-        proxy = services.litellm(data, sizing, mount, found.secret_env, the_site.address if the_site else None)
+        proxy = services.litellm(data, sizing, mounts, found.secret_env, the_site.address if the_site else None)
         if sizing.replicas > 1:
             caddyfile = mount_source(layout.place(frontdoor.CADDYFILE), unit_file, paths.unit_dir, podman)
             replicas, front, door = frontdoor.replicated(proxy, data, sizing.replicas, podman, caddyfile)

@@ -7,9 +7,19 @@ in its manifest, systemd.py turns roles into reloads and restarts, verify knows 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from pathlib import PurePosixPath
 from typing import Any
 
 from blueprint.model.frontdoor import CADDYFILE
+from blueprint.model.services import (
+    ACCESS_FILTER,
+    ACCESS_FILTER_TARGET,
+    CONFIG_TARGET,
+    LIVELINESS,
+    LOG_CONFIG,
+    LOG_CONFIG_TARGET,
+    READINESS,
+)
 from blueprint.model.types import BackupSchedule, FrontDoor, Kind, Network, Output, Role, Service, Site, Volume
 from blueprint.paths import Paths
 from blueprint.quadlet import Layout, podman_name, unit_of
@@ -77,9 +87,13 @@ def _outputs(paths, layout, network, volumes, services, gateway, site, front_doo
     litellm = tuple(s.unit for s in services if s.key == "litellm")
     if gateway is not None:
         place, config = gateway
-        yield Output(
-            units / place, Role(Kind.MOUNTED, restarts=litellm), "litellm/litellm.yaml.njk", {"config": config}
-        )
+        role = Role(Kind.MOUNTED, restarts=litellm)
+        yield Output(units / place, role, "litellm/litellm.yaml.njk", {"config": config}, CONFIG_TARGET)
+        module = PurePosixPath(ACCESS_FILTER).stem
+        values = {"filter": f"{module}.ProbeFilter", "target": LOG_CONFIG_TARGET}
+        yield Output(units / layout.place(LOG_CONFIG), role, f"{LOG_CONFIG}.njk", values, LOG_CONFIG_TARGET)
+        values = {"probes": (LIVELINESS, READINESS)}
+        yield Output(units / layout.place(ACCESS_FILTER), role, f"{ACCESS_FILTER}.njk", values, ACCESS_FILTER_TARGET)
     if front_door is not None:
         front = tuple(s.unit for s in services if s.key == "litellm_front")
         role = Role(Kind.MOUNTED, restarts=front)

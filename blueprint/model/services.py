@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -12,6 +13,17 @@ from typing import Any
 from blueprint.model.rules import enabled
 from blueprint.model.types import Health, Publish, SecretEnv, Service, Sizing
 from blueprint.quadlet import Podman, Words, lower
+
+# The files the proxy reads, in the unit directory (Layout.place applies) and in its container:
+# litellm.yaml; and uvicorn's logging, its default configuration less the health probes that
+# succeed, which would otherwise be most of the access log (the front door checks each replica
+# every second, Podman every 30 s). njk/litellm/ renders all three.
+LOG_CONFIG = "litellm/litellm-log.yaml"
+ACCESS_FILTER = "litellm/blueprint_access_log.py"
+CONFIG_TARGET = "/app/config.yaml"
+LOG_CONFIG_TARGET = "/app/log_config.yaml"
+ACCESS_FILTER_TARGET = "/opt/blueprint/blueprint_access_log.py"  # its folder goes on PYTHONPATH
+LIVELINESS, READINESS = "/health/liveliness", "/health/readiness"  # LiteLLM's probes
 
 
 def service_name(key: str) -> str:
@@ -95,12 +107,13 @@ def redis(cfg: Mapping[str, Any], sizing: Sizing) -> Service:
 def litellm(
     data: Mapping[str, Any],
     sizing: Sizing,
-    config_mount: str,
+    mounts: Mapping[str, str],
     provider_env: Iterable[SecretEnv],
     external_url: str | None,
 ) -> Service:
-    """The proxy; `config_mount` is how its Volume= names litellm.yaml, `external_url` the Caddy
-    site's address."""
+    """The proxy; `mounts` is how its Volume= names each of its files, by their target
+    (CONFIG_TARGET, LOG_CONFIG_TARGET, ACCESS_FILTER_TARGET), `external_url` the Caddy site's
+    address."""
     cfg = data["litellm"]
     on = enabled(data)
     secret_env = [SecretEnv.plain(name) for name in ("LITELLM_MASTER_KEY", "LITELLM_SALT_KEY", "UI_PASSWORD")]
@@ -112,6 +125,8 @@ def litellm(
         # X-Forwarded-Proto and -For are believed from the proxies on the podman network only, so
         # redirects behind Caddy's TLS stay https (uvicorn trusts only 127.0.0.1 by default).
         f"FORWARDED_ALLOW_IPS={data['network']['subnet']}",
+        # Where uvicorn's log configuration finds the access log's probe filter.
+        f"PYTHONPATH={posixpath.dirname(ACCESS_FILTER_TARGET)}",
     ]
     if external_url:
         # The admin UI's login and SSO redirects use it (https://github.com/BerriAI/litellm/issues/13200).
@@ -149,18 +164,19 @@ def litellm(
     taken = {e.var for e in secret_env}
     secret_env += [e for e in provider_env if e.var not in taken]
 
-    url = f"http://127.0.0.1:{cfg['port']}/health/liveliness"
+    url = f"http://127.0.0.1:{cfg['port']}{LIVELINESS}"
     return _service(
         "litellm",
         cfg,
         sizing,
         description="LiteLLM proxy: one OpenAI-compatible API for the configured LLM providers",
         publish=(Publish(cfg["publish_address"], cfg["published_port"], cfg["port"]),),
-        volumes=(f"{config_mount}:/app/config.yaml:ro,Z",),
+        volumes=tuple(f"{source}:{target}:ro,Z" for target, source in mounts.items()),
         environment=Words(environment),
         command=Words(
             (
-                *("--config", "/app/config.yaml", "--port", str(cfg["port"])),
+                *("--config", CONFIG_TARGET, "--port", str(cfg["port"])),
+                *("--log_config", LOG_CONFIG_TARGET),
                 *("--num_workers", str(sizing.num_workers)),
                 *recycling(cfg["max_requests_before_restart"]),
             )

@@ -356,6 +356,7 @@ class Output:
     role: Role
     template: str  # under njk/
     values: Mapping[str, Any] = field(default_factory=dict, compare=False)  # what the template reads
+    target: str = ""  # where a container reads it (Kind.MOUNTED), else ""
 
 
 # ---- the stack ----------------------------------------------------------------------------------
