@@ -51,6 +51,17 @@ def test_sizing_reaches_postgres_redis_and_limits():
     assert ("PodmanArgs" in keys(postgres)) and "--memory=3072m" in dict(postgres.directives)["PodmanArgs"]
 
 
+def test_more_replicas_grow_the_sizings_max_connections_not_a_configured_one():
+    """Each worker keeps its own pool: 3 replicas x 2 workers (the profile's 4, split) x 25 need
+    163 connections with the 13 reserved, more than the profile's 150; a value set is kept."""
+    three = build(litellm={"replicas": 3})
+    assert three.sizing.max_connections == 3 * 2 * 25 + 13
+    assert f"max_connections={3 * 2 * 25 + 13}" in three.service("litellm_postgres").command
+    assert build(litellm={"replicas": 2}).sizing.max_connections == 150, "the profile's, when the pools fit"
+    with pytest.raises(ConfigError, match=r"3 replicas x 2 workers x 25 connections \+ 13 reserved = 163"):
+        build(litellm={"replicas": 3}, litellm_postgres={"max_connections": 150})
+
+
 def test_explicit_values_win_and_bad_combinations_are_refused():
     stack = build(litellm={"num_workers": 1}, litellm_postgres={"max_connections": 63})
     assert stack.sizing.num_workers == 1 and stack.sizing.max_connections == 63

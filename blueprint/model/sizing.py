@@ -35,21 +35,25 @@ def litellm_memory(workers: int) -> int:
 
 def size(data: Mapping[str, Any]) -> Sizing:
     """The profile for sizing.users, with every explicit value in the config winning. The
-    profile's LiteLLM workers are split between the replicas (rounded up)."""
+    profile's LiteLLM workers are split between the replicas (rounded up), and its
+    max_connections grows to hold every worker's pool (rules.py refuses a pool that overflows a
+    max_connections the config sets)."""
     users = data["sizing"]["users"]
     base = next(s for limit, s in PROFILES if limit is None or users <= limit)
     postgres, redis, litellm = data["litellm_postgres"], data["litellm_redis"], data["litellm"]
     replicas = litellm["replicas"]
     workers = litellm.get("num_workers", -(-base.num_workers // replicas))
     memory = {"litellm": megabytes(litellm["memory"]) if "memory" in litellm else litellm_memory(workers)}
+    pool = data["sizing"].get("db_pool_limit", base.db_pool_limit)
+    pools = replicas * workers * pool + RESERVED_CONNECTIONS
     return Sizing(
         profile=base.profile,
         num_workers=workers,
-        db_pool_limit=data["sizing"].get("db_pool_limit", base.db_pool_limit),
+        db_pool_limit=pool,
         shared_buffers_mb=megabytes(postgres["shared_buffers"])
         if "shared_buffers" in postgres
         else base.shared_buffers_mb,
-        max_connections=postgres.get("max_connections", base.max_connections),
+        max_connections=postgres.get("max_connections", max(base.max_connections, pools)),
         redis_maxmemory_mb=megabytes(redis["maxmemory"]) if "maxmemory" in redis else base.redis_maxmemory_mb,
         memory_mb=memory
         | {key: megabytes(data[key]["memory"]) if "memory" in data[key] else mb for key, mb in base.memory_mb.items()},
