@@ -60,6 +60,8 @@ def test_more_replicas_grow_the_sizings_max_connections_not_a_configured_one():
     assert build(litellm={"replicas": 2}).sizing.max_connections == 150, "the profile's, when the pools fit"
     with pytest.raises(ConfigError, match=r"3 replicas x 2 workers x 25 connections \+ 13 reserved = 163"):
         build(litellm={"replicas": 3}, litellm_postgres={"max_connections": 150})
+    with pytest.raises(ConfigError, match=r"3 replicas x 2 workers x 30 connections \+ 13 reserved = 193"):
+        build(litellm={"replicas": 3}, sizing={"db_pool_limit": 30})
 
 
 def test_explicit_values_win_and_bad_combinations_are_refused():

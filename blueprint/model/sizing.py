@@ -36,8 +36,8 @@ def litellm_memory(workers: int) -> int:
 def size(data: Mapping[str, Any]) -> Sizing:
     """The profile for sizing.users, with every explicit value in the config winning. The
     profile's LiteLLM workers are split between the replicas (rounded up), and its
-    max_connections grows to hold every worker's pool (rules.py refuses a pool that overflows a
-    max_connections the config sets)."""
+    max_connections grows to hold every worker's pool of the profile's size (rules.py refuses a
+    pool that overflows max_connections, with the numbers)."""
     users = data["sizing"]["users"]
     base = next(s for limit, s in PROFILES if limit is None or users <= limit)
     postgres, redis, litellm = data["litellm_postgres"], data["litellm_redis"], data["litellm"]
@@ -45,7 +45,9 @@ def size(data: Mapping[str, Any]) -> Sizing:
     workers = litellm.get("num_workers", -(-base.num_workers // replicas))
     memory = {"litellm": megabytes(litellm["memory"]) if "memory" in litellm else litellm_memory(workers)}
     pool = data["sizing"].get("db_pool_limit", base.db_pool_limit)
-    pools = replicas * workers * pool + RESERVED_CONNECTIONS
+    # The profile's pools, however many replicas share its workers (a pool set by hand is the
+    # config's choice: rules.py checks that it fits).
+    pools = replicas * workers * pool + RESERVED_CONNECTIONS if "db_pool_limit" not in data["sizing"] else 0
     return Sizing(
         profile=base.profile,
         num_workers=workers,
