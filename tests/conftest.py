@@ -118,15 +118,14 @@ def redis_server(tmp_path):
         ]
         if password:
             args += ["--requirepass", password]
-        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         started.append(process)
         wait_for_port(port)
         return port
 
     yield start
     for process in started:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process, timeout=10)
 
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -226,6 +225,19 @@ def postgres_server():
             as_owner([str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"]), capture_output=True
         )
         shutil.rmtree(data, ignore_errors=True)
+
+
+def stop(process: subprocess.Popen, timeout: float = 30) -> None:
+    """End a server the tests started: SIGTERM, then SIGKILL to its whole process group (LiteLLM's
+    workers too) if it has not exited in time. Start it with start_new_session=True."""
+    import signal
+
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def wait_for_port(port: int, timeout: float = 30, process: subprocess.Popen | None = None) -> None:

@@ -27,9 +27,11 @@ import pytest
 from blueprint import pipeline
 from blueprint.model import services as services_model
 from tests import injection
-from tests.conftest import TOOLS, free_port, need, options, wait_for_port, write_config
+from tests.conftest import TOOLS, free_port, need, options, stop, wait_for_port, write_config
 
 pytestmark = [pytest.mark.litellm, pytest.mark.xdist_group("litellm-proxy")]
+
+SLOW_WORKER_START = 8  # seconds each LiteLLM worker is held back at start: more than uvicorn's 5 s
 
 
 class FakeLago(BaseHTTPRequestHandler):
@@ -163,7 +165,7 @@ def gateway(tmp_path_factory):
         "PATH": f"{stubs}:{os.environ['PATH']}",
         **injection.container_environment(services, "litellm-redis.service"),
     }
-    redis = subprocess.Popen(command, env=redis_env, cwd=base, stdout=subprocess.DEVNULL)
+    redis = subprocess.Popen(command, env=redis_env, cwd=base, stdout=subprocess.DEVNULL, start_new_session=True)
     wait_for_port(redis_port)
 
     # LiteLLM starts from the unit's own arguments too, each file the unit mounts read from where
@@ -173,7 +175,14 @@ def gateway(tmp_path_factory):
     mounted = {o.target: o.path for o in stack.outputs if o.target}
     args = [str(mounted.get(word, word)) for word in container_command(services, "litellm.service", image(stack))]
     args[args.index("--port") + 1] = str(port)
-    environment["PYTHONPATH"] = str(mounted[services_model.ACCESS_FILTER_TARGET].parent)
+    # Each worker is held back at start, as a busy machine does (every container starting at boot):
+    # uvicorn's supervisor must wait for it, not kill it and start another in a loop.
+    slow = base / "slow-workers"
+    slow.mkdir()
+    (slow / "sitecustomize.py").write_text(
+        f"import sys, time\nif any('spawn_main' in word for word in sys.orig_argv):\n    time.sleep({SLOW_WORKER_START})\n"
+    )
+    environment["PYTHONPATH"] = f"{mounted[services_model.ACCESS_FILTER_TARGET].parent}:{slow}"
     log = (base / "litellm.log").open("w")
     proxy = subprocess.Popen(
         [litellm, *args, "--host", "127.0.0.1"],
@@ -181,6 +190,7 @@ def gateway(tmp_path_factory):
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=base,
+        start_new_session=True,
     )
     try:
         wait_for_port(port, timeout=120, process=proxy)
@@ -196,9 +206,8 @@ def gateway(tmp_path_factory):
             "log": base / "litellm.log",
         }
     finally:
-        proxy.terminate()
-        proxy.wait(timeout=30)
-        redis.terminate()
+        stop(proxy)
+        stop(redis)
         lago.shutdown()
 
 
@@ -224,6 +233,12 @@ def call(gateway, path, body=None, key="master", headers=None):
 def chat(gateway, model, text="hello", key="master", **extra):
     body = {"model": model, "messages": [{"role": "user", "content": text}], **extra}
     return call(gateway, "/v1/chat/completions", body, key=key)
+
+
+def test_workers_that_start_slowly_are_not_killed(gateway):
+    """Every worker took longer to start than uvicorn's 5 s ping timeout; none was killed for it."""
+    log = gateway["log"].read_text()
+    assert "died" not in log, log[-2000:]
 
 
 def test_every_model_answers(gateway):

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from blueprint.secrets import read_env_file
-from tests.conftest import ROOT, TOOLS, cli, free_port, need, wait_for_port, write_config
+from tests.conftest import ROOT, TOOLS, cli, free_port, need, stop, wait_for_port, write_config
 
 FAKES = ROOT / "tests" / "fakes"
 PG_PASSWORD, REDIS_PASSWORD = "pg-verify-password", "redis-verify-password"
@@ -83,14 +83,14 @@ def running(request, home, tmp_path, postgres_server, redis_server):
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
         env={"PATH": os.environ["PATH"], "HOME": str(home.home), "LITELLM_LOCAL_MODEL_COST_MAP": "True", **environment},
     )
     try:
         wait_for_port(api_port, timeout=120, process=proxy)
         yield {"config": config, "env": env, "home": home, "world": world, "systemd": systemd}
     finally:
-        proxy.terminate()
-        proxy.wait(timeout=30)
+        stop(proxy)
 
 
 def verify(running, **env):

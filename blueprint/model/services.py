@@ -23,6 +23,7 @@ ACCESS_FILTER = "litellm/blueprint_access_log.py"
 CONFIG_TARGET = "/app/config.yaml"
 LOG_CONFIG_TARGET = "/app/log_config.yaml"
 ACCESS_FILTER_TARGET = "/opt/blueprint/blueprint_access_log.py"  # its folder goes on PYTHONPATH
+WORKER_PING_TIMEOUT = 60  # seconds a LiteLLM worker may take to answer uvicorn's supervisor
 LIVELINESS, READINESS = "/health/liveliness", "/health/readiness"  # LiteLLM's probes
 
 
@@ -177,7 +178,7 @@ def litellm(
             (
                 *("--config", CONFIG_TARGET, "--port", str(cfg["port"])),
                 *("--log_config", LOG_CONFIG_TARGET),
-                *("--num_workers", str(sizing.num_workers)),
+                *workers(sizing.num_workers),
                 *recycling(cfg["max_requests_before_restart"]),
             )
         ),
@@ -191,6 +192,19 @@ def litellm(
             retries=3,
         ),
     )
+
+
+def workers(count: int) -> tuple[str, ...]:
+    """LiteLLM's arguments for `count` uvicorn workers.
+
+    uvicorn's supervisor kills a worker that does not answer its ping within 5 s, and a new worker
+    answers only once it has imported LiteLLM, which takes longer than that on a busy machine (every
+    container starting at boot): the workers were then killed and started again in a loop, and the
+    proxy never answered. A minute still catches a worker that hangs.
+    """
+    if count < 2:
+        return ("--num_workers", str(count))
+    return ("--num_workers", str(count), "--timeout_worker_healthcheck", str(WORKER_PING_TIMEOUT))
 
 
 def recycling(requests: int) -> tuple[str, ...]:
