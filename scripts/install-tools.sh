@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 T=${TOOLS_DIR:-$PWD/.tools}
 PYTHON=${PYTHON:-python3}
-LITELLM_VERSION=1.99.4
+# The release the units pin (the schema's default image), so the tests' proxy is the one users run.
+LITELLM_VERSION=$(PYTHONPATH=$PWD "$PYTHON" -c 'from tests.boot import images; print(images.litellm_version())')
 mkdir -p "$T"
 
 sudo_if_needed() {
@@ -59,11 +60,14 @@ for suite in trixie sid; do
 done
 
 # The LiteLLM proxy in a virtualenv of its own, so its many dependencies stay out of blueprint's.
+# It installs from the wheelhouse the booted tests' stand-in image installs from (in .tools/boot),
+# so the release and its 115 dependencies are downloaded once, not twice.
 if [ ! -x "$T/litellm/bin/litellm" ] || ! "$T/litellm/bin/python" -c \
     "import importlib.metadata as m; assert m.version('litellm') == '$LITELLM_VERSION'" 2>/dev/null; then
   echo "install-tools: installing litellm[proxy]==$LITELLM_VERSION"
+  wheels=$(TOOLS_DIR=$T PYTHONPATH=$PWD "$PYTHON" -m tests.boot.harness wheels)
   "$PYTHON" -m venv "$T/litellm"
-  "$T/litellm/bin/pip" install -q --disable-pip-version-check \
+  "$T/litellm/bin/pip" install -q --disable-pip-version-check --no-index --find-links "$wheels" \
     "litellm[proxy]==$LITELLM_VERSION" prisma==0.15.0 prometheus-client
 fi
 "$T/litellm/bin/python" -c "import importlib.metadata as m; print('litellm', m.version('litellm'))"

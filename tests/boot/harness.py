@@ -655,6 +655,7 @@ USAGE = """usage: scripts/boot-stack COMMAND
   install [DIR]       pip-install the checkout DIR (default: this one) into /opt/blueprint inside
   as-user CMD...      run CMD as bp (uid 1500); stdin, stdout and the exit status pass through
   in-manager CMD...   the same, inside bp's user manager (podman needs it)
+  wheels              build the LiteLLM wheelhouse (no root needed) and print its folder
   image NAME...       build stand-in images (e.g. ghcr.io/berriai/litellm:v1.99.6, docker.io/library/caddy:2)
   reset               stop the stack; remove containers, volumes, networks, secrets, bp's HOME; keep images
   down                end every process and cgroup of the booted root, restore ip_forward; keep the cache
@@ -666,6 +667,15 @@ def main(argv: list[str]) -> int:
     command, args = (argv[0], argv[1:]) if argv else ("", [])
     if command == "_attach":
         _attach(*args)
+        return 0
+    if command == "wheels":  # no root needed: scripts/install-tools.sh installs the host's LiteLLM from them
+        host, version = Host(), images.litellm_version()
+        try:
+            images.ensure_wheelhouse(host.wheels, version, host.logs / "wheelhouse.log")
+        except images.ImageError as error:
+            say(f"error: {error}")
+            return 1
+        print(images.wheel_folder(host.wheels, version))
         return 0
     if command not in ("up", "install", "as-user", "in-manager", "image", "reset", "down", "status"):
         print(USAGE, file=sys.stderr)

@@ -43,6 +43,9 @@ OLD_PYTHON_NEEDS = ("async-timeout>=4.0.3",)
 # it a request with no key gets 500 instead of 401. Only the package: its client is never generated
 # and its query engine cannot be downloaded here (the same pin as scripts/install-tools.sh).
 PRISMA = "prisma==0.15.0"
+# The tests' LiteLLM on the host (scripts/install-tools.sh) installs from the same wheelhouse, so the
+# release is downloaded once; it also serves /metrics, with the Prometheus client.
+HOST_PROXY_NEEDS = ("prometheus-client",)
 
 
 # Podman stages image layers in $TMPDIR (default /var/tmp, on disk): for LiteLLM's layer that is
@@ -122,14 +125,19 @@ def stand_in(name: str) -> StandIn:
 # ---- the LiteLLM wheelhouse ----------------------------------------------------------------------
 
 
+def wheel_folder(wheels: Path, version: str) -> Path:
+    return wheels / f"litellm-{version}"
+
+
 def ensure_wheelhouse(wheels: Path, version: str, log: Path) -> str:
     """Every wheel litellm[proxy]==VERSION needs, built once on the host into WHEELS/litellm-VERSION.
 
     The host's Python is 3.11 and its glibc 2.36, like bookworm's, so these wheels install in the
-    image unchanged: the image build needs no network, and a rebuild no download.
+    image unchanged: the image build needs no network, and a rebuild no download. The host's own
+    LiteLLM for the tests installs from them too.
     """
-    target = wheels / f"litellm-{version}"
-    requirements = [f"litellm[proxy]=={version}", PRISMA, *OLD_PYTHON_NEEDS]
+    target = wheel_folder(wheels, version)
+    requirements = [f"litellm[proxy]=={version}", PRISMA, *OLD_PYTHON_NEEDS, *HOST_PROXY_NEEDS]
     done = target / ".complete"
     if done.exists() and done.read_text().split() == requirements:
         return "cached"
@@ -222,7 +230,7 @@ def build(host: Host, name: str) -> str:
     for key, value in spec.args.items():
         command += ["--build-arg", f"{key}={value}"]
     if spec.wheels:
-        command += ["--build-context", f"wheels=/srv/wheels/litellm-{spec.args['LITELLM_VERSION']}"]
+        command += ["--build-context", f"wheels={wheel_folder(Path('/srv/wheels'), spec.args['LITELLM_VERSION'])}"]
     log = host.logs / f"build-{slug}.log"
     result = host.manager([*command, inside], environ=SCRATCH, check=False, timeout=1800)
     log.write_text(result.stdout + result.stderr)
