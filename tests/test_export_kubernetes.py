@@ -367,22 +367,26 @@ def test_pool_refusal_from_the_command_line_exits_2_and_prints_nothing(home):
     configured=st.integers(1, 8),
     asked=st.one_of(st.none(), st.integers(1, 8)),
     workers=st.one_of(st.none(), st.integers(1, 16)),
-    pool=st.integers(1, 60),
+    pool=st.one_of(st.none(), st.integers(1, 60)),
     max_connections=st.one_of(st.none(), st.integers(10, 600)),
 )
 def test_any_pool_either_fits_or_is_refused_with_a_pool_that_would(
     home, configured, asked, workers, pool, max_connections
 ):
     """The arithmetic, for any numbers: the export refuses what the render refuses; at
-    litellm.replicas it exports the render's very numbers; with more pods what is exported fits,
+    litellm.replicas it exports the render's very numbers; with more pods the profile's
+    max_connections grows, one the config sets (or a pool it sets) is kept, what is exported fits,
     and a refusal's hint is exact."""
     import tempfile
 
-    data: dict = {"litellm": {"replicas": configured}, "sizing": {"db_pool_limit": pool}}
+    data: dict = {"litellm": {"replicas": configured}}
+    if pool is not None:
+        data["sizing"] = {"db_pool_limit": pool}
     if workers is not None:
         data["litellm"]["num_workers"] = workers
     if max_connections is not None:
         data["litellm_postgres"] = {"max_connections": max_connections}
+    chosen = pool is not None or max_connections is not None
     with tempfile.TemporaryDirectory() as folder:
         config = write_config(Path(folder), data)
         try:
@@ -393,22 +397,39 @@ def test_any_pool_either_fits_or_is_refused_with_a_pool_that_would(
             assert refused.value.message == render_refused.message
             return
         sizing, pods = stack.sizing, configured if asked is None else asked
-        needed = pods * sizing.num_workers * pool + RESERVED_CONNECTIONS
+        needed = pods * sizing.num_workers * sizing.db_pool_limit + RESERVED_CONNECTIONS
         try:
             made = kubernetes.export(options(config), replicas=asked)
         except ConfigError as refused:
-            assert needed > sizing.max_connections and max_connections is not None, refused.message
-            assert f"{pods} replicas x {sizing.num_workers} workers x {pool} connections" in refused.message
+            assert needed > sizing.max_connections and chosen, refused.message
+            assert f"{pods} replicas x {sizing.num_workers} workers x {sizing.db_pool_limit} connections" in (
+                refused.message
+            )
             hinted = re.search(r"db_pool_limit to (\d+) or less", refused.hint or "")
             if hinted:
                 fit = int(hinted[1])
-                assert pods * sizing.num_workers * fit + RESERVED_CONNECTIONS <= max_connections
-                assert pods * sizing.num_workers * (fit + 1) + RESERVED_CONNECTIONS > max_connections
+                assert pods * sizing.num_workers * fit + RESERVED_CONNECTIONS <= sizing.max_connections
+                assert pods * sizing.num_workers * (fit + 1) + RESERVED_CONNECTIONS > sizing.max_connections
             return
     objects = parsed(made)
     _assert_pools_fit(objects)
     postgres = container(one(objects, "StatefulSet", "litellm-postgres"))["args"]
     assert (postgres == list(stack.service("litellm_postgres").command)) == (needed <= sizing.max_connections)
+
+
+def test_a_pool_set_by_hand_is_refused_alike_on_the_host_and_in_the_cluster(home, tmp_path):
+    """A db_pool_limit the config sets is its choice: neither the render nor the export raises
+    PostgreSQL's max_connections behind it."""
+    hand_set = {"sizing": {"db_pool_limit": 30}}
+    (tmp_path / "three").mkdir()
+    three = write_config(tmp_path / "three", {**hand_set, "litellm": {"replicas": 3}})
+    with pytest.raises(ConfigError) as host:
+        pipeline.build_stack(options(three))
+    with pytest.raises(ConfigError) as cluster:
+        kubernetes.export(options(write_config(tmp_path, hand_set)), replicas=3)
+    numbers = "/sizing/db_pool_limit: 3 replicas x 2 workers x 30 connections + 13 reserved = 193, more than"
+    assert numbers in host.value.message and numbers in cluster.value.message
+    assert "--replicas 2" in cluster.value.hint
 
 
 # ---- what the config leaves out -----------------------------------------------------------------

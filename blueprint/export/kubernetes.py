@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from blueprint.errors import ConfigError, RenderError, SecretError
 from blueprint.export import kubernetes_objects as k8s
 from blueprint.model import services
+from blueprint.model import sizing as sizing_model
 from blueprint.model.providers import HOST_FROM_CONTAINER
 from blueprint.model.sizing import RESERVED_CONNECTIONS
 from blueprint.model.types import GENERATED, SecretEnv, Service, Sizing, Stack
@@ -161,45 +162,29 @@ def _proxy(stack: Stack, data: Mapping[str, Any]) -> Service:
 
 
 def _postgres(stack: Stack, data: Mapping[str, Any], replicas: int, notes: list[str]) -> Service | None:
-    """PostgreSQL as the cluster runs it: max_connections must hold every replica's pools.
+    """PostgreSQL as the cluster runs it: max_connections must hold every pod's pools.
 
-    Each LiteLLM worker keeps its own pool (database_connection_pool_limit), so the pods together
-    open replicas x workers x pool, with the workers of one Quadlet replica in each pod: the
-    render has checked that litellm.replicas of them fit. A --replicas beyond that grows the
-    max_connections the sizing profile chose; a max_connections the config sets is a promise
-    about the database, so a pool that does not fit it is refused.
+    Each pod runs the workers of one Quadlet replica, and each worker keeps its own pool: the
+    render has checked that litellm.replicas of them fit. Other pod counts follow the render's
+    rule (sizing.holding_pools): the profile's max_connections grows with them, and one the config
+    sets (or a pool it sets) is kept, so a pool that does not fit is refused with the numbers.
     """
     if stack.service("litellm_postgres") is None:
         return None
-    sizing = replace(stack.sizing, replicas=replicas)
-    needed = sizing.litellm_workers * sizing.db_pool_limit + RESERVED_CONNECTIONS
-    if needed > sizing.max_connections:
-        if "max_connections" in data["litellm_postgres"]:
-            raise _pool_refused(stack.source, sizing, needed)
+    sizing = sizing_model.holding_pools(stack.sizing, data, replicas)
+    found = sizing_model.overflow(sizing)
+    if found:
+        ways, fewer = found.ways, found.replicas_that_fit
+        if fewer:
+            ways = [*ways, f"export {fewer} replica{'s' if fewer > 1 else ''} (--replicas {fewer})"]
+        raise ConfigError(f"{stack.source}: /sizing/db_pool_limit: {found.message}", hint=", or ".join(ways))
+    if sizing.max_connections != stack.sizing.max_connections:
         notes.append(
-            f"PostgreSQL max_connections is {needed} in the cluster, not the sizing's {sizing.max_connections} for "
-            f"litellm.replicas {stack.sizing.replicas}: {replicas} replicas x {sizing.num_workers} workers x "
-            f"{sizing.db_pool_limit} connections + {RESERVED_CONNECTIONS} reserved"
+            f"PostgreSQL max_connections is {sizing.max_connections} in the cluster, not the sizing's "
+            f"{stack.sizing.max_connections} for litellm.replicas {stack.sizing.replicas}: {replicas} replicas x "
+            f"{sizing.num_workers} workers x {sizing.db_pool_limit} connections + {RESERVED_CONNECTIONS} reserved"
         )
-        sizing = replace(sizing, max_connections=needed)
     return services.postgres(data["litellm_postgres"], sizing)
-
-
-def _pool_refused(source: str, sizing: Sizing, needed: int) -> ConfigError:
-    """`sizing` with the exported replicas: the numbers, and every way out that fits."""
-    room = sizing.max_connections - RESERVED_CONNECTIONS
-    pool = room // sizing.litellm_workers
-    fewer = room // (sizing.num_workers * sizing.db_pool_limit)
-    ways = [f"set sizing.db_pool_limit to {pool} or less"] if pool >= 1 else []
-    ways.append(f"litellm_postgres.max_connections to {needed} or more")
-    if fewer >= 1:
-        ways.append(f"export {fewer} replica{'s' if fewer > 1 else ''} (--replicas {fewer})")
-    return ConfigError(
-        f"{source}: /sizing/db_pool_limit: {sizing.replicas} replicas x {sizing.num_workers} workers x "
-        f"{sizing.db_pool_limit} connections + {RESERVED_CONNECTIONS} reserved = {needed}, more than PostgreSQL's "
-        f"max_connections {sizing.max_connections}",
-        hint=", or ".join(ways),
-    )
 
 
 def _host_names(stack: Stack) -> list[str]:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from blueprint.errors import ConfigError
 from blueprint.host import unprivileged_port_start
 from blueprint.model import providers as catalog
-from blueprint.model.sizing import RESERVED_CONNECTIONS, size
+from blueprint.model.sizing import overflow, size
 from blueprint.model.types import GENERATED
 from blueprint.quadlet import OLDEST, Podman
 
@@ -325,24 +325,10 @@ def _callbacks(data: Config, podman: Podman) -> Iterator[Problem]:
 
 
 def _pool(data: Config, podman: Podman) -> Iterator[Problem]:
-    on, sizing = enabled(data), size(data)
-    if not (on["litellm"] and on["litellm_postgres"]):
-        return
-    workers = sizing.litellm_workers
-    needed = workers * sizing.db_pool_limit + RESERVED_CONNECTIONS
-    if needed > sizing.max_connections:
-        fit = (sizing.max_connections - RESERVED_CONNECTIONS) // workers
-        replicas = (
-            f"{sizing.replicas} replicas x {sizing.num_workers} workers"
-            if sizing.replicas > 1
-            else f"{workers} workers"
-        )
-        yield Problem(
-            "/sizing/db_pool_limit",
-            f"{replicas} x {sizing.db_pool_limit} connections + {RESERVED_CONNECTIONS} "
-            f"reserved = {needed}, more than PostgreSQL's max_connections {sizing.max_connections}",
-            hint=f"set sizing.db_pool_limit to {fit} or less, or litellm_postgres.max_connections to {needed} or more",
-        )
+    on = enabled(data)
+    found = overflow(size(data)) if on["litellm"] and on["litellm_postgres"] else None
+    if found:
+        yield Problem("/sizing/db_pool_limit", found.message, hint=", or ".join(found.ways))
 
 
 def _secrets(data: Config, podman: Podman) -> Iterator[Problem]:
