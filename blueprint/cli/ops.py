@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from blueprint.cli import cli, config_option, options_for, say, short
+from blueprint.kinds import BackupKind
 
 # ---- backups, restore, verify --------------------------------------------------------------
 
@@ -20,7 +21,7 @@ def backup():
 
 @backup.command("run", short_help="Back up now (default: all), then prune old backups.")
 @config_option
-@click.argument("kinds", nargs=-1, type=click.Choice(["postgres", "redis", "config", "all"]))
+@click.argument("kinds", nargs=-1, type=click.Choice([*(k.value for k in BackupKind), "all"]))
 def backup_run(config_path, kinds):
     """Back up now (default: all), then prune old backups."""
     from blueprint.ops import backups
@@ -55,7 +56,7 @@ def backup_list(config_path):
 
 @cli.command(short_help="Restore a backup (default: the newest of KIND).")
 @config_option
-@click.argument("kind", type=click.Choice(["postgres", "redis", "config"]))
+@click.argument("kind", type=click.Choice([k.value for k in BackupKind]))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False), required=False)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def restore(config_path, kind, file, yes):

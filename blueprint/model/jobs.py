@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from blueprint.kinds import BackupKind
 from blueprint.model.rules import enabled
-from blueprint.model.types import BackupJob, BackupKind, BackupSchedule
+from blueprint.model.types import BackupJob, BackupSchedule
 from blueprint.paths import Paths
 from blueprint.quadlet import Words
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+from blueprint.kinds import BackupKind
 from blueprint.quadlet import NO_WORDS, InstanceName, Podman, Words
 
 # ---- secrets ----------------------------------------------------------------------------------
@@ -270,18 +271,6 @@ class Site:
     def address(self) -> str:
         """The external URL."""
         return self.addresses[0]
-
-
-class BackupKind(StrEnum):
-    """What `blueprint backup run` can save, and the service each one needs (None: always there)."""
-
-    POSTGRES = "postgres"
-    REDIS = "redis"
-    CONFIG = "config"
-
-    @property
-    def service_key(self) -> str | None:
-        return {"postgres": "litellm_postgres", "redis": "litellm_redis", "config": None}[self.value]
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from typing import BinaryIO
 from blueprint import process
 from blueprint.errors import BackupError, BlueprintError, ToolError
 from blueprint.files import atomic_output, digest, ensure_dir, lock, read_bytes, write_atomic
-from blueprint.model.types import BackupKind, Database
+from blueprint.kinds import BackupKind
+from blueprint.model.types import Database
 from blueprint.paths import SHIPPED, Paths, config_file
 from blueprint.systemd import systemctl
 
@@ -148,7 +149,7 @@ def _config(options, stack, now: float, out: BinaryIO) -> None:
                 tar.add(source, arcname=f"secrets/{source.relative_to(paths.secrets_dir)}")
 
 
-BACKUPS = {"postgres": _postgres, "redis": _redis, "config": _config}
+BACKUPS = {BackupKind.POSTGRES: _postgres, BackupKind.REDIS: _redis, BackupKind.CONFIG: _config}
 
 
 def _describe(path: Path) -> BackupFile:

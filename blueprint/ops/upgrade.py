@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from blueprint import configfile, pipeline
 from blueprint.errors import BlueprintError, ConfigError
 from blueprint.files import lock, write_atomic
+from blueprint.kinds import BackupKind
 from blueprint.model.rules import image_problems
-from blueprint.model.types import BackupKind, Stack
+from blueprint.model.types import Stack
 from blueprint.ops import backups, inspect
 from blueprint.paths import SHIPPED
 
