@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from blueprint.errors import ConfigError
-from blueprint.paths import CONFIG_NAME, resource
+from blueprint.paths import CONFIG_NAME, encodes_utf8, resource
 
 SCHEMA_PATH = resource("schemas") / "blueprint-config.schema.json"
 
@@ -44,7 +44,7 @@ def load(path: Path | str, *, label: str | None = None) -> LoadedConfig:
     """Read, parse, validate and complete a config file: a regular file of at most MAX_SIZE."""
     path = Path(path)
     label = label or shown(path)
-    if not _encodes(str(path)):
+    if not encodes_utf8(str(path)):
         raise ConfigError(f"{label}: the file's name is not valid UTF-8", hint="rename it: the backup units name it")
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
@@ -117,22 +117,14 @@ def _surrogate(node: Any, path: tuple = ()) -> str | None:
     """The pointer of the first string (or key) holding a lone surrogate."""
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
     for key, value in items:
-        if isinstance(key, str) and not key.isascii() and not _encodes(key):
+        if isinstance(key, str) and not key.isascii() and not encodes_utf8(key):
             return pointer((*path, key))
-        if isinstance(value, str) and not _encodes(value):
+        if isinstance(value, str) and not encodes_utf8(value):
             return pointer((*path, key))
         found = _surrogate(value, (*path, key))
         if found:
             return found
     return None
-
-
-def _encodes(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 class _DuplicateKey(ValueError):

@@ -24,7 +24,7 @@ from hashlib import sha256
 
 from blueprint import __version__
 from blueprint.errors import BlueprintError
-from blueprint.paths import PACKAGE_DIR, Paths, config_file, own_command, resource
+from blueprint.paths import PACKAGE_DIR, Paths, config_file, config_line, own_command, resource
 
 STAMP_VERSION = "blueprint-stamp 4"
 MAX_CONFIG = 64 * 1024 * 1024  # as config.MAX_SIZE: a larger config is refused by the full path
@@ -80,8 +80,13 @@ def _libraries() -> list[str]:
     return sorted(f for f in files if f and not f.startswith(skip))
 
 
-# Where tailscaled listens: a new inode when it restarts (with perhaps another name for this machine).
-TAILSCALE_SOCKET = "/run/tailscale/tailscaled.sock"
+def _tailscale_name(environ) -> str | None:
+    """What host.tailscale_name says, asked only where tailscale is installed (it runs a command)."""
+    if which("tailscale", environ) is None:
+        return None
+    from blueprint.host import tailscale_name
+
+    return tailscale_name(environ)
 
 
 def fingerprint(config_path, environ, external, probe_podman: bool, machine_named: bool = False) -> str | None:
@@ -111,10 +116,9 @@ def fingerprint(config_path, environ, external, probe_podman: bool, machine_name
         _identity(paths.secret_store),
         [(name, environ.get(name, "")) for name in external],
         _identity(which("podman", environ)) if probe_podman else None,
-        # The site is named after this machine (host.machine): its name, and Tailscale's.
-        (os.uname().nodename, _identity(which("tailscale", environ)), _identity(TAILSCALE_SOCKET))
-        if machine_named
-        else None,
+        # The site is named after this machine (host.machine): its name, and the one Tailscale gives
+        # it now (tailscaled may have logged in since, with the same binary and socket).
+        (os.uname().nodename, _tailscale_name(environ)) if machine_named else None,
     )
     return sha256(repr(inputs).encode()).hexdigest()
 
@@ -164,7 +168,7 @@ def up_to_date(argv: list[str], environ=None) -> int | None:
     fields = dict(line.split(" ", 1) for line in lines[1:5] if " " in line)
     if command == "apply" and fields.get("pending") != "0":
         return None
-    path, _ = config_file(config, environ)
+    path, origin = config_file(config, environ)
     probe, named = [*fields.get("probe", "0 0").split(), "0"][:2]
     expected = fingerprint(str(path), environ, fields.get("external", "").split(), probe == "1", named == "1")
     if expected is None or fields.get("fingerprint") != expected:
@@ -175,6 +179,7 @@ def up_to_date(argv: list[str], environ=None) -> int | None:
         _, ino, size, mtime, ctime, mode, name = line.split(" ", 6)
         if _identity(name) != (int(ino), int(size), int(mtime), int(ctime), int(mode)):
             return None
+    sys.stderr.write(f"blueprint: {config_line(path, origin)}\n")
     for warning in warnings:  # a key still not set is said on every render until it is
         sys.stderr.write(f"blueprint: warning: {warning}\n")
     return sum(1 for line in checked if line.startswith("file "))

@@ -19,7 +19,6 @@ from blueprint.errors import ToolError
 
 LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 UNPRIVILEGED_PORT_START = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
-TAILSCALE_SOCKET = Path("/run/tailscale/tailscaled.sock")
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,22 @@ def config_file(explicit: str | Path | None, env: Mapping[str, str] | None = Non
     return resource(CONFIG_NAME), SHIPPED
 
 
+def config_line(path: Path, origin: str) -> str:
+    """How every command names the config it read (a render may act on a file the user forgot)."""
+    note = {
+        APPLIED: " (the copy of the config last applied; give --config to use another)",
+        SHIPPED: " (the example shipped with blueprint; `blueprint init` writes your own)",
+    }.get(origin, "")
+    return f"config: {tilde(os.path.abspath(path))}{note}"
+
+
+def tilde(path: str | Path) -> str:
+    """A path as a person reads it: ~ for the home directory."""
+    text = str(path)
+    home = os.path.expanduser("~")
+    return "~" + text[len(home) :] if home not in ("", "/") and text.startswith(home + "/") else text
+
+
 XDG_VARS = ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME")
 
 
@@ -68,7 +84,8 @@ def _base(env: Mapping[str, str], var: str, home: Path, default: str) -> Path:
     return Path(value) if value and os.path.isabs(value) else home / default
 
 
-def _utf8(text: str) -> bool:
+def encodes_utf8(text: str) -> bool:
+    """False for a str holding surrogates: bytes that were not UTF-8, kept by Python as escapes."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -110,7 +127,7 @@ class Paths:
         for var, value in (("HOME", str(home)), *((v, env.get(v, "")) for v in XDG_VARS)):
             if var == "HOME" and not home.is_absolute():
                 raise SetupError(f"HOME={value} is not an absolute path", hint="set HOME to your home directory")
-            if not _utf8(value):
+            if not encodes_utf8(value):
                 raise SetupError(
                     f"{var} is not valid UTF-8 ({value.encode('utf-8', 'surrogateescape')!r})",
                     hint="unit files name these folders: rename it, or point the variable elsewhere",

@@ -182,7 +182,9 @@ def test_status_words_on_stderr_output_on_stdout(config, home):
     assert f"blueprint: {len(planned)} written, 0 removed, 0 unchanged" in result.stderr
     diff = cli("diff", "--config", str(config), env=ENV)
     assert diff.stdout == "", "no diff to show"
-    assert diff.stderr == f"blueprint: no differences: the {len(planned)} files match {config}\n"
+    assert diff.stderr == (
+        f"blueprint: config: {config}\nblueprint: no differences: the {len(planned)} files match {config}\n"
+    )
 
 
 def test_modes_and_no_world_readable_secret(config, home):

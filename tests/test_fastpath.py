@@ -34,7 +34,9 @@ def fast(result) -> bool:
 
 
 def test_unchanged_render_takes_the_fast_path_and_agrees_with_the_full_one(config, home):
-    assert fast(render(config))
+    result = render(config)
+    assert fast(result)
+    assert f"blueprint: config: {config}\n" in result.stderr, "the fast path names its config too"
     full = cli("check", "--config", str(config), env=ENV)
     assert full.returncode == 0, "the full path finds nothing to do either"
 
@@ -118,6 +120,26 @@ def test_a_podman_appearing_on_path_renders_for_its_version(config, home, tmp_pa
     assert fast(render(config, env={**ENV, "PATH": f"{bin_dir}:{os.environ['PATH']}"}))
     assert not fast(render(config)), "without that podman on PATH, the units are written for 5.4 again"
     assert "--sdnotify=healthy" in podman_run(home, injection.LITELLM)
+
+
+def test_a_tailscale_that_logs_in_after_a_render_names_the_site(config, home, tmp_path):
+    """tailscaled logged out at the first render, then `tailscale up`: same binary, same socket,
+    another name for this machine, which the site must take."""
+    import json
+
+    bin_dir, answer = tmp_path / "bin", tmp_path / "tailscale-status.json"
+    bin_dir.mkdir()
+    (bin_dir / "tailscale").write_text(f"#!/bin/sh\ncat {answer}\n")
+    (bin_dir / "tailscale").chmod(0o755)
+    env = {**ENV, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    answer.write_text(json.dumps({"BackendState": "NeedsLogin", "Self": {"DNSName": ""}}))
+    assert render(config, env=env).returncode == 0
+    assert fast(render(config, env=env))
+    answer.write_text(json.dumps({"BackendState": "Running", "Self": {"DNSName": "box.tail1234.ts.net."}}))
+    result = render(config, env=env)
+    assert not fast(result), result.stderr
+    assert "https://box.tail1234.ts.net" in (home.unit_dir / "litellm/litellm.caddy").read_text()
+    assert cli("check", "--config", str(config), env=env).returncode == 0
 
 
 def test_pending_restarts_keep_apply_on_the_full_path(config, home):

@@ -180,7 +180,8 @@ def gateway(tmp_path_factory):
     slow = base / "slow-workers"
     slow.mkdir()
     (slow / "sitecustomize.py").write_text(
-        f"import sys, time\nif any('spawn_main' in word for word in sys.orig_argv):\n    time.sleep({SLOW_WORKER_START})\n"
+        "import sys, time\n"
+        f"if any('spawn_main' in word for word in sys.orig_argv):\n    time.sleep({SLOW_WORKER_START})\n"
     )
     environment["PYTHONPATH"] = f"{mounted[services_model.ACCESS_FILTER_TARGET].parent}:{slow}"
     log = (base / "litellm.log").open("w")

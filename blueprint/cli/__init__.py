@@ -12,8 +12,6 @@ lifecycle.py (init, upgrade, ps, logs, up, down, uninstall) and export.py (expor
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from blueprint import __version__
@@ -28,9 +26,15 @@ def say(message: str) -> None:
 
 def short(path) -> str:
     """A path as a person reads it: ~ for the home directory."""
-    text = str(path)
-    home = os.path.expanduser("~")
-    return "~" + text[len(home) :] if home not in ("", "/") and text.startswith(home + "/") else text
+    from blueprint.paths import tilde
+
+    return tilde(path)
+
+
+def say_config(path, origin: str) -> None:
+    from blueprint.paths import config_line
+
+    say(config_line(path, origin))
 
 
 def config_option(function):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from blueprint.cli import cli, config_option, options_for, say, short
+from blueprint.cli import cli, config_option, options_for, say, say_config, short
 from blueprint.errors import DriftError
 
 STRICT_HELP = "Refuse (exit 2) when a provider key or other secret is not set yet, instead of warning."
@@ -16,13 +16,7 @@ def strict_option(function):
 
 def _introduce(prepared, *, done: bool) -> None:
     """Which config this is, and what a person should know before reading the file lines."""
-    from blueprint.paths import APPLIED, SHIPPED
-
-    origin = {
-        APPLIED: " (the copy of the config last applied; give --config to use another)",
-        SHIPPED: " (the example shipped with blueprint; `blueprint init` writes your own)",
-    }.get(prepared.origin, "")
-    say(f"config: {short(prepared.config_file)}{origin}")
+    say_config(prepared.config_file, prepared.origin)
     for warning in prepared.resolution.warnings():
         say(f"warning: {warning}")
     for note in prepared.notes(done=done):
@@ -146,6 +140,7 @@ def diff(config_path):
     from blueprint.engine import unified_diff
 
     prepared = pipeline.prepare(options_for(config_path))
+    say_config(prepared.config_file, prepared.origin)
     for change in prepared.differing:
         click.echo(unified_diff(change), nl=False)
     if not prepared.differing:
@@ -161,6 +156,7 @@ def status(config_path):
     from blueprint.engine import drop_ins
 
     prepared = pipeline.prepare(options_for(config_path))
+    say_config(prepared.config_file, prepared.origin)
     for change in prepared.changes:
         reason = f"  ({change.reason})" if change.reason else ""
         click.echo(f"{change.status:<10} {short(change.path)}{reason}")
@@ -178,6 +174,7 @@ def check(config_path, strict):
     from blueprint import pipeline
 
     prepared = pipeline.prepare(options_for(config_path), strict=strict)
+    say_config(prepared.config_file, prepared.origin)
     differing = prepared.differing
     for change in differing:
         say(f"{change.status:<10} {short(change.path)}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from blueprint.cli import cli, config_option, options_for, say, short
+from blueprint.cli import cli, config_option, options_for, say, say_config, short
 
 # A namespace is a DNS label (RFC 1123), as Kubernetes checks it.
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -75,15 +75,10 @@ def kubernetes(config_path, out, namespace, replicas, with_secrets):
     """
     from blueprint.export import kubernetes as k8s
     from blueprint.export import output
-    from blueprint.paths import APPLIED, SHIPPED
 
     options = options_for(config_path)
     manifests = k8s.export(options, replicas=replicas, namespace=namespace, with_secrets=with_secrets)
-    origin = {
-        APPLIED: " (the copy of the config last applied; give --config to use another)",
-        SHIPPED: " (the example shipped with blueprint; `blueprint init` writes your own)",
-    }.get(manifests.origin, "")
-    say(f"config: {short(manifests.config_file)}{origin}")
+    say_config(manifests.config_file, manifests.origin)
     for note in manifests.notes:
         say(f"note: {note}")
     if out is None:
