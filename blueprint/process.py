@@ -2,12 +2,14 @@
 
 One place decides what a missing program, a hang and a failure look like, so each becomes a
 ToolError that names the command and its last words (pre-commit's `cmd_output`). Every call has a
-timeout: a `systemctl restart` behind `Notify=healthy` can otherwise wait as long as the unit's
-start timeout.
+timeout (a `systemctl restart` behind `Notify=healthy` can otherwise wait as long as the unit's
+start timeout), or for a stream, a limit on silence.
 """
 
 from __future__ import annotations
 
+import os
+import select
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO
@@ -15,6 +17,7 @@ from typing import IO
 from blueprint.errors import ToolError, ToolTimeout
 
 TIMEOUT = 120  # seconds; callers that wait on a service say how long themselves
+IDLE_TIMEOUT = 600  # seconds a streamed command (a dump) may go without writing
 
 
 def run(
@@ -38,7 +41,7 @@ def run(
             check=False,
         )
     except FileNotFoundError:
-        raise ToolError(f"{argv[0]}: not found", hint=hint) from None
+        raise _not_found(argv[0]) from None
     except subprocess.TimeoutExpired:
         raise ToolTimeout(f"`{_shown(argv)}` did not finish within {timeout:.0f} s", hint=hint) from None
     if result.returncode != 0:
@@ -53,18 +56,35 @@ def text(argv: Sequence[str], **options) -> str:
     return run(argv, **options).decode("utf-8", errors="replace")
 
 
-def stream(argv: Sequence[str], sink: Callable[[bytes], object], *, hint: str | None = None) -> None:
-    """Run a command whose stdout may be larger than memory (a database dump), chunk by chunk."""
+def stream(
+    argv: Sequence[str], sink: Callable[[bytes], object], *, idle: float = IDLE_TIMEOUT, hint: str | None = None
+) -> None:
+    """Run a command whose stdout may be larger than memory (a database dump), chunk by chunk.
+
+    However long it takes, it must keep writing: silent for `idle` seconds, it is taken for hung,
+    killed, and a ToolTimeout raised (a nightly backup must not wait forever on a stuck container).
+    """
     try:
         child = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except FileNotFoundError:
-        raise ToolError(f"{argv[0]}: not found", hint=hint) from None
+        raise _not_found(argv[0]) from None
     with child:
-        while chunk := child.stdout.read(1 << 16):
+        out = child.stdout.fileno()
+        while True:
+            if not select.select([out], [], [], idle)[0]:
+                child.kill()
+                raise ToolTimeout(f"`{_shown(argv)}` wrote nothing for {idle:.0f} s: stopped", hint=hint)
+            chunk = os.read(out, 1 << 16)
+            if not chunk:
+                break
             sink(chunk)
         error = child.stderr.read()
     if child.returncode != 0:
         raise ToolError(f"`{_shown(argv)}` failed: {last_words(error, child.returncode)}", hint)
+
+
+def _not_found(program: str) -> ToolError:
+    return ToolError(f"{program}: not found", hint=f"install {program}, or put the folder that holds it on PATH")
 
 
 def last_words(output: bytes | str | None, returncode: int) -> str:

@@ -315,6 +315,12 @@ def remove(paths: Paths, name: str) -> bool:
     containers keep it until the next render (`blueprint apply`)."""
     if name in FROZEN:
         raise SecretError(f"{name} cannot be removed: {FROZEN[name]}")
+    if name in GENERATED:
+        # The next render would recover it from the containers' environment files, or make another.
+        raise SecretError(
+            f"{name} cannot be removed: blueprint generates it, and a service needs it",
+            hint=f"for a new value: blueprint secrets rotate {name}",
+        )
     with lock(paths.lock):
         store = Store.load(paths)
         if store.values.pop(name, None) is None:

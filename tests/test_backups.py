@@ -311,3 +311,24 @@ def test_the_backup_service_runs_its_own_command(stack, kind):
     result = subprocess.run(words, capture_output=True, text=True, env={**os.environ, **stack["env"]}, timeout=120)
     assert result.returncode == 0, result.stderr
     assert len(list((stack["home"].backup_dir / kind).iterdir())) == 1
+
+
+def test_a_dump_that_stops_writing_is_stopped_not_waited_on(tmp_path):
+    """A container that hangs mid-dump must not hold the nightly backup forever."""
+    from blueprint import process
+    from blueprint.errors import ToolTimeout
+
+    received, pid_file = [], tmp_path / "pid"
+    with pytest.raises(ToolTimeout, match="wrote nothing for 1 s"):
+        process.stream(["sh", "-c", f"echo $$ > {pid_file}; echo begun; exec sleep 60"], received.append, idle=1)
+    assert b"".join(received) == b"begun\n"
+    pid = int(pid_file.read_text())
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2], "killed"
+
+
+def test_a_dump_that_keeps_writing_is_read_to_its_end():
+    from blueprint import process
+
+    received = []
+    process.stream(["sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.4; done"], received.append, idle=1)
+    assert b"".join(received) == b"1\n2\n3\n"

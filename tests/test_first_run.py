@@ -234,6 +234,8 @@ def test_secrets_set_warns_about_a_name_nothing_uses_and_rm_takes_one_out(home, 
     assert "OPENAI_API_KEY=" not in (home.env_dir / "litellm.env").read_text()
     refused = cli("secrets", "rm", "LITELLM_SALT_KEY")
     assert refused.returncode == 2 and "cannot be removed" in refused.stderr
+    generated = cli("secrets", "rm", "LITELLM_MASTER_KEY")
+    assert generated.returncode == 2 and "blueprint secrets rotate LITELLM_MASTER_KEY" in generated.stderr
 
 
 def test_a_failing_backup_kind_does_not_stop_the_others(home, tmp_path):
@@ -241,7 +243,7 @@ def test_a_failing_backup_kind_does_not_stop_the_others(home, tmp_path):
     assert cli("render", "--config", str(config)).returncode == 0
     result = cli("backup", "run", "--config", str(config), env={"PATH": "/usr/bin:/bin"})  # no podman here
     assert result.returncode == 1
-    assert "failed: backup postgres: podman: not found" in result.stderr
+    assert "failed: backup postgres: podman: not found (hint: install podman" in result.stderr
     assert "2 of 3 backups failed: postgres, redis" in result.stderr
     assert len(list((home.backup_dir / "config").iterdir())) == 1
 
