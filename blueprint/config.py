@@ -12,6 +12,7 @@ import json
 import os
 import re
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -236,9 +237,7 @@ def _describe(error) -> str:
             expected = error.schema.get("x-expected")
             return f"{shown} is not valid" + (f": expected {expected}" if expected else "")
         case "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum":
-            low = error.schema.get("minimum", error.schema.get("exclusiveMinimum"))
-            high = error.schema.get("maximum", error.schema.get("exclusiveMaximum"))
-            return f"{shown} is out of range ({low}..{high})"
+            return f"{shown} is out of range: {_bounds(error.schema)}"
         case "minItems":
             return "must not be empty" if error.validator_value == 1 else error.message
         case "uniqueItems":
@@ -248,6 +247,21 @@ def _describe(error) -> str:
         case "maxLength":
             return f"is longer than {error.validator_value} characters"
     return error.message
+
+
+def _bounds(schema: Mapping[str, Any]) -> str:
+    """A number's allowed range in words: "expected 1 to 65535", "expected more than 0"."""
+    low, high = schema.get("minimum"), schema.get("maximum")
+    above, below = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+    if low is not None and high is not None:
+        return f"expected {low} to {high}"
+    words = [
+        *([f"at least {low}"] if low is not None else []),
+        *([f"more than {above}"] if above is not None else []),
+        *([f"at most {high}"] if high is not None else []),
+        *([f"less than {below}"] if below is not None else []),
+    ]
+    return "expected " + " and ".join(words)
 
 
 def _hint(error) -> str | None:

@@ -32,7 +32,10 @@ CASES = {
     "not UTF-8": (b'{"litellm": "' + bytes([0xFF]) + b'"}', r": not UTF-8 text \(byte 13\)"),
     "unknown top-level key": (with_(litelm={}), r": /: unknown key 'litelm'"),
     "unknown service key": (with_(litellm={"prot": 4000}), r": /litellm: unknown key 'prot'"),
-    "port out of range": (with_(litellm={"published_port": 70000}), r"/litellm/published_port: 70000 is out of range"),
+    "port out of range": (
+        with_(litellm={"published_port": 70000}),
+        r"/litellm/published_port: 70000 is out of range: expected 1 to 65535$",
+    ),
     "port zero": (with_(litellm={"port": 0}), r"/litellm/port: 0 is out of range"),
     "port as string": (with_(litellm={"port": "4000"}), r"/litellm/port: expected an integer"),
     "unknown requires": (
@@ -158,7 +161,10 @@ CASES = {
         with_(budget={"max_budget": 10, "budget_duration": "30 days"}),
         r"/budget/budget_duration: \"30 days\" is not valid",
     ),
-    "negative budget": (with_(budget={"max_budget": -1}), r"/budget/max_budget: -1 is out of range"),
+    "negative budget": (
+        with_(budget={"max_budget": -1}),
+        r"/budget/max_budget: -1 is out of range: expected more than 0$",
+    ),
 }
 
 
