@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
+import click
 import jsonschema
 import pytest
 from click.testing import CliRunner
@@ -13,41 +15,45 @@ from click.testing import CliRunner
 from blueprint.cli import cli as click_group
 from tests.conftest import ROOT, cli, write_config
 
-COMMANDS = [
-    [],
-    ["render"],
-    ["apply"],
-    ["diff"],
-    ["status"],
-    ["check"],
-    ["validate"],
-    ["schema"],
-    ["secrets"],
-    ["secrets", "list"],
-    ["secrets", "set"],
-    ["secrets", "rotate"],
-    ["backup"],
-    ["backup", "run"],
-    ["backup", "list"],
-    ["restore"],
-    ["verify"],
-    ["init"],
-    ["upgrade"],
-    ["ps"],
-    ["logs"],
-    ["up"],
-    ["down"],
-    ["uninstall"],
-    ["secrets", "rm"],
-]
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[list[str]]:
+    """Every command and group, walked from the top, so a new one is checked without a list to keep."""
+    found = [list(prefix)]
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            found += _commands(command, (*prefix, name))
+        else:
+            found.append([*prefix, name])
+    return found
+
+
+COMMANDS = _commands(click_group)
+# Words from documents outside the repository, which a user of blueprint has never seen.
+OUTSIDE = re.compile(r"\bseeds?\b|\.\./shared|\bissue \d+", re.IGNORECASE)
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "blueprint")
 def test_every_command_has_help(command):
-    result = CliRunner().invoke(click_group, [*command, "--help"])
+    result = CliRunner().invoke(click_group, [*command, "--help"], terminal_width=100)
     assert result.exit_code == 0, result.output
     assert "Usage: " in result.output
     assert len(result.output.splitlines()) > 4
+    cut = [line for line in result.output.splitlines() if line.rstrip().endswith("...") and "[" not in line]
+    assert not cut, f"a description Click cut short: {cut}"
+    assert not OUTSIDE.search(result.output)
+
+
+def test_no_words_from_outside_the_repository_in_what_users_read():
+    shipped = [ROOT / "README.md", ROOT / "blueprint-config.json", ROOT / "njk/README.md"]
+    for folder, pattern in (("blueprint", "*.py"), ("njk", "*.njk"), ("schemas", "*.json")):
+        shipped += sorted((ROOT / folder).rglob(pattern))
+    found = [
+        f"{path.relative_to(ROOT)}:{match[0]}"
+        for path in shipped
+        for match in [OUTSIDE.search(path.read_text())]
+        if match
+    ]
+    assert not found
 
 
 def test_top_level_help_teaches_the_first_run(home):

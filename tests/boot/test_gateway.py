@@ -1,4 +1,4 @@
-"""Issue 11: the rendered gateway, booted for real under the real `systemd --user` and rootless Podman.
+"""The rendered gateway, booted for real under the real `systemd --user` and rootless Podman.
 
 bp (a fresh user) writes a small config, stores its provider keys with `blueprint secrets set` and
 runs `blueprint apply`; from then on only blueprint, `systemctl --user` and the stack's own interfaces
@@ -164,7 +164,7 @@ def test_an_apply_that_changes_nothing_restarts_nothing(gateway, stack):
 
 
 def test_a_new_provider_drops_no_request_and_restarts_the_replicas_one_at_a_time(host, gateway, stack):
-    """Issue 16: under a steady 20 requests per second through the front door, an apply that adds a
+    """Under a steady 20 requests per second through the front door, an apply that adds a
     provider restarts each replica in turn (nothing else) and not one request fails."""
     before = gateway.invocation_ids()
     gateway.set_secret("MISTRAL_API_KEY", "sk-test-mistral")

@@ -1,4 +1,4 @@
-"""Issue 17: the Kubernetes export handed to a real consumer, `podman kube play` in the booted
+"""The Kubernetes export handed to a real consumer, `podman kube play` in the booted
 machine, and LiteLLM answering from what it started.
 
 bp does what a user moving to a cluster does: render (which makes the secrets), then

@@ -1,4 +1,4 @@
-"""Issue 15: the day-2 commands on the booted stack, through `blueprint` and `systemctl --user` as bp.
+"""The day-2 commands on the booted stack, through `blueprint` and `systemctl --user` as bp.
 
 One cold start serves these scenarios in order, each leaving the stack as the next one expects:
 ps and logs on the healthy stack, a hung replica restarted by itself, an upgrade to a release that

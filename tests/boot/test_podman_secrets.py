@@ -1,4 +1,4 @@
-"""Issue 11, `secrets.backend: podman`: blueprint creates real Podman secrets, the containers get their
+"""`secrets.backend: podman` on the booted stack: blueprint creates real Podman secrets, the containers get their
 values in their environment, and a rotated master key reaches LiteLLM after `blueprint apply`.
 
 A fresh user (the stack of test_gateway.py is reset first). The same two limits of this machine are
