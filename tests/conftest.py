@@ -42,11 +42,6 @@ def need(path: str | Path | None, what: str) -> str:
 
 
 @pytest.fixture
-def quadlet() -> str:
-    return need(TOOLS / "root/usr/libexec/podman/quadlet", "Quadlet generator")
-
-
-@pytest.fixture
 def podman_binary() -> str:
     return need(TOOLS / "root/usr/bin/podman", "podman (as ExecStart= target)")
 

@@ -293,8 +293,10 @@ def test_disabling_redis_is_one_edit(home, tmp_path):
     config = write_config(tmp_path, {**OLLAMA, "litellm_redis": {"enabled": False}})
     result = cli("render", "--config", str(config))
     assert result.returncode == 0, result.stderr
-    unit = (home.unit_dir / "litellm/litellm@.container").read_text()
-    assert "Requires=litellm-postgres.service" in unit and "litellm-redis" not in unit
+    unit = injection.quadlet_services(home.unit_dir)[injection.LITELLM]
+    requires = [name for key, value in unit if key == "Unit.Requires" for name in value.split()]
+    assert "litellm-postgres.service" in requires
+    assert not [value for _, value in unit if "litellm-redis" in value]
     served = yaml.safe_load((home.unit_dir / "litellm/litellm.yaml").read_text())
     assert "cache" not in served["litellm_settings"] and "redis_host" not in served["router_settings"]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -323,11 +322,9 @@ def test_drop_ins_are_listed_never_touched_and_named_in_a_conflict(home, tmp_pat
     hinted = Path(f"{unit}.d/60-mine.conf")
     hinted.parent.mkdir()
     hinted.write_text("[Container]\nEnvironment=MINE=1\n")
-    generated = subprocess.run(
-        [injection.QUADLET, "-user", "-dryrun"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "QUADLET_UNIT_DIRS": str(home.unit_dir)},
+    services = injection.quadlet_services(home.unit_dir)
+    words = injection.exec_words(dict(services[injection.LITELLM])["Service.ExecStart"])
+    assert "--log-opt=max-size=10m" in words, "Quadlet applies it"
+    assert injection.container_environment(services, injection.LITELLM)["MINE"] == "1", (
+        "Quadlet applies the drop-in where the conflict said"
     )
-    assert "--log-opt=max-size=10m" in generated.stdout, "Quadlet applies it"
-    assert "--env MINE=1" in generated.stdout, "Quadlet applies the drop-in where the conflict said"
