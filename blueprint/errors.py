@@ -71,6 +71,12 @@ class VerifyError(BlueprintError):
     exit_code = 1
 
 
+class UpgradeFailed(BlueprintError):
+    """`blueprint upgrade`: the new release did not start or become healthy; the previous one runs again."""
+
+    exit_code = 1
+
+
 class BackupError(BlueprintError):
     """A backup file is damaged or of the wrong kind: nothing was restored from it."""
 

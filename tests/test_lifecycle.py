@@ -126,6 +126,24 @@ def test_upgrade_accepts_a_newer_release_and_a_downgrade_only_when_asked():
     assert upgrade.check(digest, "v1.99.5", allow_downgrade=False)[1] == "ghcr.io/berriai/litellm:v1.99.5"
 
 
+def test_upgrade_names_tags_as_litellm_does():
+    assert upgrade.check(DATA, "1.99.5", allow_downgrade=False)[1] == "ghcr.io/berriai/litellm:v1.99.5"
+    stable = upgrade.check(DATA, "v1.99.4-stable", allow_downgrade=False)[1]
+    assert stable == "ghcr.io/berriai/litellm:v1.99.4-stable", "the -stable build of the running release"
+
+
+def test_upgrade_refuses_the_copy_of_the_config_last_applied(home, tmp_path):
+    """Changed there, the image would go back at the next apply from the user's own file."""
+    config = write_config(tmp_path, CONFIG)
+    assert cli("render", "--config", str(config)).returncode == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    refused = cli("upgrade", "--to", "v1.99.5", cwd=elsewhere)
+    assert refused.returncode == 2, refused.stderr
+    assert "blueprint's copy of the config last applied" in refused.stderr and "--config" in refused.stderr
+    assert "v1.99.5" not in home.applied_config.read_text()
+
+
 def test_upgrade_changes_the_image_and_not_one_other_byte(tmp_path):
     text = (ROOT / "blueprint-config.json").read_text()
     path = tmp_path / "c.json"

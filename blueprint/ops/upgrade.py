@@ -12,26 +12,21 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 from blueprint import configfile, pipeline
-from blueprint.errors import BlueprintError, ConfigError
+from blueprint.errors import BlueprintError, ConfigError, ToolError, UpgradeFailed
 from blueprint.files import lock, write_atomic
 from blueprint.kinds import BackupKind
 from blueprint.model.rules import image_problems
 from blueprint.model.types import Stack
 from blueprint.ops import backups, inspect
-from blueprint.paths import SHIPPED
+from blueprint.paths import APPLIED, SHIPPED
 
 TAG = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z][0-9A-Za-z.-]*))?$")
+STABLE = "stable"  # LiteLLM's vX.Y.Z-stable: the release, tested longer
 WAIT = 600  # seconds the new release has to become healthy (a first start downloads the image)
-
-
-class UpgradeFailed(BlueprintError):
-    """The new release did not become healthy: the previous one runs again."""
-
-    exit_code = 1
 
 
 @dataclass(frozen=True, order=True)
@@ -44,7 +39,9 @@ class Release:
         match = TAG.fullmatch(tag)
         if not match:
             return None
-        return cls((int(match[1]), int(match[2]), int(match[3])), match[4] or "~")  # "~" sorts last
+        # "~" sorts after every pre-release; LiteLLM's -stable build of a release is that release.
+        pre = "~" if match[4] in (None, STABLE) else match[4]
+        return cls((int(match[1]), int(match[2]), int(match[3])), pre)
 
     def __str__(self) -> str:
         return ".".join(map(str, self.numbers)) + ("" if self.pre == "~" else f"-{self.pre}")
@@ -66,6 +63,8 @@ def with_tag(image: str, tag: str) -> str:
 def check(data, to: str, *, allow_downgrade: bool) -> tuple[str, str]:
     """The current and the new image, or the reason this upgrade is refused."""
     current = data["litellm"]["image"]
+    if tag_of(current).startswith("v") and not to.startswith("v") and Release.of(to):
+        to = "v" + to  # LiteLLM tags its images vX.Y.Z: 1.99.5 names v1.99.5
     new = with_tag(current, to)
     wanted = Release.of(to)
     if wanted is None:
@@ -93,6 +92,12 @@ def upgrade(options: pipeline.Options, to: str, *, allow_downgrade: bool = False
                 f"{built.path}: the example shipped with blueprint is not yours to upgrade",
                 hint="write your own with `blueprint init` (or give --config)",
             )
+        if built.origin == APPLIED:
+            # Changed here, the image would go back at the next apply from your own config.
+            raise ConfigError(
+                f"{built.path}: this is blueprint's copy of the config last applied, not your config",
+                hint="run upgrade in the folder of your blueprint-config.json, or give --config PATH",
+            )
         stack, data = built.stack, built.loaded.data
         current, new = check(data, to, allow_downgrade=allow_downgrade)
         if new == current:
@@ -109,20 +114,20 @@ def upgrade(options: pipeline.Options, to: str, *, allow_downgrade: bool = False
         original = built.path.read_bytes()
         configfile.set_value(built.path, ("litellm", "image"), new)
         yield f"{built.path}: litellm.image {current} -> {new}"
-        yield from _apply(options, wait)
-        if _healthy(options, wait):
+        failure = yield from _apply(options, wait)
+        if failure is None and _healthy(options, wait):
             yield f"litellm runs {new}, healthy"
             return
-        yield f"{new} did not become healthy within {wait:.0f} s: going back to {current}"
+        why = f"systemd could not start it: {failure.message}" if failure else f"not healthy within {wait:.0f} s"
+        yield f"{new} failed ({why}): going back to {current}"
         write_atomic(built.path, original, mode=built.path.stat().st_mode & 0o777)
-        yield from _apply(options, wait)
+        back_failure = yield from _apply(options, wait)
         if dump and backups.schema_digest(stack) != schema:
             yield "the new release changed the database schema: restoring the database taken before"
             yield from backups.restore(options, BackupKind.POSTGRES, dump)
-        back = _healthy(options, wait)
+        back = back_failure is None and _healthy(options, wait)
         raise UpgradeFailed(
-            f"upgrade to {new} failed: it did not become healthy; {current} runs again"
-            + ("" if back else ", but is not healthy either"),
+            f"upgrade to {new} failed ({why}); {current} runs again" + ("" if back else ", but is not healthy either"),
             hint="see why with `blueprint logs litellm`; `blueprint ps` shows each service",
         )
 
@@ -131,11 +136,13 @@ def _runs(stack: Stack, kind: BackupKind) -> bool:
     return kind.service_key is None or stack.service(kind.service_key) is not None
 
 
-def _apply(options: pipeline.Options, wait: float) -> Iterator[str]:
+def _apply(options: pipeline.Options, wait: float) -> Generator[str, None, ToolError | None]:
+    """Apply the config as it is now; what systemd refused, if it did (the files are written)."""
     outcome = pipeline.render(options, reload=True, restart_wait=wait)
     for call in outcome.systemctl:
         yield "ran: " + " ".join(call)
     yield from outcome.notes
+    return outcome.failure
 
 
 def _healthy(options: pipeline.Options, wait: float) -> bool:

@@ -2,9 +2,10 @@
 
 One cold start serves these scenarios in order, each leaving the stack as the next one expects:
 ps and logs on the healthy stack, a hung replica restarted by itself, an upgrade to a release that
-works (under load: not a request lost) and to one that never gets healthy (rolled back, with the
-database it migrated put back), ps naming a stopped service, down and up, and uninstall followed by
-a render that brings the same stack back onto its data.
+works (under load: not a request lost), to one that never gets healthy (rolled back, with the
+database it migrated put back) and to one that cannot be pulled (rolled back at once), ps naming a
+stopped service, down and up, and uninstall followed by a render that brings the same stack back
+onto its data.
 
 The two limits of this machine are worked around as in test_gateway.py: a test-only drop-in lifts
 the memory limits (cgroup v1 memory controller), and the stand-in LiteLLM image drops DATABASE_URL
@@ -45,6 +46,7 @@ pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("boot")]
 RUNNING = images.default_images()["litellm"]  # ghcr.io/berriai/litellm:v1.99.4
 REPOSITORY = RUNNING.rpartition(":")[0]
 WORKS, BROKEN = "v1.99.5", "v1.99.6"  # stand-ins: a release that works, one never healthy
+VANISHED = "v1.99.7"  # no stand-in, and no registry in reach: its pull fails
 # The supported way to change a generated unit: a drop-in of one's own, which blueprint never
 # touches. This one makes the replicas' health check notice a hang within seconds.
 DROP_IN = f"{UNIT_DIR}/litellm@.container.d/50-quick-health.conf"
@@ -208,6 +210,22 @@ def test_an_upgrade_that_never_gets_healthy_is_rolled_back_with_its_database(hos
     assert gateway.psql("select v from day2").stdout.strip() == "kept"
     reply = gateway.chat("gpt-4o", "after the rollback", key=gateway.master_key, cache={"no-cache": True})
     assert reply.status == 200, reply.body
+
+
+def test_an_upgrade_to_a_tag_that_cannot_be_pulled_goes_back_at_once(host, gateway, stack):
+    """A tag that vanished (or never was): systemd cannot start the replica, and upgrade says so and
+    goes back then, instead of waiting out --wait for a health that cannot come."""
+    before = host.read_file(CONFIG)
+    upgraded = host.blueprint("upgrade", "--to", VANISHED, "--wait", "120", timeout=900)
+    said = upgraded.stdout + upgraded.stderr
+    assert upgraded.returncode == 1, said
+    assert f"upgrade to {REPOSITORY}:{VANISHED} failed (systemd could not start it: " in upgraded.stderr, said
+    assert f"{REPOSITORY}:{WORKS} runs again" in upgraded.stderr and "not healthy either" not in said, said
+    assert host.read_file(CONFIG) == before
+    gateway.wait_active(services())
+    for replica in REPLICAS:
+        assert image_of(host, replica) == f"{REPOSITORY}:{WORKS}"
+    assert gateway.chat("gpt-4o", "after a vanished tag", key=gateway.master_key).status == 200
 
 
 # ---- ps of a stopped service, down and up -----------------------------------------------------------
