@@ -235,10 +235,12 @@ def test_litellm_loads_every_rendered_config(tmp_path, litellm_python, redis_ser
         assert report["ignored_router_keys"] == [], case
         assert report["cache"] == config["litellm_settings"].get("cache", False), case
         assert report["max_budget"] == config["litellm_settings"].get("max_budget", 0.0), case
-        # Per-key limits and spend counters are shared through litellm-redis whenever it runs,
-        # with the response cache off too (the no-cache fixture).
+        # Per-key limits and spend counters are shared through Redis whenever there is one (the
+        # container, or an external Redis), with the response cache off too (the no-cache fixture).
         redis = stack.service("litellm_redis")
-        assert report["coordination_redis"] == (redis.container_name if redis else None), case
+        external = json.loads(fixture_config(case).read_text()).get("litellm_redis", {}).get("external")
+        expected = external["host"] if external else redis.container_name if redis else None
+        assert report["coordination_redis"] == expected, case
 
 
 def test_fixtures_use_every_section_of_the_config():

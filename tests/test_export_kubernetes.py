@@ -442,6 +442,20 @@ def test_without_postgres_and_redis_only_the_proxy_is_exported(home):
     assert not env & {"DATABASE_URL", "DISABLE_SCHEMA_UPDATE", "REDIS_PASSWORD"}
 
 
+def test_an_external_database_and_redis_are_referenced_not_run(home):
+    """Managed PostgreSQL and Redis: nothing of theirs is exported, the proxies and the migrations
+    Job read their URL and password from the Secret, under the names the config gave them."""
+    objects = parsed(kubernetes.export(options(FIXTURES / "external/blueprint-config.json")))
+    assert {o["kind"] for o in objects} == {"ConfigMap", "Service", "Job", "Deployment", "PodDisruptionBudget"}
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "Service"] == ["litellm"]
+    proxy = {e["name"]: e for e in container(one(objects, "Deployment"))["env"]}
+    assert proxy["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "MANAGED_DATABASE_URL"
+    assert proxy["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "MANAGED_REDIS_PASSWORD"
+    assert proxy["DISABLE_SCHEMA_UPDATE"]["value"] == "true", "the Job migrates the managed database"
+    job = {e["name"]: e for e in container(one(objects, "Job"))["env"]}
+    assert job["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "MANAGED_DATABASE_URL"
+
+
 def test_a_config_without_litellm_is_refused(home, tmp_path):
     config = write_config(tmp_path, {"litellm": {"enabled": False, "requires": []}})
     result = cli("export", "kubernetes", "--config", str(config))

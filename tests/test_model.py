@@ -156,3 +156,47 @@ def test_disabled_providers_are_absent():
     stack = build(llm_providers={"ollama": {"models": ["a"]}, "openai": {"enabled": False, "models": ["gpt-4o"]}})
     assert [m["model_name"] for m in stack.gateway["model_list"]] == ["a"]
     assert "OPENAI_API_KEY" not in stack.secret_names
+
+
+EXTERNAL = {
+    "litellm_postgres": {"external": {"url": "${MANAGED_DATABASE_URL}"}},
+    "litellm_redis": {"external": {"host": "10.0.0.7", "password": "${MANAGED_REDIS_PASSWORD}", "tls": True}},
+}
+
+
+def test_an_external_database_and_redis_are_used_not_run():
+    stack = build(**EXTERNAL, budget={"max_budget": 10})
+    assert not stack.service("litellm_postgres") and not stack.service("litellm_redis")
+    assert not stack.volumes and stack.database is None, "blueprint keeps no data of theirs"
+    assert [job.kind for job in stack.backup.jobs] == ["config"]
+    proxy = stack.services_of("litellm")[0]
+    assert not proxy.requires_units or all("postgres" not in u and "redis" not in u for u in proxy.requires_units)
+    env = {e.var: e for e in proxy.secret_env}
+    assert env["DATABASE_URL"].needs == ("MANAGED_DATABASE_URL",)
+    assert env["REDIS_PASSWORD"].needs == ("MANAGED_REDIS_PASSWORD",)
+    assert "POSTGRES_PASSWORD" not in stack.generated_secrets and "REDIS_PASSWORD" not in stack.generated_secrets
+    general = stack.gateway["general_settings"]
+    assert general["coordination_redis"] == {
+        "host": "10.0.0.7",
+        "port": 6379,
+        "password": "os.environ/REDIS_PASSWORD",
+        "ssl": True,
+    }
+    assert stack.gateway["router_settings"]["cache_kwargs"] == {"ssl": True}
+    assert general["database_url"] == "os.environ/DATABASE_URL"
+
+
+@pytest.mark.parametrize(
+    "sections, pointer",
+    [
+        (
+            {"litellm_postgres": {**EXTERNAL["litellm_postgres"], "max_connections": 500}},
+            "/litellm_postgres/max_connections",
+        ),
+        ({"litellm_redis": {"external": {"host": "10.0.0.999"}}}, "/litellm_redis/external/host"),
+        ({"litellm_postgres": {"external": {"url": "postgresql://u:p@db/x"}}}, "/litellm_postgres/external/url"),
+    ],
+)
+def test_an_external_service_is_refused_where_it_contradicts_itself(sections, pointer):
+    with pytest.raises(ConfigError, match=f"json: {pointer}: "):
+        build(**sections)

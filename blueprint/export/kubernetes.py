@@ -27,6 +27,7 @@ from blueprint.export import kubernetes_objects as k8s
 from blueprint.model import services
 from blueprint.model import sizing as sizing_model
 from blueprint.model.providers import HOST_FROM_CONTAINER
+from blueprint.model.rules import enabled
 from blueprint.model.sizing import RESERVED_CONNECTIONS
 from blueprint.model.types import GENERATED, SecretEnv, Service, Sizing, Stack
 
@@ -131,9 +132,10 @@ def manifests(
         if backing is not None:
             objects += [k8s.service(backing), k8s.stateful_set(backing, _claim_size(backing, stack.sizing))]
     objects.append(k8s.service(litellm))
-    if postgres is not None:
+    database = enabled(data)["litellm_postgres"]  # in the cluster, or a managed one (external)
+    if database:
         objects.append(k8s.migrations(litellm))
-    objects.append(k8s.deployment(litellm, count, files, _proxy_env(litellm, postgres is not None, notes)))
+    objects.append(k8s.deployment(litellm, count, files, _proxy_env(litellm, database, notes)))
     if count >= 2:
         objects.append(k8s.disruption_budget(litellm))
     else:

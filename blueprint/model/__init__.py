@@ -35,7 +35,7 @@ def build(
     `machine` names the Caddy site when the config does not (site.needs_machine).
     """
     rules.check(data, podman, source)
-    on = rules.enabled(data)
+    on = rules.runs(data)  # the containers: a part that is external runs elsewhere
     sizing = size(data)
     layout = Layout(podman)
     built: list[Service] = []

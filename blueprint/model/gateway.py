@@ -94,6 +94,20 @@ def _deployment(model, kind: catalog.Provider, base: Mapping[str, Any], where: s
     return Deployment(model_name(model), where, params, info)
 
 
+def redis_connection(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """How LiteLLM reaches Redis (the same keys for its cache, router and coordination): the
+    container on the network, or an external one, over TLS if it says so."""
+    external = cfg.get("external")
+    if external is None:
+        return {"host": cfg["hostname"], "port": cfg["port"], "password": "os.environ/REDIS_PASSWORD"}
+    found: dict[str, Any] = {"host": external["host"], "port": external["port"]}
+    if "password" in external:
+        found["password"] = "os.environ/REDIS_PASSWORD"
+    if external["tls"]:
+        found["ssl"] = True
+    return found
+
+
 def litellm_yaml(data: Mapping[str, Any], sizing: Sizing, deployments: list[Deployment]) -> dict[str, Any]:
     """litellm.yaml as data."""
     on = enabled(data)
@@ -111,20 +125,18 @@ def litellm_yaml(data: Mapping[str, Any], sizing: Sizing, deployments: list[Depl
         router_settings["fallbacks"] = [{name: list(targets)} for name, targets in router["fallbacks"].items()]
 
     litellm_settings: dict[str, Any] = {"drop_params": data["litellm"]["drop_params"]}
-    redis = data["litellm_redis"]
+    redis = redis_connection(data["litellm_redis"])
     if on["litellm_redis"]:
         # Router state (rpm/tpm counters, cooldowns) shared by every worker.
-        router_settings.update(
-            redis_host=redis["hostname"], redis_port=redis["port"], redis_password="os.environ/REDIS_PASSWORD"
-        )
+        router_settings.update({f"redis_{key}": value for key, value in redis.items() if key != "ssl"})
+        if redis.get("ssl"):
+            router_settings["cache_kwargs"] = {"ssl": True}  # handed to its Redis client as they are
     cache = data["cache"]
     if cache["enabled"]:
         litellm_settings["cache"] = True
         litellm_settings["cache_params"] = {
             "type": "redis",
-            "host": redis["hostname"],
-            "port": redis["port"],
-            "password": "os.environ/REDIS_PASSWORD",
+            **redis,
             "ttl": cache["ttl"],
             "namespace": cache["namespace"],
         }
@@ -146,11 +158,7 @@ def litellm_yaml(data: Mapping[str, Any], sizing: Sizing, deployments: list[Depl
     if on["litellm_redis"]:
         # Per-key rate limits and spend counters shared by every worker and replica, with or
         # without the response cache (which otherwise is what lends LiteLLM its Redis client).
-        general_settings["coordination_redis"] = {
-            "host": redis["hostname"],
-            "port": redis["port"],
-            "password": "os.environ/REDIS_PASSWORD",
-        }
+        general_settings["coordination_redis"] = dict(redis)
     if on["litellm_postgres"]:
         general_settings["database_url"] = "os.environ/DATABASE_URL"
         general_settings["database_connection_pool_limit"] = sizing.db_pool_limit

@@ -6,14 +6,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from blueprint.kinds import BackupKind
-from blueprint.model.rules import enabled
+from blueprint.model.rules import runs
 from blueprint.model.types import BackupJob, BackupSchedule
 from blueprint.paths import Paths
 from blueprint.quadlet import Words
 
 
 def schedule(data: Mapping[str, Any], paths: Paths, blueprint: Words) -> BackupSchedule | None:
-    """The jobs of the enabled services; `blueprint` is how a timer runs blueprint again.
+    """The jobs of the services blueprint runs (an external database is its operator's to back up);
+    `blueprint` is how a timer runs blueprint again.
 
     A job reads the copy of the config that render keeps in blueprint's state, so it goes on
     working when the file it was rendered from moves or changes without a render.
@@ -21,7 +22,7 @@ def schedule(data: Mapping[str, Any], paths: Paths, blueprint: Words) -> BackupS
     cfg = data["backup"]
     if not cfg["enabled"]:
         return None
-    on = enabled(data)
+    on = runs(data)
     # The timer runs outside the shell that rendered, so it is told the same directories.
     command = [
         "/usr/bin/env",

@@ -55,7 +55,18 @@ def check(data: Config, podman: Podman, source: str) -> None:
 
 
 def enabled(data: Config) -> dict[str, bool]:
+    """Which parts the gateway has (a database, a Redis), wherever they run."""
     return {key: data[key]["enabled"] for key in SERVICE_KEYS}
+
+
+def runs(data: Config) -> dict[str, bool]:
+    """Which parts blueprint runs as containers: enabled, and not external (a managed service)."""
+    return {key: on and "external" not in data[key] for key, on in enabled(data).items()}
+
+
+# Sizes of the container blueprint runs: with `external`, they would configure nothing (the
+# container's other keys have defaults, and are simply not used).
+CONTAINER_ONLY = ("memory", "shared_buffers", "max_connections", "maxmemory")
 
 
 def model_name(model: str | Mapping[str, Any]) -> str:
@@ -127,11 +138,26 @@ def _services(data: Config, podman: Podman) -> Iterator[Problem]:
             f"requires form a cycle: {' -> '.join(cycle)}",
             hint="systemd cannot start services that wait for each other",
         )
-    for key in SERVICE_KEYS:
-        if on[key]:
+    for key, running in runs(data).items():
+        if running:
             yield from image_problems(
                 data[key]["image"], f"/{key}/image", data["litellm"] if key == "litellm" else None
             )
+    for key in ("litellm_postgres", "litellm_redis"):
+        if on[key] and "external" in data[key]:
+            given = [name for name in CONTAINER_ONLY if name in data[key]]
+            if given:
+                yield Problem(
+                    f"/{key}/{given[0]}",
+                    f"configures the container blueprint runs, and {key}.external says it runs elsewhere",
+                    hint=f"remove {key}.{given[0]}, or remove {key}.external to run the container",
+                )
+    host = data["litellm_redis"].get("external", {}).get("host", "")
+    if on["litellm_redis"] and re.fullmatch(r"[0-9.]+", host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            yield Problem("/litellm_redis/external/host", f"{host!r} is not an IPv4 address")
     if on["litellm"] and not on["litellm_postgres"] and data["litellm"].get("store_model_in_db"):
         yield Problem(
             "/litellm/store_model_in_db",
@@ -167,7 +193,7 @@ def image_problems(image: str, where: str, litellm: Config | None = None) -> Ite
 
 
 def _sizes(data: Config, podman: Podman) -> Iterator[Problem]:
-    on, sizing = enabled(data), size(data)
+    on, sizing = runs(data), size(data)
     memory = sizing.memory_mb
     if on["litellm_postgres"] and sizing.shared_buffers_mb * 4 > memory["litellm_postgres"] * 3:
         yield Problem(
@@ -325,7 +351,8 @@ def _callbacks(data: Config, podman: Podman) -> Iterator[Problem]:
 
 
 def _pool(data: Config, podman: Podman) -> Iterator[Problem]:
-    on = enabled(data)
+    # An external database's max_connections is not known here: its pools are the operator's to fit.
+    on = runs(data)
     found = overflow(size(data)) if on["litellm"] and on["litellm_postgres"] else None
     if found:
         yield Problem("/sizing/db_pool_limit", found.message, hint=", or ".join(found.ways))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-from blueprint.model.rules import enabled
+from blueprint.model.rules import ENV_REF, SERVICE_KEYS, enabled, runs
 from blueprint.model.types import Health, Publish, SecretEnv, Service, Sizing
 from blueprint.quadlet import Podman, Words, lower
 
@@ -32,15 +32,18 @@ def service_name(key: str) -> str:
     return key.replace("_", "-")
 
 
-def _service(key: str, cfg: Mapping[str, Any], sizing: Sizing, **fields: Any) -> Service:
-    """A service with what every section gives: hostname, image, port, requires, memory."""
+def _service(
+    key: str, cfg: Mapping[str, Any], sizing: Sizing, running: Collection[str] = SERVICE_KEYS, **fields: Any
+) -> Service:
+    """A service with what every section gives: hostname, image, port, requires (the ones that
+    run here: an external database needs no unit), memory."""
     return Service(
         key=key,
         name=service_name(key),
         container_name=cfg["hostname"],
         image=cfg["image"],
         port=cfg["port"],
-        requires=tuple(service_name(k) for k in cfg["requires"]),
+        requires=tuple(service_name(k) for k in cfg["requires"] if k in running),
         memory_mb=sizing.memory_mb[key],
         **fields,
     )
@@ -132,21 +135,22 @@ def litellm(
     if external_url:
         # The admin UI's login and SSO redirects use it (https://github.com/BerriAI/litellm/issues/13200).
         environment.append(f"PROXY_BASE_URL={external_url}")
+    pg, redis = data["litellm_postgres"], data["litellm_redis"]
     if on["litellm_postgres"]:
         # A failed database migration stops the proxy instead of "continuing startup" on a schema
         # it does not know.
         environment.append("ENFORCE_PRISMA_MIGRATION_CHECK=true")
-        pg = data["litellm_postgres"]
-        secret_env.append(
-            SecretEnv(
-                "DATABASE_URL",
-                f"postgresql://{pg['user']}:{{POSTGRES_PASSWORD}}@{pg['hostname']}:{pg['port']}/{pg['database']}",
-                ("POSTGRES_PASSWORD",),
-                in_url=True,
-            )
-        )
+        if "external" in pg:
+            secret_env.append(_reference("DATABASE_URL", pg["external"]["url"], "/litellm_postgres/external/url"))
+        else:
+            url = f"postgresql://{pg['user']}:{{POSTGRES_PASSWORD}}@{pg['hostname']}:{pg['port']}/{pg['database']}"
+            secret_env.append(SecretEnv("DATABASE_URL", url, ("POSTGRES_PASSWORD",), in_url=True))
     if on["litellm_redis"]:
-        secret_env.append(SecretEnv.plain("REDIS_PASSWORD"))
+        external = redis.get("external", {})
+        if "password" in external:
+            secret_env.append(_reference("REDIS_PASSWORD", external["password"], "/litellm_redis/external/password"))
+        elif not external:
+            secret_env.append(SecretEnv.plain("REDIS_PASSWORD"))
     callbacks = data["callbacks"]
     if callbacks["langfuse"]["enabled"]:
         secret_env += [
@@ -170,6 +174,7 @@ def litellm(
         "litellm",
         cfg,
         sizing,
+        running=[key for key, running in runs(data).items() if running],
         description="LiteLLM proxy: one OpenAI-compatible API for the configured LLM providers",
         publish=(Publish(cfg["publish_address"], cfg["published_port"], cfg["port"]),),
         volumes=tuple(f"{source}:{target}:ro,Z" for target, source in mounts.items()),
@@ -192,6 +197,11 @@ def litellm(
             retries=3,
         ),
     )
+
+
+def _reference(var: str, reference: str, where: str) -> SecretEnv:
+    """The container's `var`, from the secret a "${NAME}" in the config names."""
+    return SecretEnv.plain(var, ENV_REF.fullmatch(reference)[1], where=where)
 
 
 def workers(count: int) -> tuple[str, ...]:
