@@ -161,6 +161,14 @@ CASES = {
         with_(budget={"max_budget": 10, "budget_duration": "30 days"}),
         r"/budget/budget_duration: \"30 days\" is not valid",
     ),
+    "an environment reference LiteLLM would resolve": (
+        {"llm_providers": {"openai": {"models": [{"id": "gpt-4o", "mock_response": "os.environ/LITELLM_MASTER_KEY"}]}}},
+        r"/llm_providers/openai/models/0/mock_response: 'os.environ/LITELLM_MASTER_KEY': LiteLLM would read this",
+    ),
+    "an environment reference in a model id": (
+        {"llm_providers": {"openai": {"models": ["os.environ/UI_PASSWORD"]}}},
+        r"/llm_providers/openai/models/0: 'os.environ/UI_PASSWORD': LiteLLM would read this",
+    ),
     "negative budget": (
         with_(budget={"max_budget": -1}),
         r"/budget/max_budget: -1 is out of range: expected more than 0$",

@@ -16,6 +16,7 @@ from graphlib import CycleError, TopologicalSorter
 from typing import Any
 from urllib.parse import urlsplit
 
+from blueprint.config import pointer
 from blueprint.errors import ConfigError
 from blueprint.host import unprivileged_port_start
 from blueprint.model import providers as catalog
@@ -35,6 +36,7 @@ FLOATING_TAGS = frozenset(
     }
 )
 ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+LITELLM_ENV_PREFIX = "os.environ/"  # LiteLLM's reference to an environment variable, in litellm.yaml
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,30 @@ def model_name(model: str | Mapping[str, Any]) -> str:
 
 
 # ---- the rules, in the order of the config's sections --------------------------------------------
+
+
+def _environment_references(data: Config, podman: Podman) -> Iterator[Problem]:
+    """LiteLLM reads any value of litellm.yaml that starts with os.environ/ from its environment:
+    a model's mock_response of "os.environ/LITELLM_MASTER_KEY" would answer every caller with the
+    master key. Only blueprint writes such references, for the secrets it delivers."""
+    for where, value in _strings(data, ()):
+        if value.lower().lstrip().startswith(LITELLM_ENV_PREFIX):
+            yield Problem(
+                pointer(where),
+                f"{value[:40]!r}: LiteLLM would read this from its environment, secrets included",
+                hint='refer to a secret as "${NAME}" where the schema allows it (api_key, ...), never as os.environ/',
+            )
+
+
+def _strings(node: Any, where: tuple) -> Iterator[tuple[tuple, str]]:
+    if isinstance(node, str):
+        yield where, node
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _strings(value, (*where, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _strings(value, (*where, index))
 
 
 def _podman(data: Config, podman: Podman) -> Iterator[Problem]:
@@ -364,6 +390,7 @@ def _secrets(data: Config, podman: Podman) -> Iterator[Problem]:
 
 
 RULES = (
+    _environment_references,
     *(_podman, _network, _addresses, _services, _sizes, _caddy, _providers),
     *(_cache, _budget, _callbacks, _pool, _secrets),
 )
