@@ -80,7 +80,7 @@ def plan(stack: Stack, secrets: Mapping[str, str]) -> list[PlannedFile]:
         extra: dict[str, Any] = {}
         if output.role.kind in (Kind.CONTAINER, Kind.ENV):
             service = output.values["svc"]
-            known = [e for e in service.secret_env if all(n in secrets for n in e.needs)]
+            known = [e for e in service.secret_env if e.known(secrets)]
             if output.role.kind is Kind.ENV:
                 extra["env"] = [(e.var, e.value(secrets)) for e in known]
             else:

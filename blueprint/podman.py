@@ -21,14 +21,17 @@ def installed() -> bool:
 
 
 def volume_exists(name: str) -> bool:
-    """Whether a podman volume exists; False where podman is not installed."""
+    """Whether a podman volume exists; False where podman is not installed. A Podman that cannot
+    tell (exit 125, a hang) raises ToolError: "no volume" would let a database password be made anew."""
     if not installed():
         return False
-    try:
-        process.run(["podman", "volume", "exists", name], timeout=30)
-    except ToolError:
-        return False
-    return True
+    answer = process.status(["podman", "volume", "exists", name], timeout=30, hint=HINT)
+    if answer not in (0, 1):
+        raise ToolError(
+            f"`podman volume exists {name}` failed (exit status {answer}): cannot tell whether it holds data",
+            hint="see what is wrong with `podman volume ls`; nothing was generated",
+        )
+    return answer == 0
 
 
 @dataclass(frozen=True)

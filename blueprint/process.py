@@ -51,6 +51,19 @@ def run(
     return result.stdout or b""
 
 
+def status(argv: Sequence[str], *, timeout: float = TIMEOUT, hint: str | None = None) -> int:
+    """Run a command that answers with its exit status (`podman volume exists`); ToolError only
+    when it cannot be run or does not finish."""
+    try:
+        return subprocess.run(
+            list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout, check=False
+        ).returncode
+    except FileNotFoundError:
+        raise _not_found(argv[0]) from None
+    except subprocess.TimeoutExpired:
+        raise ToolTimeout(f"`{_shown(argv)}` did not finish within {timeout:.0f} s", hint=hint) from None
+
+
 def text(argv: Sequence[str], **options) -> str:
     """run(), its stdout as text."""
     return run(argv, **options).decode("utf-8", errors="replace")

@@ -154,10 +154,6 @@ class Resolution:
     from_environment: tuple[str, ...] = ()
     store: Path | None = None
 
-    def has(self, env: SecretEnv) -> bool:
-        """Whether every secret a variable is built from is known."""
-        return all(name in self.values for name in env.needs)
-
     def notes(self, *, done: bool) -> list[str]:
         """What was found and made, said as done (a render) or as what a render would do."""
         store = self.store
@@ -383,8 +379,9 @@ def inventory(stack: Stack | None, store: Store) -> list[SecretInfo]:
 
 
 def podman_secrets(stack: Stack, values: Mapping[str, str]) -> dict[str, str]:
-    """Podman secret name -> value for every Secret= in the units."""
-    return {e.podman_secret: e.value(values) for s in stack.services for e in s.secret_env}
+    """Podman secret name -> value for every Secret= in the units (plan.plan leaves out those
+    whose value is not known yet, as it does their environment lines)."""
+    return {e.podman_secret: e.value(values) for s in stack.services for e in s.secret_env if e.known(values)}
 
 
 def sync_podman(stack: Stack, values: Mapping[str, str], manifest) -> list[str]:

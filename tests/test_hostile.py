@@ -17,6 +17,7 @@ import pytest
 from blueprint import cli as cli_module
 from blueprint import engine, pipeline, secrets, systemd
 from blueprint.errors import ConflictError
+from tests import injection
 from tests.conftest import ROOT, cli, options, write_config
 
 CONFIG = {
@@ -210,6 +211,40 @@ def test_a_database_password_is_never_replaced_while_its_volume_exists(config, h
     assert "the volume systemd-litellm-postgres holds a database made with it" in one_error_line(result)
     assert "blueprint restore config" in result.stderr
     assert not home.secret_store.exists(), "nothing was generated"
+
+
+def test_a_podman_that_cannot_tell_whether_the_volume_exists_generates_nothing(config, home, tmp_path):
+    """`podman volume exists` says 1 for "no such volume"; 125 is Podman failing, not an answer."""
+    rendered(config)
+    home.secret_store.unlink()
+    for file in home.env_dir.iterdir():
+        file.unlink()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "podman").write_text('#!/bin/sh\necho "cannot set up namespace" >&2\nexit 125\n')
+    (bin_dir / "podman").chmod(0o755)
+    result = cli("render", "--config", str(config), env={**KEY, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert result.returncode == 1, result.stderr
+    assert "cannot tell whether it holds data" in one_error_line(result)
+    assert not home.secret_store.exists(), "nothing was generated"
+
+
+def test_podman_secrets_with_a_key_not_set_yet_render_without_it(home, tmp_path):
+    from tests.test_secrets import fake_podman_with_secrets
+
+    bin_dir, store_dir = fake_podman_with_secrets(tmp_path)
+    config = write_config(tmp_path, {**CONFIG, "secrets": {"backend": "podman"}})
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "OPENAI_API_KEY": ""}
+    result = cli("render", "--config", str(config), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "OPENAI_API_KEY is not set" in result.stderr
+    assert "blueprint-OPENAI_API_KEY" not in {p.name for p in store_dir.iterdir()}
+    services = injection.quadlet_services(home.unit_dir)
+    assert "OPENAI_API_KEY" not in " ".join(v for _, v in services[injection.LITELLM]), "no Secret= for it"
+    stored = cli("secrets", "set", "OPENAI_API_KEY", "--config", str(config), input="sk-later\n", env=env)
+    assert stored.returncode == 0, stored.stderr
+    assert cli("render", "--config", str(config), env=env).returncode == 0
+    assert (store_dir / "blueprint-OPENAI_API_KEY").read_text() == "sk-later"
 
 
 def test_a_store_that_is_a_symlink_is_refused_and_its_target_untouched(home, tmp_path):

@@ -254,7 +254,7 @@ def _secret_data(refs: Mapping[str, SecretEnv], store: str, values: Mapping[str,
         )
     data = {}
     for key, env in sorted(refs.items()):
-        if all(name in values for name in env.needs):
+        if env.known(values):
             data[key] = env.value(values)
         else:
             notes.append(

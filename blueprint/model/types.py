@@ -71,6 +71,10 @@ class SecretEnv:
         """Its Secret= value: the Podman secret, handed to the container as this variable."""
         return f"{self.podman_secret},type=env,target={self.var}"
 
+    def known(self, store: Mapping[str, str]) -> bool:
+        """Whether every secret it is made of has a value (a provider key may not be set yet)."""
+        return all(name in store for name in self.needs)
+
     def value(self, store: Mapping[str, str]) -> str:
         return self.template.format_map({name: self._encode(store[name]) for name in self.needs})
 
