@@ -17,7 +17,7 @@ from pathlib import Path
 from blueprint import process
 from blueprint.errors import ToolError
 
-LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 UNPRIVILEGED_PORT_START = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
 
 
@@ -44,11 +44,14 @@ def tailscale_name(environ: Mapping[str, str]) -> str | None:
         status = json.loads(process.text([binary, "status", "--json"], timeout=5))
     except (ToolError, ValueError):
         return None
-    name = str((status.get("Self") or {}).get("DNSName") or "").rstrip(".").lower()
-    labels = name.split(".")
-    if status.get("BackendState") != "Running" or len(labels) < 3 or not all(LABEL.match(x) for x in labels):
+    if not isinstance(status, dict) or status.get("BackendState") != "Running":
         return None
-    return name
+    me = status.get("Self")
+    name = me.get("DNSName") if isinstance(me, dict) else None
+    if not isinstance(name, str):  # an answer of another shape names nothing
+        return None
+    labels = name.rstrip(".").lower().split(".")
+    return ".".join(labels) if len(labels) >= 3 and all(LABEL.match(x) for x in labels) else None
 
 
 def unprivileged_port_start() -> int:

@@ -27,10 +27,10 @@ from blueprint.formats import CONTROL, env_lines
 from blueprint.model.types import GENERATED, Kind, SecretEnv, Stack
 from blueprint.paths import Paths
 
-NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 # Redis reads its password from a config line (requirepass), where a blank or a quote would end
 # or open a token: printable ASCII without those.
-ONE_WORD = re.compile(r"^[!#-&(-\[\]-~]+$")
+ONE_WORD = re.compile(r"^[!#-&(-\[\]-~]+\Z")
 SHAPES = {
     "REDIS_PASSWORD": (ONE_WORD, "Redis reads it as one word of its config: printable ASCII, no blanks, quotes or \\"),
 }

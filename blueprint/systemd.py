@@ -20,7 +20,7 @@ from blueprint.engine import Change, Status
 from blueprint.errors import ToolError, ToolTimeout
 from blueprint.model.types import Kind
 
-UNIT = re.compile(r"^[A-Za-z0-9:_.@-]+\.(service|timer)$")
+UNIT = re.compile(r"^[A-Za-z0-9:_.@-]+\.(service|timer)\Z")
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,23 @@ def test_a_caddy_site_is_written_by_default_and_says_how_it_was_named(
     assert injection.container_environment(services, injection.LITELLM)["PROXY_BASE_URL"] == address
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "null",
+        "[]",
+        '{"Self": "x", "BackendState": "Running"}',
+        '{"BackendState": "Running", "Self": {"DNSName": "gw\\n.tail1.ts.net."}}',
+    ],
+)
+def test_a_tailscale_answer_of_another_shape_names_nothing(home, tmp_path, answer):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "tailscale").write_text(f"#!/bin/sh\ncat <<'EOF'\n{answer}\nEOF\n")
+    (bin_dir / "tailscale").chmod(0o755)
+    assert host.tailscale_name({"PATH": str(bin_dir)}) is None
+
+
 def test_caddy_enabled_false_removes_the_site_and_says_which_import_to_take_out(home, tmp_path):
     config = write_config(tmp_path, OLLAMA)
     assert cli("render", "--config", str(config)).returncode == 0

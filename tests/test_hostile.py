@@ -511,3 +511,20 @@ def test_making_a_private_folder_never_changes_a_folder_that_existed(tmp_path):
     existing.chmod(0o755)
     ensure_dir(existing, 0o700)
     assert stat.S_IMODE(existing.stat().st_mode) == 0o700, "the folder asked for is made private"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["secrets", "set", "EVIL\n"],
+        ["secrets", "set", "LITELLM_SALT_KEY\n"],
+        ["export", "kubernetes", "--namespace", "llm\n"],
+    ],
+    ids=["a secret's name", "the salt key's name", "a namespace"],
+)
+def test_a_name_with_a_trailing_newline_is_refused(home, tmp_path, argv):
+    """Python's `$` matches before a final newline: every name check anchors at the very end."""
+    config = write_config(tmp_path, CONFIG)
+    result = cli(*argv, "--config", str(config), input="sk-x\n", env=KEY)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == "" and not home.secret_store.exists()

@@ -10,7 +10,7 @@ import click
 from blueprint.cli import cli, config_option, options_for, say, say_config, short
 
 # A namespace is a DNS label (RFC 1123), as Kubernetes checks it.
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 
 
 def _namespace(ctx, param, value):

@@ -35,7 +35,7 @@ FLOATING_TAGS = frozenset(
         *("main-stable", "main-latest", "main-dev", "main-nightly", "main-rc"),
     }
 )
-ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}\Z")
 LITELLM_ENV_PREFIX = "os.environ/"  # LiteLLM's reference to an environment variable, in litellm.yaml
 
 

@@ -32,7 +32,7 @@ from blueprint.systemd import systemctl
 
 SUFFIX = {BackupKind.POSTGRES: ".sql.gz", BackupKind.REDIS: ".rdb", BackupKind.CONFIG: ".tar.gz"}
 _SUFFIXES = "|".join(map(re.escape, SUFFIX.values()))
-NAME = re.compile(rf"^(?P<kind>{'|'.join(BackupKind)})-(?P<stamp>\d{{8}}T\d{{6}}Z)(?P<suffix>{_SUFFIXES})$")
+NAME = re.compile(rf"^(?P<kind>{'|'.join(BackupKind)})-(?P<stamp>\d{{8}}T\d{{6}}Z)(?P<suffix>{_SUFFIXES})\Z")
 PODMAN_HINT = "backups reach the containers through podman"
 
 

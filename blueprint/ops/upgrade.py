@@ -24,7 +24,7 @@ from blueprint.model.types import Stack
 from blueprint.ops import backups, inspect
 from blueprint.paths import APPLIED, SHIPPED
 
-TAG = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z][0-9A-Za-z.-]*))?$")
+TAG = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z][0-9A-Za-z.-]*))?\Z")
 STABLE = "stable"  # LiteLLM's vX.Y.Z-stable: the release, tested longer
 WAIT = 600  # seconds the new release has to become healthy (a first start downloads the image)
 
