@@ -66,10 +66,16 @@ def check_value(name: str, value: str) -> str:
         )
     if value != value.strip():
         raise SecretError(f"{name}: the value starts or ends with whitespace")
-    shape = SHAPES.get(name)
-    if shape and not shape[0].match(value):
-        raise SecretError(f"{name}: this value cannot be used: {shape[1]}")
+    unfit = misfit(name, value)
+    if unfit:
+        raise SecretError(f"{name}: this value cannot be used: {unfit}")
     return value
+
+
+def misfit(name: str, value: str) -> str | None:
+    """Why the service that reads this secret could not use the value (None: it can)."""
+    shape = SHAPES.get(name)
+    return shape[1] if shape and not shape[0].match(value) else None
 
 
 class Store:
@@ -118,6 +124,12 @@ class Store:
                 raise SecretError(
                     f"{path}:{number}: not a NAME=value line",
                     hint="fix or remove that line (the value is not shown here)",
+                )
+            unfit = misfit(name, value)
+            if unfit:  # edited by hand: the service would refuse it, and print it in its log
+                raise SecretError(
+                    f"{path}:{number}: {name} cannot be used: {unfit}",
+                    hint=f"set another value with `blueprint secrets set {name}` after removing that line",
                 )
             values[name] = value
         return cls(path, values)
@@ -259,7 +271,8 @@ def _recover(stack: Stack, written: list[Path]) -> dict[str, tuple[str, Path]]:
         for var, value in variables.items():
             for env in by_var.get(var, ()):
                 for name, secret in env.recover(value).items():
-                    found.setdefault(name, (secret, path))
+                    if not misfit(name, secret) and not CONTROL.search(secret):
+                        found.setdefault(name, (secret, path))
     return found
 
 

@@ -528,3 +528,19 @@ def test_a_name_with_a_trailing_newline_is_refused(home, tmp_path, argv):
     result = cli(*argv, "--config", str(config), input="sk-x\n", env=KEY)
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stdout == "" and not home.secret_store.exists()
+
+
+def test_a_redis_password_edited_into_the_store_that_redis_cannot_read_is_refused(config, home):
+    """Redis would refuse `requirepass two words` at start, and print the password in its log."""
+    rendered(config)
+    text = home.secret_store.read_text()
+    lines = text.splitlines()
+    line = next(n for n, entry in enumerate(lines, 1) if entry.startswith("REDIS_PASSWORD="))
+    lines[line - 1] = "REDIS_PASSWORD=two words"
+    home.secret_store.write_text("\n".join(lines) + "\n")
+    before = (home.env_dir / "litellm-redis.env").read_bytes()
+    result = cli("render", "--config", str(config), env=KEY)
+    assert result.returncode == 2
+    assert f"secrets.env:{line}: REDIS_PASSWORD cannot be used: Redis reads it as one word" in one_error_line(result)
+    assert "two words" not in result.stderr
+    assert (home.env_dir / "litellm-redis.env").read_bytes() == before
