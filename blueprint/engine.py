@@ -91,7 +91,7 @@ class Manifest:
             # A damaged manifest only costs us the knowledge of what we wrote: every file then
             # counts as not ours (conflict), which is the safe side.
             return cls(paths.manifest)
-        return cls(paths.manifest, files, {k: v for k, v in data.items() if k not in ("files", "version")})
+        return cls(paths.manifest, files, _extra(data))
 
     def owns(self, path: Path, data: bytes) -> bool:
         owned = self.files.get(str(path))
@@ -105,6 +105,22 @@ class Manifest:
         }
         body = {"version": MANIFEST_VERSION, "files": files, **self.extra}
         write_atomic(self.path, json.dumps(body, indent=1).encode() + b"\n", 0o600)
+
+
+def _extra(data: dict[str, Any]) -> dict[str, Any]:
+    """What the manifest keeps beside the files, each entry of the shape its reader expects; a
+    damaged one is dropped (like a damaged manifest, that costs knowledge, never a traceback).
+    `pending` is checked by systemd.Actions.from_json."""
+    extra = {k: v for k, v in data.items() if k not in ("files", "version")}
+    for key in ("stores", "removed"):  # lists of paths, of secret names
+        if key in extra:
+            value = extra[key]
+            extra[key] = [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+    secrets = extra.get("podman_secrets")
+    if secrets is not None:
+        valid = isinstance(secrets, dict)
+        extra["podman_secrets"] = {k: v for k, v in secrets.items() if isinstance(v, str)} if valid else {}
+    return extra
 
 
 def _owned(name: str, entry: Any, version: Any) -> Owned:

@@ -129,7 +129,14 @@ def prepare(options: Options, *, strict: bool = False) -> Prepared:
     recorded = [(Path(name), owned.role.kind) for name, owned in manifest.files.items()]
     written = secrets.written_files(stack, recorded, manifest.extra.get("stores", []))
     store = secrets.Store.load(paths)
-    resolution = secrets.resolve(stack, store, options.environ, written=written, volume_exists=podman.volume_exists)
+    resolution = secrets.resolve(
+        stack,
+        store,
+        options.environ,
+        written=written,
+        volume_exists=podman.volume_exists,
+        removed=manifest.extra.get("removed", []),
+    )
     if strict:
         resolution.refuse_missing(stack.source)
     planned = plan.plan(stack, resolution.values)

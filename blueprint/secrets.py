@@ -214,21 +214,22 @@ def resolve(
     *,
     written: Iterable[Path] = (),
     volume_exists=None,
+    removed: Iterable[str] = (),
 ) -> Resolution:
     """Find each needed secret in the store, else in the files blueprint wrote (`written`: the
     environment files and earlier stores it knows of), else generate it, else take it from the
     environment; what is in none of them is `missing` (a provider key to be set later).
-    `volume_exists(name)` says whether a podman volume holds data."""
+    `volume_exists(name)` says whether a podman volume holds data; `removed`, the keys a person
+    took out with `secrets rm`, which stay out."""
     environ = os.environ if environ is None else environ
     found = Resolution({}, store=store.path)
     recovered: dict[str, tuple[str, Path]] | None = None  # read only if a secret is missing
     for name in stack.secret_names:
         if name not in store.values and recovered is None:
-            recovered = _recover(stack, [p for p in written if p != store.path])
-            if store.exists:
-                # A key a person removed (`secrets rm`) stays removed; only generated secrets,
-                # which nobody can type in again, come back from other files.
-                recovered = {n: v for n, v in recovered.items() if n in GENERATED}
+            gone = set(removed)
+            recovered = {
+                n: v for n, v in _recover(stack, [p for p in written if p != store.path]).items() if n not in gone
+            }
         if name in store.values:
             found.values[name] = store.values[name]
             if name not in GENERATED and environ.get(name, store.values[name]) != store.values[name]:
@@ -316,6 +317,7 @@ def set_secret(paths: Paths, name: str, value: str) -> bool:
             raise SecretError(f"{name} exists and is not changed: {FROZEN[name]}")
         store.values[name] = value
         store.save()
+        _removed(paths, name, removed=False)
     return old is not None and old != value
 
 
@@ -335,7 +337,22 @@ def remove(paths: Paths, name: str) -> bool:
         if store.values.pop(name, None) is None:
             return False
         store.save()
+        _removed(paths, name, removed=True)
     return True
+
+
+def _removed(paths: Paths, name: str, *, removed: bool) -> None:
+    """Keep, beside what blueprint wrote, which keys a person removed: the environment files still
+    hold them until the next render, and a key found there comes back only if it was not removed
+    (after a lost store, every other key does). The caller holds the lock."""
+    from blueprint.engine import Manifest
+
+    manifest = Manifest.load(paths)
+    before = set(manifest.extra.get("removed", []))
+    after = before | {name} if removed else before - {name}
+    if after != before:
+        manifest.extra["removed"] = sorted(after)
+        manifest.save()
 
 
 def rotate(paths: Paths, name: str) -> None:

@@ -544,3 +544,34 @@ def test_a_redis_password_edited_into_the_store_that_redis_cannot_read_is_refuse
     assert f"secrets.env:{line}: REDIS_PASSWORD cannot be used: Redis reads it as one word" in one_error_line(result)
     assert "two words" not in result.stderr
     assert (home.env_dir / "litellm-redis.env").read_bytes() == before
+
+
+@pytest.mark.parametrize("stores", [[5], 5, [None], {"a": 1}])
+def test_a_damaged_list_in_the_manifest_is_dropped_not_a_traceback(config, home, stores):
+    rendered(config)
+    manifest = json.loads(home.manifest.read_text())
+    manifest.update(stores=stores, removed=stores, podman_secrets=stores)
+    home.manifest.write_text(json.dumps(manifest))
+    result = cli("status", "--config", str(config), env=KEY)
+    assert result.returncode == 0, result.stderr
+
+
+def test_after_a_lost_store_every_key_not_removed_comes_back(config, home, tmp_path):
+    """The store lost, one key set again: the others are recovered from the environment files
+    blueprint wrote; a key taken out with `secrets rm` stays out."""
+    data = {**CONFIG, "llm_providers": {**CONFIG["llm_providers"], "anthropic": {"models": ["claude-haiku-4-5"]}}}
+    config = write_config(tmp_path, data)
+    keys = {**KEY, "ANTHROPIC_API_KEY": "sk-ant-kept"}
+    assert cli("render", "--config", str(config), env=keys).returncode == 0
+    home.secret_store.unlink()
+    assert cli("secrets", "set", "OPENAI_API_KEY", input="sk-new\n").returncode == 0
+    again = cli("render", "--config", str(config), env={"OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": ""})
+    assert again.returncode == 0, again.stderr
+    assert secrets.Store.load(home).values["ANTHROPIC_API_KEY"] == "sk-ant-kept"
+    assert env_file(home, "litellm")["ANTHROPIC_API_KEY"] == "sk-ant-kept"
+    assert cli("secrets", "rm", "ANTHROPIC_API_KEY").returncode == 0
+    home.secret_store.unlink()
+    assert cli("secrets", "set", "OPENAI_API_KEY", input="sk-new\n").returncode == 0
+    after = cli("render", "--config", str(config), env={"OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": ""})
+    assert "ANTHROPIC_API_KEY is not set" in after.stderr
+    assert "ANTHROPIC_API_KEY" not in env_file(home, "litellm")
