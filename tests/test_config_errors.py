@@ -169,6 +169,14 @@ CASES = {
         {"llm_providers": {"openai": {"models": ["os.environ/UI_PASSWORD"]}}},
         r"/llm_providers/openai/models/0: 'os.environ/UI_PASSWORD': LiteLLM would read this",
     ),
+    "a key named like a variable the unit sets": (
+        {"llm_providers": {"openai": {"api_key": "${PYTHONPATH}", "models": ["gpt-4o"]}}},
+        r"/llm_providers/openai/api_key: PYTHONPATH is set by blueprint's units in the container",
+    ),
+    "a key named like a process variable": (
+        {"llm_providers": {"openai": {"api_key": "${LD_PRELOAD}", "models": ["gpt-4o"]}}},
+        r"/llm_providers/openai/api_key: LD_PRELOAD is a variable the container's own processes read",
+    ),
     "negative budget": (
         with_(budget={"max_budget": -1}),
         r"/budget/max_budget: -1 is out of range: expected more than 0$",

@@ -21,7 +21,7 @@ from blueprint.errors import ConfigError
 from blueprint.host import unprivileged_port_start
 from blueprint.model import providers as catalog
 from blueprint.model.sizing import overflow, size
-from blueprint.model.types import GENERATED
+from blueprint.model.types import GENERATED, OWN_ENVIRONMENT, PROCESS_ENVIRONMENT, PROCESS_PREFIXES
 from blueprint.quadlet import OLDEST, Podman
 
 SERVICE_KEYS = ("litellm_postgres", "litellm_redis", "litellm")
@@ -271,10 +271,11 @@ def _providers(data: Config, podman: Podman) -> Iterator[Problem]:
         for credential in kind.credentials:
             ref = entry.get(credential.field)
             var = ENV_REF.match(ref)[1] if ref else credential.env
-            if (ref or credential.required) and (var in GENERATED or var == "DATABASE_URL"):
+            taken = _taken(var) if ref or credential.required else None
+            if taken:
                 yield Problem(
                     f"{where}/{credential.field}",
-                    f"{var} is one of blueprint's own secrets",
+                    f"{var} is {taken}",
                     hint=f"name the provider's key differently, e.g. ${{{credential.env}}}",
                 )
         if "base_url" in entry:
@@ -299,6 +300,17 @@ def _providers(data: Config, podman: Podman) -> Iterator[Problem]:
                     'otherwise give one an alias with {"id": ..., "name": ...}',
                 )
     yield from _fallbacks(data, served)
+
+
+def _taken(var: str) -> str | None:
+    """What else a container variable of this name already is, if anything."""
+    if var in GENERATED:
+        return "one of blueprint's own secrets"
+    if var in OWN_ENVIRONMENT:
+        return "set by blueprint's units in the container"
+    if var in PROCESS_ENVIRONMENT or var.startswith(PROCESS_PREFIXES):
+        return "a variable the container's own processes read (it would replace the container's)"
+    return None
 
 
 def _provider_fields(entry: Config, kind: catalog.Provider, where: str) -> Iterator[Problem]:

@@ -30,6 +30,21 @@ def _token(prefix: str = "", size: int = 32) -> Callable[[], str]:
     return lambda: prefix + random.token_urlsafe(size)
 
 
+# The variables blueprint's containers are given by their units (Environment=): a secret of the
+# same name would take the place of one of them, or be overwritten by it.
+OWN_ENVIRONMENT = frozenset(
+    {
+        *("UI_USERNAME", "LITELLM_LOCAL_MODEL_COST_MAP", "FORWARDED_ALLOW_IPS", "PYTHONPATH", "PROXY_BASE_URL"),
+        *("ENFORCE_PRISMA_MIGRATION_CHECK", "LANGFUSE_HOST", "LAGO_API_BASE", "LAGO_API_EVENT_CODE"),
+        *("LAGO_API_CHARGE_BY", "POSTGRES_USER", "POSTGRES_DB", "DATABASE_URL"),
+    }
+)
+# Variables every process reads for itself (the shell, the dynamic loader, Python, the locale).
+PROCESS_ENVIRONMENT = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "PWD", "TERM", "TMPDIR", "HOSTNAME", "LANG", "LANGUAGE", "_"}
+)
+PROCESS_PREFIXES = ("LD_", "PYTHON", "LC_")
+
 GENERATED = {
     # LiteLLM requires master keys to start with sk- (https://docs.litellm.ai/docs/proxy/virtual_keys).
     "LITELLM_MASTER_KEY": Generated("litellm", _token("sk-")),
