@@ -93,8 +93,11 @@ def parse(raw: bytes, label: str) -> Any:
             hint="check for a missing comma or quote, or a trailing comma, just before this point",
         ) from None
     except _DuplicateKey as exc:
+        where, at = _second_key(text)
+        line, column = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
         raise ConfigError(
-            f"{label}: key {exc.key!r} appears twice in one object; JSON keeps only the last",
+            f"{label}:{line}:{column}: {pointer(where)}: key {exc.key!r} appears twice in one object; "
+            "JSON keeps only the last",
             hint="remove or merge one of them",
         ) from None
     except RecursionError:
@@ -132,6 +135,52 @@ class _DuplicateKey(ValueError):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key
+
+
+def _second_key(text: str) -> tuple[tuple, int]:
+    """Where the first key that repeats one of its object is: its path and its offset. Run only once
+    json.loads has found one (its hook sees keys, not where they are), so the text is valid JSON."""
+    from json.decoder import scanstring
+
+    decoder = json.JSONDecoder()
+
+    class Found(Exception):
+        pass
+
+    def blank(i: int) -> int:
+        while text[i] in " \t\n\r":
+            i += 1
+        return i
+
+    def value(i: int, path: tuple) -> int:
+        i = blank(i)
+        if text[i] == "{":
+            seen: set[str] = set()
+            i = blank(i + 1)
+            while text[i] != "}":
+                start = i
+                key, i = scanstring(text, i + 1)
+                if key in seen:
+                    raise Found((*path, key), start)
+                seen.add(key)
+                i = value(blank(i) + 1, (*path, key))  # past the colon
+                i = blank(i)
+                i = blank(i + 1) if text[i] == "," else i
+            return i + 1
+        if text[i] == "[":
+            index, i = 0, blank(i + 1)
+            while text[i] != "]":
+                i = blank(value(i, (*path, index)))
+                i = blank(i + 1) if text[i] == "," else i
+                index += 1
+            return i + 1
+        return decoder.raw_decode(text, i)[1]
+
+    try:
+        value(0, ())
+    except Found as found:
+        return found.args
+    return (), 0
 
 
 def _no_constant(name: str):

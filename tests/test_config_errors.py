@@ -23,7 +23,11 @@ def with_(**sections):
 CASES = {
     # JSON syntax: file, line and column.
     "syntax": ('{\n  "llm_providers": {\n    "openai": {"models": ["gpt-4o"],}\n  }\n}', r":3:\d+: invalid JSON"),
-    "duplicate key": ('{"litellm": {}, "litellm": {}}', r"key 'litellm' appears twice"),
+    "duplicate key": ('{"litellm": {}, "litellm": {}}', r":1:17: /litellm: key 'litellm' appears twice"),
+    "duplicate key deep inside": (
+        '{"llm_providers": {"openai": {"models": [\n  "gpt-4o",\n  {"id": "a", "rpm": 1, "rpm": 2}]}}}',
+        r":3:25: /llm_providers/openai/models/1/rpm: key 'rpm' appears twice",
+    ),
     "not an object": ("[1, 2]", r": /: expected an object"),
     "NaN": ('{"router_settings": {"timeout": NaN}}', r"invalid JSON: NaN is not a JSON value"),
     "Infinity": ('{"router_settings": {"timeout": Infinity}}', r"invalid JSON: Infinity is not a JSON value"),
