@@ -84,6 +84,14 @@ def _base(env: Mapping[str, str], var: str, home: Path, default: str) -> Path:
     return Path(value) if value and os.path.isabs(value) else home / default
 
 
+def _account_home() -> str:
+    """The home directory of this user's account, where HOME is unset or empty (an empty HOME
+    would otherwise resolve to the root of the file system)."""
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_dir
+
+
 def encodes_utf8(text: str) -> bool:
     """False for a str holding surrogates: bytes that were not UTF-8, kept by Python as escapes."""
     try:
@@ -123,7 +131,7 @@ class Paths:
         """The directories for an environment. A relative or non-UTF-8 HOME is refused: units name
         these paths, and systemd resolves a relative one against the unit's own folder."""
         env = os.environ if env is None else env
-        home = Path(env.get("HOME") or Path.home())
+        home = Path(env.get("HOME") or _account_home())
         for var, value in (("HOME", str(home)), *((v, env.get(v, "")) for v in XDG_VARS)):
             if var == "HOME" and not home.is_absolute():
                 raise SetupError(f"HOME={value} is not an absolute path", hint="set HOME to your home directory")

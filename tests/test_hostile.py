@@ -575,3 +575,14 @@ def test_after_a_lost_store_every_key_not_removed_comes_back(config, home, tmp_p
     after = cli("render", "--config", str(config), env={"OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": ""})
     assert "ANTHROPIC_API_KEY is not set" in after.stderr
     assert "ANTHROPIC_API_KEY" not in env_file(home, "litellm")
+
+
+def test_an_empty_home_is_the_accounts_home_not_the_root(monkeypatch):
+    import pwd
+
+    from blueprint.paths import Paths
+
+    monkeypatch.setenv("HOME", "")
+    found = Paths.from_env({"HOME": ""})
+    assert found.home == Path(pwd.getpwuid(os.getuid()).pw_dir)
+    assert found.unit_dir == found.home / ".config/containers/systemd"
