@@ -262,9 +262,11 @@ def validate(data: Any, label: str) -> None:
 
 def _describe(error) -> str:
     custom = error.schema.get("x-error") if isinstance(error.schema, dict) else None
+    value = error.instance
+    if custom and isinstance(value, str) and re.fullmatch(r"\$[A-Za-z_][A-Za-z0-9_]*", value):
+        return f"write the reference with braces, as \"${{{value[1:]}}}\""  # shell spelling: $NAME
     if custom:
         return custom
-    value = error.instance
     shown = _short(value)
     match error.validator:
         case "additionalProperties":

@@ -181,6 +181,10 @@ CASES = {
         {"llm_providers": {"openai": {"api_key": "${LD_PRELOAD}", "models": ["gpt-4o"]}}},
         r"/llm_providers/openai/api_key: LD_PRELOAD is a variable the container's own processes read",
     ),
+    "a reference without braces": (
+        {"llm_providers": {"openai": {"api_key": "$OPENAI_API_KEY", "models": ["gpt-4o"]}}},
+        r'/llm_providers/openai/api_key: write the reference with braces, as "\$\{OPENAI_API_KEY\}"',
+    ),
     "negative budget": (
         with_(budget={"max_budget": -1}),
         r"/budget/max_budget: -1 is out of range: expected more than 0$",

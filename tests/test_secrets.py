@@ -146,6 +146,8 @@ def test_set_reads_stdin_never_argv(rendered, home):
     assert env_file(home, "litellm")["OPENAI_API_KEY"] == "sk-new-value-from-stdin"
     too_many = cli("secrets", "set", "OPENAI_API_KEY", "sk-on-the-command-line")
     assert too_many.returncode == 2, "a value on the command line is not accepted"
+    assert "sk-on-the-command-line" not in too_many.stdout + too_many.stderr, "nor echoed"
+    assert secrets.Store.load(home).values["OPENAI_API_KEY"] == "sk-new-value-from-stdin"
 
 
 def test_salt_key_and_database_password_are_never_changed(rendered, home):

@@ -78,7 +78,9 @@ def _warn_if_unused(name: str, config_path) -> None:
 @secrets.command("set", short_help="Store a secret read from stdin or a hidden prompt.")
 @config_option
 @click.argument("name")
-def secrets_set(config_path, name):
+# Taken only to refuse it without echoing it (Click's own error would print the key).
+@click.argument("given_value", nargs=-1, metavar="")
+def secrets_set(config_path, name, given_value):
     """Store a secret, such as OPENAI_API_KEY, read from stdin or from a hidden prompt.
 
     Never give it on the command line: other users can see every process's arguments.
@@ -86,6 +88,13 @@ def secrets_set(config_path, name):
     """
     from blueprint import secrets as store_module
     from blueprint.errors import SecretError
+
+    if given_value:
+        raise SecretError(
+            f"{name}: a value on the command line is not taken (every user on this machine can read a "
+            "process's arguments, and your shell keeps them in its history); it was not stored",
+            hint=f"blueprint secrets set {name} < file-holding-the-key   (or run it alone and type it in)",
+        )
 
     if sys.stdin.isatty():
         value = click.prompt(f"{name}", hide_input=True, confirmation_prompt=True, err=True)
