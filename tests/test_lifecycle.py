@@ -56,7 +56,7 @@ def world(home, tmp_path):
             return log.read_text().splitlines() if log.exists() else []
 
     found = World()
-    found.config, found.podman, found.systemd = config, podman, systemd
+    found.config, found.podman, found.systemd, found.env = config, podman, systemd, env
     return found
 
 
@@ -264,7 +264,10 @@ def test_uninstall_removes_what_render_wrote_and_keeps_data_secrets_and_edits(wo
     dropin.parent.mkdir()
     dropin.write_text("[Container]\nEnvironment=MINE=1\n")
     store = home.secret_store.read_bytes()
-    result = world.run("uninstall")
+    declined = cli("uninstall", input="n\n", env=world.env)
+    assert declined.returncode == 1 and "nothing was removed" in declined.stderr
+    assert world.calls() == [] and home.manifest.exists(), "not a unit stopped, not a file removed"
+    result = world.run("uninstall", "--yes")
     assert result.returncode == 0, result.stderr
     assert world.calls()[:2] == [
         "disable --now blueprint-backup-config.timer blueprint-backup-postgres.timer blueprint-backup-redis.timer",

@@ -87,7 +87,8 @@ def cli(debug: bool) -> None:
 def run(argv: list[str]) -> int:
     debug = "--debug" in argv
     try:
-        cli.main(args=argv, prog_name="blueprint", standalone_mode=False)
+        # Without standalone mode, Click returns the code of a click.exceptions.Exit instead of exiting.
+        code = cli.main(args=argv, prog_name="blueprint", standalone_mode=False)
     except BlueprintError as exc:
         click.echo(f"blueprint: error: {exc.message}", err=True)
         if exc.hint:
@@ -117,7 +118,7 @@ def run(argv: list[str]) -> int:
         click.echo(f"blueprint: unexpected error: {type(exc).__name__}: {exc}", err=True)
         click.echo("hint: run again with --debug for the traceback, and report it", err=True)
         return 3
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 # The commands register themselves on the group when imported.

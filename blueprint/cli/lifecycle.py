@@ -137,12 +137,22 @@ def uninstall(purge_secrets, force, yes):
     from blueprint.ops.lifecycle import uninstall as remove
 
     options = options_for(None)
-    if purge_secrets and not yes:
-        click.confirm(
-            "Remove the secret store too? Without LITELLM_SALT_KEY the credentials LiteLLM keeps in "
-            "PostgreSQL cannot be read again",
-            abort=True,
-            err=True,
+    question = "Stop the gateway and remove the units and files render wrote? Volumes and secrets stay"
+    if purge_secrets:
+        question = (
+            "Stop the gateway, remove the units and files render wrote, and the secret store? Without "
+            "LITELLM_SALT_KEY the credentials LiteLLM keeps in PostgreSQL cannot be read again"
         )
+    if not yes and not _confirmed(question):
+        say("nothing was removed")
+        raise click.exceptions.Exit(1)
     for step in remove(options.paths, purge_secrets=purge_secrets, force=force):
         say(step)
+
+
+def _confirmed(question: str) -> bool:
+    """Yes, typed; anything else (no answer, the end of input) is no."""
+    try:
+        return click.confirm(question, default=False, err=True)
+    except click.Abort:
+        return False
