@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 from json.decoder import scanstring
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from blueprint.errors import BlueprintError, ConfigError
 from blueprint.files import fsync_dir, write_atomic
@@ -21,11 +21,16 @@ from blueprint.paths import resource
 # ---- a starter config -------------------------------------------------------------------------------
 
 
-def starter(names: Iterable[str]) -> tuple[bytes, list[str]]:
-    """A config for these providers (default: Ollama on this machine), and the fields a person
-    must still fill in (placeholders a render accepts, but a provider would not)."""
-    entries, placeholders = {}, []
-    for name in names or ["ollama"]:
+class Starter(NamedTuple):
+    data: bytes  # the config file
+    placeholders: list[str]  # fields a person must still fill in (a render accepts them, a provider would not)
+    keys: list[str]  # the secrets its providers need, to store with `blueprint secrets set`
+
+
+def starter(names: Iterable[str]) -> Starter:
+    """A config for these providers (default: Ollama on this machine)."""
+    entries, placeholders, keys = {}, [], []
+    for name in dict.fromkeys(names or ["ollama"]):  # each once, in the order given
         kind = catalog.lookup(name)
         if kind is None:
             raise ConfigError(
@@ -35,13 +40,14 @@ def starter(names: Iterable[str]) -> tuple[bytes, list[str]]:
         for credential in kind.credentials:
             if credential.required:
                 entry[credential.field] = f"${{{credential.env}}}"
+                keys.append(credential.env)
         for field, value in kind.starter_fields.items():
             entry[field] = value
             if "YOUR-" in value.upper():
                 placeholders.append(f"/llm_providers/{kind.name}/{field}")
         entries[kind.name] = {**entry, "models": list(kind.starter_models)}
     config = {"$schema": str(resource("schemas") / "blueprint-config.schema.json"), "llm_providers": entries}
-    return (json.dumps(config, indent=2) + "\n").encode(), placeholders
+    return Starter((json.dumps(config, indent=2) + "\n").encode(), placeholders, keys)
 
 
 def create(path: Path, data: bytes) -> None:

@@ -75,6 +75,16 @@ def test_init_writes_a_starter_that_validates_and_renders(provider, home, tmp_pa
     assert "config: " in rendered.stderr and "blueprint-config.json" in rendered.stderr
 
 
+def test_init_names_each_provider_once_and_only_the_keys_they_need(home, tmp_path):
+    result = cli("init", "--provider", "openai", "--provider", "openai", "--provider", "ollama", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "(openai, ollama;" in result.stderr
+    asked = [line for line in result.stderr.splitlines() if "secrets set" in line]
+    assert asked == ["blueprint: next: blueprint secrets set OPENAI_API_KEY < file-holding-it"]
+    alone = cli("init", "--provider", "ollama", cwd=tmp_path / "..")
+    assert "secrets set" not in alone.stderr, "Ollama needs no key"
+
+
 def test_init_never_overwrites(home, tmp_path):
     mine = write_config(tmp_path, {"llm_providers": {}}, "blueprint-config.json")
     before = mine.read_bytes()

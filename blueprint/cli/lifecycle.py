@@ -29,13 +29,16 @@ def init(providers):
     from blueprint import configfile
     from blueprint.paths import CONFIG_NAME
 
-    data, placeholders = configfile.starter(providers)
+    made = configfile.starter(providers)
     path = Path(CONFIG_NAME).absolute()
-    configfile.create(path, data)
-    say(f"wrote {short(path)} ({', '.join(providers) or 'ollama'}; `blueprint schema` describes every key)")
-    for field in placeholders:
+    configfile.create(path, made.data)
+    names = list(dict.fromkeys(providers)) or ["ollama"]
+    say(f"wrote {short(path)} ({', '.join(names)}; `blueprint schema` describes every key)")
+    for field in made.placeholders:
         say(f"note: {field} is a placeholder: put your own value there")
-    say("next: blueprint apply   (keys: blueprint secrets set NAME)")
+    for key in made.keys:
+        say(f"next: blueprint secrets set {key} < file-holding-it")
+    say("next: blueprint apply")
 
 
 @cli.command(short_help="Move LiteLLM to another release; roll back if it is not healthy.")
