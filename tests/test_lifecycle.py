@@ -81,7 +81,8 @@ def test_init_names_each_provider_once_and_only_the_keys_they_need(home, tmp_pat
     assert "(openai, ollama;" in result.stderr
     asked = [line for line in result.stderr.splitlines() if "secrets set" in line]
     assert asked == ["blueprint: next: blueprint secrets set OPENAI_API_KEY < file-holding-it"]
-    alone = cli("init", "--provider", "ollama", cwd=tmp_path / "..")
+    (tmp_path / "alone").mkdir()
+    alone = cli("init", "--provider", "ollama", cwd=tmp_path / "alone")
     assert "secrets set" not in alone.stderr, "Ollama needs no key"
 
 
