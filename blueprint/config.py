@@ -264,7 +264,7 @@ def _describe(error) -> str:
     custom = error.schema.get("x-error") if isinstance(error.schema, dict) else None
     value = error.instance
     if custom and isinstance(value, str) and re.fullmatch(r"\$[A-Za-z_][A-Za-z0-9_]*", value):
-        return f"write the reference with braces, as \"${{{value[1:]}}}\""  # shell spelling: $NAME
+        return f'write the reference with braces, as "${{{value[1:]}}}"'  # shell spelling: $NAME
     if custom:
         return custom
     shown = _short(value)

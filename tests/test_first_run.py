@@ -350,3 +350,13 @@ def test_every_model_the_examples_name_is_priced_by_the_pinned_litellm(example, 
     )  # fmt: skip
     assert found.returncode == 0, found.stderr
     assert found.stdout.split() == [], f"not priced by LiteLLM 1.99.4: {found.stdout.split()}"
+
+
+def test_a_gateway_without_a_model_is_said_to_serve_nothing(home, tmp_path):
+    config = write_config(tmp_path, {"llm_providers": {}})
+    result = cli("validate", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "note: no enabled provider serves a model" in result.stderr
+    assert "valid (5 services, 0 model deployments," in result.stderr
+    one = cli("validate", "--config", str(write_config(tmp_path, OLLAMA)))
+    assert "1 model deployment," in one.stderr and "no enabled provider" not in one.stderr

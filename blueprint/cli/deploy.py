@@ -200,7 +200,10 @@ def validate(config_path, strict):
     podman = f"Podman {stack.podman.version}" + (
         f", as {stack.podman.detected_from} says" if stack.podman.detected_from else ""
     )
-    say(f"{prepared.loaded.source}: valid ({len(stack.services)} services, {models} model deployments, {podman})")
+    counted = f"{len(stack.services)} service{'s' * (len(stack.services) != 1)}, {models} model deployment" + (
+        "s" * (models != 1)
+    )
+    say(f"{prepared.loaded.source}: valid ({counted}, {podman})")
 
 
 @cli.command(short_help="Print the JSON Schema of blueprint-config.json.")

@@ -74,6 +74,9 @@ def build(
     network = Network(data["network"]["name"], data["network"]["subnet"])
     backup = jobs.schedule(data, paths, blueprint_command or Words(("blueprint",)))
     postgres = data["litellm_postgres"]
+    notes = list(found.notes)
+    if on["litellm"] and not found.deployments:
+        notes.append("no enabled provider serves a model: every request gets an error; add one to llm_providers")
     return Stack(
         source=source,
         podman=podman,
@@ -102,5 +105,5 @@ def build(
         ),
         models={d.name: d.where for d in found.deployments},
         priced_by_config=frozenset(d.name for d in found.deployments if d.info.keys() & set(gateway.PRICES)),
-        notes=tuple(found.notes),
+        notes=tuple(notes),
     )
