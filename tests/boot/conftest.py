@@ -2,7 +2,7 @@
 worker: every booted test is in the xdist group "boot", so one worker runs them all), with the
 current checkout installed, and torn down at the session's end.
 
-Booting needs root, unshare and debootstrap (`make tools` installs debootstrap). Without them the
+Booting needs root, unshare and mmdebstrap (`make tools` installs mmdebstrap). Without them the
 booted tests skip with the reason; with CI=true they fail instead, like every missing tool.
 BLUEPRINT_BOOT_KEEP=1 leaves the machine up after the session, for a look with scripts/boot-stack;
 BLUEPRINT_BOOT_PROJECT=DIR installs another checkout than this one (read-only) and tests that.

@@ -3,7 +3,7 @@
 This host is Debian 12 without systemd as PID 1, with cgroup v1 and v2 mixed and no container
 registry in reach, so the booted machine is built here:
 
-1. **Roots** (roots.py): debootstrap trixie (Podman 5.4, systemd 257) and bookworm (the images'
+1. **Roots** (roots.py): mmdebstrap trixie (Podman 5.4, systemd 257) and bookworm (the images'
    base) in parallel into the cache, while the host builds the LiteLLM wheelhouse (images.py).
 2. **Namespace**: holder.sh makes the trixie tree the root of a private mount namespace
    (pivot_root: a chroot forbids user namespaces) with cgroup2 alone and a private /dev/net/tun,
@@ -64,7 +64,7 @@ def unavailable() -> str | None:
     """Why this machine cannot boot the stack, or None when it can."""
     if os.geteuid() != 0:
         return "booting the stack needs root (mount namespaces, pivot_root, cgroups)"
-    for tool in ("unshare", "nsenter", "setpriv", "chroot", "debootstrap"):
+    for tool in ("unshare", "nsenter", "setpriv", "chroot", "mmdebstrap"):
         if not shutil.which(tool):
             return f"{tool} is not installed (run `make tools`)"
     if _cgroup2_mount() is None:
