@@ -123,18 +123,111 @@ def test_an_edit_made_while_a_render_writes_is_not_overwritten(config, home, mon
     rendered(config)
     write_config(config.parent, {**CONFIG, "litellm": {"num_workers": 2}, "network": {"subnet": "10.77.0.0/24"}})
     network = home.unit_dir / "llm.network"
-    write = engine.write_atomic
+    write = engine.write_if_unchanged
 
-    def edit_meanwhile(path, data, mode=0o644):
+    def edit_meanwhile(path, data, mode, expected):
         # A person edits llm.network while blueprint is writing another file.
         if path.name != "llm.network" and not network.read_text().endswith("# mine\n"):
             network.write_text(network.read_text() + "# mine\n")
-        write(path, data, mode)
+        return write(path, data, mode, expected)
 
-    monkeypatch.setattr(engine, "write_atomic", edit_meanwhile)
+    monkeypatch.setattr(engine, "write_if_unchanged", edit_meanwhile)
     with pytest.raises(ConflictError, match="changed while blueprint was writing"):
         pipeline.render(options(config, HOME=str(home.home), **KEY))
     assert network.read_text().endswith("# mine\n"), "the edit is kept"
+
+
+def _edit(path: Path, how: str) -> None:
+    """A hand edit: written into the file (echo >>, most editors), or saved beside it and renamed
+    over it (sed -i, vim's default)."""
+    edited = path.read_text() + "# mine\n"
+    if how == "in place":
+        with path.open("a") as file:
+            file.write("# mine\n")
+    else:
+        beside = path.with_name(path.name + ".sed")
+        beside.write_text(edited)
+        os.replace(beside, path)
+
+
+CHANGED = r"llm\.network: changed while blueprint was writing"
+
+
+def _render_with_new_network(config, home):
+    rendered(config)
+    write_config(config.parent, {**CONFIG, "network": {"subnet": "10.77.0.0/24"}})
+    return home.unit_dir / "llm.network"
+
+
+@pytest.mark.parametrize("how", ["in place", "by rename"])
+def test_an_edit_made_while_the_new_file_is_synced_is_kept(config, home, monkeypatch, how):
+    """The write window of a unit: an edit landing while its new contents are fsynced (which can
+    take long on a busy disk) is a conflict, not overwritten."""
+    network = _render_with_new_network(config, home)
+    fsync = os.fsync
+
+    def edit_while_syncing(fd):
+        temp = os.readlink(f"/proc/self/fd/{fd}").startswith(str(network.with_name(".llm.network.")))
+        if temp and not network.read_text().endswith("# mine\n"):
+            _edit(network, how)
+        return fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", edit_while_syncing)
+    with pytest.raises(ConflictError, match=CHANGED):
+        pipeline.render(options(config, HOME=str(home.home), **KEY))
+    assert network.read_text().endswith("# mine\n"), "the edit is kept"
+    assert list(home.unit_dir.glob(".llm.network.*")) == [], "no temp file is left"
+
+
+@pytest.mark.parametrize("how", ["in place", "by rename"])
+def test_an_edit_made_at_the_instant_of_the_rename_is_put_back(config, home, monkeypatch, how):
+    """After the last check, at the rename itself: what the rename replaced is checked, and the
+    edited file put back."""
+    from blueprint import files
+
+    network = _render_with_new_network(config, home)
+    exchange = files._exchange
+
+    def edit_first(a, b):
+        if b == network and not network.read_text().endswith("# mine\n"):
+            _edit(network, how)
+        exchange(a, b)
+
+    monkeypatch.setattr(files, "_exchange", edit_first)
+    with pytest.raises(ConflictError, match=CHANGED):
+        pipeline.render(options(config, HOME=str(home.home), **KEY))
+    assert network.read_text().endswith("# mine\n"), "the edit is kept"
+    assert list(home.unit_dir.glob(".llm.network.*")) == [], "no temp file is left"
+
+
+def test_without_an_atomic_exchange_an_edit_at_the_rename_is_still_seen(config, home, monkeypatch):
+    """A file system that cannot exchange two names (NFS): the file checked is kept by a hard link
+    over the rename, so an edit written into it at that moment is seen and put back; a render
+    with no edit writes as usual."""
+    import errno
+
+    from blueprint import files
+
+    def unsupported(a, b):
+        raise OSError(errno.EINVAL, "Invalid argument", str(b))
+
+    monkeypatch.setattr(files, "_exchange", unsupported)
+    network = _render_with_new_network(config, home)
+    replace = os.replace
+
+    def edit_first(src, dst):
+        if Path(dst) == network and not network.read_text().endswith("# mine\n"):
+            _edit(network, "in place")
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", edit_first)
+    with pytest.raises(ConflictError, match=CHANGED):
+        pipeline.render(options(config, HOME=str(home.home), **KEY))
+    assert network.read_text().endswith("# mine\n"), "the edit is kept"
+    assert list(home.unit_dir.glob(".llm.network.*")) == [], "no temp file is left"
+    monkeypatch.setattr(os, "replace", replace)
+    pipeline.render(options(config, HOME=str(home.home), **KEY), force=True)
+    assert "10.77.0.0/24" in network.read_text() and "# mine" not in network.read_text()
 
 
 def test_a_database_password_is_percent_encoded_in_the_url(config, home):
