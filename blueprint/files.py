@@ -6,6 +6,7 @@ import errno
 import fcntl
 import functools
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import BinaryIO
 
-from blueprint.errors import ToolError
+from blueprint.errors import SetupError, ToolError
 
 
 def digest(data: bytes) -> str:
@@ -25,7 +26,8 @@ def ensure_dir(path: Path, mode: int = 0o755) -> None:
     """Create a directory and its missing parents, each with `mode` set explicitly, whatever the
     umask (under umask 000 mkdir alone would make them writable by everyone). A private directory
     (no bits for others) is made private even if it existed; a parent that existed is never
-    changed."""
+    changed. A folder that cannot be made or written is refused first (check_folder)."""
+    check_folder(path, write=True)
     _make(path, mode)
     if mode & 0o077 == 0 and path.stat().st_mode & 0o077:
         path.chmod(mode)
@@ -38,8 +40,47 @@ def _make(path: Path, mode: int) -> None:
     try:
         path.mkdir()
     except FileExistsError:
-        return  # made meanwhile, or a file: the caller's write says which
+        check_folder(path)  # made meanwhile (fine), or a file made meanwhile
+        return
     path.chmod(mode)
+
+
+def check_folder(folder: Path, *, write: bool = False) -> None:
+    """Refuse a folder that is not one, or (with write) one blueprint could not write files in or
+    create: so that a render stops before its first write, naming the folder, rather than on the
+    Nth file with the name of a temp file. The folder need not exist: its nearest existing parent
+    is what must be a folder, and writable."""
+    existing, info = _nearest_existing(folder)
+    if not stat.S_ISDIR(info.st_mode):
+        raise SetupError(
+            f"{existing}: not a folder",
+            hint="blueprint keeps files in it: move that file away, then run this again",
+        )
+    if write and not os.access(existing, os.W_OK | os.X_OK):
+        why = "its file system is mounted read-only" if _read_only_mount(existing) else "this user may not write in it"
+        what = "cannot be written" if existing == folder else f"cannot be written, so {folder} cannot be made"
+        raise SetupError(
+            f"{existing}: {what} ({why})",
+            hint="make it writable (remount it read-write, or fix its owner and mode), then run this again",
+        )
+
+
+def _nearest_existing(folder: Path) -> tuple[Path, os.stat_result]:
+    """The folder, or its nearest parent that exists, and what it is (a symbolic link followed)."""
+    probe = folder
+    while True:
+        try:
+            return probe, os.stat(probe)
+        except (FileNotFoundError, NotADirectoryError):
+            if os.path.lexists(probe):
+                return probe, os.lstat(probe)  # a symbolic link to nothing
+            if probe == probe.parent:
+                raise
+            probe = probe.parent  # missing, or below a file: the file is named, further up
+
+
+def _read_only_mount(path: Path) -> bool:
+    return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ import pytest
 from blueprint import cli as cli_module
 from blueprint import engine, pipeline, secrets, systemd
 from blueprint.errors import ConflictError
-from tests.conftest import ROOT, cli, options, write_config
+from tests.conftest import ROOT, cli, need, options, tree, write_config
 
 CONFIG = {
     "podman_version": "5.4",
@@ -401,6 +401,70 @@ def test_under_umask_000_nothing_blueprint_creates_is_writable_by_others(config,
         )
         assert result.returncode == 0, result.stderr
     assert loose(home.home) == [] or loose(home.home) == [str(home.home)]
+
+
+@pytest.mark.parametrize("where", ["unit_dir", "unit_dir.parent", "unit_dir/litellm", "systemd_user_dir"])
+def test_a_file_where_a_folder_belongs_is_named_and_nothing_written(config, home, where):
+    folder = {
+        "unit_dir": home.unit_dir,
+        "unit_dir.parent": home.unit_dir.parent,
+        "unit_dir/litellm": home.unit_dir / "litellm",
+        "systemd_user_dir": home.systemd_user_dir,
+    }[where]
+    folder.parent.mkdir(parents=True)
+    folder.write_text("x\n")
+    before = tree(home.home)
+    for command in ("render", "status"):
+        result = cli(command, "--config", str(config), env=KEY)
+        assert result.returncode == 2, result.stderr
+        assert one_error_line(result) == f"blueprint: error: {folder}: not a folder"
+    assert tree(home.home) == before
+
+
+def _read_only(folder: Path, *argv: str, env: dict) -> subprocess.CompletedProcess:
+    """Run blueprint with `folder` read-only for real: as root (who may write anywhere else) a
+    read-only bind mount in a private mount namespace; otherwise mode 0555."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            return cli(*argv, env=env)
+        finally:
+            folder.chmod(0o755)
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+    command = [need("unshare", "unshare (util-linux)"), "-m", "--propagation", "private", "sh", "-c", script]
+    result = subprocess.run(
+        [*command, "sh", str(folder), BLUEPRINT, *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
+    assert "mount:" not in result.stderr, result.stderr
+    return result
+
+
+@pytest.mark.parametrize("missing", [False, True], ids=["folder", "its parent"])
+def test_a_read_only_folder_stops_the_render_before_its_first_write(config, home, missing):
+    """~/.config/systemd/user read-only (or ~/.config/systemd, user/ still to be made): the render
+    refuses at once, naming it; it used to stop after 16 files, naming a temp file."""
+    folder = home.systemd_user_dir.parent if missing else home.systemd_user_dir
+    folder.mkdir(parents=True)
+    before = tree(home.home)
+    result = _read_only(folder, "render", "--config", str(config), env=KEY)
+    assert result.returncode == 2, result.stderr
+    what = f"so {home.systemd_user_dir} cannot be made" if missing else ""
+    assert f"error: {folder}: cannot be written" in one_error_line(result) and what in result.stderr
+    assert "read-only" in result.stderr or os.geteuid() != 0
+    assert tree(home.home) == before, "nothing was written"
+
+
+def test_a_change_refused_by_a_read_only_folder_writes_none_of_its_files(config, home):
+    rendered(config)
+    write_config(config.parent, {**CONFIG, "network": {"subnet": "10.77.0.0/24"}, "backup": {"retention_days": 3}})
+    before = tree(home.home)
+    result = _read_only(home.systemd_user_dir, "render", "--config", str(config), env=KEY)
+    assert result.returncode == 2 and f"{home.systemd_user_dir}: cannot be written" in one_error_line(result)
+    assert tree(home.home) == before, "neither the units, the manifest nor the fast path's stamp changed"
 
 
 def test_a_relative_home_is_refused(config, tmp_path):
