@@ -119,6 +119,62 @@ def test_concurrent_renders_agree_on_every_secret(home, tmp_path, count):
         assert check.returncode == 0, (trial, check.stderr)
 
 
+def everything_under(root: Path) -> list[str]:
+    """Every file and folder under root, the lock file too."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        "{",  # a config error
+        json.dumps({**CONFIG, "llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": []}}}),
+    ],
+    ids=["JSON", "schema"],
+)
+def test_a_render_refused_by_its_config_writes_nothing_not_even_the_lock(home, tmp_path, broken):
+    config = write_config(tmp_path, broken)
+    result = cli("render", "--config", str(config), env=KEY)
+    assert result.returncode == 2, result.stderr
+    assert everything_under(home.home) == []
+    home.state_dir.mkdir(parents=True)  # a home that has rendered before: only the lock file goes
+    assert cli("render", "--config", str(config), env=KEY).returncode == 2
+    assert everything_under(home.home) == [".local", ".local/state", ".local/state/blueprint"]
+
+
+def test_the_lock_removed_on_release_still_lets_one_run_at_a_time(home, tmp_path):
+    """8 processes x 25 turns of an unlocked read-modify-write under the lock, on a lock file (and
+    folders) removed at every release: no turn is lost, and no lock file is left behind."""
+    from blueprint.files import lock
+
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+    lock_file = home.state_dir / "lock"
+
+    def turns() -> None:
+        for _ in range(25):
+            with lock(lock_file, waiting=lambda holder: None):
+                value = int(counter.read_text())
+                time.sleep(0.0005)
+                counter.write_text(str(value + 1))
+
+    children = []
+    for _ in range(8):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                turns()
+                code = 0
+            finally:
+                os._exit(code)
+        children.append(pid)
+    assert all(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0 for pid in children)
+    assert counter.read_text() == str(8 * 25)
+    # Only folders may stay: one run made them while another's lock file was in them.
+    assert [p for p in home.home.rglob("*") if not p.is_dir()] == []
+
+
 def test_an_edit_made_while_a_render_writes_is_not_overwritten(config, home, monkeypatch):
     rendered(config)
     write_config(config.parent, {**CONFIG, "litellm": {"num_workers": 2}, "network": {"subnet": "10.77.0.0/24"}})
