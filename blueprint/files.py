@@ -156,12 +156,21 @@ def _sync(handle: BinaryIO) -> None:
     os.fsync(handle.fileno())
 
 
+_NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS}  # link(2) on a file system without hard links
+
+
 def _create(tmp: Path, path: Path) -> bool:
     """Put `tmp` at `path` only if nothing is there: link(2) fails rather than replace a file."""
     try:
         os.link(tmp, path)
     except FileExistsError:
         return False
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+        if os.path.lexists(path):  # a file system without hard links: check, then rename
+            return False
+        os.replace(tmp, path)
     return True
 
 
@@ -194,6 +203,11 @@ def _replace_keeping(tmp: Path, path: Path, expected: bytes) -> bool:
         os.link(path, keep)
     except FileNotFoundError:
         return False
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+        os.replace(tmp, path)  # no hard links either: the check just made is the last one
+        return True
     try:
         if keep.read_bytes() != expected:
             return False

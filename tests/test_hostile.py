@@ -286,6 +286,28 @@ def test_without_an_atomic_exchange_an_edit_at_the_rename_is_still_seen(config, 
     assert "10.77.0.0/24" in network.read_text() and "# mine" not in network.read_text()
 
 
+def test_without_an_exchange_or_hard_links_a_render_still_writes(config, home, monkeypatch):
+    """A file system with neither (vfat, sshfs): each write checks, then renames, as before."""
+    import errno
+
+    from blueprint import files
+
+    def no_exchange(*args):
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    def no_link(*args):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(files, "_exchange", no_exchange)
+    monkeypatch.setattr(os, "link", no_link)
+    network = home.unit_dir / "llm.network"
+    for subnet in ("10.88.0.0/24", "10.77.0.0/24"):
+        write_config(config.parent, {**CONFIG, "network": {"subnet": subnet}})
+        pipeline.render(options(config, HOME=str(home.home), **KEY))
+        assert subnet in network.read_text()
+    assert list(home.home.rglob(".*.tmp")) == []
+
+
 def test_a_database_password_is_percent_encoded_in_the_url(config, home):
     password = "x@evil.example:5432/db?"
     assert cli("secrets", "set", "POSTGRES_PASSWORD", input=password).returncode == 0
