@@ -491,12 +491,12 @@ def test_a_file_where_a_folder_belongs_is_named_and_nothing_written(config, home
     }[where]
     folder.parent.mkdir(parents=True)
     folder.write_text("x\n")
-    before = tree(home.home)
+    before = everything_under(home.home)
     for command in ("render", "status"):
         result = cli(command, "--config", str(config), env=KEY)
         assert result.returncode == 2, result.stderr
         assert one_error_line(result) == f"blueprint: error: {folder}: not a folder"
-    assert tree(home.home) == before
+    assert everything_under(home.home) == before
 
 
 def _read_only(folder: Path, *argv: str, env: dict) -> subprocess.CompletedProcess:
@@ -527,13 +527,13 @@ def test_a_read_only_folder_stops_the_render_before_its_first_write(config, home
     refuses at once, naming it; it used to stop after 16 files, naming a temp file."""
     folder = home.systemd_user_dir.parent if missing else home.systemd_user_dir
     folder.mkdir(parents=True)
-    before = tree(home.home)
+    before = everything_under(home.home)
     result = _read_only(folder, "render", "--config", str(config), env=KEY)
     assert result.returncode == 2, result.stderr
     what = f"so {home.systemd_user_dir} cannot be made" if missing else ""
     assert f"error: {folder}: cannot be written" in one_error_line(result) and what in result.stderr
     assert "read-only" in result.stderr or os.geteuid() != 0
-    assert tree(home.home) == before, "nothing was written"
+    assert everything_under(home.home) == before, "nothing was written, not even the lock"
 
 
 def test_a_change_refused_by_a_read_only_folder_writes_none_of_its_files(config, home):
@@ -543,6 +543,7 @@ def test_a_change_refused_by_a_read_only_folder_writes_none_of_its_files(config,
     result = _read_only(home.systemd_user_dir, "render", "--config", str(config), env=KEY)
     assert result.returncode == 2 and f"{home.systemd_user_dir}: cannot be written" in one_error_line(result)
     assert tree(home.home) == before, "neither the units, the manifest nor the fast path's stamp changed"
+    assert not home.lock.exists()
 
 
 def test_a_relative_home_is_refused(config, tmp_path):
