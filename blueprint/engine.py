@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from blueprint.errors import ConflictError
-from blueprint.files import digest, ensure_dir, fsync_dir, read_bytes, write_atomic
+from blueprint.files import digest, ensure_dir, fsync_dir, read_bytes, write_atomic, write_if_unchanged
 from blueprint.model.types import Kind, Role
 from blueprint.paths import Paths
 from blueprint.plan import PlannedFile
@@ -238,14 +238,13 @@ def apply(writes: list[Change], removals: list[Change], manifest: Manifest, root
     manifest.save()
     for change in writes:
         file = change.planned
-        if read_bytes(file.path) != change.current:
+        ensure_dir(file.path.parent, 0o700 if file.output.role.secret else 0o755)
+        if not write_if_unchanged(file.path, file.data, file.mode, change.current):
             # A person (who takes no lock) edited it since compare() read it.
             raise ConflictError(
                 f"{file.path}: changed while blueprint was writing; it was left as it is",
                 hint="run the command again: it shows the edit as a conflict",
             )
-        ensure_dir(file.path.parent, 0o700 if file.output.role.secret else 0o755)
-        write_atomic(file.path, file.data, file.mode)
     stops = set(roots)
     for change in removals:
         change.path.unlink(missing_ok=True)

@@ -28,7 +28,8 @@ class ConfigError(BlueprintError):
 
 class SetupError(BlueprintError):
     """The environment blueprint runs in cannot be used: a relative HOME, a folder whose name is
-    not UTF-8, a tool that is not installed."""
+    not UTF-8, a file where a folder belongs, a folder it cannot write in, a tool that is not
+    installed."""
 
 
 class RenderError(BlueprintError):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from blueprint import config, engine, fastpath, host, model, plan, secrets
 from blueprint.errors import ToolError
-from blueprint.files import read_bytes, write_atomic
+from blueprint.files import check_folder, read_bytes, write_atomic
 from blueprint.host import Machine
 from blueprint.model.site import needs_machine
 from blueprint.model.types import Kind, Stack
@@ -140,6 +140,8 @@ def prepare(options: Options, *, strict: bool = False) -> Prepared:
     if strict:
         resolution.refuse_missing(stack.source)
     planned = plan.plan(stack, resolution.values)
+    for folder in sorted({file.path.parent for file in planned}):
+        check_folder(folder)  # a file where a folder belongs: named here, not by a read below it
     changes = engine.compare(planned, manifest, roots(paths))
     return Prepared(options, built, resolution, planned, manifest, changes)
 
@@ -197,6 +199,8 @@ def write(
 
     writes, removals = engine.partition(prepared.changes, force=force)
     options, manifest, stack = prepared.options, prepared.manifest, prepared.stack
+    for folder in _folders_written(prepared, writes, removals):
+        check_folder(folder, write=True)
     # No stamp while the disk may be between two states: the fast path then stays off.
     options.paths.stamp.unlink(missing_ok=True)
     order = [s.unit for s in stack.services]
@@ -237,6 +241,16 @@ def write(
         fastpath.write_stamp(prepared, pending=not remaining.empty)
     notes += _notes_after_write(prepared, writes)
     return Outcome(prepared, writes, removals, calls, todo, reloaded=reload, notes=notes, failure=failure)
+
+
+def _folders_written(prepared: Prepared, writes: list[engine.Change], removals: list[engine.Change]) -> list[Path]:
+    """Every folder write() may change, to check before its first change (a read-only one found
+    at the Nth file would leave a render half-written)."""
+    paths = prepared.options.paths
+    folders = {change.path.parent for change in (*writes, *removals)} | {paths.state_dir}
+    if prepared.resolution.new:
+        folders.add(paths.secret_store.parent)
+    return sorted(folders)
 
 
 def _rolling(stack: Stack, todo: Actions) -> dict:

@@ -18,7 +18,7 @@ from blueprint import cli as cli_module
 from blueprint import engine, pipeline, secrets, systemd
 from blueprint.errors import ConflictError
 from tests import injection
-from tests.conftest import ROOT, cli, options, write_config
+from tests.conftest import ROOT, cli, need, options, tree, write_config
 
 CONFIG = {
     "podman_version": "5.4",
@@ -120,22 +120,193 @@ def test_concurrent_renders_agree_on_every_secret(home, tmp_path, count):
         assert check.returncode == 0, (trial, check.stderr)
 
 
+def everything_under(root: Path) -> list[str]:
+    """Every file and folder under root, the lock file too."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        "{",  # a config error
+        json.dumps({**CONFIG, "llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": []}}}),
+    ],
+    ids=["JSON", "schema"],
+)
+def test_a_render_refused_by_its_config_writes_nothing_not_even_the_lock(home, tmp_path, broken):
+    config = write_config(tmp_path, broken)
+    result = cli("render", "--config", str(config), env=KEY)
+    assert result.returncode == 2, result.stderr
+    assert everything_under(home.home) == []
+    home.state_dir.mkdir(parents=True)  # a home that has rendered before: only the lock file goes
+    assert cli("render", "--config", str(config), env=KEY).returncode == 2
+    assert everything_under(home.home) == [".local", ".local/state", ".local/state/blueprint"]
+
+
+def test_the_lock_removed_on_release_still_lets_one_run_at_a_time(home, tmp_path):
+    """8 processes x 25 turns of an unlocked read-modify-write under the lock, on a lock file (and
+    folders) removed at every release: no turn is lost, and no lock file is left behind."""
+    from blueprint.files import lock
+
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+    lock_file = home.state_dir / "lock"
+
+    def turns() -> None:
+        for _ in range(25):
+            with lock(lock_file, waiting=lambda holder: None):
+                value = int(counter.read_text())
+                time.sleep(0.0005)
+                counter.write_text(str(value + 1))
+
+    children = []
+    for _ in range(8):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                turns()
+                code = 0
+            finally:
+                os._exit(code)
+        children.append(pid)
+    assert all(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0 for pid in children)
+    assert counter.read_text() == str(8 * 25)
+    # Only folders may stay: one run made them while another's lock file was in them.
+    assert [p for p in home.home.rglob("*") if not p.is_dir()] == []
+
+
 def test_an_edit_made_while_a_render_writes_is_not_overwritten(config, home, monkeypatch):
     rendered(config)
     write_config(config.parent, {**CONFIG, "litellm": {"num_workers": 2}, "network": {"subnet": "10.77.0.0/24"}})
     network = home.unit_dir / "llm.network"
-    write = engine.write_atomic
+    write = engine.write_if_unchanged
 
-    def edit_meanwhile(path, data, mode=0o644):
+    def edit_meanwhile(path, data, mode, expected):
         # A person edits llm.network while blueprint is writing another file.
         if path.name != "llm.network" and not network.read_text().endswith("# mine\n"):
             network.write_text(network.read_text() + "# mine\n")
-        write(path, data, mode)
+        return write(path, data, mode, expected)
 
-    monkeypatch.setattr(engine, "write_atomic", edit_meanwhile)
+    monkeypatch.setattr(engine, "write_if_unchanged", edit_meanwhile)
     with pytest.raises(ConflictError, match="changed while blueprint was writing"):
         pipeline.render(options(config, HOME=str(home.home), **KEY))
     assert network.read_text().endswith("# mine\n"), "the edit is kept"
+
+
+def _edit(path: Path, how: str) -> None:
+    """A hand edit: written into the file (echo >>, most editors), or saved beside it and renamed
+    over it (sed -i, vim's default)."""
+    edited = path.read_text() + "# mine\n"
+    if how == "in place":
+        with path.open("a") as file:
+            file.write("# mine\n")
+    else:
+        beside = path.with_name(path.name + ".sed")
+        beside.write_text(edited)
+        os.replace(beside, path)
+
+
+CHANGED = r"llm\.network: changed while blueprint was writing"
+
+
+def _render_with_new_network(config, home):
+    rendered(config)
+    write_config(config.parent, {**CONFIG, "network": {"subnet": "10.77.0.0/24"}})
+    return home.unit_dir / "llm.network"
+
+
+@pytest.mark.parametrize("how", ["in place", "by rename"])
+def test_an_edit_made_while_the_new_file_is_synced_is_kept(config, home, monkeypatch, how):
+    """The write window of a unit: an edit landing while its new contents are fsynced (which can
+    take long on a busy disk) is a conflict, not overwritten."""
+    network = _render_with_new_network(config, home)
+    fsync = os.fsync
+
+    def edit_while_syncing(fd):
+        temp = os.readlink(f"/proc/self/fd/{fd}").startswith(str(network.with_name(".llm.network.")))
+        if temp and not network.read_text().endswith("# mine\n"):
+            _edit(network, how)
+        return fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", edit_while_syncing)
+    with pytest.raises(ConflictError, match=CHANGED):
+        pipeline.render(options(config, HOME=str(home.home), **KEY))
+    assert network.read_text().endswith("# mine\n"), "the edit is kept"
+    assert list(home.unit_dir.glob(".llm.network.*")) == [], "no temp file is left"
+
+
+@pytest.mark.parametrize("how", ["in place", "by rename"])
+def test_an_edit_made_at_the_instant_of_the_rename_is_put_back(config, home, monkeypatch, how):
+    """After the last check, at the rename itself: what the rename replaced is checked, and the
+    edited file put back."""
+    from blueprint import files
+
+    network = _render_with_new_network(config, home)
+    exchange = files._exchange
+
+    def edit_first(a, b):
+        if b == network and not network.read_text().endswith("# mine\n"):
+            _edit(network, how)
+        exchange(a, b)
+
+    monkeypatch.setattr(files, "_exchange", edit_first)
+    with pytest.raises(ConflictError, match=CHANGED):
+        pipeline.render(options(config, HOME=str(home.home), **KEY))
+    assert network.read_text().endswith("# mine\n"), "the edit is kept"
+    assert list(home.unit_dir.glob(".llm.network.*")) == [], "no temp file is left"
+
+
+def test_without_an_atomic_exchange_an_edit_at_the_rename_is_still_seen(config, home, monkeypatch):
+    """A file system that cannot exchange two names (NFS): the file checked is kept by a hard link
+    over the rename, so an edit written into it at that moment is seen and put back; a render
+    with no edit writes as usual."""
+    import errno
+
+    from blueprint import files
+
+    def unsupported(a, b):
+        raise OSError(errno.EINVAL, "Invalid argument", str(b))
+
+    monkeypatch.setattr(files, "_exchange", unsupported)
+    network = _render_with_new_network(config, home)
+    replace = os.replace
+
+    def edit_first(src, dst):
+        if Path(dst) == network and not network.read_text().endswith("# mine\n"):
+            _edit(network, "in place")
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", edit_first)
+    with pytest.raises(ConflictError, match=CHANGED):
+        pipeline.render(options(config, HOME=str(home.home), **KEY))
+    assert network.read_text().endswith("# mine\n"), "the edit is kept"
+    assert list(home.unit_dir.glob(".llm.network.*")) == [], "no temp file is left"
+    monkeypatch.setattr(os, "replace", replace)
+    pipeline.render(options(config, HOME=str(home.home), **KEY), force=True)
+    assert "10.77.0.0/24" in network.read_text() and "# mine" not in network.read_text()
+
+
+def test_without_an_exchange_or_hard_links_a_render_still_writes(config, home, monkeypatch):
+    """A file system with neither (vfat, sshfs): each write checks, then renames, as before."""
+    import errno
+
+    from blueprint import files
+
+    def no_exchange(*args):
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    def no_link(*args):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(files, "_exchange", no_exchange)
+    monkeypatch.setattr(os, "link", no_link)
+    network = home.unit_dir / "llm.network"
+    for subnet in ("10.88.0.0/24", "10.77.0.0/24"):
+        write_config(config.parent, {**CONFIG, "network": {"subnet": subnet}})
+        pipeline.render(options(config, HOME=str(home.home), **KEY))
+        assert subnet in network.read_text()
+    assert list(home.home.rglob(".*.tmp")) == []
 
 
 def test_a_database_password_is_percent_encoded_in_the_url(config, home):
@@ -343,6 +514,71 @@ def test_under_umask_000_nothing_blueprint_creates_is_writable_by_others(config,
         )
         assert result.returncode == 0, result.stderr
     assert loose(home.home) == [] or loose(home.home) == [str(home.home)]
+
+
+@pytest.mark.parametrize("where", ["unit_dir", "unit_dir.parent", "unit_dir/litellm", "systemd_user_dir"])
+def test_a_file_where_a_folder_belongs_is_named_and_nothing_written(config, home, where):
+    folder = {
+        "unit_dir": home.unit_dir,
+        "unit_dir.parent": home.unit_dir.parent,
+        "unit_dir/litellm": home.unit_dir / "litellm",
+        "systemd_user_dir": home.systemd_user_dir,
+    }[where]
+    folder.parent.mkdir(parents=True)
+    folder.write_text("x\n")
+    before = everything_under(home.home)
+    for command in ("render", "status"):
+        result = cli(command, "--config", str(config), env=KEY)
+        assert result.returncode == 2, result.stderr
+        assert one_error_line(result) == f"blueprint: error: {folder}: not a folder"
+    assert everything_under(home.home) == before
+
+
+def _read_only(folder: Path, *argv: str, env: dict) -> subprocess.CompletedProcess:
+    """Run blueprint with `folder` read-only for real: as root (who may write anywhere else) a
+    read-only bind mount in a private mount namespace; otherwise mode 0555."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            return cli(*argv, env=env)
+        finally:
+            folder.chmod(0o755)
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+    command = [need("unshare", "unshare (util-linux)"), "-m", "--propagation", "private", "sh", "-c", script]
+    result = subprocess.run(
+        [*command, "sh", str(folder), BLUEPRINT, *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
+    assert "mount:" not in result.stderr, result.stderr
+    return result
+
+
+@pytest.mark.parametrize("missing", [False, True], ids=["folder", "its parent"])
+def test_a_read_only_folder_stops_the_render_before_its_first_write(config, home, missing):
+    """~/.config/systemd/user read-only (or ~/.config/systemd, user/ still to be made): the render
+    refuses at once, naming it; it used to stop after 16 files, naming a temp file."""
+    folder = home.systemd_user_dir.parent if missing else home.systemd_user_dir
+    folder.mkdir(parents=True)
+    before = everything_under(home.home)
+    result = _read_only(folder, "render", "--config", str(config), env=KEY)
+    assert result.returncode == 2, result.stderr
+    what = f"so {home.systemd_user_dir} cannot be made" if missing else ""
+    assert f"error: {folder}: cannot be written" in one_error_line(result) and what in result.stderr
+    assert "read-only" in result.stderr or os.geteuid() != 0
+    assert everything_under(home.home) == before, "nothing was written, not even the lock"
+
+
+def test_a_change_refused_by_a_read_only_folder_writes_none_of_its_files(config, home):
+    rendered(config)
+    write_config(config.parent, {**CONFIG, "network": {"subnet": "10.77.0.0/24"}, "backup": {"retention_days": 3}})
+    before = tree(home.home)
+    result = _read_only(home.systemd_user_dir, "render", "--config", str(config), env=KEY)
+    assert result.returncode == 2 and f"{home.systemd_user_dir}: cannot be written" in one_error_line(result)
+    assert tree(home.home) == before, "neither the units, the manifest nor the fast path's stamp changed"
+    assert not home.lock.exists()
 
 
 def test_a_relative_home_is_refused(config, tmp_path):

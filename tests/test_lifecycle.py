@@ -290,7 +290,6 @@ def test_uninstall_removes_what_render_wrote_and_keeps_data_secrets_and_edits(wo
         ".config/blueprint/secrets.env",
         ".config/containers/systemd/litellm.container.d/50-mine.conf",
         ".config/containers/systemd/litellm/litellm.caddy",
-        ".local/state/blueprint/lock",
     ]
     assert home.secret_store.read_bytes() == store
     assert "podman volume rm systemd-litellm-postgres systemd-litellm-redis" in result.stderr
