@@ -256,6 +256,62 @@ def test_restore_config_keeps_every_replaced_store_private_and_never_overwrites_
     assert (ROOT / "blueprint-config.json").read_bytes() == shipped
 
 
+def config_backup(folder: Path, members: dict[str, bytes]) -> Path:
+    """A config backup holding these files, as `backup run config` lays them out."""
+    import io
+    import tarfile
+
+    archive = folder / "config-20260101T000000Z.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o600
+            tar.addfile(info, io.BytesIO(data))
+    return archive
+
+
+GOOD = json.dumps(CONFIG).encode()
+
+
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        (
+            {"config/blueprint-config.json": b'{"litellm": ', "secrets/secrets.env": b"not a line\n"},
+            "config/blueprint-config.json:1:13: invalid JSON",
+        ),
+        (
+            {"config/blueprint-config.json": b'{"litellm": {"port": "x"}}'},
+            "config/blueprint-config.json: /litellm/port",
+        ),
+        (
+            {"config/blueprint-config.json": json.dumps({**CONFIG, "network": {"subnet": "10.89.0.1/24"}}).encode()},
+            "config/blueprint-config.json: /network/subnet",
+        ),
+        (
+            {"config/blueprint-config.json": GOOD, "secrets/secrets.env": b"OPENAI_API_KEY=sk-x\nnot a line\n"},
+            "secrets/secrets.env:2: not a NAME=value line",
+        ),
+        (
+            {"config/blueprint-config.json": GOOD, "secrets/secrets.env": b"REDIS_PASSWORD=two words\n"},
+            "secrets/secrets.env: REDIS_PASSWORD: this value cannot be used",
+        ),
+    ],
+)
+def test_restore_config_refuses_a_damaged_backup_before_writing_anything(config, home, tmp_path, members, message):
+    """Restored, such a backup made every later command fail."""
+    rendered(config)
+    before = (config.read_bytes(), home.secret_store.read_bytes())
+    archive = config_backup(tmp_path, members)
+    result = cli("restore", "config", str(archive), "--yes", "--config", str(config))
+    assert result.returncode == 4, result.stderr
+    error = one_error_line(result)
+    assert f"{archive}: {message}" in error and "nothing was restored" in error
+    assert (config.read_bytes(), home.secret_store.read_bytes()) == before
+    assert not list(tmp_path.glob("*.before-restore-*")) and not list(home.secrets_dir.glob("*.before-restore-*"))
+    assert cli("check", "--config", str(config), env=KEY).returncode == 0, "the gateway's files are as they were"
+
+
 # ---- the fast path stamps what the full path read --------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from blueprint import process
-from blueprint.errors import BackupError, BlueprintError, ToolError
+from blueprint.errors import BackupError, BlueprintError, ConfigError, SecretError, ToolError
 from blueprint.files import atomic_output, digest, ensure_dir, lock, read_bytes, write_atomic
 from blueprint.kinds import BackupKind
 from blueprint.model.types import Database
@@ -271,19 +271,54 @@ def _restore_redis(stack, service, path: Path, data: bytes) -> Iterator[str]:
     yield f"started {service.unit}"
 
 
-def _restore_config(options, stack, path: Path) -> Iterator[str]:
-    paths = options.paths
+@dataclass(frozen=True)
+class _Member:
+    """A file of a config backup: its name in the archive and its bytes."""
+
+    name: str
+    data: bytes
+
+
+def _read_config_backup(path: Path) -> tuple[_Member, _Member | None]:
+    """The config and the secret store (None if the backup has none) a config backup holds."""
     try:
         with tarfile.open(path, "r:gz") as tar:
             members = {m.name: m for m in tar.getmembers() if m.isfile()}
-            config_member = next((m for name, m in members.items() if name.startswith("config/")), None)
-            if config_member is None:
+            config = next((m for name, m in members.items() if name.startswith("config/")), None)
+            if config is None:
                 raise BackupError(f"{path}: no config in this backup; nothing was restored")
-            config = tar.extractfile(config_member).read()
             store = members.get("secrets/secrets.env")
-            store = tar.extractfile(store).read() if store is not None else None
+            return (
+                _Member(config.name, tar.extractfile(config).read()),
+                _Member(store.name, tar.extractfile(store).read()) if store is not None else None,
+            )
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BackupError(f"{path}: not a config backup ({exc}); nothing was restored") from None
+
+
+def _check_config_backup(options, path: Path, config: _Member, store: _Member | None) -> None:
+    """Refuse a config or store that would not load: put back, it made every later command fail.
+    Both are checked as the commands that read them check them, before anything is written."""
+    from blueprint import pipeline, secrets
+
+    try:
+        pipeline.check_config(config.data, f"{path}: {config.name}", options.environ)
+        if store is not None:
+            label = f"{path}: {store.name}"
+            secrets.Store.parse(options.paths.secret_store, store.data, label=label).check_values(label)
+    except (ConfigError, SecretError) as error:
+        raise BackupError(
+            f"{error.message}; nothing was restored",
+            hint="restore another backup (blueprint backup list); the config and secrets in use are unchanged",
+        ) from None
+
+
+def _restore_config(options, stack, path: Path) -> Iterator[str]:
+    paths = options.paths
+    config_member, store_member = _read_config_backup(path)
+    _check_config_backup(options, path, config_member, store_member)
+    config = config_member.data
+    store = store_member.data if store_member is not None else None
     config_path, origin = config_file(options.config_path, options.environ)
     if origin == SHIPPED:
         raise BlueprintError(
