@@ -144,6 +144,17 @@ class Store:
         write_atomic(self.path, (HEADER + body).encode(), 0o600)
 
 
+def readable_values(path: Path) -> dict[str, str]:
+    """What can be read of the store at `path`, passing over lines that are not NAME=value: a
+    restore, which is how a damaged store is mended, still learns the salt key in use."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    text = raw.decode("utf-8", errors="replace")
+    return {name: value for _, name, value in env_lines(text) if value is not None and NAME.match(name)}
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     """The variables of an environment file as Podman reads them; lines that are not NAME=value
     (which Podman would refuse or take from its own environment) are left out."""

@@ -312,6 +312,28 @@ def test_restore_config_refuses_a_damaged_backup_before_writing_anything(config,
     assert cli("check", "--config", str(config), env=KEY).returncode == 0, "the gateway's files are as they were"
 
 
+def test_restore_config_never_replaces_the_salt_key_unless_told(config, home, tmp_path):
+    """The salt key encrypts the credentials LiteLLM keeps in PostgreSQL: a store with another one
+    is put back only with --replace-salt-key (and the current store is kept)."""
+    salt = rendered(config)["LITELLM_SALT_KEY"]
+    before = (config.read_bytes(), home.secret_store.read_bytes())
+    archive = config_backup(
+        tmp_path, {"config/blueprint-config.json": GOOD, "secrets/secrets.env": b"LITELLM_SALT_KEY=sk-other-salt\n"}
+    )
+    refused = cli("restore", "config", str(archive), "--yes", "--config", str(config))
+    assert refused.returncode == 2, refused.stderr
+    error = one_error_line(refused)
+    assert f"{archive}: secrets/secrets.env: LITELLM_SALT_KEY differs from the one in use" in error
+    assert "nothing was restored" in error and "--replace-salt-key" in refused.stderr
+    assert "sk-other-salt" not in refused.stderr and salt not in refused.stderr
+    assert (config.read_bytes(), home.secret_store.read_bytes()) == before
+    replaced = cli("restore", "config", str(archive), "--yes", "--replace-salt-key", "--config", str(config))
+    assert replaced.returncode == 0, replaced.stderr
+    assert secrets.Store.load(home).values["LITELLM_SALT_KEY"] == "sk-other-salt"
+    (kept,) = home.secrets_dir.glob("secrets.env.before-restore-*")
+    assert secrets.Store.read(kept).values["LITELLM_SALT_KEY"] == salt
+
+
 # ---- the fast path stamps what the full path read --------------------------------------------------
 
 

@@ -194,21 +194,22 @@ def prune(paths: Paths, retention_days: int, now: float) -> list[Path]:
 # ---- restore ---------------------------------------------------------------------------------
 
 
-def restore(options, kind: str, path: Path) -> Iterator[str]:
+def restore(options, kind: str, path: Path, *, replace_salt_key: bool = False) -> Iterator[str]:
     """Put a backup back, stopping what must not run meanwhile; yields what it did.
 
     The file is read and checked before anything stops: a damaged backup restores nothing. The
-    whole restore holds the lock, so no render or apply runs in the middle of it.
+    whole restore holds the lock, so no render or apply runs in the middle of it. A config
+    backup's salt key replaces the one in use only with `replace_salt_key`.
     """
     with lock(options.paths.lock):
-        yield from _restore(options, kind, path)
+        yield from _restore(options, kind, path, replace_salt_key)
 
 
-def _restore(options, kind: str, path: Path) -> Iterator[str]:
+def _restore(options, kind: str, path: Path, replace_salt_key: bool) -> Iterator[str]:
     stack = _stack(options)
     kind = BackupKind(kind)
     if kind is BackupKind.CONFIG:
-        yield from _restore_config(options, stack, path)
+        yield from _restore_config(options, stack, path, replace_salt_key=replace_salt_key)
         return
     service = stack.service(kind.service_key)
     if service is None:
@@ -313,10 +314,35 @@ def _check_config_backup(options, path: Path, config: _Member, store: _Member | 
         ) from None
 
 
-def _restore_config(options, stack, path: Path) -> Iterator[str]:
+SALT_KEY = "LITELLM_SALT_KEY"
+
+
+def _check_salt_key(paths: Paths, path: Path, store: _Member | None, replace: bool) -> None:
+    """A store whose salt key differs from the one in use is restored only when asked: the salt
+    key encrypts the credentials in PostgreSQL, so one of the two is right for the database and
+    only the person restoring knows which (a database restored from the same time needs the
+    backup's; the database as it is needs the current one)."""
+    from blueprint import secrets
+
+    if store is None or replace:
+        return
+    current = secrets.readable_values(paths.secret_store).get(SALT_KEY)
+    restored = secrets.Store.parse(paths.secret_store, store.data).values.get(SALT_KEY)
+    if current is None or restored in (None, current):
+        return
+    raise SecretError(
+        f"{path}: {store.name}: {SALT_KEY} differs from the one in use ({paths.secret_store}); nothing was "
+        f"restored: {secrets.FROZEN[SALT_KEY]}",
+        hint="if the database holds credentials encrypted with the backup's salt key (you restore its postgres "
+        "backup too), pass --replace-salt-key; the current store is kept as secrets.env.before-restore-*",
+    )
+
+
+def _restore_config(options, stack, path: Path, *, replace_salt_key: bool = False) -> Iterator[str]:
     paths = options.paths
     config_member, store_member = _read_config_backup(path)
     _check_config_backup(options, path, config_member, store_member)
+    _check_salt_key(paths, path, store_member, replace_salt_key)
     config = config_member.data
     store = store_member.data if store_member is not None else None
     config_path, origin = config_file(options.config_path, options.environ)
