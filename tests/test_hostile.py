@@ -334,6 +334,18 @@ def test_restore_config_never_replaces_the_salt_key_unless_told(config, home, tm
     assert secrets.Store.read(kept).values["LITELLM_SALT_KEY"] == salt
 
 
+def test_restore_config_mends_a_config_that_no_longer_loads(config, home):
+    """Putting a good config back is what a broken one needs: the broken one is not read first."""
+    rendered(config)
+    assert cli("backup", "run", "config", "--config", str(config)).returncode == 0
+    (archive,) = (home.backup_dir / "config").iterdir()
+    good = config.read_bytes()
+    config.write_text('{"litellm": ')
+    result = cli("restore", "config", str(archive), "--yes", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert config.read_bytes() == good
+
+
 # ---- the fast path stamps what the full path read --------------------------------------------------
 
 

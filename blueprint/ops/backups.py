@@ -206,11 +206,12 @@ def restore(options, kind: str, path: Path, *, replace_salt_key: bool = False) -
 
 
 def _restore(options, kind: str, path: Path, replace_salt_key: bool) -> Iterator[str]:
-    stack = _stack(options)
     kind = BackupKind(kind)
     if kind is BackupKind.CONFIG:
-        yield from _restore_config(options, stack, path, replace_salt_key=replace_salt_key)
+        # The config in use is not loaded: a config that no longer loads is what this mends.
+        yield from _restore_config(options, path, replace_salt_key=replace_salt_key)
         return
+    stack = _stack(options)
     service = stack.service(kind.service_key)
     if service is None:
         raise BlueprintError(f"{stack.source}: {kind} is disabled in this config: nothing to restore into")
@@ -338,7 +339,7 @@ def _check_salt_key(paths: Paths, path: Path, store: _Member | None, replace: bo
     )
 
 
-def _restore_config(options, stack, path: Path, *, replace_salt_key: bool = False) -> Iterator[str]:
+def _restore_config(options, path: Path, *, replace_salt_key: bool = False) -> Iterator[str]:
     paths = options.paths
     config_member, store_member = _read_config_backup(path)
     _check_config_backup(options, path, config_member, store_member)
