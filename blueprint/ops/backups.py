@@ -215,28 +215,43 @@ def _restore(options, kind: str, path: Path, replace_salt_key: bool) -> Iterator
     service = stack.service(kind.service_key)
     if service is None:
         raise BlueprintError(f"{stack.source}: {kind} is disabled in this config: nothing to restore into")
-    data = _read_dump(path) if kind is BackupKind.POSTGRES else _read_snapshot(path)
+    snapshot = _read_snapshot(path) if kind is BackupKind.REDIS else _check_dump(path)
     litellm = [s.unit for s in stack.services_of("litellm")]
     if litellm:
         systemctl("stop", *litellm)
         yield f"stopped {', '.join(litellm)}"
     try:
         if kind is BackupKind.POSTGRES:
-            yield from _restore_postgres(stack.database, path, data)
+            yield from _restore_postgres(stack.database, path)
         else:
-            yield from _restore_redis(stack, service, path, data)
+            yield from _restore_redis(stack, service, path, snapshot)
     finally:
         if litellm:
             systemctl("start", *litellm)
             yield f"started {', '.join(litellm)}"
 
 
-def _read_dump(path: Path) -> bytes:
+CHUNK = 1 << 20  # bytes of a dump read at a time: a dump may be larger than memory
+
+
+def _dump_chunks(path: Path) -> Iterator[bytes]:
+    """The SQL of a gzip dump, a chunk at a time."""
     try:
         with gzip.open(path, "rb") as dump:
-            return dump.read()
+            while chunk := dump.read(CHUNK):
+                yield chunk
     except (OSError, EOFError) as exc:
-        raise BackupError(f"{path}: not a gzip PostgreSQL dump ({exc}); nothing was restored") from None
+        raise BackupError(f"{path}: not a gzip PostgreSQL dump ({exc})") from None
+
+
+def _check_dump(path: Path) -> None:
+    """Read the whole dump once before anything stops: gzip checks its CRC and length only at the
+    end, and a dump found damaged there must not have replaced the database."""
+    try:
+        for _ in _dump_chunks(path):
+            pass
+    except BackupError as error:
+        raise BackupError(f"{error.message}; nothing was restored") from None
 
 
 def _read_snapshot(path: Path) -> bytes:
@@ -246,14 +261,20 @@ def _read_snapshot(path: Path) -> bytes:
     return data
 
 
-def _restore_postgres(db: Database, path: Path, sql: bytes) -> Iterator[str]:
+# Seconds psql may go without taking input or printing. A restore has no limit on the whole (it
+# takes as long as the dump is large), but an index built over a large table takes no input for a
+# while: longer than a dump's silence, and still far from a container that hangs for good.
+RESTORE_IDLE = 1800
+
+
+def _restore_postgres(db: Database, path: Path) -> Iterator[str]:
     user, database = db.user, db.name
     psql = ["podman", "exec", "-i", db.container, "psql", "-v", "ON_ERROR_STOP=1", "-q", "-p", str(db.port), "-U", user]
     # Connected to the maintenance database, the owner replaces its own database.
     process.run([*psql, "-d", "postgres", "-c", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'], hint=PODMAN_HINT)
     process.run([*psql, "-d", "postgres", "-c", f'CREATE DATABASE "{database}" OWNER "{user}"'], hint=PODMAN_HINT)
     yield f"recreated database {database} in {db.container}"
-    process.run([*psql, "-d", database], input=sql, hint=PODMAN_HINT)
+    process.feed([*psql, "-d", database], _dump_chunks(path), idle=RESTORE_IDLE, hint=PODMAN_HINT)
     yield f"restored {path.name} into {database}"
 
 
