@@ -346,6 +346,31 @@ def test_restore_config_mends_a_config_that_no_longer_loads(config, home):
     assert config.read_bytes() == good
 
 
+def test_a_linked_config_is_backed_up_by_its_content_and_restored_through_the_link(home, tmp_path):
+    """A config kept with the dotfiles: the backup held the link (which restore refused, with the
+    secrets beside it), and a restore replaced the link with a file."""
+    import tarfile
+
+    (tmp_path / "dotfiles").mkdir()
+    target = write_config(tmp_path / "dotfiles", CONFIG)
+    link = tmp_path / "blueprint-config.json"
+    link.symlink_to("dotfiles/blueprint-config.json")
+    rendered(link)
+    assert cli("backup", "run", "config", "--config", str(link)).returncode == 0
+    (archive,) = (home.backup_dir / "config").iterdir()
+    with tarfile.open(archive) as tar:
+        member = tar.getmember("config/blueprint-config.json")
+        assert member.isfile() and tar.extractfile(member).read() == target.read_bytes()
+    original = target.read_bytes()
+    target.write_text(json.dumps({**CONFIG, "litellm": {"port": 4001}}))
+    target.chmod(0o600)
+    restored = cli("restore", "config", str(archive), "--yes", "--config", str(link))
+    assert restored.returncode == 0, restored.stderr
+    assert link.is_symlink() and os.readlink(link) == "dotfiles/blueprint-config.json", "the link is kept"
+    assert target.read_bytes() == original
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600, "the file keeps its mode"
+
+
 # ---- the fast path stamps what the full path read --------------------------------------------------
 
 

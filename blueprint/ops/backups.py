@@ -16,13 +16,13 @@ import os
 import re
 import tarfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from blueprint import process
+from blueprint import configfile, process
 from blueprint.errors import BackupError, BlueprintError, ConfigError, SecretError, ToolError
 from blueprint.files import atomic_output, digest, ensure_dir, lock, read_bytes, write_atomic
 from blueprint.kinds import BackupKind
@@ -143,7 +143,10 @@ def _config(options, stack, now: float, out: BinaryIO) -> None:
     paths = options.paths
     config_file = Path(stack.source)
     with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        tar.add(config_file, arcname=f"config/{config_file.name}")
+        # The file's content, through a link: a config kept with the dotfiles is a link, which
+        # restores nothing.
+        with config_file.open("rb") as config:
+            tar.addfile(tar.gettarinfo(arcname=f"config/{config_file.name}", fileobj=config), config)
         for source in (paths.secret_store, paths.env_dir):
             if source.exists():
                 tar.add(source, arcname=f"secrets/{source.relative_to(paths.secrets_dir)}")
@@ -373,25 +376,31 @@ def _restore_config(options, path: Path, *, replace_salt_key: bool = False) -> I
             "restore config: the config in use is the default shipped with blueprint, which is not yours to replace",
             hint="say where the restored config goes: blueprint restore config --config ./blueprint-config.json",
         )
-    targets = [(config, config_path, 0o644)]
-    if store is not None:
-        targets.append((store, paths.secret_store, 0o600))
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    for data, target, mode in targets:
-        current = read_bytes(target)
-        if current is not None and current != data:
-            # Each restore keeps what it replaced in a file of its own, private from its first byte.
-            keep = next(
-                k
-                for n in itertools.count()
-                if not (
-                    k := target.with_name(f"{target.name}.before-restore-{stamp}" + (f".{n}" if n else ""))
-                ).exists()
-            )
-            with atomic_output(keep, mode) as out:
-                out.write(current)
-            yield f"kept the current {target.name} as {keep.name}"
-        ensure_dir(target.parent, 0o700 if mode == 0o600 else 0o755)
-        write_atomic(target, data, mode)
-        yield f"restored {target}"
+    yield from _put_back(config, config_path, 0o644, stamp, configfile.write)
+    if store is not None:
+        yield from _put_back(store, paths.secret_store, 0o600, stamp, _write_store)
     yield "next: blueprint apply   (renders the restored config and restarts what changed)"
+
+
+def _put_back(data: bytes, target: Path, mode: int, stamp: str, write: Callable[[Path, bytes], None]) -> Iterator[str]:
+    """Write `data` to `target` with `write`, first keeping what it replaces in a file of its own
+    beside it: private from its first byte, and never more open than `mode` or the file it copies."""
+    current = read_bytes(target)
+    if current is not None and current != data:
+        keep = next(
+            k
+            for n in itertools.count()
+            if not (k := target.with_name(f"{target.name}.before-restore-{stamp}" + (f".{n}" if n else ""))).exists()
+        )
+        with atomic_output(keep, mode & target.stat().st_mode) as out:
+            out.write(current)
+        yield f"kept the current {target.name} as {keep.name}"
+    write(target, data)
+    yield f"restored {target}"
+
+
+def _write_store(target: Path, data: bytes) -> None:
+    """The secret store: a private file in a private folder."""
+    ensure_dir(target.parent, 0o700)
+    write_atomic(target, data, 0o600)
