@@ -1,5 +1,6 @@
 """Writing the config file: a starter config (`blueprint init`), and one value changed in place
-(`blueprint upgrade`) with every other byte of the file as the person wrote it.
+(`blueprint upgrade`) with every other byte of the file as the person wrote it, and a config put
+back whole (`blueprint restore config`, an upgrade rolled back).
 
 config.py reads the file; this module is the only one that writes it.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from blueprint.errors import BlueprintError, ConfigError
-from blueprint.files import fsync_dir, write_atomic
+from blueprint.files import ensure_dir, fsync_dir, write_atomic
 from blueprint.model import providers as catalog
 from blueprint.paths import resource
 
@@ -76,7 +77,30 @@ def set_value(path: Path, keys: tuple[str, ...], value: Any) -> None:
     raw = path.read_bytes()
     text = raw.decode("utf-8-sig")
     bom = raw[:3] if raw.startswith(b"\xef\xbb\xbf") else b""
-    write_atomic(path, bom + _with(text, keys, value).encode("utf-8"), mode=os.stat(path).st_mode & 0o777)
+    write(path, bom + _with(text, keys, value).encode("utf-8"))
+
+
+def write(path: Path, data: bytes) -> None:
+    """Replace the config at `path` atomically. A link is written through, to the file it names,
+    and stays a link: a config kept with the dotfiles is edited there. The file keeps its mode
+    (a new one is 0644)."""
+    target = _through_links(path)
+    try:
+        mode = target.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644
+        ensure_dir(target.parent, 0o755)
+    write_atomic(target, data, mode)
+
+
+def _through_links(path: Path) -> Path:
+    """The file `path` names once every symbolic link is followed (it may not exist yet)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError for a loop, 3.13 OSError
+        raise ConfigError(
+            f"{path}: a symbolic link that leads back to itself", hint="point the link at your config file"
+        ) from None
 
 
 def _with(text: str, keys: tuple[str, ...], value: Any) -> str:

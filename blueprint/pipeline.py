@@ -115,6 +115,16 @@ def build_stack(options: Options) -> Built:
     return Built(loaded, path.absolute(), origin, stack, tuple(notes))
 
 
+def check_config(raw: bytes, label: str, environ: Mapping[str, str]) -> config.LoadedConfig:
+    """A config not yet on disk (one a restore would put back), checked as build_stack checks
+    one: the schema, then the model's rules for the Podman here. Raises ConfigError."""
+    from blueprint.model import rules
+
+    loaded = config.loads(raw, label=label)
+    rules.check(loaded.data, Podman.target(loaded.data["podman_version"], environ), label)
+    return loaded
+
+
 def prepare(options: Options, *, strict: bool = False) -> Prepared:
     """Load, model, resolve secrets and render in memory; then compare with the disk.
 

@@ -111,18 +111,25 @@ class Store:
             if info.st_mode & 0o077:
                 os.fchmod(fd, 0o600)  # someone loosened it: tighten it before anything else reads it
             raw = handle.read()
+        return cls.parse(path, raw)
+
+    @classmethod
+    def parse(cls, path: Path, raw: bytes, *, label: str | None = None) -> Store:
+        """The store held in `raw`, to live at `path`; messages name `label` (default: the path),
+        such as the member of a backup it comes from."""
+        label = label or str(path)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = raw[: exc.start].count(b"\n") + 1
             raise SecretError(
-                f"{path}:{line}: not UTF-8 text", hint="fix or remove that line (the value is not shown here)"
+                f"{label}:{line}: not UTF-8 text", hint="fix or remove that line (the value is not shown here)"
             ) from None
         values = {}
         for number, name, value in env_lines(text):
             if value is None or not NAME.match(name) or CONTROL.search(value):
                 raise SecretError(
-                    f"{path}:{number}: not a NAME=value line",
+                    f"{label}:{number}: not a NAME=value line",
                     hint="fix or remove that line (the value is not shown here)",
                 )
             unfit = misfit(name, value)
@@ -134,10 +141,30 @@ class Store:
             values[name] = value
         return cls(path, values)
 
+    def check_values(self, label: str) -> None:
+        """Every value as `secrets set` would accept it (one word for Redis, ...): a store read
+        from elsewhere (a backup, named by `label`) is checked before it replaces this one."""
+        for name, value in self.values.items():
+            try:
+                check_value(name, value)
+            except SecretError as error:
+                raise SecretError(f"{label}: {error.message}", hint=error.hint) from None
+
     def save(self) -> None:
         ensure_dir(self.path.parent, 0o700)
         body = "".join(f"{name}={value}\n" for name, value in sorted(self.values.items()))
         write_atomic(self.path, (HEADER + body).encode(), 0o600)
+
+
+def readable_values(path: Path) -> dict[str, str]:
+    """What can be read of the store at `path`, passing over lines that are not NAME=value: a
+    restore, which is how a damaged store is mended, still learns the salt key in use."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    text = raw.decode("utf-8", errors="replace")
+    return {name: value for _, name, value in env_lines(text) if value is not None and NAME.match(name)}
 
 
 def read_env_file(path: Path) -> dict[str, str]:

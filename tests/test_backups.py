@@ -332,3 +332,72 @@ def test_a_dump_that_keeps_writing_is_read_to_its_end():
     received = []
     process.stream(["sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.4; done"], received.append, idle=1)
     assert b"".join(received) == b"1\n2\n3\n"
+
+
+SLOW_PSQL = """#!/usr/bin/env python3
+# psql loading a large dump: it takes its input a little at a time, for longer than any fixed limit.
+import os, sys, time
+if "-c" in sys.argv:
+    sys.exit(0)
+taken = 0
+while chunk := os.read(0, 4096):
+    taken += len(chunk)
+    time.sleep(0.04)
+open(os.environ["PSQL_TOOK"], "w").write(str(taken))
+"""
+
+
+def test_a_restore_that_takes_long_but_keeps_going_is_not_killed(home, tmp_path, monkeypatch):
+    """The dump was loaded under run()'s fixed 120 s limit: a large one was killed with the
+    database already dropped, and LiteLLM started on the empty one. Here every call that names no
+    limit of its own gets 2 s, and the load takes about 4 s."""
+    from functools import partial
+
+    from blueprint import pipeline, process
+    from blueprint.ops import backups
+
+    config = write_config(tmp_path, {"podman_version": "5.4", "llm_providers": {"ollama": {"models": ["m"]}}})
+    assert cli("render", "--config", str(config)).returncode == 0
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "psql").write_text(SLOW_PSQL)
+    (bin_dir / "psql").chmod(0o755)
+    world = tmp_path / "world.json"
+    world.write_text(json.dumps({"containers": {"litellm-postgres": {"env": {"PSQL_TOOK": str(tmp_path / "took")}}}}))
+    monkeypatch.setenv("PATH", f"{bin_dir}:{FAKES}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_PODMAN", str(world))
+    monkeypatch.setenv("FAKE_SYSTEMCTL", str(tmp_path / "services.json"))
+    monkeypatch.setattr(process, "run", partial(process.run, timeout=2))
+    sql = b"INSERT INTO t VALUES ('a row of the spend logs');\n" * 8000  # 400 kB: 100 reads of 4 kB
+    dump = tmp_path / "postgres-20260101T000000Z.sql.gz"
+    dump.write_bytes(gzip.compress(sql))
+
+    steps = list(backups.restore(pipeline.Options.from_env(config), "postgres", dump))
+    assert int((tmp_path / "took").read_text()) == len(sql), "psql was given the whole dump"
+    assert steps[1:3] == [f"recreated database {PG_DB} in litellm-postgres", f"restored {dump.name} into {PG_DB}"]
+    assert steps[0].startswith("stopped litellm") and steps[-1].startswith("started litellm")
+
+
+def test_input_fed_to_a_command_that_stops_taking_it_is_stopped_not_waited_on(tmp_path):
+    """A psql hung on a stuck container: neither taking input nor writing, it is killed."""
+    from blueprint import process
+    from blueprint.errors import ToolTimeout
+
+    pid_file = tmp_path / "pid"
+    with pytest.raises(ToolTimeout, match="took no input and wrote nothing for 1 s"):
+        process.feed(["sh", "-c", f"echo $$ > {pid_file}; exec sleep 60"], iter([b"x" * 65536] * 64), idle=1)
+    pid = int(pid_file.read_text())
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2], "killed"
+
+
+def test_input_fed_to_a_command_that_fails_midway_names_its_last_words():
+    """psql with ON_ERROR_STOP exits at the first error, with most of the dump not read yet."""
+    from blueprint import process
+    from blueprint.errors import ToolError
+
+    failing = ["sh", "-c", "head -c 100 >/dev/null; echo 'ERROR:  relation \"t\" does not exist' >&2; exit 3"]
+    with pytest.raises(ToolError, match='failed: ERROR:  relation "t" does not exist'):
+        process.feed(failing, iter([b"x" * 65536] * 64))
+    received = []
+    process.feed(["sh", "-c", "wc -c"], iter([b"ab", b"", b"cd"]), sink=received.append)
+    assert b"".join(received).strip() == b"4"

@@ -462,6 +462,121 @@ def test_restore_config_keeps_every_replaced_store_private_and_never_overwrites_
     assert (ROOT / "blueprint-config.json").read_bytes() == shipped
 
 
+def config_backup(folder: Path, members: dict[str, bytes]) -> Path:
+    """A config backup holding these files, as `backup run config` lays them out."""
+    import io
+    import tarfile
+
+    archive = folder / "config-20260101T000000Z.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o600
+            tar.addfile(info, io.BytesIO(data))
+    return archive
+
+
+GOOD = json.dumps(CONFIG).encode()
+
+
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        (
+            {"config/blueprint-config.json": b'{"litellm": ', "secrets/secrets.env": b"not a line\n"},
+            "config/blueprint-config.json:1:13: invalid JSON",
+        ),
+        (
+            {"config/blueprint-config.json": b'{"litellm": {"port": "x"}}'},
+            "config/blueprint-config.json: /litellm/port",
+        ),
+        (
+            {"config/blueprint-config.json": json.dumps({**CONFIG, "network": {"subnet": "10.89.0.1/24"}}).encode()},
+            "config/blueprint-config.json: /network/subnet",
+        ),
+        (
+            {"config/blueprint-config.json": GOOD, "secrets/secrets.env": b"OPENAI_API_KEY=sk-x\nnot a line\n"},
+            "secrets/secrets.env:2: not a NAME=value line",
+        ),
+        (
+            {"config/blueprint-config.json": GOOD, "secrets/secrets.env": b"REDIS_PASSWORD=two words\n"},
+            "secrets/secrets.env: REDIS_PASSWORD: this value cannot be used",
+        ),
+    ],
+)
+def test_restore_config_refuses_a_damaged_backup_before_writing_anything(config, home, tmp_path, members, message):
+    """Restored, such a backup made every later command fail."""
+    rendered(config)
+    before = (config.read_bytes(), home.secret_store.read_bytes())
+    archive = config_backup(tmp_path, members)
+    result = cli("restore", "config", str(archive), "--yes", "--config", str(config))
+    assert result.returncode == 4, result.stderr
+    error = one_error_line(result)
+    assert f"{archive}: {message}" in error and "nothing was restored" in error
+    assert (config.read_bytes(), home.secret_store.read_bytes()) == before
+    assert not list(tmp_path.glob("*.before-restore-*")) and not list(home.secrets_dir.glob("*.before-restore-*"))
+    assert cli("check", "--config", str(config), env=KEY).returncode == 0, "the gateway's files are as they were"
+
+
+def test_restore_config_never_replaces_the_salt_key_unless_told(config, home, tmp_path):
+    """The salt key encrypts the credentials LiteLLM keeps in PostgreSQL: a store with another one
+    is put back only with --replace-salt-key (and the current store is kept)."""
+    salt = rendered(config)["LITELLM_SALT_KEY"]
+    before = (config.read_bytes(), home.secret_store.read_bytes())
+    archive = config_backup(
+        tmp_path, {"config/blueprint-config.json": GOOD, "secrets/secrets.env": b"LITELLM_SALT_KEY=sk-other-salt\n"}
+    )
+    refused = cli("restore", "config", str(archive), "--yes", "--config", str(config))
+    assert refused.returncode == 2, refused.stderr
+    error = one_error_line(refused)
+    assert f"{archive}: secrets/secrets.env: LITELLM_SALT_KEY differs from the one in use" in error
+    assert "nothing was restored" in error and "--replace-salt-key" in refused.stderr
+    assert "sk-other-salt" not in refused.stderr and salt not in refused.stderr
+    assert (config.read_bytes(), home.secret_store.read_bytes()) == before
+    replaced = cli("restore", "config", str(archive), "--yes", "--replace-salt-key", "--config", str(config))
+    assert replaced.returncode == 0, replaced.stderr
+    assert secrets.Store.load(home).values["LITELLM_SALT_KEY"] == "sk-other-salt"
+    (kept,) = home.secrets_dir.glob("secrets.env.before-restore-*")
+    assert secrets.Store.read(kept).values["LITELLM_SALT_KEY"] == salt
+
+
+def test_restore_config_mends_a_config_that_no_longer_loads(config, home):
+    """Putting a good config back is what a broken one needs: the broken one is not read first."""
+    rendered(config)
+    assert cli("backup", "run", "config", "--config", str(config)).returncode == 0
+    (archive,) = (home.backup_dir / "config").iterdir()
+    good = config.read_bytes()
+    config.write_text('{"litellm": ')
+    result = cli("restore", "config", str(archive), "--yes", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert config.read_bytes() == good
+
+
+def test_a_linked_config_is_backed_up_by_its_content_and_restored_through_the_link(home, tmp_path):
+    """A config kept with the dotfiles: the backup held the link (which restore refused, with the
+    secrets beside it), and a restore replaced the link with a file."""
+    import tarfile
+
+    (tmp_path / "dotfiles").mkdir()
+    target = write_config(tmp_path / "dotfiles", CONFIG)
+    link = tmp_path / "blueprint-config.json"
+    link.symlink_to("dotfiles/blueprint-config.json")
+    rendered(link)
+    assert cli("backup", "run", "config", "--config", str(link)).returncode == 0
+    (archive,) = (home.backup_dir / "config").iterdir()
+    with tarfile.open(archive) as tar:
+        member = tar.getmember("config/blueprint-config.json")
+        assert member.isfile() and tar.extractfile(member).read() == target.read_bytes()
+    original = target.read_bytes()
+    target.write_text(json.dumps({**CONFIG, "litellm": {"port": 4001}}))
+    target.chmod(0o600)
+    restored = cli("restore", "config", str(archive), "--yes", "--config", str(link))
+    assert restored.returncode == 0, restored.stderr
+    assert link.is_symlink() and os.readlink(link) == "dotfiles/blueprint-config.json", "the link is kept"
+    assert target.read_bytes() == original
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600, "the file keeps its mode"
+
+
 # ---- the fast path stamps what the full path read --------------------------------------------------
 
 

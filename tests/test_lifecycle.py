@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -169,6 +170,24 @@ def test_upgrade_changes_the_image_and_not_one_other_byte(tmp_path):
         '  "llm_providers": {"ollama": {"models": ["m"]}}\n}\n'
     )
     assert config_module.loads(bare.read_bytes()).data["litellm"]["image"].endswith(":v1.99.5")
+
+
+def test_upgrade_writes_a_linked_config_through_the_link(tmp_path):
+    """A config kept with the dotfiles: set_value (and the rollback's write) replaced the link
+    with a file, and the dotfiles kept the old image."""
+    (tmp_path / "dotfiles").mkdir()
+    target = tmp_path / "dotfiles" / "blueprint-config.json"
+    target.write_text(json.dumps(DATA))
+    target.chmod(0o600)
+    link = tmp_path / "blueprint-config.json"
+    link.symlink_to("dotfiles/blueprint-config.json")
+    original = target.read_bytes()
+    configfile.set_value(link, ("litellm", "image"), "ghcr.io/berriai/litellm:v1.99.5")
+    assert link.is_symlink() and os.readlink(link) == "dotfiles/blueprint-config.json"
+    assert json.loads(target.read_text())["litellm"]["image"].endswith(":v1.99.5")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    configfile.write(link, original)  # what a rolled-back upgrade puts back
+    assert link.is_symlink() and target.read_bytes() == original
 
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=8)

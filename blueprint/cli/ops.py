@@ -59,11 +59,22 @@ def backup_list(config_path):
 @click.argument("kind", type=click.Choice([k.value for k in BackupKind]))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False), required=False)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def restore(config_path, kind, file, yes):
+@click.option(
+    "--replace-salt-key",
+    is_flag=True,
+    help="config: put back the backup's LITELLM_SALT_KEY even if it differs from the one in use.",
+)
+def restore(config_path, kind, file, yes, replace_salt_key):
     """Restore a backup (default: the newest of KIND): stops litellm, restores, starts it again.
 
     postgres replaces the database with the dump; redis replaces the snapshot; config puts back
     the config file and secret store saved with it (current ones are kept as *.before-restore).
+    A backup that does not load restores nothing (exit 4).
+
+    LITELLM_SALT_KEY encrypts the credentials LiteLLM keeps in PostgreSQL: a config backup whose
+    salt key differs from the one in use is refused, since it would lock LiteLLM out of the
+    database as it is. Pass --replace-salt-key when the database holds the backup's (its postgres
+    backup is restored too).
     """
     from pathlib import Path
 
@@ -73,7 +84,7 @@ def restore(config_path, kind, file, yes):
     path = Path(file) if file else backups.newest(options.paths, kind)
     if not yes:
         click.confirm(f"Restore {kind} from {short(path)}? The current data is replaced", abort=True, err=True)
-    for step in backups.restore(options, kind, path):
+    for step in backups.restore(options, kind, path, replace_salt_key=replace_salt_key):
         say(step)
 
 

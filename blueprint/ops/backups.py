@@ -16,14 +16,14 @@ import os
 import re
 import tarfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from blueprint import process
-from blueprint.errors import BackupError, BlueprintError, ToolError
+from blueprint import configfile, process
+from blueprint.errors import BackupError, BlueprintError, ConfigError, SecretError, ToolError
 from blueprint.files import atomic_output, digest, ensure_dir, lock, read_bytes, write_atomic
 from blueprint.kinds import BackupKind
 from blueprint.model.types import Database
@@ -143,7 +143,10 @@ def _config(options, stack, now: float, out: BinaryIO) -> None:
     paths = options.paths
     config_file = Path(stack.source)
     with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        tar.add(config_file, arcname=f"config/{config_file.name}")
+        # The file's content, through a link: a config kept with the dotfiles is a link, which
+        # restores nothing.
+        with config_file.open("rb") as config:
+            tar.addfile(tar.gettarinfo(arcname=f"config/{config_file.name}", fileobj=config), config)
         for source in (paths.secret_store, paths.env_dir):
             if source.exists():
                 tar.add(source, arcname=f"secrets/{source.relative_to(paths.secrets_dir)}")
@@ -194,47 +197,64 @@ def prune(paths: Paths, retention_days: int, now: float) -> list[Path]:
 # ---- restore ---------------------------------------------------------------------------------
 
 
-def restore(options, kind: str, path: Path) -> Iterator[str]:
+def restore(options, kind: str, path: Path, *, replace_salt_key: bool = False) -> Iterator[str]:
     """Put a backup back, stopping what must not run meanwhile; yields what it did.
 
     The file is read and checked before anything stops: a damaged backup restores nothing. The
-    whole restore holds the lock, so no render or apply runs in the middle of it.
+    whole restore holds the lock, so no render or apply runs in the middle of it. A config
+    backup's salt key replaces the one in use only with `replace_salt_key`.
     """
     with lock(options.paths.lock):
-        yield from _restore(options, kind, path)
+        yield from _restore(options, kind, path, replace_salt_key)
 
 
-def _restore(options, kind: str, path: Path) -> Iterator[str]:
-    stack = _stack(options)
+def _restore(options, kind: str, path: Path, replace_salt_key: bool) -> Iterator[str]:
     kind = BackupKind(kind)
     if kind is BackupKind.CONFIG:
-        yield from _restore_config(options, stack, path)
+        # The config in use is not loaded: a config that no longer loads is what this mends.
+        yield from _restore_config(options, path, replace_salt_key=replace_salt_key)
         return
+    stack = _stack(options)
     service = stack.service(kind.service_key)
     if service is None:
         raise BlueprintError(f"{stack.source}: {kind} is disabled in this config: nothing to restore into")
-    data = _read_dump(path) if kind is BackupKind.POSTGRES else _read_snapshot(path)
+    snapshot = _read_snapshot(path) if kind is BackupKind.REDIS else _check_dump(path)
     litellm = [s.unit for s in stack.services_of("litellm")]
     if litellm:
         systemctl("stop", *litellm)
         yield f"stopped {', '.join(litellm)}"
     try:
         if kind is BackupKind.POSTGRES:
-            yield from _restore_postgres(stack.database, path, data)
+            yield from _restore_postgres(stack.database, path)
         else:
-            yield from _restore_redis(stack, service, path, data)
+            yield from _restore_redis(stack, service, path, snapshot)
     finally:
         if litellm:
             systemctl("start", *litellm)
             yield f"started {', '.join(litellm)}"
 
 
-def _read_dump(path: Path) -> bytes:
+CHUNK = 1 << 20  # bytes of a dump read at a time: a dump may be larger than memory
+
+
+def _dump_chunks(path: Path) -> Iterator[bytes]:
+    """The SQL of a gzip dump, a chunk at a time."""
     try:
         with gzip.open(path, "rb") as dump:
-            return dump.read()
+            while chunk := dump.read(CHUNK):
+                yield chunk
     except (OSError, EOFError) as exc:
-        raise BackupError(f"{path}: not a gzip PostgreSQL dump ({exc}); nothing was restored") from None
+        raise BackupError(f"{path}: not a gzip PostgreSQL dump ({exc})") from None
+
+
+def _check_dump(path: Path) -> None:
+    """Read the whole dump once before anything stops: gzip checks its CRC and length only at the
+    end, and a dump found damaged there must not have replaced the database."""
+    try:
+        for _ in _dump_chunks(path):
+            pass
+    except BackupError as error:
+        raise BackupError(f"{error.message}; nothing was restored") from None
 
 
 def _read_snapshot(path: Path) -> bytes:
@@ -244,14 +264,20 @@ def _read_snapshot(path: Path) -> bytes:
     return data
 
 
-def _restore_postgres(db: Database, path: Path, sql: bytes) -> Iterator[str]:
+# Seconds psql may go without taking input or printing. A restore has no limit on the whole (it
+# takes as long as the dump is large), but an index built over a large table takes no input for a
+# while: longer than a dump's silence, and still far from a container that hangs for good.
+RESTORE_IDLE = 1800
+
+
+def _restore_postgres(db: Database, path: Path) -> Iterator[str]:
     user, database = db.user, db.name
     psql = ["podman", "exec", "-i", db.container, "psql", "-v", "ON_ERROR_STOP=1", "-q", "-p", str(db.port), "-U", user]
     # Connected to the maintenance database, the owner replaces its own database.
     process.run([*psql, "-d", "postgres", "-c", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'], hint=PODMAN_HINT)
     process.run([*psql, "-d", "postgres", "-c", f'CREATE DATABASE "{database}" OWNER "{user}"'], hint=PODMAN_HINT)
     yield f"recreated database {database} in {db.container}"
-    process.run([*psql, "-d", database], input=sql, hint=PODMAN_HINT)
+    process.feed([*psql, "-d", database], _dump_chunks(path), idle=RESTORE_IDLE, hint=PODMAN_HINT)
     yield f"restored {path.name} into {database}"
 
 
@@ -271,44 +297,110 @@ def _restore_redis(stack, service, path: Path, data: bytes) -> Iterator[str]:
     yield f"started {service.unit}"
 
 
-def _restore_config(options, stack, path: Path) -> Iterator[str]:
-    paths = options.paths
+@dataclass(frozen=True)
+class _Member:
+    """A file of a config backup: its name in the archive and its bytes."""
+
+    name: str
+    data: bytes
+
+
+def _read_config_backup(path: Path) -> tuple[_Member, _Member | None]:
+    """The config and the secret store (None if the backup has none) a config backup holds."""
     try:
         with tarfile.open(path, "r:gz") as tar:
             members = {m.name: m for m in tar.getmembers() if m.isfile()}
-            config_member = next((m for name, m in members.items() if name.startswith("config/")), None)
-            if config_member is None:
+            config = next((m for name, m in members.items() if name.startswith("config/")), None)
+            if config is None:
                 raise BackupError(f"{path}: no config in this backup; nothing was restored")
-            config = tar.extractfile(config_member).read()
             store = members.get("secrets/secrets.env")
-            store = tar.extractfile(store).read() if store is not None else None
+            return (
+                _Member(config.name, tar.extractfile(config).read()),
+                _Member(store.name, tar.extractfile(store).read()) if store is not None else None,
+            )
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BackupError(f"{path}: not a config backup ({exc}); nothing was restored") from None
+
+
+def _check_config_backup(options, path: Path, config: _Member, store: _Member | None) -> None:
+    """Refuse a config or store that would not load: put back, it made every later command fail.
+    Both are checked as the commands that read them check them, before anything is written."""
+    from blueprint import pipeline, secrets
+
+    try:
+        pipeline.check_config(config.data, f"{path}: {config.name}", options.environ)
+        if store is not None:
+            label = f"{path}: {store.name}"
+            secrets.Store.parse(options.paths.secret_store, store.data, label=label).check_values(label)
+    except (ConfigError, SecretError) as error:
+        raise BackupError(
+            f"{error.message}; nothing was restored",
+            hint="restore another backup (blueprint backup list); the config and secrets in use are unchanged",
+        ) from None
+
+
+SALT_KEY = "LITELLM_SALT_KEY"
+
+
+def _check_salt_key(paths: Paths, path: Path, store: _Member | None, replace: bool) -> None:
+    """A store whose salt key differs from the one in use is restored only when asked: the salt
+    key encrypts the credentials in PostgreSQL, so one of the two is right for the database and
+    only the person restoring knows which (a database restored from the same time needs the
+    backup's; the database as it is needs the current one)."""
+    from blueprint import secrets
+
+    if store is None or replace:
+        return
+    current = secrets.readable_values(paths.secret_store).get(SALT_KEY)
+    restored = secrets.Store.parse(paths.secret_store, store.data).values.get(SALT_KEY)
+    if current is None or restored in (None, current):
+        return
+    raise SecretError(
+        f"{path}: {store.name}: {SALT_KEY} differs from the one in use ({paths.secret_store}); nothing was "
+        f"restored: {secrets.FROZEN[SALT_KEY]}",
+        hint="if the database holds credentials encrypted with the backup's salt key (you restore its postgres "
+        "backup too), pass --replace-salt-key; the current store is kept as secrets.env.before-restore-*",
+    )
+
+
+def _restore_config(options, path: Path, *, replace_salt_key: bool = False) -> Iterator[str]:
+    paths = options.paths
+    config_member, store_member = _read_config_backup(path)
+    _check_config_backup(options, path, config_member, store_member)
+    _check_salt_key(paths, path, store_member, replace_salt_key)
+    config = config_member.data
+    store = store_member.data if store_member is not None else None
     config_path, origin = config_file(options.config_path, options.environ)
     if origin == SHIPPED:
         raise BlueprintError(
             "restore config: the config in use is the default shipped with blueprint, which is not yours to replace",
             hint="say where the restored config goes: blueprint restore config --config ./blueprint-config.json",
         )
-    targets = [(config, config_path, 0o644)]
-    if store is not None:
-        targets.append((store, paths.secret_store, 0o600))
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    for data, target, mode in targets:
-        current = read_bytes(target)
-        if current is not None and current != data:
-            # Each restore keeps what it replaced in a file of its own, private from its first byte.
-            keep = next(
-                k
-                for n in itertools.count()
-                if not (
-                    k := target.with_name(f"{target.name}.before-restore-{stamp}" + (f".{n}" if n else ""))
-                ).exists()
-            )
-            with atomic_output(keep, mode) as out:
-                out.write(current)
-            yield f"kept the current {target.name} as {keep.name}"
-        ensure_dir(target.parent, 0o700 if mode == 0o600 else 0o755)
-        write_atomic(target, data, mode)
-        yield f"restored {target}"
+    yield from _put_back(config, config_path, 0o644, stamp, configfile.write)
+    if store is not None:
+        yield from _put_back(store, paths.secret_store, 0o600, stamp, _write_store)
     yield "next: blueprint apply   (renders the restored config and restarts what changed)"
+
+
+def _put_back(data: bytes, target: Path, mode: int, stamp: str, write: Callable[[Path, bytes], None]) -> Iterator[str]:
+    """Write `data` to `target` with `write`, first keeping what it replaces in a file of its own
+    beside it: private from its first byte, and never more open than `mode` or the file it copies."""
+    current = read_bytes(target)
+    if current is not None and current != data:
+        keep = next(
+            k
+            for n in itertools.count()
+            if not (k := target.with_name(f"{target.name}.before-restore-{stamp}" + (f".{n}" if n else ""))).exists()
+        )
+        with atomic_output(keep, mode & target.stat().st_mode) as out:
+            out.write(current)
+        yield f"kept the current {target.name} as {keep.name}"
+    write(target, data)
+    yield f"restored {target}"
+
+
+def _write_store(target: Path, data: bytes) -> None:
+    """The secret store: a private file in a private folder."""
+    ensure_dir(target.parent, 0o700)
+    write_atomic(target, data, 0o600)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from blueprint import configfile, pipeline
 from blueprint.errors import BlueprintError, ConfigError, ToolError, UpgradeFailed
-from blueprint.files import lock, write_atomic
+from blueprint.files import lock
 from blueprint.kinds import BackupKind
 from blueprint.model.rules import image_problems
 from blueprint.model.types import Stack
@@ -120,7 +120,7 @@ def upgrade(options: pipeline.Options, to: str, *, allow_downgrade: bool = False
             return
         why = f"systemd could not start it: {failure.message}" if failure else f"not healthy within {wait:.0f} s"
         yield f"{new} failed ({why}): going back to {current}"
-        write_atomic(built.path, original, mode=built.path.stat().st_mode & 0o777)
+        configfile.write(built.path, original)
         back_failure = yield from _apply(options, wait)
         if dump and backups.schema_digest(stack) != schema:
             yield "the new release changed the database schema: restoring the database taken before"
