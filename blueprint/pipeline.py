@@ -20,6 +20,7 @@ from blueprint.model.site import needs_machine
 from blueprint.model.types import Kind, Stack
 from blueprint.paths import Paths, config_file, own_command
 from blueprint.quadlet import Podman, Words
+from blueprint.resolution import Resolution, resolve, written_files
 
 if TYPE_CHECKING:
     from blueprint.systemd import Actions
@@ -49,7 +50,7 @@ class Prepared:
 
     options: Options
     built: Built
-    resolution: secrets.Resolution
+    resolution: Resolution
     planned: list[plan.PlannedFile]
     manifest: engine.Manifest
     changes: list[engine.Change]
@@ -137,9 +138,9 @@ def prepare(options: Options, *, strict: bool = False) -> Prepared:
     stack, paths = built.stack, options.paths
     manifest = engine.Manifest.load(paths)
     recorded = [(Path(name), owned.role.kind) for name, owned in manifest.files.items()]
-    written = secrets.written_files(stack, recorded, manifest.extra.get("stores", []))
+    written = written_files(stack, recorded, manifest.extra.get("stores", []))
     store = secrets.Store.load(paths)
-    resolution = secrets.resolve(
+    found = resolve(
         stack,
         store,
         options.environ,
@@ -148,12 +149,12 @@ def prepare(options: Options, *, strict: bool = False) -> Prepared:
         removed=manifest.extra.get("removed", []),
     )
     if strict:
-        resolution.refuse_missing(stack.source)
-    planned = plan.plan(stack, resolution.values)
+        found.refuse_missing(stack.source)
+    planned = plan.plan(stack, found.values)
     for folder in sorted({file.path.parent for file in planned}):
         check_folder(folder)  # a file where a folder belongs: named here, not by a read below it
     changes = engine.compare(planned, manifest, roots(paths))
-    return Prepared(options, built, resolution, planned, manifest, changes)
+    return Prepared(options, built, found, planned, manifest, changes)
 
 
 def roots(paths: Paths) -> tuple[Path, ...]:
