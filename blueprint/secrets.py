@@ -134,7 +134,7 @@ class Store:
             unfit = misfit(name, value)
             if unfit:  # edited by hand: the service would refuse it, and print it in its log
                 raise SecretError(
-                    f"{path}:{number}: {name} cannot be used: {unfit}",
+                    f"{label}:{number}: {name} cannot be used: {unfit}",
                     hint=f"set another value with `blueprint secrets set {name}` after removing that line",
                 )
             values[name] = value

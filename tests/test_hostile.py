@@ -500,7 +500,7 @@ GOOD = json.dumps(CONFIG).encode()
         ),
         (
             {"config/blueprint-config.json": GOOD, "secrets/secrets.env": b"REDIS_PASSWORD=two words\n"},
-            "secrets/secrets.env: REDIS_PASSWORD: this value cannot be used",
+            "secrets/secrets.env:1: REDIS_PASSWORD cannot be used: Redis reads it as one word",
         ),
     ],
 )
