@@ -284,6 +284,21 @@ def cli(*args: str, input: str | None = None, env: dict | None = None, cwd: Path
     )
 
 
+def fake_podman(tmp_path: Path, world: dict) -> dict[str, str]:
+    """The environment that puts tests/fakes/podman first on PATH, with `world` (see that file)."""
+    path = tmp_path / "podman-world.json"
+    path.write_text(json.dumps(world))
+    return {"PATH": f"{ROOT / 'tests/fakes'}:{os.environ['PATH']}", "FAKE_PODMAN": str(path)}
+
+
+def daemon_reload(env: dict) -> None:
+    """The person's `systemctl --user daemon-reload` after a render, with the fake systemctl of
+    `env` (FAKE_SYSTEMCTL): its manager then knows the units. The call is not left in its log, which
+    holds what blueprint ran."""
+    subprocess.run(["systemctl", "--user", "daemon-reload"], env={**os.environ, **env}, check=True)
+    Path(env["FAKE_SYSTEMCTL"] + ".log").unlink()
+
+
 def tree(root: Path) -> dict[str, bytes]:
     """Every file under root and its bytes; the lock file, which names its last holder, aside."""
     return {

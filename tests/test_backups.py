@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from blueprint import secrets
-from tests.conftest import ROOT, cli, need, wait_for_port, write_config
+from tests.conftest import ROOT, cli, daemon_reload, need, wait_for_port, write_config
 
 FAKES = ROOT / "tests" / "fakes"
 PG_USER, PG_DB, PG_PASSWORD = "litellm", "litellm", "pg-test-password"
@@ -102,6 +102,7 @@ def stack(home, tmp_path, postgres_server):
         "OPENAI_API_KEY": "sk-test",
     }
     assert cli("render", "--config", str(config), env=env).returncode == 0
+    daemon_reload(env)
     yield {
         "config": config,
         "env": env,
@@ -367,6 +368,7 @@ def test_a_restore_that_takes_long_but_keeps_going_is_not_killed(home, tmp_path,
     monkeypatch.setenv("PATH", f"{bin_dir}:{FAKES}:{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_PODMAN", str(world))
     monkeypatch.setenv("FAKE_SYSTEMCTL", str(tmp_path / "services.json"))
+    daemon_reload({"FAKE_SYSTEMCTL": str(tmp_path / "services.json"), "PATH": os.environ["PATH"]})
     monkeypatch.setattr(process, "run", partial(process.run, timeout=2))
     sql = b"INSERT INTO t VALUES ('a row of the spend logs');\n" * 8000  # 400 kB: 100 reads of 4 kB
     dump = tmp_path / "postgres-20260101T000000Z.sql.gz"

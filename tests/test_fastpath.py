@@ -10,7 +10,7 @@ import pytest
 
 from blueprint import fastpath, paths
 from tests import injection
-from tests.conftest import cli, need, write_config
+from tests.conftest import cli, fake_podman, need, write_config
 
 CONFIG = {"podman_version": "auto", "llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": ["gpt-4o"]}}}
 ENV = {"OPENAI_API_KEY": "sk-first"}
@@ -109,15 +109,12 @@ def test_options_other_than_config_take_the_full_path(config):
 
 
 def test_a_podman_appearing_on_path_renders_for_its_version(config, home, tmp_path):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "podman").write_text("#!/bin/sh\necho 'podman version 4.9.3'\n")
-    (bin_dir / "podman").chmod(0o755)
-    result = render(config, env={**ENV, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    podman = fake_podman(tmp_path, {"version": "4.9.3"})
+    result = render(config, env={**ENV, **podman})
     assert not fast(result)
     # Podman 4.9 has neither templates nor Notify=healthy: the replicas are units of their own.
     assert "--sdnotify=healthy" not in podman_run(home, "litellm-1.service"), "Podman 4.9 has no Notify=healthy"
-    assert fast(render(config, env={**ENV, "PATH": f"{bin_dir}:{os.environ['PATH']}"}))
+    assert fast(render(config, env={**ENV, **podman}))
     assert not fast(render(config)), "without that podman on PATH, the units are written for 5.4 again"
     assert "--sdnotify=healthy" in podman_run(home, injection.LITELLM)
 

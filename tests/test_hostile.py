@@ -18,7 +18,7 @@ from blueprint import cli as cli_module
 from blueprint import engine, pipeline, secrets, systemd
 from blueprint.errors import ConflictError
 from tests import injection
-from tests.conftest import ROOT, cli, need, options, tree, write_config
+from tests.conftest import ROOT, cli, fake_podman, need, options, tree, write_config
 
 CONFIG = {
     "podman_version": "5.4",
@@ -373,11 +373,8 @@ def test_a_database_password_is_never_replaced_while_its_volume_exists(config, h
     home.secret_store.unlink()
     for file in home.env_dir.iterdir():
         file.unlink()
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "podman").write_text('#!/bin/sh\n[ "$1 $2 $3" = "volume exists systemd-litellm-postgres" ]\n')
-    (bin_dir / "podman").chmod(0o755)
-    result = cli("render", "--config", str(config), env={**KEY, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    podman = fake_podman(tmp_path, {"volumes": {"systemd-litellm-postgres": str(tmp_path / "pgdata")}})
+    result = cli("render", "--config", str(config), env={**KEY, **podman})
     assert result.returncode == 2
     assert "the volume systemd-litellm-postgres holds a database made with it" in one_error_line(result)
     assert "blueprint restore config" in result.stderr

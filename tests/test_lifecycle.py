@@ -20,7 +20,7 @@ from blueprint.errors import ConfigError
 from blueprint.model import providers as catalog
 from blueprint.ops import upgrade
 from tests import injection
-from tests.conftest import ROOT, cli, free_port, write_config
+from tests.conftest import ROOT, cli, daemon_reload, free_port, write_config
 
 FAKES = ROOT / "tests" / "fakes"
 CONFIG = {
@@ -42,6 +42,7 @@ def world(home, tmp_path):
     podman.write_text(json.dumps({"containers": containers, "volumes": {}}))
     env = {"PATH": f"{FAKES}:{os.environ['PATH']}", "FAKE_PODMAN": str(podman), "FAKE_SYSTEMCTL": str(systemd)}
     assert cli("render", "--config", str(config), env=env).returncode == 0
+    daemon_reload(env)
 
     class World:
         def run(self, *args, **more):

@@ -8,6 +8,7 @@ systemd, what a stop or restart does to the units that Requires= it. The booted-
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
@@ -111,6 +112,17 @@ def test_redis_unit_change_reloads_and_restarts_redis_and_what_requires_it(fake)
     assert fake.run("apply") == ["daemon-reload", "restart litellm-redis.service"]
     # The replicas Require= litellm-redis: systemd restarts them too, after Redis.
     assert fake.effects == ["restart litellm-redis.service", "restart litellm@1.service", "restart litellm@2.service"]
+
+
+def test_a_redis_change_leaves_a_replica_someone_stopped_stopped(fake, tmp_path):
+    """systemd passes a restart on to what Requires= the unit as a try-restart: a replica stopped
+    by hand stays stopped (the fake follows systemd here; the booted tests use systemd itself)."""
+    fake.run("apply")
+    environ = {"PATH": f"{ROOT / 'tests/fakes'}:{os.environ['PATH']}", "FAKE_SYSTEMCTL": str(tmp_path / "systemd.json")}
+    subprocess.run(["systemctl", "--user", "stop", "litellm@2.service"], env={**os.environ, **environ}, check=True)
+    fake.write(with_(litellm_redis={"maxmemory": "128MB"}))
+    assert fake.run("apply") == ["daemon-reload", "restart litellm-redis.service"]
+    assert fake.effects == ["restart litellm-redis.service", "restart litellm@1.service"]
 
 
 def test_two_services_restart_dependencies_first(fake):
