@@ -38,7 +38,9 @@ def test_edit_status_refuse_keep_force(config, home):
     # Everything identical right after a render.
     status = cli("status", "--config", str(config), env=ENV)
     assert status.returncode == 0
-    assert all(line.startswith("identical") for line in status.stdout.splitlines()), status.stdout
+    lines = status.stdout.splitlines()
+    written = [p for p in (home.unit_dir, home.systemd_user_dir, home.env_dir) for p in p.rglob("*") if p.is_file()]
+    assert len(lines) == len(written) and all(line.startswith("identical") for line in lines), status.stdout
 
     edited = original.replace(b"RestartSec=5s", b"RestartSec=30s")
     unit.write_bytes(edited)
@@ -68,7 +70,7 @@ def test_edit_status_refuse_keep_force(config, home):
 
 
 def test_refusal_writes_nothing_at_all(config, home, tmp_path):
-    render(config)
+    assert render(config).returncode == 0
     (home.unit_dir / "llm.network").write_text("[Network]\n# mine\n")
     changed = dict(CONFIG, network={"subnet": "10.77.0.0/24"})
     write_config(tmp_path, changed)
@@ -148,7 +150,7 @@ def test_disabled_service_is_pruned_and_its_volume_kept(config, home):
 
 
 def test_edited_orphan_is_a_conflict_and_kept(config, home):
-    render(config)
+    assert render(config).returncode == 0
     orphan = home.unit_dir / "litellm/redis/litellm-redis.container"
     orphan.write_text(orphan.read_text() + "# my note\n")
     write_config(
@@ -188,7 +190,7 @@ def test_status_words_on_stderr_output_on_stdout(config, home):
 
 
 def test_modes_and_no_world_readable_secret(config, home):
-    render(config)
+    assert render(config).returncode == 0
     for path, mode in [
         (home.secret_store, 0o600),
         (home.env_dir / "litellm.env", 0o600),

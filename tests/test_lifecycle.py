@@ -349,8 +349,10 @@ def test_unhealthy_containers_are_killed_and_workers_recycled(home, tmp_path):
 def test_podman_4_4_gets_health_on_failure_as_an_option(home, tmp_path):
     config = write_config(tmp_path, {**CONFIG, "podman_version": "4.4"})
     assert cli("render", "--config", str(config)).returncode == 0
-    unit = (home.unit_dir / "litellm-1.container").read_text()
-    assert "--health-on-failure=kill" in next(line for line in unit.splitlines() if line.startswith("PodmanArgs="))
+    # Quadlet 4.4 has no HealthOnFailure=: the option reaches `podman run` through PodmanArgs=.
+    services = injection.quadlet_services(home.unit_dir)
+    words = injection.exec_words(dict(services["litellm-1.service"])["Service.ExecStart"])
+    assert "--health-on-failure=kill" in words
 
 
 def test_drop_ins_are_listed_never_touched_and_named_in_a_conflict(home, tmp_path):
