@@ -54,17 +54,14 @@ DEFAULT = PodmanVersion(5, 4)
 SINCE = {
     **{
         key: PodmanVersion(4, 5)
-        for key in ("HealthCmd", "HealthInterval", "HealthTimeout", "HealthRetries", "HealthStartPeriod")
+        for key in ("HealthCmd", "HealthInterval", "HealthTimeout", "HealthRetries")
     },
     "HealthOnFailure": PodmanVersion(4, 5),
     "Secret": PodmanVersion(4, 5),
     "relative Volume": PodmanVersion(4, 5),
     "ShmSize": PodmanVersion(4, 7),
     "unit subdirectories": PodmanVersion(4, 7),
-    **{
-        key: PodmanVersion(4, 5)
-        for key in ("HealthStartupCmd", "HealthStartupInterval", "HealthStartupRetries", "HealthStartupTimeout")
-    },
+    **{key: PodmanVersion(4, 5) for key in ("HealthStartupCmd", "HealthStartupInterval", "HealthStartupTimeout")},
     "Notify=healthy": PodmanVersion(5, 0),
     "templates": PodmanVersion(5, 0),
     "StopTimeout": PodmanVersion(5, 0),
