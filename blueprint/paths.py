@@ -44,7 +44,7 @@ def config_file(explicit: str | Path | None, env: Mapping[str, str] | None = Non
     """The config to use, and where it was found (GIVEN, HERE, APPLIED or SHIPPED).
 
     --config or $BLUEPRINT_CONFIG; else ./blueprint-config.json; else the copy of the config last
-    applied, kept in blueprint's state (so a command run from any folder, or by a timer, acts on the
+    rendered, kept in blueprint's state (so a command run from any folder, or by a timer, acts on the
     gateway that runs); else, before any render, the default shipped with blueprint.
     """
     env = os.environ if env is None else env
@@ -62,7 +62,7 @@ def config_file(explicit: str | Path | None, env: Mapping[str, str] | None = Non
 def config_line(path: Path, origin: str) -> str:
     """How every command names the config it read (a render may act on a file the user forgot)."""
     note = {
-        APPLIED: " (the copy of the config last applied; give --config to use another)",
+        APPLIED: " (the copy of the config last rendered; give --config to use another)",
         SHIPPED: " (the example shipped with blueprint; `blueprint init` writes your own)",
     }.get(origin, "")
     return f"config: {tilde(os.path.abspath(path))}{note}"

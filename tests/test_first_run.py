@@ -170,7 +170,7 @@ def test_every_render_names_its_config_and_where_it_came_from(home, tmp_path):
     assert "config: " in result.stderr and "the example shipped with blueprint" in result.stderr
     mine = write_config(tmp_path, OLLAMA)
     assert cli("render", "--config", str(mine)).returncode == 0
-    applied = "config: ~/.local/state/blueprint/blueprint-config.json (the copy of the config last applied"
+    applied = "config: ~/.local/state/blueprint/blueprint-config.json (the copy of the config last rendered"
     for command in ("render", "render", "status", "check", "diff", "validate"):  # the second: the fast path
         elsewhere = cli(command, cwd=home.home)
         assert applied in elsewhere.stderr, (command, elsewhere.stderr)

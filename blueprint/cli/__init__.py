@@ -17,7 +17,10 @@ import click
 from blueprint import __version__
 from blueprint.errors import BlueprintError
 
-CONFIG_HELP = "Config file. Default: $BLUEPRINT_CONFIG, else ./blueprint-config.json, else the shipped default."
+CONFIG_HELP = (
+    "Config file. Default: $BLUEPRINT_CONFIG, else ./blueprint-config.json, else the copy kept by the last render, "
+    "else the example shipped with blueprint."
+)
 
 
 def say(message: str) -> None:

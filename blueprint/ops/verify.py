@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,7 +56,8 @@ def run(options, host_spec: str = "local://") -> list[Check]:
     except ImportError:
         raise SetupError(
             "blueprint verify needs testinfra, which is not installed",
-            hint="pip install 'blueprint[verify]' (with pipx: pipx inject blueprint pytest-testinfra)",
+            hint="install it beside blueprint: `pipx inject blueprint pytest-testinfra` (a pipx install), or "
+            f"`{sys.executable} -m pip install pytest-testinfra`",
         ) from None
 
     from blueprint import pipeline
