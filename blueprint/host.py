@@ -27,31 +27,40 @@ class Machine:
 
     hostname: str  # a DNS label, or "localhost" when the host name is not one
     tailscale: str | None = None  # its MagicDNS name (machine.tailnet.ts.net) while tailscaled runs
+    tailscale_down: str | None = None  # why an installed Tailscale names nothing now, for a person
 
 
 def machine(environ: Mapping[str, str]) -> Machine:
     name = socket.gethostname().split(".")[0].lower()
-    return Machine(name if LABEL.match(name) else "localhost", tailscale_name(environ))
+    return Machine(name if LABEL.match(name) else "localhost", *tailscale_status(environ))
 
 
 def tailscale_name(environ: Mapping[str, str]) -> str | None:
     """This machine's Tailscale name, from `tailscale status --json` (Self.DNSName); None when
     tailscale is not installed, not running or not logged in."""
+    return tailscale_status(environ)[0]
+
+
+def tailscale_status(environ: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(this machine's Tailscale name, None) while tailscaled runs logged in; else (None, why not)
+    where tailscale is installed, and (None, None) where it is not."""
     binary = shutil.which("tailscale", path=environ.get("PATH"))
     if binary is None:
-        return None
+        return None, None
     try:
         status = json.loads(process.text([binary, "status", "--json"], timeout=5))
     except (ToolError, ValueError):
-        return None
-    if not isinstance(status, dict) or status.get("BackendState") != "Running":
-        return None
+        return None, "not answering (`tailscale status` failed)"
+    state = status.get("BackendState") if isinstance(status, dict) else None
+    if state != "Running":
+        shown = state if isinstance(state, str) and LABEL.match(state.lower()) else "unknown"
+        return None, f"not running (its state: {shown}; `tailscale up` starts it)"
     me = status.get("Self")
     name = me.get("DNSName") if isinstance(me, dict) else None
-    if not isinstance(name, str):  # an answer of another shape names nothing
-        return None
-    labels = name.rstrip(".").lower().split(".")
-    return ".".join(labels) if len(labels) >= 3 and all(LABEL.match(x) for x in labels) else None
+    labels = name.rstrip(".").lower().split(".") if isinstance(name, str) else []
+    if len(labels) >= 3 and all(LABEL.match(x) for x in labels):
+        return ".".join(labels), None
+    return None, "running without a MagicDNS name (turn MagicDNS on in the tailnet)"
 
 
 def unprivileged_port_start() -> int:

@@ -89,6 +89,19 @@ def test_a_caddy_site_is_written_by_default_and_says_how_it_was_named(
     assert injection.container_environment(services, injection.LITELLM)["PROXY_BASE_URL"] == address
 
 
+def test_a_tailscale_that_is_installed_but_down_is_named_with_the_lan_fallback(home, tmp_path):
+    """Its name would be the site's once it runs: a person who expected it is told why not."""
+    config = write_config(tmp_path, OLLAMA)
+    path = f"{fake_tailscale(tmp_path, None)}:{os.environ['PATH']}"
+    dry = cli("render", "--dry-run", "--config", str(config), env={"PATH": path})
+    assert dry.returncode == 0, dry.stderr
+    address = f"https://{host.machine({}).hostname}"
+    said = next(line for line in dry.stderr.splitlines() if line.startswith("blueprint: external URL: "))
+    assert said.startswith(f"blueprint: external URL: {address} (named by this machine's name on the LAN")
+    assert "Tailscale is installed but not running (its state: NeedsLogin; `tailscale up` starts it)" in said
+    assert not home.unit_dir.exists(), "a dry run says it, and writes nothing"
+
+
 @pytest.mark.parametrize(
     "answer",
     [

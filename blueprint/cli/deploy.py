@@ -38,8 +38,6 @@ def _report_changes(prepared, *, dry_run: bool) -> None:
 
 
 def _summary(outcome) -> None:
-    from blueprint.model.types import Kind
-
     prepared = outcome.prepared
     unchanged = len(prepared.changes) - len(prepared.differing)
     say(f"{len(outcome.written)} written, {len(outcome.removed)} removed, {unchanged} unchanged")
@@ -53,6 +51,12 @@ def _summary(outcome) -> None:
             say("systemd: nothing to reload or restart")
     elif not actions.empty:
         say("next: " + " && ".join(actions.commands()) + "   (or: blueprint apply)")
+    _external_url(prepared)
+
+
+def _external_url(prepared) -> None:
+    from blueprint.model.types import Kind
+
     output, site = prepared.stack.output(Kind.SITE), prepared.stack.site
     if site is not None:
         say(f"external URL: {site.address} (named by {site.named_by}; Caddy site: {short(output.path)})")
@@ -68,6 +72,7 @@ def _render(config_path, *, dry_run=False, force=False, reload=False, restart=Tr
         prepared = pipeline.prepare(options, strict=strict)
         _introduce(prepared, done=False)
         _report_changes(prepared, dry_run=True)
+        _external_url(prepared)
         say(f"dry run: {len(prepared.differing)} of {len(prepared.changes)} files would change; nothing written")
         return
     try:

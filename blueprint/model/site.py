@@ -49,4 +49,7 @@ def external_site(data: Mapping[str, Any], api: Publish, machine: Machine | None
     if machine.tailscale:
         return named([machine.tailscale], "this machine's Tailscale name", "tailscale")
     hosts = [machine.hostname] + ([f"{machine.hostname}.local"] if machine.hostname != "localhost" else [])
-    return named(hosts, "this machine's name on the LAN, certified by Caddy's own authority", "internal")
+    by = "this machine's name on the LAN, certified by Caddy's own authority"
+    if machine.tailscale_down:
+        by += f"; Tailscale is installed but {machine.tailscale_down}: render again then, to serve on its name"
+    return named(hosts, by, "internal")
