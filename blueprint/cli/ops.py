@@ -92,8 +92,14 @@ def restore(config_path, kind, file, yes, replace_salt_key):
 @config_option
 @click.option("--host", default="local://", show_default=True, help="testinfra host: local://, ssh://user@host, ...")
 def verify(config_path, host):
-    """Check the running gateway: units, services, port, API health, PostgreSQL, Redis, backups,
-    lingering. Exit 1 if any check fails."""
+    """Check the running gateway: unit files and secret modes, services, the port, API health and
+    auth, PostgreSQL, Redis, backup timers and recent backups, lingering; and that every provider
+    key is set and every model served has a price (a model LiteLLM cannot price costs 0 to every
+    budget). Exit 1 naming each check that fails.
+
+    
+    Needs pytest-testinfra beside blueprint (pipx inject blueprint pytest-testinfra).
+    """
     from blueprint.errors import VerifyError
     from blueprint.ops import verify as checks
 
