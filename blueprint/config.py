@@ -1,8 +1,8 @@
 """Load: parse blueprint-config.json, check it against the schema, fill in the defaults.
 
 Everything after this module receives checked data and never checks it again. Semantic rules that
-a JSON Schema cannot express (references between sections) live in model.py, where the typed stack
-is built, and raise the same ConfigError with a JSON pointer.
+a JSON Schema cannot express (references between sections) live in model/rules.py, checked before
+the typed stack is built, and raise the same ConfigError with a JSON pointer.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Operating the running gateway: backups, restores and checks."""
+"""Operating the running gateway: backups and restores, checks, ps and logs, up/down/uninstall, upgrades."""
