@@ -18,6 +18,8 @@ from blueprint import config as config_module
 from blueprint import configfile
 from blueprint.errors import ConfigError
 from blueprint.model import providers as catalog
+from blueprint.model import releases, rules
+from blueprint.model.releases import Stage
 from blueprint.ops import upgrade
 from tests import injection
 from tests.conftest import ROOT, cli, free_port, write_config
@@ -109,6 +111,7 @@ def test_init_names_the_placeholders_to_fill_in(home, tmp_path):
 
 
 DATA = {"litellm": {"image": "ghcr.io/berriai/litellm:v1.99.4"}}
+LITELLM_RULES = {"allow_floating_tag": False}
 
 
 @pytest.mark.parametrize(
@@ -121,6 +124,7 @@ DATA = {"litellm": {"image": "ghcr.io/berriai/litellm:v1.99.4"}}
         ("v1.99.5; rm -rf /", "not a release tag"),
         ("v1.98.0", "older than the running v1.99.4"),
         ("v1.99.4-rc1", "older than the running v1.99.4"),
+        ("v1.99.5-mine", "not a release tag"),
     ],
 )
 def test_upgrade_refuses_tags_that_name_no_release_or_a_bad_one(tag, message):
@@ -142,6 +146,107 @@ def test_upgrade_names_tags_as_litellm_does():
     assert upgrade.check(DATA, "1.99.5", allow_downgrade=False)[1] == "ghcr.io/berriai/litellm:v1.99.5"
     stable = upgrade.check(DATA, "v1.99.4-stable", allow_downgrade=False)[1]
     assert stable == "ghcr.io/berriai/litellm:v1.99.4-stable", "the -stable build of the running release"
+
+
+R = releases.Release
+
+
+@pytest.mark.parametrize(
+    "tag, read",
+    [
+        ("v1.99.5", R((1, 99, 5))),
+        ("1.99.5", R((1, 99, 5))),
+        ("main-v1.99.5", R((1, 99, 5))),
+        ("v1.99.5-stable", R((1, 99, 5))),
+        ("v1.99.5-stable.patch.1", R((1, 99, 5), Stage.PATCH, 1)),
+        ("v1.99.5-stable.patch2", R((1, 99, 5), Stage.PATCH, 2)),
+        ("v1.99.5.rc.10", R((1, 99, 5), Stage.CANDIDATE, 10)),
+        ("v1.99.5-rc2", R((1, 99, 5), Stage.CANDIDATE, 2)),
+        ("v1.99.5.rc", R((1, 99, 5), Stage.CANDIDATE, 0)),
+        ("latest", None),
+        ("main-stable", None),
+        ("my-build", None),
+        ("v01.82.07", "LiteLLM 1.82.7 was a malicious release"),
+        ("main-v1.82.8-stable", "LiteLLM 1.82.8 was a malicious release"),
+        ("v1.82.7_patched", "LiteLLM 1.82.7 was a malicious release"),
+        ("v1.99.05", "without leading zeros"),
+        ("v99999999999999999999.0.0", "at most 4 digits"),
+        ("v1.99.5-nightly", releases.Floating),
+        ("v1.99.5-latest", releases.Floating),
+        ("v1.99.5-main", releases.Floating),
+        ("v1.99.5-dev.3", releases.Floating),
+        ("v1.99.5-mine", releases.Unknown),
+        ("v1.99.5; rm -rf /", releases.Unknown),
+    ],
+)
+def test_one_reading_of_litellm_tags(tag, read):
+    """What each tag names, or why it names nothing to run."""
+    if isinstance(read, str):
+        with pytest.raises(releases.TagProblem, match=read):
+            releases.parse(tag)
+    elif isinstance(read, type):
+        with pytest.raises(read):
+            releases.parse(tag)
+    else:
+        assert releases.parse(tag) == read
+
+
+def test_releases_come_in_the_order_litellm_made_them():
+    tags = [
+        "v1.9.9",
+        "v1.99.5.rc",
+        "v1.99.5.rc.2",
+        "v1.99.5.rc.10",
+        "v1.99.5",
+        "v1.99.5-stable.patch.1",
+        "v1.99.5-stable.patch.10",
+        "v1.99.6",
+        "v1.100.0",
+    ]
+    assert sorted(tags, key=releases.parse) == tags
+    assert releases.parse("v1.99.5") == releases.parse("v1.99.5-stable"), "the -stable build is that release"
+
+
+@pytest.mark.parametrize(
+    "to, message",
+    [
+        ("v01.82.07", "LiteLLM 1.82.7 was a malicious release"),
+        ("v1.99.05", "without leading zeros"),
+        ("v1.99.5-nightly", "floats"),
+        ("v99999999999999999999.0.0", "at most 4 digits"),
+    ],
+)
+def test_upgrade_and_the_config_rules_refuse_the_same_tags(to, message):
+    """Even with --allow-downgrade: v01.82.07 was taken for an older 1.82.7 and written to the config."""
+    with pytest.raises(ConfigError, match=message):
+        upgrade.check(DATA, to, allow_downgrade=True)
+    found = rules.image_problems(f"ghcr.io/berriai/litellm:{to}", "/litellm/image", LITELLM_RULES)
+    assert [message in problem.message for problem in found] == [True]
+
+
+@pytest.mark.parametrize(
+    "running, to",
+    [
+        ("v1.99.5", "v1.99.5-stable.patch.1"),
+        ("v1.99.5-rc2", "v1.99.5-rc10"),
+        ("v1.99.5.rc.9", "v1.99.5"),
+        ("v1.99.5-stable.patch.1", "v1.99.6"),
+    ],
+)
+def test_upgrade_accepts_what_comes_after_the_running_release(running, to):
+    data = {"litellm": {"image": f"ghcr.io/berriai/litellm:{running}"}}
+    assert upgrade.check(data, to, allow_downgrade=False)[1] == f"ghcr.io/berriai/litellm:{to}"
+
+
+def test_the_config_rules_read_litellm_tags_as_upgrade_does():
+    def problems(tag, **litellm):
+        found = rules.image_problems(f"ghcr.io/berriai/litellm:{tag}", "/litellm/image", {**LITELLM_RULES, **litellm})
+        return [p.message for p in found]
+
+    assert problems("v01.82.07") == ["LiteLLM 1.82.7 was a malicious release (MAL-2026-2144)"]
+    assert problems("v1.99.5-nightly") and "floats" in problems("v1.99.5-nightly")[0]
+    assert problems("v1.99.5-nightly", allow_floating_tag=True) == []
+    assert problems("v1.99.4-mine") == [], "a build of one's own, tagged as one likes"
 
 
 def test_upgrade_refuses_the_copy_of_the_config_last_applied(home, tmp_path):

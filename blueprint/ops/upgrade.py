@@ -10,41 +10,19 @@ The whole upgrade holds the lock, like every command that writes.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
 
 from blueprint import configfile, pipeline
 from blueprint.errors import BlueprintError, ConfigError, ToolError, UpgradeFailed
 from blueprint.files import lock
 from blueprint.kinds import BackupKind
-from blueprint.model.rules import image_problems
+from blueprint.model import releases
 from blueprint.model.types import Stack
 from blueprint.ops import backups, inspect
 from blueprint.paths import APPLIED, SHIPPED
 
-TAG = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z][0-9A-Za-z.-]*))?\Z")
-STABLE = "stable"  # LiteLLM's vX.Y.Z-stable: the release, tested longer
 WAIT = 600  # seconds the new release has to become healthy (a first start downloads the image)
-
-
-@dataclass(frozen=True, order=True)
-class Release:
-    numbers: tuple[int, int, int]
-    pre: str  # "" for a release; a pre-release sorts before its release
-
-    @classmethod
-    def of(cls, tag: str) -> Release | None:
-        match = TAG.fullmatch(tag)
-        if not match:
-            return None
-        # "~" sorts after every pre-release; LiteLLM's -stable build of a release is that release.
-        pre = "~" if match[4] in (None, STABLE) else match[4]
-        return cls((int(match[1]), int(match[2]), int(match[3])), pre)
-
-    def __str__(self) -> str:
-        return ".".join(map(str, self.numbers)) + ("" if self.pre == "~" else f"-{self.pre}")
 
 
 def tag_of(image: str) -> str:
@@ -63,24 +41,27 @@ def with_tag(image: str, tag: str) -> str:
 def check(data, to: str, *, allow_downgrade: bool) -> tuple[str, str]:
     """The current and the new image, or the reason this upgrade is refused."""
     current = data["litellm"]["image"]
-    if tag_of(current).startswith("v") and not to.startswith("v") and Release.of(to):
+    if tag_of(current).startswith("v") and to[:1].isdigit():
         to = "v" + to  # LiteLLM tags its images vX.Y.Z: 1.99.5 names v1.99.5
-    new = with_tag(current, to)
-    wanted = Release.of(to)
+    try:
+        wanted = releases.parse(to)
+    except releases.TagProblem as problem:
+        raise ConfigError(f"--to {to}: {problem.message}", hint=problem.hint) from None
     if wanted is None:
         raise ConfigError(
             f"--to {to}: not a release tag",
             hint="give a version such as v1.99.5 (LiteLLM's images are tagged vX.Y.Z, some with -stable)",
         )
-    for problem in image_problems(new, "--to", {**data["litellm"], "allow_floating_tag": False}):
-        raise ConfigError(f"{problem.where} {to}: {problem.message}", hint=problem.hint)
-    running = Release.of(tag_of(current))
+    try:
+        running = releases.parse(tag_of(current))
+    except releases.TagProblem:
+        running = None  # a build of one's own: nothing to compare with
     if running is not None and wanted < running and not allow_downgrade:
         raise ConfigError(
             f"--to {to}: older than the running {tag_of(current)}; LiteLLM's database schema does not go back",
             hint="restore the database backup of that release too, then pass --allow-downgrade",
         )
-    return current, new
+    return current, with_tag(current, to)
 
 
 def upgrade(options: pipeline.Options, to: str, *, allow_downgrade: bool = False, wait: float = WAIT) -> Iterator[str]:
