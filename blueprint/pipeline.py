@@ -278,21 +278,13 @@ def _rolling(stack: Stack, todo: Actions) -> dict:
 def _healthy_container(stack: Stack):
     """Where Podman has no Notify=healthy, restart returns once the container runs: wait for its
     health check as well (up to the unit's start timeout)."""
-    import time
-
     from blueprint import podman
 
     by_unit = {s.unit: s for s in stack.services}
 
     def ready(unit: str) -> bool:
         service = by_unit[unit]
-        deadline = time.monotonic() + service.start_timeout
-        while time.monotonic() < deadline:
-            found = podman.container(service.container_name)
-            if found is not None and found.health == "healthy":
-                return True
-            time.sleep(1)
-        return False
+        return podman.wait_healthy([service.container_name], service.start_timeout)
 
     return ready
 

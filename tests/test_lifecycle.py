@@ -15,14 +15,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from blueprint import config as config_module
-from blueprint import configfile
+from blueprint import configfile, pipeline, podman
 from blueprint.errors import ConfigError
 from blueprint.model import providers as catalog
 from blueprint.model import releases, rules
 from blueprint.model.releases import Stage
 from blueprint.ops import upgrade
 from tests import injection
-from tests.conftest import ROOT, cli, free_port, write_config
+from tests.conftest import ROOT, cli, free_port, options, write_config
 
 FAKES = ROOT / "tests" / "fakes"
 CONFIG = {
@@ -347,6 +347,21 @@ def test_ps_lists_each_service_and_exits_1_when_one_is_down(world):
     assert "2 of 5 services are not running and healthy: litellm-redis, litellm@2" in broken.stderr
     redis = next(line.split() for line in broken.stdout.splitlines() if line.startswith("litellm-redis"))
     assert redis[1] == "failed" and "7" in redis
+
+
+def test_one_wait_for_healthy_containers_serves_restarts_and_upgrade(world, monkeypatch):
+    """The rolling restart (where Podman has no Notify=healthy) and upgrade wait the same way."""
+    monkeypatch.setenv("PATH", world.env["PATH"])
+    monkeypatch.setenv("FAKE_PODMAN", str(world.podman))
+    replicas = ["litellm-1", "litellm-2"]
+    assert podman.wait_healthy(replicas, timeout=0)
+    assert podman.wait_healthy(["litellm-front"], timeout=0), "no health check: running is enough"
+    world.set(world.podman, lambda w: w["containers"]["litellm-2"].update(health="starting"))
+    assert not podman.wait_healthy(replicas, timeout=0)
+    assert not podman.wait_healthy(["litellm-9"], timeout=0), "no such container"
+    stack = pipeline.build_stack(options(world.config)).stack
+    ready = pipeline._healthy_container(stack)
+    assert ready("litellm@1.service")
 
 
 def test_logs_come_from_the_journal_else_from_podman(world, tmp_path):

@@ -10,16 +10,15 @@ The whole upgrade holds the lock, like every command that writes.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Generator, Iterator
 
-from blueprint import configfile, pipeline
+from blueprint import configfile, pipeline, podman
 from blueprint.errors import BlueprintError, ConfigError, ToolError, UpgradeFailed
 from blueprint.files import lock
 from blueprint.kinds import BackupKind
 from blueprint.model import releases
 from blueprint.model.types import Stack
-from blueprint.ops import backups, inspect
+from blueprint.ops import backups
 from blueprint.paths import APPLIED, SHIPPED
 
 WAIT = 600  # seconds the new release has to become healthy (a first start downloads the image)
@@ -96,7 +95,7 @@ def upgrade(options: pipeline.Options, to: str, *, allow_downgrade: bool = False
         configfile.set_value(built.path, ("litellm", "image"), new)
         yield f"{built.path}: litellm.image {current} -> {new}"
         failure = yield from _apply(options, wait)
-        if failure is None and _healthy(options, wait):
+        if failure is None and _healthy(stack, wait):
             yield f"litellm runs {new}, healthy"
             return
         why = f"systemd could not start it: {failure.message}" if failure else f"not healthy within {wait:.0f} s"
@@ -106,7 +105,7 @@ def upgrade(options: pipeline.Options, to: str, *, allow_downgrade: bool = False
         if dump and backups.schema_digest(stack) != schema:
             yield "the new release changed the database schema: restoring the database taken before"
             yield from backups.restore(options, BackupKind.POSTGRES, dump)
-        back = back_failure is None and _healthy(options, wait)
+        back = back_failure is None and _healthy(stack, wait)
         raise UpgradeFailed(
             f"upgrade to {new} failed ({why}); {current} runs again" + ("" if back else ", but is not healthy either"),
             hint="see why with `blueprint logs litellm`; `blueprint ps` shows each service",
@@ -126,14 +125,6 @@ def _apply(options: pipeline.Options, wait: float) -> Generator[str, None, ToolE
     return outcome.failure
 
 
-def _healthy(options: pipeline.Options, wait: float) -> bool:
-    """Whether every LiteLLM service is active and its container healthy, within `wait` seconds."""
-    stack = pipeline.build_stack(options).stack
-    deadline = time.monotonic() + wait
-    while True:
-        litellm = [s for s in inspect.states(stack) if s.service.key == "litellm"]
-        if litellm and all(s.ok for s in litellm):
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(2)
+def _healthy(stack: Stack, wait: float) -> bool:
+    """Whether every LiteLLM replica's container runs and is healthy within `wait` seconds."""
+    return podman.wait_healthy([s.container_name for s in stack.services_of("litellm")], wait)
