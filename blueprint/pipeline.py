@@ -239,13 +239,9 @@ def write(
         write_atomic(options.paths.applied_config, prepared.loaded.raw, 0o600)
     remaining, failure = todo, None
     if reload:
-        try:
-            done = systemd.run(todo, restart=restart, wait=restart_wait, **_rolling(stack, todo))
-        except ToolError as exc:
-            failure = exc  # the files are written; what systemd did not do stays pending
-        else:
-            calls, notes = calls + done.calls, done.notes
-            remaining = systemd.Actions(restart=done.held if restart else todo.restart)
+        # A step systemd refuses is reported after the files; what it did not do stays pending.
+        done = systemd.run(todo, restart=restart, wait=restart_wait, **_rolling(stack, todo))
+        calls, notes, remaining, failure = calls + done.calls, done.notes, done.pending, done.failure
     manifest.extra["pending"] = remaining.to_json()
     manifest.save()
     if failure is None:
