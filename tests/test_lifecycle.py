@@ -349,6 +349,40 @@ def test_ps_lists_each_service_and_exits_1_when_one_is_down(world):
     assert redis[1] == "failed" and "7" in redis
 
 
+def _replicas(world, count: int) -> None:
+    """Change the config's replica count without applying it."""
+    data = json.loads(world.config.read_text())
+    data["litellm"]["replicas"] = count
+    world.config.write_text(json.dumps(data))
+
+
+def test_up_ps_and_down_act_on_what_is_installed_not_on_the_config_here(world):
+    _replicas(world, 3)  # not applied: the front door routes to two replicas
+    up = world.run("up")
+    assert up.returncode == 0, up.stderr
+    assert "config: ~/.local/state/blueprint/blueprint-config.json (the copy of the config last applied" in up.stderr
+    assert "litellm@2.service" in world.calls()[-1] and "litellm@3" not in world.calls()[-1]
+    ps = world.run("ps")
+    assert ps.returncode == 0, ps.stderr
+    rows = [line.split()[0] for line in ps.stdout.splitlines()[1:]]
+    assert rows == ["litellm-postgres", "litellm-redis", "litellm@1", "litellm@2", "litellm-front"]
+    assert world.run("render", "--config", str(world.config)).returncode == 0  # three installed
+    _replicas(world, 2)
+    assert world.run("down").returncode == 0
+    assert "litellm@3.service" in world.calls()[-1], "the third replica is stopped too"
+    given = world.run("ps", "--config", str(world.config))
+    assert "litellm@3" not in given.stdout and f"config: {world.config}" in given.stderr, "--config still chooses"
+
+
+@pytest.mark.parametrize("command", ["ps", "up", "down", "logs"])
+def test_day_2_commands_say_when_nothing_is_installed(command, home, tmp_path):
+    write_config(tmp_path, CONFIG)
+    result = cli(command, env={"PATH": f"{FAKES}:{os.environ['PATH']}", "FAKE_SYSTEMCTL": str(tmp_path / "s.json")})
+    assert result.returncode == 2, result.stderr
+    assert "nothing is installed" in result.stderr and "hint: `blueprint apply`" in result.stderr
+    assert "unknown" not in result.stdout and not (tmp_path / "s.json.log").exists(), "no unit started or stopped"
+
+
 def test_one_wait_for_healthy_containers_serves_restarts_and_upgrade(world, monkeypatch):
     """The rolling restart (where Podman has no Notify=healthy) and upgrade wait the same way."""
     monkeypatch.setenv("PATH", world.env["PATH"])
