@@ -294,15 +294,18 @@ def _restart(
 
 
 def show(unit: str, *properties: str, timestamps: str | None = None) -> dict[str, str]:
-    """Properties of a unit (`systemctl --user show`); {} when systemd cannot tell. `timestamps`
-    is systemctl's --timestamp style (e.g. "unix": "@1732531200")."""
+    """Properties of a unit (`systemctl --user show`; a unit systemd does not know has them too,
+    empty). `timestamps` is systemctl's --timestamp style (e.g. "unix": "@1732531200"). Raises
+    ToolError when systemctl cannot answer (no user bus, not installed): "unknown" for every
+    service would hide why."""
     style = [f"--timestamp={timestamps}"] if timestamps else []
+    command = ["systemctl", "--user", "show", unit, *style, *(f"--property={p}" for p in properties)]
     try:
-        out = process.text(
-            ["systemctl", "--user", "show", unit, *style, *(f"--property={p}" for p in properties)], timeout=30
-        )
-    except ToolError:
-        return {}
+        out = process.text(command, timeout=30)
+    except ToolTimeout:
+        raise
+    except ToolError as exc:
+        raise _unreachable(exc) or exc from None
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 

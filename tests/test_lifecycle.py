@@ -383,6 +383,24 @@ def test_day_2_commands_say_when_nothing_is_installed(command, home, tmp_path):
     assert "unknown" not in result.stdout and not (tmp_path / "s.json.log").exists(), "no unit started or stopped"
 
 
+def test_ps_says_when_systemd_or_podman_cannot_be_asked(world, tmp_path):
+    no_bus = tmp_path / "no-bus"
+    no_bus.mkdir()
+    (no_bus / "systemctl").write_text("#!/bin/sh\necho 'Failed to connect to bus: No medium found' >&2\nexit 1\n")
+    (no_bus / "systemctl").chmod(0o755)
+    result = world.run("ps", PATH=f"{no_bus}:{world.env['PATH']}")
+    assert result.returncode == 1
+    assert "cannot reach your user's systemd" in result.stderr
+    assert "hint: run blueprint in a login session" in result.stderr
+    assert "unknown" not in result.stdout and "blueprint up" not in result.stderr
+    no_podman = tmp_path / "no-podman"
+    no_podman.mkdir()
+    (no_podman / "systemctl").symlink_to(FAKES / "systemctl")
+    result = world.run("ps", PATH=f"{no_podman}:/usr/bin:/bin")
+    assert result.returncode == 1 and "podman: not found" in result.stderr, result.stderr
+    assert "blueprint up" not in result.stderr
+
+
 def test_one_wait_for_healthy_containers_serves_restarts_and_upgrade(world, monkeypatch):
     """The rolling restart (where Podman has no Notify=healthy) and upgrade wait the same way."""
     monkeypatch.setenv("PATH", world.env["PATH"])

@@ -72,7 +72,10 @@ class ServiceState:
 
 
 def states(stack: Stack) -> list[ServiceState]:
-    """Every service of the stack, dependencies first."""
+    """Every service of the stack, dependencies first. Raises ToolError where systemd cannot be
+    asked or podman is not installed, rather than calling every service unknown."""
+    if not podman.installed():
+        raise ToolError("podman: not found: the gateway's containers cannot run here", hint=podman.HINT)
     found = []
     for service in stack.services:
         shown = systemd.show(service.unit, "ActiveState", "ActiveEnterTimestamp", "NRestarts", timestamps="unix")
