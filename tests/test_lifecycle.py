@@ -59,7 +59,7 @@ def world(home, tmp_path):
             return log.read_text().splitlines() if log.exists() else []
 
     found = World()
-    found.config, found.podman, found.systemd, found.env = config, podman, systemd, env
+    found.config, found.podman, found.systemd, found.env, found.home = config, podman, systemd, env, home
     return found
 
 
@@ -293,6 +293,104 @@ def test_upgrade_writes_a_linked_config_through_the_link(tmp_path):
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     configfile.write(link, original)  # what a rolled-back upgrade puts back
     assert link.is_symlink() and target.read_bytes() == original
+
+
+@pytest.fixture
+def upgradable(world, tmp_path):
+    """The world, with a pg_dump that the fake podman runs "in" litellm-postgres."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "pg_dump").write_text("#!/bin/sh\necho '-- a dump of litellm'\n")
+    (tools / "pg_dump").chmod(0o755)
+    world.env["PATH"] = f"{tools}:{world.env['PATH']}"
+    world.unit = world.home.unit_dir / "litellm/litellm@.container"
+    return world
+
+
+def test_an_upgrade_refused_before_systemd_puts_the_config_back(upgradable):
+    """The config said v1.99.7 after the refusal, and the next apply deployed it unwatched."""
+    upgradable.unit.write_text(upgradable.unit.read_text().replace("RestartSec=5s", "RestartSec=9s"))
+    before = upgradable.config.read_bytes()
+    result = upgradable.run("upgrade", "--to", "v1.99.7", "--config", str(upgradable.config))
+    assert result.returncode == 1, result.stderr
+    assert "edited since blueprint wrote it; nothing was written" in result.stderr
+    assert f"{upgradable.config}: put back as it was (litellm.image ghcr.io/berriai/litellm:v1.99.4)" in result.stderr
+    assert upgradable.config.read_bytes() == before
+    assert upgradable.calls() == [], "nothing restarted"
+
+
+def test_ctrl_c_while_an_upgrade_waits_puts_back_the_config_and_what_was_applied(upgradable, monkeypatch):
+    for name in ("PATH", "FAKE_PODMAN", "FAKE_SYSTEMCTL"):
+        monkeypatch.setenv(name, upgradable.env[name])
+    assert upgradable.run("apply", "--config", str(upgradable.config)).returncode == 0
+    Path(f"{upgradable.systemd}.log").unlink()
+    before = upgradable.config.read_bytes()
+    asked = []
+
+    def interrupted(names, timeout, **_):
+        asked.append(names)
+        if len(asked) == 1:
+            raise KeyboardInterrupt  # Ctrl-C while the new release gets healthy
+        return True
+
+    monkeypatch.setattr(podman, "wait_healthy", interrupted)
+    said = []
+    with pytest.raises(KeyboardInterrupt):
+        upgrade.upgrade(pipeline.Options.from_env(upgradable.config), "v1.99.5", say=said.append)
+    assert upgradable.config.read_bytes() == before
+    assert "Image=ghcr.io/berriai/litellm:v1.99.4" in upgradable.unit.read_text(), "the previous release applied"
+    assert f"{upgradable.config}: put back as it was (litellm.image ghcr.io/berriai/litellm:v1.99.4)" in said
+    restarts = [call for call in upgradable.calls() if call.startswith("restart ")]
+    assert restarts == ["restart litellm@1.service", "restart litellm@2.service"] * 2, "there and back"
+
+
+def test_upgrade_refuses_a_gateway_never_installed_before_writing_anything(home, tmp_path):
+    assert cli("init", cwd=tmp_path).returncode == 0
+    before = (tmp_path / "blueprint-config.json").read_bytes()
+    result = cli("upgrade", "--to", "v1.99.5", cwd=tmp_path, env={"PATH": f"{FAKES}:{os.environ['PATH']}"})
+    assert result.returncode == 2, result.stderr
+    assert "nothing is installed" in result.stderr and "hint: `blueprint apply`" in result.stderr
+    assert (tmp_path / "blueprint-config.json").read_bytes() == before
+    assert not home.unit_dir.exists() and not home.backup_dir.exists(), "not a unit, not a backup written"
+
+
+def test_upgrade_without_a_user_bus_writes_nothing(upgradable, tmp_path):
+    no_bus = tmp_path / "no-bus"
+    no_bus.mkdir()
+    (no_bus / "systemctl").write_text("#!/bin/sh\necho 'Failed to connect to bus: No medium found' >&2\nexit 1\n")
+    (no_bus / "systemctl").chmod(0o755)
+    before = upgradable.config.read_bytes()
+    result = upgradable.run(
+        "upgrade", "--to", "v1.99.5", "--config", str(upgradable.config), PATH=f"{no_bus}:{upgradable.env['PATH']}"
+    )
+    assert result.returncode == 1, result.stderr
+    assert "cannot reach your user's systemd" in result.stderr and "not healthy" not in result.stderr
+    assert upgradable.config.read_bytes() == before and not upgradable.home.backup_dir.exists()
+
+
+def test_upgrade_backs_up_even_with_the_backup_timers_off(upgradable):
+    data = json.loads(upgradable.config.read_text())
+    upgradable.config.write_text(json.dumps({**data, "backup": {"enabled": False}}))
+    assert upgradable.run("apply", "--config", str(upgradable.config)).returncode == 0
+    result = upgradable.run("upgrade", "--to", "v1.99.5", "--config", str(upgradable.config))
+    assert result.returncode == 0, result.stderr
+    assert "backed up postgres: " in result.stderr and "backed up config: " in result.stderr
+    assert "litellm runs ghcr.io/berriai/litellm:v1.99.5, healthy" in result.stderr
+    assert sorted(p.parent.name for p in upgradable.home.backup_dir.rglob("*-*")) == ["config", "postgres"]
+
+
+def test_upgrade_says_a_managed_database_is_not_backed_up_and_not_rolled_back(upgradable):
+    data = json.loads(upgradable.config.read_text())
+    managed = {"external": {"url": "${MANAGED_DATABASE_URL}"}}
+    upgradable.config.write_text(json.dumps({**data, "litellm_postgres": managed}))
+    url = {"MANAGED_DATABASE_URL": "postgresql://u:p@db.example.org:5432/litellm"}
+    assert upgradable.run("apply", "--config", str(upgradable.config), **url).returncode == 0
+    result = upgradable.run("upgrade", "--to", "v1.99.5", "--config", str(upgradable.config), **url)
+    assert result.returncode == 0, result.stderr
+    said = result.stderr
+    note = said.index("note: PostgreSQL runs elsewhere (litellm_postgres.external): its provider backs it up")
+    assert "only the image goes back" in said and note < said.index("backed up config: ")
+    assert "backed up postgres" not in said
 
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=8)

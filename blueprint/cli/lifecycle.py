@@ -52,15 +52,16 @@ def upgrade(config_path, tag, allow_downgrade, wait):
     """Move LiteLLM to another release, with the way back kept open.
 
     The tag must name one release (not a floating or a malicious one; not an older one unless
-    --allow-downgrade). PostgreSQL and the config are backed up first, then only the image's value
+    --allow-downgrade), and the gateway must be installed (`blueprint apply`). PostgreSQL and the
+    config are backed up first, even with the backup timers off; then only the image's value
     changes in the config and the stack is applied. If LiteLLM is not healthy within --wait
     seconds, the previous image comes back (and the database taken just before, when the new
-    release changed its schema), and the command exits 1.
+    release changed its schema), and the command exits 1; an error or Ctrl-C before then puts the
+    config back as well.
     """
     from blueprint.ops.upgrade import upgrade as run
 
-    for step in run(options_for(config_path), tag, allow_downgrade=allow_downgrade, wait=wait):
-        say(step)
+    run(options_for(config_path), tag, say=say, allow_downgrade=allow_downgrade, wait=wait)
 
 
 @cli.command(short_help="Each service's state, health, age, image, restarts, address.")

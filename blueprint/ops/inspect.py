@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from blueprint import pipeline, podman, process, systemd
 from blueprint.errors import BlueprintError, ToolError
 from blueprint.model.types import Service, Stack
-from blueprint.paths import APPLIED, tilde
+from blueprint.paths import APPLIED, Paths, tilde
 
 
 def installed(options: pipeline.Options) -> pipeline.Built:
@@ -23,11 +23,7 @@ def installed(options: pipeline.Options) -> pipeline.Built:
     door routes to, and one removed there still runs until an apply stops it.
     """
     paths = options.paths
-    if not paths.manifest.exists():
-        raise BlueprintError(
-            f"nothing is installed: blueprint has not rendered a gateway for this user (no {tilde(paths.manifest)})",
-            hint="`blueprint apply` writes the units and starts them",
-        )
+    require_installed(paths)
     if options.config_path or options.environ.get("BLUEPRINT_CONFIG"):
         return pipeline.build_stack(options)
     if not paths.applied_config.exists():
@@ -71,11 +67,30 @@ class ServiceState:
         return f"{self.service.container_name}:{self.service.port} (network only)"
 
 
+def require_installed(paths: Paths) -> None:
+    """Raise unless blueprint has rendered a gateway for this user (its manifest says what)."""
+    if not paths.manifest.exists():
+        raise BlueprintError(
+            f"nothing is installed: blueprint has not rendered a gateway for this user (no {tilde(paths.manifest)})",
+            hint="`blueprint apply` writes the units and starts them",
+        )
+
+
+def require_tools(unit: str) -> None:
+    """Raise unless podman is installed and systemd can be asked about `unit` (a user bus)."""
+    _require_podman()
+    systemd.show(unit, "ActiveState")
+
+
+def _require_podman() -> None:
+    if not podman.installed():
+        raise ToolError("podman: not found: the gateway's containers cannot run here", hint=podman.HINT)
+
+
 def states(stack: Stack) -> list[ServiceState]:
     """Every service of the stack, dependencies first. Raises ToolError where systemd cannot be
     asked or podman is not installed, rather than calling every service unknown."""
-    if not podman.installed():
-        raise ToolError("podman: not found: the gateway's containers cannot run here", hint=podman.HINT)
+    _require_podman()
     found = []
     for service in stack.services:
         shown = systemd.show(service.unit, "ActiveState", "ActiveEnterTimestamp", "NRestarts", timestamps="unix")
