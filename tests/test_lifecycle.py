@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from blueprint import config as config_module
 from blueprint import configfile, pipeline, podman
 from blueprint.errors import ConfigError
+from blueprint.files import digest
 from blueprint.model import providers as catalog
 from blueprint.model import releases, rules
 from blueprint.model.releases import Stage
@@ -571,7 +572,8 @@ def test_uninstall_removes_what_render_wrote_and_keeps_data_secrets_and_edits(wo
     assert result.returncode == 0, result.stderr
     assert world.calls()[:2] == [
         "disable --now blueprint-backup-config.timer blueprint-backup-postgres.timer blueprint-backup-redis.timer",
-        "stop litellm-front.service litellm-postgres.service litellm-redis.service litellm@1.service litellm@2.service",
+        "stop litellm-front.service litellm-postgres.service litellm-redis.service litellm@1.service litellm@2.service "
+        "litellm-postgres-volume.service litellm-redis-volume.service llm-network.service",
     ]
     assert world.calls()[-1] == "daemon-reload"
     left = sorted(str(p.relative_to(home.home)) for p in home.home.rglob("*") if p.is_file())
@@ -587,6 +589,29 @@ def test_uninstall_removes_what_render_wrote_and_keeps_data_secrets_and_edits(wo
     assert again.returncode == 0 and "generated" not in again.stderr, "the same secrets come back"
     purge = world.run("uninstall", "--purge-secrets", "--yes", "--force")
     assert purge.returncode == 0 and not home.secret_store.exists()
+
+
+def test_uninstall_with_nothing_installed_says_so(home, tmp_path):
+    for _ in range(2):
+        result = cli("uninstall", "--yes", env={"PATH": f"{FAKES}:{os.environ['PATH']}"})
+        assert result.returncode == 0, result.stderr
+        assert "nothing to uninstall" in result.stderr
+        assert "kept the secrets" not in result.stderr, "there are none"
+
+
+def test_uninstall_removes_only_what_a_render_here_would(world, home, tmp_path):
+    """Files are removed one way, the engine's: never a file outside the folders blueprint writes
+    into, whatever the manifest lists."""
+    elsewhere = tmp_path / "elsewhere.conf"
+    elsewhere.write_text("not blueprint's\n")
+    manifest = json.loads(home.manifest.read_text())
+    listed = manifest["files"][str(home.unit_dir / "litellm/litellm@.container")]
+    manifest["files"][str(elsewhere)] = {**listed, "hashes": [digest(elsewhere.read_bytes())]}
+    home.manifest.write_text(json.dumps(manifest))
+    result = world.run("uninstall", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert elsewhere.read_text() == "not blueprint's\n"
+    assert not (home.unit_dir / "litellm").exists() and home.unit_dir.is_dir(), "empty folders go, the roots stay"
 
 
 # ---- a stack that heals itself ------------------------------------------------------------------------
