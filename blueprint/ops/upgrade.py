@@ -105,16 +105,17 @@ def upgrade(
         way_back = _WayBack(
             options, stack, wait, dump, schema, built.path.read_bytes(), read_bytes(options.paths.manifest)
         )
-        configfile.set_value(built.path, ("litellm", "image"), new)
-        say(f"{built.path}: litellm.image {current} -> {new}")
         try:
+            configfile.set_value(built.path, ("litellm", "image"), new)
+            say(f"{built.path}: litellm.image {current} -> {new}")
             failure = _apply(options, wait, say)
-            if failure is None and _healthy(stack, wait):
-                say(f"litellm runs {new}, healthy")
-                return
+            healthy = failure is None and _healthy(stack, wait)
         except BaseException:
             way_back.take(built.path, current, say, after_error=True)
             raise
+        if healthy:
+            say(f"litellm runs {new}, healthy")
+            return
         why = f"systemd could not start it: {failure.message}" if failure else f"not healthy within {wait:.0f} s"
         say(f"{new} failed ({why}): going back to {current}")
         back = way_back.take(built.path, current, say)
