@@ -239,13 +239,9 @@ def write(
         write_atomic(options.paths.applied_config, prepared.loaded.raw, 0o600)
     remaining, failure = todo, None
     if reload:
-        try:
-            done = systemd.run(todo, restart=restart, wait=restart_wait, **_rolling(stack, todo))
-        except ToolError as exc:
-            failure = exc  # the files are written; what systemd did not do stays pending
-        else:
-            calls, notes = calls + done.calls, done.notes
-            remaining = systemd.Actions(restart=done.held if restart else todo.restart)
+        # A step systemd refuses is reported after the files; what it did not do stays pending.
+        done = systemd.run(todo, restart=restart, wait=restart_wait, **_rolling(stack, todo))
+        calls, notes, remaining, failure = calls + done.calls, done.notes, done.pending, done.failure
     manifest.extra["pending"] = remaining.to_json()
     manifest.save()
     if failure is None:
@@ -278,21 +274,13 @@ def _rolling(stack: Stack, todo: Actions) -> dict:
 def _healthy_container(stack: Stack):
     """Where Podman has no Notify=healthy, restart returns once the container runs: wait for its
     health check as well (up to the unit's start timeout)."""
-    import time
-
     from blueprint import podman
 
     by_unit = {s.unit: s for s in stack.services}
 
     def ready(unit: str) -> bool:
         service = by_unit[unit]
-        deadline = time.monotonic() + service.start_timeout
-        while time.monotonic() < deadline:
-            found = podman.container(service.container_name)
-            if found is not None and found.health == "healthy":
-                return True
-            time.sleep(1)
-        return False
+        return podman.wait_healthy([service.container_name], service.start_timeout)
 
     return ready
 

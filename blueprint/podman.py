@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from blueprint import process
@@ -61,6 +63,20 @@ def container(name: str) -> Container | None:
     health = (state.get("Health") or state.get("Healthcheck") or {}).get("Status") or None
     status, started = state.get("Status", "unknown"), state.get("StartedAt", "")
     return Container(name, status, health, found.get("ImageName", ""), started)
+
+
+def wait_healthy(names: Sequence[str], timeout: float, *, every: float = 1) -> bool:
+    """Whether every named container runs and is healthy (running, without a health check) within
+    `timeout` seconds, asking podman every `every` seconds: a restart that returns once the
+    container runs (no Notify=healthy), and an upgrade, wait for this."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [container(name) for name in names]
+        if found and all(c is not None and c.healthy for c in found):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(every)
 
 
 def secret_names() -> set[str]:

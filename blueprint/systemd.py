@@ -12,7 +12,7 @@ import getpass
 import re
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from blueprint import process
@@ -157,22 +157,28 @@ def systemctl(*args: str, timeout: float = process.TIMEOUT) -> list[str]:
     """Run `systemctl --user ARGS`; a failure is a ToolError with systemd's last words."""
     command = ["systemctl", "--user", *args]
     units = [a for a in args[1:] if not a.startswith("-")]
-    hint = f"see `systemctl --user status {' '.join(units)}`" + (
-        f" and `journalctl --user -u {units[0]}`" if units else ""
-    )
+    if units:
+        hint = f"see `systemctl --user status {' '.join(units)}` and `journalctl --user -u {units[0]}`"
+    else:  # daemon-reload: the manager itself, whose log also holds what Quadlet refused
+        hint = "see the user manager's log: `journalctl --user -xe`"
     try:
         process.run(command, timeout=timeout, hint=hint)
     except ToolTimeout:
         raise
     except ToolError as exc:
-        if any(words in exc.message for words in NO_BUS):
-            raise ToolError(
-                "systemctl --user cannot reach your user's systemd (no user bus in this shell)",
-                hint="run blueprint in a login session of this user (ssh, or `machinectl shell USER@`), not "
-                "under su or sudo; with lingering on, `export XDG_RUNTIME_DIR=/run/user/$(id -u)` also works",
-            ) from None
-        raise
+        raise _unreachable(exc) or exc from None
     return command
+
+
+def _unreachable(exc: ToolError) -> ToolError | None:
+    """The error to give for a systemctl that could not reach the user's systemd at all."""
+    if not any(words in exc.message for words in NO_BUS):
+        return None
+    return ToolError(
+        "systemctl --user cannot reach your user's systemd (no user bus in this shell)",
+        hint="run blueprint in a login session of this user (ssh, or `machinectl shell USER@`), not "
+        "under su or sudo; with lingering on, `export XDG_RUNTIME_DIR=/run/user/$(id -u)` also works",
+    )
 
 
 # How long a restart may wait for its services: with Notify=healthy, `systemctl restart` returns
@@ -182,11 +188,14 @@ RESTART_WAIT = 300
 
 @dataclass
 class Done:
-    """What run() did: the systemctl calls, and what a person should know about them."""
+    """What run() did: the systemctl calls, what a person should know about them, and what is
+    left for the next apply."""
 
     calls: list[list[str]]
     notes: list[str]
     held: tuple[str, ...] = ()  # replicas not restarted because one before them never became ready
+    pending: Actions = field(default_factory=Actions)
+    failure: ToolError | None = None  # a step systemd refused: the ones after it were not tried
 
 
 def run(
@@ -208,7 +217,9 @@ def run(
     `wait` seconds (default RESTART_WAIT) is not an error: systemd goes on with the job (the image
     may still be downloading), so it is reported, and not repeated by the next apply. A replica
     that is not ready by then halts the rolling restart: the ones after it keep serving as they
-    were (`held`), as a rollout stops at a pod that never gets ready.
+    were (`held`), as a rollout stops at a pod that never gets ready. A step systemd refuses ends
+    the run (`failure`, which names what ran before it and what is left); `pending` is what the next
+    apply still has to do.
     """
     wait = RESTART_WAIT if wait is None else wait
     done = Done([], [])
@@ -218,51 +229,83 @@ def run(
         if actions.disable:
             done.calls.append(systemctl("disable", "--now", *actions.disable))
         return done
-    if actions.daemon_reload:
-        done.calls.append(systemctl("daemon-reload"))
-    if restart and actions.restart:
-        together = [u for u in actions.restart if u not in one_at_a_time]
-        rolling = [[u] for u in actions.restart if u in one_at_a_time]
-        groups = ([together] if together else []) + rolling
-        for at, group in enumerate(groups):
-            one = group[0] in one_at_a_time
-            try:
-                done.calls.append(systemctl("restart", *group, timeout=wait))
-                came_up = not one or ready is None or ready(group[0])
-            except ToolTimeout:
-                done.calls.append(["systemctl", "--user", "restart", *group])
-                came_up = False
-            if came_up:
-                if one and at + 1 < len(groups):
-                    time.sleep(settle)
-                continue
-            done.notes.append(
-                f"{', '.join(group)} still starting after {wait:.0f} s; systemd goes on "
-                "(see `blueprint ps` and `blueprint logs`)"
-            )
-            if one:
-                done.held = tuple(u for later in groups[at + 1 :] for u in later)
-                if done.held:
-                    done.notes.append(
-                        f"{', '.join(done.held)} not restarted: they serve as before until {group[0]} is "
-                        "ready; `blueprint apply` restarts them then"
-                    )
-                break
-    if actions.enable:
-        done.calls.append(systemctl("enable", "--now", *actions.enable))
+    reloaded, restarted = not actions.daemon_reload, set()
+    try:
+        if actions.daemon_reload:
+            done.calls.append(systemctl("daemon-reload"))
+            reloaded = True
+        if restart and actions.restart:
+            restarted = _restart(actions.restart, done, wait, one_at_a_time, ready, settle)
+        if actions.enable:
+            done.calls.append(systemctl("enable", "--now", *actions.enable))
+    except ToolError as failure:
+        # The files are written: what systemd did not do stays for the next apply, and is said.
+        left = tuple(u for u in actions.restart if u not in restarted)
+        done.pending = Actions(daemon_reload=not reloaded, restart=left, enable=actions.enable)
+        ran = [" ".join(call[2:]) for call in done.calls]
+        message = failure.message + (f" ({', '.join(ran)} ran before it)" if ran else "")
+        todo = " && ".join(done.pending.commands())
+        done.failure = ToolError(message, f"{failure.hint}; the next `blueprint apply` runs what is left: {todo}")
+        return done
+    done.pending = Actions(restart=done.held if restart else actions.restart)
     return done
 
 
-def show(unit: str, *properties: str, timestamps: str | None = None) -> dict[str, str]:
-    """Properties of a unit (`systemctl --user show`); {} when systemd cannot tell. `timestamps`
-    is systemctl's --timestamp style (e.g. "unix": "@1732531200")."""
-    style = [f"--timestamp={timestamps}"] if timestamps else []
-    try:
-        out = process.text(
-            ["systemctl", "--user", "show", unit, *style, *(f"--property={p}" for p in properties)], timeout=30
+def _restart(
+    units: tuple[str, ...],
+    done: Done,
+    wait: float,
+    one_at_a_time: Collection[str],
+    ready: Callable[[str], bool] | None,
+    settle: float,
+) -> set[str]:
+    """Restart `units` as run() says, recording into `done`; the units restarted (or still
+    starting, which systemd goes on with), until a replica that never became ready halts it."""
+    restarted: set[str] = set()
+    together = [u for u in units if u not in one_at_a_time]
+    rolling = [[u] for u in units if u in one_at_a_time]
+    groups = ([together] if together else []) + rolling
+    for at, group in enumerate(groups):
+        one = group[0] in one_at_a_time
+        try:
+            done.calls.append(systemctl("restart", *group, timeout=wait))
+            came_up = not one or ready is None or ready(group[0])
+        except ToolTimeout:
+            done.calls.append(["systemctl", "--user", "restart", *group])
+            came_up = False
+        restarted.update(group)
+        if came_up:
+            if one and at + 1 < len(groups):
+                time.sleep(settle)
+            continue
+        done.notes.append(
+            f"{', '.join(group)} still starting after {wait:.0f} s; systemd goes on "
+            "(see `blueprint ps` and `blueprint logs`)"
         )
-    except ToolError:
-        return {}
+        if one:
+            done.held = tuple(u for later in groups[at + 1 :] for u in later)
+            if done.held:
+                done.notes.append(
+                    f"{', '.join(done.held)} not restarted: they serve as before until {group[0]} is "
+                    "ready; `blueprint apply` restarts them then"
+                )
+            break
+    return restarted
+
+
+def show(unit: str, *properties: str, timestamps: str | None = None) -> dict[str, str]:
+    """Properties of a unit (`systemctl --user show`; a unit systemd does not know has them too,
+    empty). `timestamps` is systemctl's --timestamp style (e.g. "unix": "@1732531200"). Raises
+    ToolError when systemctl cannot answer (no user bus, not installed): "unknown" for every
+    service would hide why."""
+    style = [f"--timestamp={timestamps}"] if timestamps else []
+    command = ["systemctl", "--user", "show", unit, *style, *(f"--property={p}" for p in properties)]
+    try:
+        out = process.text(command, timeout=30)
+    except ToolTimeout:
+        raise
+    except ToolError as exc:
+        raise _unreachable(exc) or exc from None
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 

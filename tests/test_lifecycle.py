@@ -15,12 +15,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from blueprint import config as config_module
-from blueprint import configfile
+from blueprint import configfile, pipeline, podman
 from blueprint.errors import ConfigError
+from blueprint.files import digest
 from blueprint.model import providers as catalog
+from blueprint.model import releases, rules
+from blueprint.model.releases import Stage
 from blueprint.ops import upgrade
 from tests import injection
-from tests.conftest import ROOT, cli, daemon_reload, free_port, write_config
+from tests.conftest import ROOT, cli, daemon_reload, free_port, options, write_config
 
 FAKES = ROOT / "tests" / "fakes"
 CONFIG = {
@@ -58,7 +61,7 @@ def world(home, tmp_path):
             return log.read_text().splitlines() if log.exists() else []
 
     found = World()
-    found.config, found.podman, found.systemd, found.env = config, podman, systemd, env
+    found.config, found.podman, found.systemd, found.env, found.home = config, podman, systemd, env, home
     return found
 
 
@@ -110,6 +113,7 @@ def test_init_names_the_placeholders_to_fill_in(home, tmp_path):
 
 
 DATA = {"litellm": {"image": "ghcr.io/berriai/litellm:v1.99.4"}}
+LITELLM_RULES = {"allow_floating_tag": False}
 
 
 @pytest.mark.parametrize(
@@ -122,6 +126,7 @@ DATA = {"litellm": {"image": "ghcr.io/berriai/litellm:v1.99.4"}}
         ("v1.99.5; rm -rf /", "not a release tag"),
         ("v1.98.0", "older than the running v1.99.4"),
         ("v1.99.4-rc1", "older than the running v1.99.4"),
+        ("v1.99.5-mine", "not a release tag"),
     ],
 )
 def test_upgrade_refuses_tags_that_name_no_release_or_a_bad_one(tag, message):
@@ -145,6 +150,107 @@ def test_upgrade_names_tags_as_litellm_does():
     assert stable == "ghcr.io/berriai/litellm:v1.99.4-stable", "the -stable build of the running release"
 
 
+R = releases.Release
+
+
+@pytest.mark.parametrize(
+    "tag, read",
+    [
+        ("v1.99.5", R((1, 99, 5))),
+        ("1.99.5", R((1, 99, 5))),
+        ("main-v1.99.5", R((1, 99, 5))),
+        ("v1.99.5-stable", R((1, 99, 5))),
+        ("v1.99.5-stable.patch.1", R((1, 99, 5), Stage.PATCH, 1)),
+        ("v1.99.5-stable.patch2", R((1, 99, 5), Stage.PATCH, 2)),
+        ("v1.99.5.rc.10", R((1, 99, 5), Stage.CANDIDATE, 10)),
+        ("v1.99.5-rc2", R((1, 99, 5), Stage.CANDIDATE, 2)),
+        ("v1.99.5.rc", R((1, 99, 5), Stage.CANDIDATE, 0)),
+        ("latest", None),
+        ("main-stable", None),
+        ("my-build", None),
+        ("v01.82.07", "LiteLLM 1.82.7 was a malicious release"),
+        ("main-v1.82.8-stable", "LiteLLM 1.82.8 was a malicious release"),
+        ("v1.82.7_patched", "LiteLLM 1.82.7 was a malicious release"),
+        ("v1.99.05", "without leading zeros"),
+        ("v99999999999999999999.0.0", "at most 4 digits"),
+        ("v1.99.5-nightly", releases.Floating),
+        ("v1.99.5-latest", releases.Floating),
+        ("v1.99.5-main", releases.Floating),
+        ("v1.99.5-dev.3", releases.Floating),
+        ("v1.99.5-mine", releases.Unknown),
+        ("v1.99.5; rm -rf /", releases.Unknown),
+    ],
+)
+def test_one_reading_of_litellm_tags(tag, read):
+    """What each tag names, or why it names nothing to run."""
+    if isinstance(read, str):
+        with pytest.raises(releases.TagProblem, match=read):
+            releases.parse(tag)
+    elif isinstance(read, type):
+        with pytest.raises(read):
+            releases.parse(tag)
+    else:
+        assert releases.parse(tag) == read
+
+
+def test_releases_come_in_the_order_litellm_made_them():
+    tags = [
+        "v1.9.9",
+        "v1.99.5.rc",
+        "v1.99.5.rc.2",
+        "v1.99.5.rc.10",
+        "v1.99.5",
+        "v1.99.5-stable.patch.1",
+        "v1.99.5-stable.patch.10",
+        "v1.99.6",
+        "v1.100.0",
+    ]
+    assert sorted(tags, key=releases.parse) == tags
+    assert releases.parse("v1.99.5") == releases.parse("v1.99.5-stable"), "the -stable build is that release"
+
+
+@pytest.mark.parametrize(
+    "to, message",
+    [
+        ("v01.82.07", "LiteLLM 1.82.7 was a malicious release"),
+        ("v1.99.05", "without leading zeros"),
+        ("v1.99.5-nightly", "floats"),
+        ("v99999999999999999999.0.0", "at most 4 digits"),
+    ],
+)
+def test_upgrade_and_the_config_rules_refuse_the_same_tags(to, message):
+    """Even with --allow-downgrade: v01.82.07 was taken for an older 1.82.7 and written to the config."""
+    with pytest.raises(ConfigError, match=message):
+        upgrade.check(DATA, to, allow_downgrade=True)
+    found = rules.image_problems(f"ghcr.io/berriai/litellm:{to}", "/litellm/image", LITELLM_RULES)
+    assert [message in problem.message for problem in found] == [True]
+
+
+@pytest.mark.parametrize(
+    "running, to",
+    [
+        ("v1.99.5", "v1.99.5-stable.patch.1"),
+        ("v1.99.5-rc2", "v1.99.5-rc10"),
+        ("v1.99.5.rc.9", "v1.99.5"),
+        ("v1.99.5-stable.patch.1", "v1.99.6"),
+    ],
+)
+def test_upgrade_accepts_what_comes_after_the_running_release(running, to):
+    data = {"litellm": {"image": f"ghcr.io/berriai/litellm:{running}"}}
+    assert upgrade.check(data, to, allow_downgrade=False)[1] == f"ghcr.io/berriai/litellm:{to}"
+
+
+def test_the_config_rules_read_litellm_tags_as_upgrade_does():
+    def problems(tag, **litellm):
+        found = rules.image_problems(f"ghcr.io/berriai/litellm:{tag}", "/litellm/image", {**LITELLM_RULES, **litellm})
+        return [p.message for p in found]
+
+    assert problems("v01.82.07") == ["LiteLLM 1.82.7 was a malicious release (MAL-2026-2144)"]
+    assert problems("v1.99.5-nightly") and "floats" in problems("v1.99.5-nightly")[0]
+    assert problems("v1.99.5-nightly", allow_floating_tag=True) == []
+    assert problems("v1.99.4-mine") == [], "a build of one's own, tagged as one likes"
+
+
 def test_upgrade_refuses_the_copy_of_the_config_last_applied(home, tmp_path):
     """Changed there, the image would go back at the next apply from the user's own file."""
     config = write_config(tmp_path, CONFIG)
@@ -153,7 +259,7 @@ def test_upgrade_refuses_the_copy_of_the_config_last_applied(home, tmp_path):
     elsewhere.mkdir()
     refused = cli("upgrade", "--to", "v1.99.5", cwd=elsewhere)
     assert refused.returncode == 2, refused.stderr
-    assert "blueprint's copy of the config last applied" in refused.stderr and "--config" in refused.stderr
+    assert "blueprint's copy of the config last rendered" in refused.stderr and "--config" in refused.stderr
     assert "v1.99.5" not in home.applied_config.read_text()
 
 
@@ -189,6 +295,104 @@ def test_upgrade_writes_a_linked_config_through_the_link(tmp_path):
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     configfile.write(link, original)  # what a rolled-back upgrade puts back
     assert link.is_symlink() and target.read_bytes() == original
+
+
+@pytest.fixture
+def upgradable(world, tmp_path):
+    """The world, with a pg_dump that the fake podman runs "in" litellm-postgres."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "pg_dump").write_text("#!/bin/sh\necho '-- a dump of litellm'\n")
+    (tools / "pg_dump").chmod(0o755)
+    world.env["PATH"] = f"{tools}:{world.env['PATH']}"
+    world.unit = world.home.unit_dir / "litellm/litellm@.container"
+    return world
+
+
+def test_an_upgrade_refused_before_systemd_puts_the_config_back(upgradable):
+    """The config said v1.99.7 after the refusal, and the next apply deployed it unwatched."""
+    upgradable.unit.write_text(upgradable.unit.read_text().replace("RestartSec=5s", "RestartSec=9s"))
+    before = upgradable.config.read_bytes()
+    result = upgradable.run("upgrade", "--to", "v1.99.7", "--config", str(upgradable.config))
+    assert result.returncode == 1, result.stderr
+    assert "edited since blueprint wrote it; nothing was written" in result.stderr
+    assert f"{upgradable.config}: put back as it was (litellm.image ghcr.io/berriai/litellm:v1.99.4)" in result.stderr
+    assert upgradable.config.read_bytes() == before
+    assert upgradable.calls() == [], "nothing restarted"
+
+
+def test_ctrl_c_while_an_upgrade_waits_puts_back_the_config_and_what_was_applied(upgradable, monkeypatch):
+    for name in ("PATH", "FAKE_PODMAN", "FAKE_SYSTEMCTL"):
+        monkeypatch.setenv(name, upgradable.env[name])
+    assert upgradable.run("apply", "--config", str(upgradable.config)).returncode == 0
+    Path(f"{upgradable.systemd}.log").unlink()
+    before = upgradable.config.read_bytes()
+    asked = []
+
+    def interrupted(names, timeout, **_):
+        asked.append(names)
+        if len(asked) == 1:
+            raise KeyboardInterrupt  # Ctrl-C while the new release gets healthy
+        return True
+
+    monkeypatch.setattr(podman, "wait_healthy", interrupted)
+    said = []
+    with pytest.raises(KeyboardInterrupt):
+        upgrade.upgrade(pipeline.Options.from_env(upgradable.config), "v1.99.5", say=said.append)
+    assert upgradable.config.read_bytes() == before
+    assert "Image=ghcr.io/berriai/litellm:v1.99.4" in upgradable.unit.read_text(), "the previous release applied"
+    assert f"{upgradable.config}: put back as it was (litellm.image ghcr.io/berriai/litellm:v1.99.4)" in said
+    restarts = [call for call in upgradable.calls() if call.startswith("restart ")]
+    assert restarts == ["restart litellm@1.service", "restart litellm@2.service"] * 2, "there and back"
+
+
+def test_upgrade_refuses_a_gateway_never_installed_before_writing_anything(home, tmp_path):
+    assert cli("init", cwd=tmp_path).returncode == 0
+    before = (tmp_path / "blueprint-config.json").read_bytes()
+    result = cli("upgrade", "--to", "v1.99.5", cwd=tmp_path, env={"PATH": f"{FAKES}:{os.environ['PATH']}"})
+    assert result.returncode == 2, result.stderr
+    assert "nothing is installed" in result.stderr and "hint: `blueprint apply`" in result.stderr
+    assert (tmp_path / "blueprint-config.json").read_bytes() == before
+    assert not home.unit_dir.exists() and not home.backup_dir.exists(), "not a unit, not a backup written"
+
+
+def test_upgrade_without_a_user_bus_writes_nothing(upgradable, tmp_path):
+    no_bus = tmp_path / "no-bus"
+    no_bus.mkdir()
+    (no_bus / "systemctl").write_text("#!/bin/sh\necho 'Failed to connect to bus: No medium found' >&2\nexit 1\n")
+    (no_bus / "systemctl").chmod(0o755)
+    before = upgradable.config.read_bytes()
+    result = upgradable.run(
+        "upgrade", "--to", "v1.99.5", "--config", str(upgradable.config), PATH=f"{no_bus}:{upgradable.env['PATH']}"
+    )
+    assert result.returncode == 1, result.stderr
+    assert "cannot reach your user's systemd" in result.stderr and "not healthy" not in result.stderr
+    assert upgradable.config.read_bytes() == before and not upgradable.home.backup_dir.exists()
+
+
+def test_upgrade_backs_up_even_with_the_backup_timers_off(upgradable):
+    data = json.loads(upgradable.config.read_text())
+    upgradable.config.write_text(json.dumps({**data, "backup": {"enabled": False}}))
+    assert upgradable.run("apply", "--config", str(upgradable.config)).returncode == 0
+    result = upgradable.run("upgrade", "--to", "v1.99.5", "--config", str(upgradable.config))
+    assert result.returncode == 0, result.stderr
+    assert "backed up postgres: " in result.stderr and "backed up config: " in result.stderr
+    assert "litellm runs ghcr.io/berriai/litellm:v1.99.5, healthy" in result.stderr
+    assert sorted(p.parent.name for p in upgradable.home.backup_dir.rglob("*-*")) == ["config", "postgres"]
+
+
+def test_upgrade_says_a_managed_database_is_not_backed_up_and_not_rolled_back(upgradable):
+    data = json.loads(upgradable.config.read_text())
+    managed = {"external": {"url": "${MANAGED_DATABASE_URL}"}}
+    upgradable.config.write_text(json.dumps({**data, "litellm_postgres": managed}))
+    url = {"MANAGED_DATABASE_URL": "postgresql://u:p@db.example.org:5432/litellm"}
+    assert upgradable.run("apply", "--config", str(upgradable.config), **url).returncode == 0
+    result = upgradable.run("upgrade", "--to", "v1.99.5", "--config", str(upgradable.config), **url)
+    assert result.returncode == 0, result.stderr
+    said = result.stderr
+    note = said.index("note: PostgreSQL runs elsewhere (litellm_postgres.external): its provider backs it up")
+    assert "only the image goes back" in said and note < said.index("backed up config: ")
+    assert "backed up postgres" not in said
 
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=8)
@@ -243,6 +447,73 @@ def test_ps_lists_each_service_and_exits_1_when_one_is_down(world):
     assert "2 of 5 services are not running and healthy: litellm-redis, litellm@2" in broken.stderr
     redis = next(line.split() for line in broken.stdout.splitlines() if line.startswith("litellm-redis"))
     assert redis[1] == "failed" and "7" in redis
+
+
+def _replicas(world, count: int) -> None:
+    """Change the config's replica count without applying it."""
+    data = json.loads(world.config.read_text())
+    data["litellm"]["replicas"] = count
+    world.config.write_text(json.dumps(data))
+
+
+def test_up_ps_and_down_act_on_what_is_installed_not_on_the_config_here(world):
+    _replicas(world, 3)  # not applied: the front door routes to two replicas
+    up = world.run("up")
+    assert up.returncode == 0, up.stderr
+    assert "config: ~/.local/state/blueprint/blueprint-config.json (the copy of the config last rendered" in up.stderr
+    assert "litellm@2.service" in world.calls()[-1] and "litellm@3" not in world.calls()[-1]
+    ps = world.run("ps")
+    assert ps.returncode == 0, ps.stderr
+    rows = [line.split()[0] for line in ps.stdout.splitlines()[1:]]
+    assert rows == ["litellm-postgres", "litellm-redis", "litellm@1", "litellm@2", "litellm-front"]
+    assert world.run("render", "--config", str(world.config)).returncode == 0  # three installed
+    _replicas(world, 2)
+    assert world.run("down").returncode == 0
+    assert "litellm@3.service" in world.calls()[-1], "the third replica is stopped too"
+    given = world.run("ps", "--config", str(world.config))
+    assert "litellm@3" not in given.stdout and f"config: {world.config}" in given.stderr, "--config still chooses"
+
+
+@pytest.mark.parametrize("command", ["ps", "up", "down", "logs"])
+def test_day_2_commands_say_when_nothing_is_installed(command, home, tmp_path):
+    write_config(tmp_path, CONFIG)
+    result = cli(command, env={"PATH": f"{FAKES}:{os.environ['PATH']}", "FAKE_SYSTEMCTL": str(tmp_path / "s.json")})
+    assert result.returncode == 2, result.stderr
+    assert "nothing is installed" in result.stderr and "hint: `blueprint apply`" in result.stderr
+    assert "unknown" not in result.stdout and not (tmp_path / "s.json.log").exists(), "no unit started or stopped"
+
+
+def test_ps_says_when_systemd_or_podman_cannot_be_asked(world, tmp_path):
+    no_bus = tmp_path / "no-bus"
+    no_bus.mkdir()
+    (no_bus / "systemctl").write_text("#!/bin/sh\necho 'Failed to connect to bus: No medium found' >&2\nexit 1\n")
+    (no_bus / "systemctl").chmod(0o755)
+    result = world.run("ps", PATH=f"{no_bus}:{world.env['PATH']}")
+    assert result.returncode == 1
+    assert "cannot reach your user's systemd" in result.stderr
+    assert "hint: run blueprint in a login session" in result.stderr
+    assert "unknown" not in result.stdout and "blueprint up" not in result.stderr
+    no_podman = tmp_path / "no-podman"
+    no_podman.mkdir()
+    (no_podman / "systemctl").symlink_to(FAKES / "systemctl")
+    result = world.run("ps", PATH=f"{no_podman}:/usr/bin:/bin")
+    assert result.returncode == 1 and "podman: not found" in result.stderr, result.stderr
+    assert "blueprint up" not in result.stderr
+
+
+def test_one_wait_for_healthy_containers_serves_restarts_and_upgrade(world, monkeypatch):
+    """The rolling restart (where Podman has no Notify=healthy) and upgrade wait the same way."""
+    monkeypatch.setenv("PATH", world.env["PATH"])
+    monkeypatch.setenv("FAKE_PODMAN", str(world.podman))
+    replicas = ["litellm-1", "litellm-2"]
+    assert podman.wait_healthy(replicas, timeout=0)
+    assert podman.wait_healthy(["litellm-front"], timeout=0), "no health check: running is enough"
+    world.set(world.podman, lambda w: w["containers"]["litellm-2"].update(health="starting"))
+    assert not podman.wait_healthy(replicas, timeout=0)
+    assert not podman.wait_healthy(["litellm-9"], timeout=0), "no such container"
+    stack = pipeline.build_stack(options(world.config)).stack
+    ready = pipeline._healthy_container(stack)
+    assert ready("litellm@1.service")
 
 
 def test_logs_come_from_the_journal_else_from_podman(world, tmp_path):
@@ -302,7 +573,8 @@ def test_uninstall_removes_what_render_wrote_and_keeps_data_secrets_and_edits(wo
     assert result.returncode == 0, result.stderr
     assert world.calls()[:2] == [
         "disable --now blueprint-backup-config.timer blueprint-backup-postgres.timer blueprint-backup-redis.timer",
-        "stop litellm-front.service litellm-postgres.service litellm-redis.service litellm@1.service litellm@2.service",
+        "stop litellm-front.service litellm-postgres.service litellm-redis.service litellm@1.service litellm@2.service "
+        "litellm-postgres-volume.service litellm-redis-volume.service llm-network.service",
     ]
     assert world.calls()[-1] == "daemon-reload"
     left = sorted(str(p.relative_to(home.home)) for p in home.home.rglob("*") if p.is_file())
@@ -320,6 +592,29 @@ def test_uninstall_removes_what_render_wrote_and_keeps_data_secrets_and_edits(wo
     assert purge.returncode == 0 and not home.secret_store.exists()
 
 
+def test_uninstall_with_nothing_installed_says_so(home, tmp_path):
+    for _ in range(2):
+        result = cli("uninstall", "--yes", env={"PATH": f"{FAKES}:{os.environ['PATH']}"})
+        assert result.returncode == 0, result.stderr
+        assert "nothing to uninstall" in result.stderr
+        assert "kept the secrets" not in result.stderr, "there are none"
+
+
+def test_uninstall_removes_only_what_a_render_here_would(world, home, tmp_path):
+    """Files are removed one way, the engine's: never a file outside the folders blueprint writes
+    into, whatever the manifest lists."""
+    elsewhere = tmp_path / "elsewhere.conf"
+    elsewhere.write_text("not blueprint's\n")
+    manifest = json.loads(home.manifest.read_text())
+    listed = manifest["files"][str(home.unit_dir / "litellm/litellm@.container")]
+    manifest["files"][str(elsewhere)] = {**listed, "hashes": [digest(elsewhere.read_bytes())]}
+    home.manifest.write_text(json.dumps(manifest))
+    result = world.run("uninstall", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert elsewhere.read_text() == "not blueprint's\n"
+    assert not (home.unit_dir / "litellm").exists() and home.unit_dir.is_dir(), "empty folders go, the roots stay"
+
+
 # ---- a stack that heals itself ------------------------------------------------------------------------
 
 
@@ -332,8 +627,10 @@ def test_unhealthy_containers_are_killed_and_workers_recycled(home, tmp_path):
         assert words[words.index("--health-on-failure") + 1] == "kill", service
         assert dict(services[service])["Service.Restart"] == "always"
     words = injection.exec_words(dict(services[injection.LITELLM])["Service.ExecStart"])
-    assert words[words.index("--max_requests_before_restart") + 1] == "2000"
-    assert words[words.index("--max_requests_before_restart_jitter") + 1] == "200"
+    # A day of health probes on top (the front door's every second, Podman's every 30 s), so that
+    # they alone replace a worker at most once a day.
+    assert words[words.index("--max_requests_before_restart") + 1] == str(2000 + 86400 + 2880)
+    assert words[words.index("--max_requests_before_restart_jitter") + 1] == str((2000 + 86400 + 2880) // 10)
     general = yaml.safe_load((home.unit_dir / "litellm/litellm.yaml").read_text())["general_settings"]
     assert general["maximum_spend_logs_retention_period"] == "30d", "the backups' retention"
     write_config(tmp_path, {**CONFIG, "litellm": {"spend_logs_retention": "2w", "max_requests_before_restart": 0}})
@@ -343,6 +640,18 @@ def test_unhealthy_containers_are_killed_and_workers_recycled(home, tmp_path):
     words = injection.exec_words(
         dict(injection.quadlet_services(home.unit_dir)[injection.LITELLM])["Service.ExecStart"]
     )
+    assert "--max_requests_before_restart" not in words
+
+
+@pytest.mark.parametrize("litellm", [{"replicas": 4}, {"replicas": 1, "num_workers": 1}])
+def test_a_single_worker_is_not_recycled(litellm, home, tmp_path):
+    """With one worker uvicorn runs no supervisor: the request limit ends the server, and with it
+    the container (every 3 hours from the front door's health checks alone)."""
+    config = write_config(tmp_path, {**CONFIG, "litellm": litellm})
+    assert cli("render", "--config", str(config)).returncode == 0
+    unit = "litellm.service" if litellm["replicas"] == 1 else injection.LITELLM
+    words = injection.exec_words(dict(injection.quadlet_services(home.unit_dir)[unit])["Service.ExecStart"])
+    assert words[words.index("--num_workers") + 1] == "1"
     assert "--max_requests_before_restart" not in words
 
 

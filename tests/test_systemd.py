@@ -204,8 +204,34 @@ def test_failed_systemctl_is_reported_and_retried(fake):
     assert fake.result.returncode == 1
     assert "daemon-reload` failed: Job failed" in fake.result.stderr
     assert "Traceback" not in fake.result.stderr
+    hint = next(line for line in fake.result.stderr.splitlines() if line.startswith("hint: "))
+    assert "status `" not in hint and "`journalctl --user -xe`" in hint, "no unit to name: the manager's log"
     assert calls == ["daemon-reload"]
     assert fake.run("apply") == ["daemon-reload", *REPLICAS]
+
+
+def test_a_failed_restart_says_what_ran_and_leaves_only_the_rest_pending(fake, tmp_path):
+    fake.run("apply")
+    fake.write(with_(litellm={"num_workers": 1}))
+    refusing = tmp_path / "refusing"
+    refusing.mkdir()
+    (refusing / "systemctl").write_text(
+        "#!/bin/sh\n"
+        'if [ "$2" = restart ]; then echo "Job for $3 failed because the control process exited." >&2; exit 1; fi\n'
+        f'exec {ROOT / "tests/fakes/systemctl"} "$@"\n'
+    )
+    (refusing / "systemctl").chmod(0o755)
+    calls = fake.run("apply", PATH=f"{refusing}:{ROOT / 'tests/fakes'}:{os.environ['PATH']}")
+    said = fake.result.stderr.splitlines()
+    assert fake.result.returncode == 1 and calls == ["daemon-reload"]
+    error = next(n for n, line in enumerate(said) if line.startswith("blueprint: error: "))
+    assert "blueprint: ran: systemctl --user daemon-reload" in said[:error], "what ran, before the error"
+    assert "restart litellm@1.service` failed: Job for litellm@1.service failed" in said[error]
+    assert "daemon-reload ran before it" in said[error]
+    assert said[error + 1].endswith(
+        "the next `blueprint apply` runs what is left: systemctl --user restart litellm@1.service litellm@2.service"
+    ), said[error + 1]
+    assert fake.run("apply") == REPLICAS, "daemon-reload is not run again"
 
 
 def test_lingering_off_is_warned_with_the_command(fake):

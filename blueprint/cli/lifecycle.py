@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from blueprint.cli import cli, config_option, options_for, say, short
+from blueprint.cli import cli, config_option, options_for, say, say_config, short
 
 
 @cli.command(short_help="Write a starter blueprint-config.json here.")
@@ -52,15 +52,16 @@ def upgrade(config_path, tag, allow_downgrade, wait):
     """Move LiteLLM to another release, with the way back kept open.
 
     The tag must name one release (not a floating or a malicious one; not an older one unless
-    --allow-downgrade). PostgreSQL and the config are backed up first, then only the image's value
+    --allow-downgrade), and the gateway must be installed (`blueprint apply`). PostgreSQL and the
+    config are backed up first, even with the backup timers off; then only the image's value
     changes in the config and the stack is applied. If LiteLLM is not healthy within --wait
     seconds, the previous image comes back (and the database taken just before, when the new
-    release changed its schema), and the command exits 1.
+    release changed its schema), and the command exits 1; an error or Ctrl-C before then puts the
+    config back as well.
     """
     from blueprint.ops.upgrade import upgrade as run
 
-    for step in run(options_for(config_path), tag, allow_downgrade=allow_downgrade, wait=wait):
-        say(step)
+    run(options_for(config_path), tag, say=say, allow_downgrade=allow_downgrade, wait=wait)
 
 
 @cli.command(short_help="Each service's state, health, age, image, restarts, address.")
@@ -68,11 +69,12 @@ def upgrade(config_path, tag, allow_downgrade, wait):
 def ps(config_path):
     """Each service: its state, health, since when, image, restarts and the address it answers
     on. Exit 1 when one is not running or not healthy."""
-    from blueprint import pipeline
     from blueprint.errors import VerifyError
-    from blueprint.ops.inspect import age, states
+    from blueprint.ops.inspect import age, installed, states
 
-    found = states(pipeline.build_stack(options_for(config_path)).stack)
+    built = installed(options_for(config_path))
+    say_config(built.path, built.origin)
+    found = states(built.stack)
     rows = [("SERVICE", "STATE", "HEALTH", "SINCE", "RESTARTS", "IMAGE", "ADDRESS")]
     for s in found:
         image = s.container.image if s.container else s.service.image
@@ -97,11 +99,12 @@ def logs(config_path, service, follow, lines):
     """Show a service's log: litellm (default: every replica, each line named), one replica
     (litellm@2), litellm-postgres, litellm-redis (or postgres, redis), litellm-front. From the
     user's journal, else from podman where no journal holds it."""
-    from blueprint import pipeline
+    from blueprint.ops.inspect import installed, run_in_place
     from blueprint.ops.inspect import logs as find
-    from blueprint.ops.inspect import run_in_place
 
-    run_in_place(find(pipeline.build_stack(options_for(config_path)).stack, service, follow=follow, lines=lines))
+    built = installed(options_for(config_path))
+    say_config(built.path, built.origin)
+    run_in_place(find(built.stack, service, follow=follow, lines=lines))
 
 
 @cli.command(short_help="Start every service and backup timer.")
@@ -109,11 +112,13 @@ def logs(config_path, service, follow, lines):
 def up(config_path):
     """Start every service and backup timer (after `blueprint down`); they also start at login, or
     at boot with lingering."""
-    from blueprint import pipeline
+    from blueprint.ops.inspect import installed
     from blueprint.ops.lifecycle import up as start
 
     options = options_for(config_path)
-    say("ran: " + " ".join(start(pipeline.build_stack(options).stack, options.paths)))
+    built = installed(options)
+    say_config(built.path, built.origin)
+    say("ran: " + " ".join(start(built.stack, options.paths)))
 
 
 @cli.command(short_help="Stop every service and backup timer; keep everything.")
@@ -121,11 +126,13 @@ def up(config_path):
 def down(config_path):
     """Stop every service and backup timer, and keep everything: files, secrets, volumes. They
     start again with `blueprint up`, at the next login, or at boot with lingering."""
-    from blueprint import pipeline
+    from blueprint.ops.inspect import installed
     from blueprint.ops.lifecycle import down as stop
 
     options = options_for(config_path)
-    say("ran: " + " ".join(stop(pipeline.build_stack(options).stack, options.paths)))
+    built = installed(options)
+    say_config(built.path, built.origin)
+    say("ran: " + " ".join(stop(built.stack, options.paths)))
 
 
 @cli.command(short_help="Remove the units, timers and files render wrote; keep the data.")

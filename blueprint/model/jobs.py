@@ -22,7 +22,6 @@ def schedule(data: Mapping[str, Any], paths: Paths, blueprint: Words) -> BackupS
     cfg = data["backup"]
     if not cfg["enabled"]:
         return None
-    on = runs(data)
     # The timer runs outside the shell that rendered, so it is told the same directories.
     command = [
         "/usr/bin/env",
@@ -34,8 +33,13 @@ def schedule(data: Mapping[str, Any], paths: Paths, blueprint: Words) -> BackupS
     # --config is an option of `backup run`, not of blueprint itself.
     config = ("--config", str(paths.applied_config))
     jobs = tuple(
-        BackupJob(kind, cfg[f"{kind}_at"], Words((*command, "backup", "run", kind, *config)))
-        for kind in BackupKind
-        if kind.service_key is None or on[kind.service_key]
+        BackupJob(kind, cfg[f"{kind}_at"], Words((*command, "backup", "run", kind, *config))) for kind in kinds(data)
     )
     return BackupSchedule(cfg["retention_days"], jobs)
+
+
+def kinds(data: Mapping[str, Any]) -> tuple[BackupKind, ...]:
+    """What blueprint backs up, on a schedule or before an upgrade: the config, and each service
+    it runs itself (a managed database or Redis, `external`, is its provider's to back up)."""
+    on = runs(data)
+    return tuple(kind for kind in BackupKind if kind.service_key is None or on[kind.service_key])

@@ -20,14 +20,13 @@ from blueprint.config import pointer
 from blueprint.errors import ConfigError
 from blueprint.host import unprivileged_port_start
 from blueprint.model import providers as catalog
+from blueprint.model import releases
 from blueprint.model.sizing import overflow, size
 from blueprint.model.types import GENERATED, OWN_ENVIRONMENT, PROCESS_ENVIRONMENT, PROCESS_PREFIXES
 from blueprint.quadlet import OLDEST, Podman
 
 SERVICE_KEYS = ("litellm_postgres", "litellm_redis", "litellm")
 
-# LiteLLM releases that were malicious uploads (https://osv.dev/vulnerability/MAL-2026-2144).
-MALICIOUS_LITELLM = {"1.82.7": "MAL-2026-2144", "1.82.8": "MAL-2026-2144"}
 # Tags that move: every pull may bring a different release.
 FLOATING_TAGS = frozenset(
     {
@@ -197,13 +196,15 @@ def image_problems(image: str, where: str, litellm: Config | None = None) -> Ite
     name, _, digest = image.partition("@")
     tag = name.rsplit("/", 1)[-1].partition(":")[2]
     if litellm is not None:
-        version = re.fullmatch(r"(?:main-)?v?(\d+\.\d+\.\d+)(?:[-.].*)?", tag)
-        if version and version[1] in MALICIOUS_LITELLM:
-            yield Problem(
-                where,
-                f"LiteLLM {version[1]} was a malicious release ({MALICIOUS_LITELLM[version[1]]})",
-                hint="pin another release, e.g. ghcr.io/berriai/litellm:v1.99.4",
-            )
+        try:
+            releases.parse(tag)
+        except releases.Unknown:
+            pass  # a build of one's own, tagged as one likes
+        except releases.Floating as problem:
+            if not digest and not litellm["allow_floating_tag"]:
+                yield Problem(where, problem.message, hint=f"{problem.hint}, or set litellm.allow_floating_tag")
+        except releases.TagProblem as problem:
+            yield Problem(where, problem.message, hint=problem.hint)
     if not tag and not digest:
         yield Problem(
             where,

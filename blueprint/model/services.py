@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from blueprint.model.rules import ENV_REF, SERVICE_KEYS, enabled, runs
-from blueprint.model.types import Health, Publish, SecretEnv, Service, Sizing
+from blueprint.model.types import FrontDoor, Health, Publish, SecretEnv, Service, Sizing
 from blueprint.quadlet import Podman, Words, lower
 
 # The files the proxy reads, in the unit directory (Layout.place applies) and in its container:
@@ -23,6 +23,7 @@ ACCESS_FILTER = "litellm/blueprint_access_log.py"
 CONFIG_TARGET = "/app/config.yaml"
 LOG_CONFIG_TARGET = "/app/log_config.yaml"
 ACCESS_FILTER_TARGET = "/opt/blueprint/blueprint_access_log.py"  # its folder goes on PYTHONPATH
+DAY = 86400  # seconds
 WORKER_PING_TIMEOUT = 60  # seconds a LiteLLM worker may take to answer uvicorn's supervisor
 LIVELINESS, READINESS = "/health/liveliness", "/health/readiness"  # LiteLLM's probes
 
@@ -170,6 +171,16 @@ def litellm(
     secret_env += [e for e in provider_env if e.var not in taken]
 
     url = f"http://127.0.0.1:{cfg['port']}{LIVELINESS}"
+    # The image has neither curl nor wget; LiteLLM's own compose file checks with python3.
+    # Single quotes: Quadlet 5.4 drops a HealthCmd's trailing double quote.
+    health = Health(
+        f"python3 -c 'import urllib.request; urllib.request.urlopen(\"{url}\", timeout=5)'",
+        interval="30s",
+        timeout="10s",
+        retries=3,
+    )
+    # Who probes each replica: Podman's health check, and with two or more, the front door's.
+    probes = (health.interval, *((FrontDoor.health_interval,) if cfg["replicas"] > 1 else ()))
     return _service(
         "litellm",
         cfg,
@@ -184,18 +195,11 @@ def litellm(
                 *("--config", CONFIG_TARGET, "--port", str(cfg["port"])),
                 *("--log_config", LOG_CONFIG_TARGET),
                 *workers(sizing.num_workers),
-                *recycling(cfg["max_requests_before_restart"]),
+                *recycling(cfg["max_requests_before_restart"], sizing.num_workers, probes),
             )
         ),
         secret_env=tuple(secret_env),
-        # The image has neither curl nor wget; LiteLLM's own compose file checks with python3.
-        # Single quotes: Quadlet 5.4 drops a HealthCmd's trailing double quote.
-        health=Health(
-            f"python3 -c 'import urllib.request; urllib.request.urlopen(\"{url}\", timeout=5)'",
-            interval="30s",
-            timeout="10s",
-            retries=3,
-        ),
+        health=health,
     )
 
 
@@ -217,12 +221,27 @@ def workers(count: int) -> tuple[str, ...]:
     return ("--num_workers", str(count), "--timeout_worker_healthcheck", str(WORKER_PING_TIMEOUT))
 
 
-def recycling(requests: int) -> tuple[str, ...]:
+def recycling(requests: int, workers: int, probed_every: Iterable[str] = ()) -> tuple[str, ...]:
     """LiteLLM's arguments that replace a worker after `requests` requests (0: never), give or take
-    a tenth so that the workers are not all replaced at once."""
-    if not requests:
+    a tenth so that the workers are not all replaced at once; `probed_every` are the intervals of
+    the health checks that reach the container ("30s").
+
+    Not with one worker: LiteLLM then runs uvicorn.run(workers=1) (proxy_cli.py), which serves in
+    its own process with no supervisor to replace it, and the limit ends the server ("Maximum
+    request limit ... Terminating process.", uvicorn/server.py): the container exits, and the
+    replica (with one replica, the gateway) is down until it has started again. Its memory is then
+    bounded by the container's limit (Memory=), past which it is killed and Restart=always starts
+    it again. The Kubernetes export runs the same arguments, where an exit restarts the pod.
+
+    The health probes are requests to uvicorn too: the front door's, every second, reached the
+    limit every three hours with no one using the gateway. A day of them is added (all of them, as
+    one kept-alive connection may bring every probe to the same worker), so probes alone replace
+    a worker at most once a day and the limit still counts the requests people make.
+    """
+    if not requests or workers < 2:
         return ()
-    return ("--max_requests_before_restart", str(requests), "--max_requests_before_restart_jitter", str(requests // 10))
+    limit = requests + sum(DAY // int(float(every.removesuffix("s"))) for every in probed_every)
+    return ("--max_requests_before_restart", str(limit), "--max_requests_before_restart_jitter", str(limit // 10))
 
 
 def delivered(service: Service, backend: str, env_dir: Path) -> Service:

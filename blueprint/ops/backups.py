@@ -78,8 +78,16 @@ def run(options, kinds: Sequence[str], now: float | None = None) -> RunResult:
     for kind in wanted:
         if kind not in enabled:
             raise BlueprintError(f"{stack.source}: nothing to back up for {kind}: that service is disabled")
+    taken = take(options, stack, wanted, now)
+    return RunResult(taken.made, prune(options.paths, stack.backup.retention_days, now), taken.failed)
+
+
+def take(options, stack, kinds: Sequence[str], now: float | None = None) -> RunResult:
+    """Back up these kinds now, whether or not the timers are on (upgrade's way back does not
+    depend on a schedule), into the same folders; nothing is pruned."""
+    now = time.time() if now is None else now
     made, failed = [], []
-    for kind in wanted:
+    for kind in kinds:
         final = _target(options.paths, kind, now)
         try:
             # Written to a temp file, renamed only once complete: a failed backup leaves no file.
@@ -89,7 +97,7 @@ def run(options, kinds: Sequence[str], now: float | None = None) -> RunResult:
             failed.append((BackupKind(kind), error))
             continue
         made.append(_describe(final))
-    return RunResult(made, prune(options.paths, stack.backup.retention_days, now), failed)
+    return RunResult(made, [], failed)
 
 
 def _postgres(options, stack, now: float, out: BinaryIO) -> None:

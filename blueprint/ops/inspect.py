@@ -1,15 +1,37 @@
-"""Looking at the running gateway: `blueprint ps` (each service's state) and `blueprint logs`."""
+"""Looking at the running gateway: what is installed, `blueprint ps` (each service's state) and
+`blueprint logs`."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from blueprint import podman, process, systemd
+from blueprint import pipeline, podman, process, systemd
 from blueprint.errors import BlueprintError, ToolError
 from blueprint.model.types import Service, Stack
+from blueprint.paths import APPLIED, Paths, tilde
+
+
+def installed(options: pipeline.Options) -> pipeline.Built:
+    """The stack the day-2 commands act on: what was last applied (the copy of its config that
+    render keeps), whatever the config in this folder says since; or the config given with
+    --config. Raises when nothing is installed.
+
+    The config here may hold changes not applied yet: a replica added there is not one the front
+    door routes to, and one removed there still runs until an apply stops it.
+    """
+    paths = options.paths
+    require_installed(paths)
+    if options.config_path or options.environ.get("BLUEPRINT_CONFIG"):
+        return pipeline.build_stack(options)
+    if not paths.applied_config.exists():
+        raise BlueprintError(
+            f"{tilde(paths.applied_config)}: the copy of the config last rendered is missing",
+            hint="give the config with --config; `blueprint apply` keeps a copy again",
+        )
+    return replace(pipeline.build_stack(replace(options, config_path=paths.applied_config)), origin=APPLIED)
 
 
 @dataclass(frozen=True)
@@ -45,8 +67,30 @@ class ServiceState:
         return f"{self.service.container_name}:{self.service.port} (network only)"
 
 
+def require_installed(paths: Paths) -> None:
+    """Raise unless blueprint has rendered a gateway for this user (its manifest says what)."""
+    if not paths.manifest.exists():
+        raise BlueprintError(
+            f"nothing is installed: blueprint has not rendered a gateway for this user (no {tilde(paths.manifest)})",
+            hint="`blueprint apply` writes the units and starts them",
+        )
+
+
+def require_tools(unit: str) -> None:
+    """Raise unless podman is installed and systemd can be asked about `unit` (a user bus)."""
+    _require_podman()
+    systemd.show(unit, "ActiveState")
+
+
+def _require_podman() -> None:
+    if not podman.installed():
+        raise ToolError("podman: not found: the gateway's containers cannot run here", hint=podman.HINT)
+
+
 def states(stack: Stack) -> list[ServiceState]:
-    """Every service of the stack, dependencies first."""
+    """Every service of the stack, dependencies first. Raises ToolError where systemd cannot be
+    asked or podman is not installed, rather than calling every service unknown."""
+    _require_podman()
     found = []
     for service in stack.services:
         shown = systemd.show(service.unit, "ActiveState", "ActiveEnterTimestamp", "NRestarts", timestamps="unix")

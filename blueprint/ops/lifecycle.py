@@ -8,14 +8,12 @@ brings the same stack back onto it.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 
-from blueprint import engine, podman, systemd
-from blueprint.files import fsync_dir, lock
+from blueprint import engine, pipeline, podman, systemd
+from blueprint.files import lock
 from blueprint.model.types import Kind, Stack
-from blueprint.paths import Paths
+from blueprint.paths import Paths, tilde
 
 
 def units(stack: Stack) -> tuple[list[str], list[str]]:
@@ -43,51 +41,54 @@ def uninstall(paths: Paths, *, purge_secrets: bool = False, force: bool = False)
     what it did and what it left. Files edited by hand since are kept unless `force`."""
     with lock(paths.lock):
         manifest = engine.Manifest.load(paths)
-        owned = {Path(name): entry for name, entry in manifest.files.items()}
-        # The services running from each unit file (a template's: its instances).
-        services = [u for e in owned.values() if e.role.kind is Kind.CONTAINER for u in e.role.restarts]
-        timers = [e.role.unit for e in owned.values() if e.role.kind is Kind.TIMER]
-        if timers:
-            yield "ran: " + " ".join(systemd.systemctl("disable", "--now", *sorted(timers)))
-        if services:
-            yield "ran: " + " ".join(systemd.systemctl("stop", *sorted(services)))
-        for path in sorted(owned):
-            current = path.read_bytes() if path.exists() else None
-            if current is None:
-                continue
-            if not manifest.owns(path, current) and not force:
-                yield f"kept {path}: edited since blueprint wrote it (--force removes it too)"
-                continue
-            path.unlink()
-            fsync_dir(path.parent)
-            yield f"removed {path}"
-        for folder in sorted({p.parent for p in owned}, key=lambda p: len(p.parts), reverse=True):
-            _remove_if_empty(folder, paths)
-        if services or timers:
-            yield "ran: " + " ".join(systemd.systemctl("daemon-reload"))
-        for state in (paths.manifest, paths.stamp, paths.applied_config):
-            state.unlink(missing_ok=True)
-        volumes = sorted({e.role.resource for e in owned.values() if e.role.kind is Kind.VOLUME and e.role.resource})
+        if paths.manifest.exists():
+            yield from _remove(paths, manifest, force)
+        else:
+            yield f"nothing to uninstall: blueprint has not rendered a gateway here (no {tilde(paths.manifest)})"
         if purge_secrets:
-            for name in sorted(manifest.extra.get("podman_secrets", {})):
-                if name in podman.secret_names():
+            names = sorted(manifest.extra.get("podman_secrets", {}))
+            held = podman.secret_names() if names and podman.installed() else set()
+            for name in names:
+                if name in held:
                     podman.remove_secret(name)
                     yield f"removed the Podman secret {name}"
-            paths.secret_store.unlink(missing_ok=True)
-            yield f"removed {paths.secret_store}"
-        else:
+            if paths.secret_store.exists():
+                paths.secret_store.unlink()
+                yield f"removed {paths.secret_store}"
+        elif paths.secret_store.exists():
             yield f"kept the secrets in {paths.secret_store}: a render brings the same stack back"
-        if volumes:
-            yield (
-                f"kept the volumes {', '.join(volumes)} and their data; to delete them for good: "
-                f"podman volume rm {' '.join(volumes)}"
-            )
 
 
-def _remove_if_empty(folder: Path, paths: Paths) -> None:
-    """Remove a folder render made if nothing is left in it (a drop-in of yours keeps it)."""
-    roots = {paths.unit_dir, paths.systemd_user_dir, paths.env_dir}
-    if folder in roots or not any(root in folder.parents for root in roots):
-        return
-    with contextlib.suppress(OSError):  # not empty
-        folder.rmdir()
+def _remove(paths: Paths, manifest: engine.Manifest, force: bool) -> Iterator[str]:
+    """Stop what runs from the files the manifest lists, then remove them as a render removes a
+    file it no longer writes (engine.compare and engine.apply: only under the folders render
+    writes into, only as it wrote them unless `force`, with the folders left empty)."""
+    roles = [owned.role for owned in manifest.files.values()]
+    # The services running from each unit file (a template's: its instances), then the network
+    # and the volumes: stopping those leaves the network and the volumes, and their data, as they are.
+    services = sorted(u for role in roles if role.kind is Kind.CONTAINER for u in role.restarts)
+    resources = sorted(role.unit for role in roles if role.kind in (Kind.NETWORK, Kind.VOLUME) and role.unit)
+    timers = sorted(role.unit for role in roles if role.kind is Kind.TIMER)
+    if timers:
+        yield "ran: " + " ".join(systemd.systemctl("disable", "--now", *timers))
+    if services or resources:
+        yield "ran: " + " ".join(systemd.systemctl("stop", *services, *resources))
+    roots = pipeline.roots(paths)
+    changes = engine.compare([], manifest, roots)
+    removals = [c for c in changes if c.status is engine.Status.ORPHAN or force]
+    engine.apply([], removals, manifest, roots)
+    for change in changes:
+        if change in removals:
+            yield f"removed {change.path}"
+        else:
+            yield f"kept {change.path}: edited since blueprint wrote it (--force removes it too)"
+    if timers or services or resources:
+        yield "ran: " + " ".join(systemd.systemctl("daemon-reload"))
+    for state in (paths.manifest, paths.stamp, paths.applied_config):
+        state.unlink(missing_ok=True)
+    volumes = sorted({role.resource for role in roles if role.kind is Kind.VOLUME and role.resource})
+    if volumes:
+        yield (
+            f"kept the volumes {', '.join(volumes)} and their data; to delete them for good: "
+            f"podman volume rm {' '.join(volumes)}"
+        )

@@ -2,49 +2,34 @@
 
 LiteLLM upgrades are where self-hosted gateways break: a release migrates the database schema on
 start, or a tag moves or vanishes. So: the tag must name one release (never a floating or a
-malicious one, never older unless asked); PostgreSQL and the config are backed up first; only the
-image's value changes in the config; and if the new release is not healthy in time, the previous
-image comes back, with the database taken just before when the new release changed its schema.
-The whole upgrade holds the lock, like every command that writes.
+malicious one, never older unless asked); the gateway must be installed, with systemd and podman
+within reach, before anything is written; PostgreSQL (where blueprint runs it) and the config are
+backed up first, whether or not the backup timers are on; only the image's value changes in the
+config; and whatever ends the upgrade before the new release is healthy (not healthy in time, a
+refusal, an error, Ctrl-C) puts the previous bytes of the config back and applies them again, with
+the database taken just before when the new release changed its schema. The whole upgrade holds
+the lock, like every command that writes.
 """
 
 from __future__ import annotations
 
-import re
-import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from blueprint import configfile, pipeline
+from blueprint import configfile, pipeline, podman
 from blueprint.errors import BlueprintError, ConfigError, ToolError, UpgradeFailed
-from blueprint.files import lock
+from blueprint.files import lock, read_bytes
 from blueprint.kinds import BackupKind
-from blueprint.model.rules import image_problems
+from blueprint.model import jobs, releases
+from blueprint.model.rules import enabled
 from blueprint.model.types import Stack
 from blueprint.ops import backups, inspect
 from blueprint.paths import APPLIED, SHIPPED
 
-TAG = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z][0-9A-Za-z.-]*))?\Z")
-STABLE = "stable"  # LiteLLM's vX.Y.Z-stable: the release, tested longer
+Say = Callable[[str], None]
+
 WAIT = 600  # seconds the new release has to become healthy (a first start downloads the image)
-
-
-@dataclass(frozen=True, order=True)
-class Release:
-    numbers: tuple[int, int, int]
-    pre: str  # "" for a release; a pre-release sorts before its release
-
-    @classmethod
-    def of(cls, tag: str) -> Release | None:
-        match = TAG.fullmatch(tag)
-        if not match:
-            return None
-        # "~" sorts after every pre-release; LiteLLM's -stable build of a release is that release.
-        pre = "~" if match[4] in (None, STABLE) else match[4]
-        return cls((int(match[1]), int(match[2]), int(match[3])), pre)
-
-    def __str__(self) -> str:
-        return ".".join(map(str, self.numbers)) + ("" if self.pre == "~" else f"-{self.pre}")
 
 
 def tag_of(image: str) -> str:
@@ -63,28 +48,39 @@ def with_tag(image: str, tag: str) -> str:
 def check(data, to: str, *, allow_downgrade: bool) -> tuple[str, str]:
     """The current and the new image, or the reason this upgrade is refused."""
     current = data["litellm"]["image"]
-    if tag_of(current).startswith("v") and not to.startswith("v") and Release.of(to):
+    if tag_of(current).startswith("v") and to[:1].isdigit():
         to = "v" + to  # LiteLLM tags its images vX.Y.Z: 1.99.5 names v1.99.5
-    new = with_tag(current, to)
-    wanted = Release.of(to)
+    try:
+        wanted = releases.parse(to)
+    except releases.TagProblem as problem:
+        raise ConfigError(f"--to {to}: {problem.message}", hint=problem.hint) from None
     if wanted is None:
         raise ConfigError(
             f"--to {to}: not a release tag",
             hint="give a version such as v1.99.5 (LiteLLM's images are tagged vX.Y.Z, some with -stable)",
         )
-    for problem in image_problems(new, "--to", {**data["litellm"], "allow_floating_tag": False}):
-        raise ConfigError(f"{problem.where} {to}: {problem.message}", hint=problem.hint)
-    running = Release.of(tag_of(current))
+    try:
+        running = releases.parse(tag_of(current))
+    except releases.TagProblem:
+        running = None  # a build of one's own: nothing to compare with
     if running is not None and wanted < running and not allow_downgrade:
         raise ConfigError(
             f"--to {to}: older than the running {tag_of(current)}; LiteLLM's database schema does not go back",
             hint="restore the database backup of that release too, then pass --allow-downgrade",
         )
-    return current, new
+    return current, with_tag(current, to)
 
 
-def upgrade(options: pipeline.Options, to: str, *, allow_downgrade: bool = False, wait: float = WAIT) -> Iterator[str]:
-    """Yield each step as it is done; raise UpgradeFailed after rolling back."""
+def upgrade(
+    options: pipeline.Options, to: str, *, say: Say, allow_downgrade: bool = False, wait: float = WAIT
+) -> None:
+    """Move LiteLLM to the release `to`, saying each step as it is done; raise UpgradeFailed after
+    rolling back.
+
+    Steps are said (`say`), not yielded: a Ctrl-C then arrives in here wherever the upgrade is, and
+    whatever ends it before the new release is proven healthy (a refusal, an error, a Ctrl-C) puts
+    back what it changed: the config's bytes first, then what was applied from them.
+    """
     with lock(options.paths.lock):
         built = pipeline.build_stack(options)
         if built.origin == SHIPPED:
@@ -95,64 +91,114 @@ def upgrade(options: pipeline.Options, to: str, *, allow_downgrade: bool = False
         if built.origin == APPLIED:
             # Changed here, the image would go back at the next apply from your own config.
             raise ConfigError(
-                f"{built.path}: this is blueprint's copy of the config last applied, not your config",
+                f"{built.path}: this is blueprint's copy of the config last rendered, not your config",
                 hint="run upgrade in the folder of your blueprint-config.json, or give --config PATH",
             )
         stack, data = built.stack, built.loaded.data
         current, new = check(data, to, allow_downgrade=allow_downgrade)
         if new == current:
-            yield f"litellm already runs {current}"
+            say(f"litellm already runs {current}")
             return
-        made = backups.run(options, [k for k in (BackupKind.POSTGRES, BackupKind.CONFIG) if _runs(stack, k)])
-        if made.failed:
-            kind, error = made.failed[0]
-            raise BlueprintError(f"upgrade stopped before changing anything: backup {kind} failed: {error.message}")
-        dump = next((b.path for b in made.made if b.kind is BackupKind.POSTGRES), None)
-        for backup in made.made:
-            yield f"backed up {backup.kind}: {backup.path}"
+        _check_running(options, stack)
+        dump = _back_up(options, stack, data, say)
         schema = backups.schema_digest(stack) if dump else None
-        original = built.path.read_bytes()
-        configfile.set_value(built.path, ("litellm", "image"), new)
-        yield f"{built.path}: litellm.image {current} -> {new}"
-        failure = yield from _apply(options, wait)
-        if failure is None and _healthy(options, wait):
-            yield f"litellm runs {new}, healthy"
+        way_back = _WayBack(
+            options, stack, wait, dump, schema, built.path.read_bytes(), read_bytes(options.paths.manifest)
+        )
+        try:
+            configfile.set_value(built.path, ("litellm", "image"), new)
+            say(f"{built.path}: litellm.image {current} -> {new}")
+            failure = _apply(options, wait, say)
+            healthy = failure is None and _healthy(stack, wait)
+        except BaseException:
+            way_back.take(built.path, current, say, after_error=True)
+            raise
+        if healthy:
+            say(f"litellm runs {new}, healthy")
             return
         why = f"systemd could not start it: {failure.message}" if failure else f"not healthy within {wait:.0f} s"
-        yield f"{new} failed ({why}): going back to {current}"
-        configfile.write(built.path, original)
-        back_failure = yield from _apply(options, wait)
-        if dump and backups.schema_digest(stack) != schema:
-            yield "the new release changed the database schema: restoring the database taken before"
-            yield from backups.restore(options, BackupKind.POSTGRES, dump)
-        back = back_failure is None and _healthy(options, wait)
+        say(f"{new} failed ({why}): going back to {current}")
+        back = way_back.take(built.path, current, say)
         raise UpgradeFailed(
             f"upgrade to {new} failed ({why}); {current} runs again" + ("" if back else ", but is not healthy either"),
             hint="see why with `blueprint logs litellm`; `blueprint ps` shows each service",
         )
 
 
-def _runs(stack: Stack, kind: BackupKind) -> bool:
-    return kind.service_key is None or stack.service(kind.service_key) is not None
+def _check_running(options: pipeline.Options, stack: Stack) -> None:
+    """Before anything is written: a gateway is installed, and systemd and podman can be asked
+    (else a release that never ran would be blamed, and rolled back to one that never ran either)."""
+    replicas = stack.services_of("litellm")
+    if not replicas:
+        raise ConfigError(f"{stack.source}: /litellm/enabled: LiteLLM is disabled in this config: nothing to upgrade")
+    inspect.require_installed(options.paths)
+    inspect.require_tools(replicas[0].unit)
 
 
-def _apply(options: pipeline.Options, wait: float) -> Generator[str, None, ToolError | None]:
+@dataclass
+class _WayBack:
+    """What an upgrade puts back if the new release is not proven healthy."""
+
+    options: pipeline.Options
+    stack: Stack
+    wait: float
+    dump: Path | None  # PostgreSQL just before, if blueprint runs it
+    schema: str | None  # that database's schema then
+    original: bytes  # the config's bytes before
+    journal: bytes | None  # the manifest before: it changes once anything is written
+
+    def take(self, path: Path, image: str, say: Say, *, after_error: bool = False) -> bool:
+        """Put the config's bytes back, then apply them if anything of the new release was applied
+        (and the database, if the new release changed its schema); whether the previous release
+        is healthy again."""
+        configfile.write(path, self.original)
+        say(f"{path}: put back as it was (litellm.image {image})")
+        if read_bytes(self.options.paths.manifest) == self.journal:
+            say("nothing of the new release was applied")
+            return True
+        try:
+            failure = _apply(self.options, self.wait, say)
+            if self.dump and backups.schema_digest(self.stack) != self.schema:
+                say("the new release changed the database schema: restoring the database taken before")
+                for step in backups.restore(self.options, BackupKind.POSTGRES, self.dump):
+                    say(step)
+        except BlueprintError as error:
+            if not after_error:
+                raise
+            # The error that ended the upgrade is the one to see; the config is already back.
+            say(f"could not apply it again ({error.message}): `blueprint apply` does")
+            return False
+        return failure is None and _healthy(self.stack, self.wait)
+
+
+def _back_up(options: pipeline.Options, stack: Stack, data, say: Say) -> Path | None:
+    """The backups an upgrade makes before it changes anything, whether or not the backup timers
+    are on (the timers are a schedule; these are the way back); the PostgreSQL dump, if any."""
+    kinds = [kind for kind in jobs.kinds(data) if kind in (BackupKind.POSTGRES, BackupKind.CONFIG)]
+    if enabled(data)["litellm_postgres"] and BackupKind.POSTGRES not in kinds:
+        say(
+            "note: PostgreSQL runs elsewhere (litellm_postgres.external): its provider backs it up, not blueprint; "
+            "if this upgrade fails, only the image goes back, not a schema the new release migrated"
+        )
+    made = backups.take(options, stack, kinds)
+    if made.failed:
+        kind, error = made.failed[0]
+        raise BlueprintError(f"upgrade stopped before changing anything: backup {kind} failed: {error.message}")
+    for backup in made.made:
+        say(f"backed up {backup.kind}: {backup.path}")
+    return next((b.path for b in made.made if b.kind is BackupKind.POSTGRES), None)
+
+
+def _apply(options: pipeline.Options, wait: float, say: Say) -> ToolError | None:
     """Apply the config as it is now; what systemd refused, if it did (the files are written)."""
     outcome = pipeline.render(options, reload=True, restart_wait=wait)
     for call in outcome.systemctl:
-        yield "ran: " + " ".join(call)
-    yield from outcome.notes
+        say("ran: " + " ".join(call))
+    for note in outcome.notes:
+        say(note)
     return outcome.failure
 
 
-def _healthy(options: pipeline.Options, wait: float) -> bool:
-    """Whether every LiteLLM service is active and its container healthy, within `wait` seconds."""
-    stack = pipeline.build_stack(options).stack
-    deadline = time.monotonic() + wait
-    while True:
-        litellm = [s for s in inspect.states(stack) if s.service.key == "litellm"]
-        if litellm and all(s.ok for s in litellm):
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(2)
+def _healthy(stack: Stack, wait: float) -> bool:
+    """Whether every LiteLLM replica's container runs and is healthy within `wait` seconds."""
+    return podman.wait_healthy([s.container_name for s in stack.services_of("litellm")], wait)
