@@ -27,7 +27,7 @@ from blueprint.export import kubernetes_objects as k8s
 from blueprint.model import services
 from blueprint.model import sizing as sizing_model
 from blueprint.model.providers import HOST_FROM_CONTAINER
-from blueprint.model.rules import enabled
+from blueprint.model.sections import enabled
 from blueprint.model.sizing import RESERVED_CONNECTIONS
 from blueprint.model.types import GENERATED, SecretEnv, Service, Sizing, Stack
 

@@ -13,6 +13,7 @@ from typing import Any
 from blueprint.host import Machine
 from blueprint.model import frontdoor, gateway, jobs, rules, services
 from blueprint.model.outputs import container_file, outputs
+from blueprint.model.sections import runs
 from blueprint.model.site import external_site
 from blueprint.model.sizing import size
 from blueprint.model.types import Database, Network, Publish, Service, Stack, Volume
@@ -35,7 +36,7 @@ def build(
     `machine` names the Caddy site when the config does not (site.needs_machine).
     """
     rules.check(data, podman, source)
-    on = rules.runs(data)  # the containers: a part that is external runs elsewhere
+    on = runs(data)  # the containers: a part that is external runs elsewhere
     sizing = size(data)
     layout = Layout(podman)
     built: list[Service] = []

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from blueprint.model import providers as catalog
-from blueprint.model.rules import ENV_REF, enabled, model_name
+from blueprint.model.sections import ENV_REF, enabled, model_name
 from blueprint.model.types import SecretEnv, Sizing
 
 PRICES = ("input_cost_per_token", "output_cost_per_token")  # a model entry's price fields, as LiteLLM names them

@@ -20,11 +20,10 @@ from blueprint.config import pointer
 from blueprint.errors import ConfigError
 from blueprint.host import unprivileged_port_start
 from blueprint.model import providers as catalog
+from blueprint.model.sections import ENV_REF, SERVICE_KEYS, Config, enabled, model_name, runs
 from blueprint.model.sizing import overflow, size
 from blueprint.model.types import GENERATED, OWN_ENVIRONMENT, PROCESS_ENVIRONMENT, PROCESS_PREFIXES
 from blueprint.quadlet import OLDEST, Podman
-
-SERVICE_KEYS = ("litellm_postgres", "litellm_redis", "litellm")
 
 # LiteLLM releases that were malicious uploads (https://osv.dev/vulnerability/MAL-2026-2144).
 MALICIOUS_LITELLM = {"1.82.7": "MAL-2026-2144", "1.82.8": "MAL-2026-2144"}
@@ -35,7 +34,6 @@ FLOATING_TAGS = frozenset(
         *("main-stable", "main-latest", "main-dev", "main-nightly", "main-rc"),
     }
 )
-ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}\Z")
 LITELLM_ENV_PREFIX = "os.environ/"  # LiteLLM's reference to an environment variable, in litellm.yaml
 
 
@@ -46,9 +44,6 @@ class Problem:
     hint: str | None = None
 
 
-Config = Mapping[str, Any]
-
-
 def check(data: Config, podman: Podman, source: str) -> None:
     """Raise ConfigError for the first rule the config breaks, in the order of its sections."""
     for rule in RULES:
@@ -56,24 +51,9 @@ def check(data: Config, podman: Podman, source: str) -> None:
             raise ConfigError(f"{source}: {problem.where}: {problem.message}", hint=problem.hint)
 
 
-def enabled(data: Config) -> dict[str, bool]:
-    """Which parts the gateway has (a database, a Redis), wherever they run."""
-    return {key: data[key]["enabled"] for key in SERVICE_KEYS}
-
-
-def runs(data: Config) -> dict[str, bool]:
-    """Which parts blueprint runs as containers: enabled, and not external (a managed service)."""
-    return {key: on and "external" not in data[key] for key, on in enabled(data).items()}
-
-
 # Sizes of the container blueprint runs: with `external`, they would configure nothing (the
 # container's other keys have defaults, and are simply not used).
 CONTAINER_ONLY = ("memory", "shared_buffers", "max_connections", "maxmemory")
-
-
-def model_name(model: str | Mapping[str, Any]) -> str:
-    """The name clients ask for: the model id, or its alias."""
-    return model if isinstance(model, str) else model.get("name", model["id"])
 
 
 # ---- the rules, in the order of the config's sections --------------------------------------------
