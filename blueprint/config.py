@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import re
 import stat
@@ -75,7 +76,7 @@ def loads(raw: bytes | str, *, label: str = CONFIG_NAME) -> LoadedConfig:
     if isinstance(raw, str):
         raw = raw.encode()
     data = parse(raw, label)
-    _check_unicode(data, label)
+    _check_values(data, label)
     validate(data, label)
     return LoadedConfig(source=label, raw=raw, data=with_defaults(data))
 
@@ -106,15 +107,34 @@ def parse(raw: bytes, label: str) -> Any:
         raise ConfigError(f"{label}: invalid JSON: {exc}") from None
 
 
-def _check_unicode(data: Any, label: str) -> None:
-    """JSON's \\ud800 escapes can make strings that are not Unicode text (lone surrogates): no file
-    can hold them. One C-speed encode proves there are none; only then is the culprit looked for."""
+def _check_values(data: Any, label: str) -> None:
+    """Values JSON can spell and no file can hold. JSON's \\ud800 escapes make strings that are not
+    Unicode text (lone surrogates); a number beyond a float's range (1e400) is read as infinity,
+    which litellm.yaml would say as .inf. One C-speed dump proves there are neither; only then is
+    the culprit looked for."""
     try:
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
+        json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except UnicodeEncodeError:
         raise ConfigError(
             f"{label}: {_surrogate(data) or '/'}: not valid Unicode text (a lone \\ud800-\\udfff escape)"
         ) from None
+    except ValueError:  # allow_nan: parse() refuses NaN, so an infinity
+        raise ConfigError(
+            f"{label}: {_infinite(data) or '/'}: too large for a number (beyond 1.8e308)",
+            hint="`blueprint schema` gives the range of each number",
+        ) from None
+
+
+def _infinite(node: Any, path: tuple = ()) -> str | None:
+    """The pointer of the first number that overflowed to infinity."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        if isinstance(value, float) and math.isinf(value):
+            return pointer((*path, key))
+        found = _infinite(value, (*path, key))
+        if found:
+            return found
+    return None
 
 
 def _surrogate(node: Any, path: tuple = ()) -> str | None:

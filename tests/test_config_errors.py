@@ -185,9 +185,21 @@ CASES = {
         {"llm_providers": {"openai": {"api_key": "$OPENAI_API_KEY", "models": ["gpt-4o"]}}},
         r'/llm_providers/openai/api_key: write the reference with braces, as "\$\{OPENAI_API_KEY\}"',
     ),
+    "a budget too large for a number": (
+        json.dumps(GOOD)[:-1] + ', "budget": {"max_budget": 1e400}}',
+        r"/budget/max_budget: too large for a number \(beyond 1\.8e308\)",
+    ),
+    "a price too large for a number": (
+        '{"llm_providers": {"openai": {"models": [{"id": "gpt-4o", "input_cost_per_token": -1e400}]}}}',
+        r"/llm_providers/openai/models/0/input_cost_per_token: too large for a number",
+    ),
+    "an integer of thousands of digits": (
+        {"llm_providers": {"openai": {"models": [{"id": "gpt-4o", "rpm": 10**4000}]}}},
+        r"/llm_providers/openai/models/0/rpm: 1000000.*\.\.\. is out of range: expected 1 to 100000000$",
+    ),
     "negative budget": (
         with_(budget={"max_budget": -1}),
-        r"/budget/max_budget: -1 is out of range: expected more than 0$",
+        r"/budget/max_budget: -1 is out of range: expected more than 0 and at most 1000000000000$",
     ),
 }
 
@@ -262,3 +274,22 @@ def test_the_azure_hint_shows_an_azure_address(home, tmp_path, monkeypatch, caps
     data, _ = CASES["azure without base_url"]
     assert cli_module.run(["render", "--config", str(write_config(tmp_path, data))]) == 2
     assert 'hint: e.g. "base_url": "https://<your-resource>.openai.azure.com"' in capsys.readouterr().err
+
+
+def test_every_integer_and_number_of_the_schema_has_a_maximum():
+    """Python reads integers of up to 4,300 digits: each one needs a bound a setting can mean, or
+    it reaches litellm.yaml and the units as it is."""
+    from blueprint.config import schema
+
+    unbounded = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            kinds = node.get("type") if isinstance(node.get("type"), list) else [node.get("type")]
+            if {"integer", "number"} & set(kinds) and "maximum" not in node and "exclusiveMaximum" not in node:
+                unbounded.append(where)
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+
+    walk(schema(), "")
+    assert unbounded == []
