@@ -16,9 +16,9 @@ from graphlib import CycleError, TopologicalSorter
 from typing import Any
 from urllib.parse import urlsplit
 
-from blueprint.config import pointer
 from blueprint.errors import ConfigError
 from blueprint.host import unprivileged_port_start
+from blueprint.jsontext import pointer
 from blueprint.model import providers as catalog
 from blueprint.model.sections import ENV_REF, SERVICE_KEYS, Config, enabled, model_name, runs
 from blueprint.model.sizing import overflow, size
