@@ -12,7 +12,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -237,6 +237,30 @@ def with_defaults(data: dict[str, Any]) -> dict[str, Any]:
     if isinstance(filled.get("cache"), dict) and not given("cache", "enabled") and not on("litellm_redis"):
         filled["cache"]["enabled"] = False
     return filled
+
+
+def fields(data: Any, definition: str) -> Iterator[tuple[tuple, Any]]:
+    """Every value of a validated config the schema checks as `#/$defs/<definition>` (every URL,
+    say), with its path: a rule about a kind of value reaches each field of that kind, those the
+    schema gains later too."""
+    ref = f"#/$defs/{definition}"
+
+    def walk(value: Any, node: dict[str, Any], path: tuple) -> Iterator[tuple[tuple, Any]]:
+        if node.get("$ref") == ref:
+            yield path, value
+            return
+        node = _resolve(node)
+        if isinstance(value, dict):
+            properties, extra = node.get("properties", {}), node.get("additionalProperties")
+            for key, sub in value.items():
+                below = properties.get(key, extra)
+                if isinstance(below, dict):
+                    yield from walk(sub, below, (*path, key))
+        elif isinstance(value, list) and isinstance(node.get("items"), dict):
+            for index, item in enumerate(value):
+                yield from walk(item, node["items"], (*path, index))
+
+    yield from walk(data, schema(), ())
 
 
 def _resolve(node: dict[str, Any]) -> dict[str, Any]:

@@ -197,6 +197,27 @@ CASES = {
         {"llm_providers": {"openai": {"models": [{"id": "gpt-4o", "rpm": 10**4000}]}}},
         r"/llm_providers/openai/models/0/rpm: 1000000.*\.\.\. is out of range: expected 1 to 100000000$",
     ),
+    "a password in a provider's base_url": (
+        {"llm_providers": {"vllm": {"base_url": "http://admin:s3cr3t@gpu.example.com:8000/v1", "models": ["m"]}}},
+        r"/llm_providers/vllm/base_url: the URL holds credentials before its host "
+        r"\(user:password@gpu\.example\.com:8000\)",
+    ),
+    "a password in a model's base_url": (
+        {"llm_providers": {"ollama": {"models": [{"id": "m", "base_url": "http://u:p@localhost:11434"}]}}},
+        r"/llm_providers/ollama/models/0/base_url: the URL holds credentials",
+    ),
+    "a user name in langfuse's host": (
+        with_(callbacks={"langfuse": {"host": "https://pk:sk@lf.example.com"}}),
+        r"/callbacks/langfuse/host: the URL holds credentials before its host",
+    ),
+    "a key in lago's query": (
+        with_(callbacks={"lago": {"enabled": True, "api_base": "https://lago.example.com/?api_key=sk-123"}}),
+        r"/callbacks/lago/api_base: the URL's parameter 'api_key' looks like a credential",
+    ),
+    "a token in a fragment": (
+        {"llm_providers": {"vllm": {"base_url": "http://gpu.example.com/v1#access-token=x", "models": ["m"]}}},
+        r"/llm_providers/vllm/base_url: the URL's parameter 'access-token' looks like a credential",
+    ),
     "negative budget": (
         with_(budget={"max_budget": -1}),
         r"/budget/max_budget: -1 is out of range: expected more than 0 and at most 1000000000000$",
@@ -293,3 +314,24 @@ def test_every_integer_and_number_of_the_schema_has_a_maximum():
 
     walk(schema(), "")
     assert unbounded == []
+
+
+@pytest.mark.parametrize(
+    "name, secret, hint",
+    [
+        ("a password in a provider's base_url", "s3cr3t", 'give the key as "api_key": "${HOSTED_VLLM_API_KEY}"'),
+        ("a user name in langfuse's host", "pk:sk", "blueprint secrets set LANGFUSE_SECRET_KEY"),
+        ("a key in lago's query", "sk-123", "blueprint secrets set LAGO_API_KEY"),
+    ],
+)
+def test_credentials_in_a_url_are_never_shown_and_the_hint_says_where_they_go(
+    name, secret, hint, home, tmp_path, monkeypatch, capsys
+):
+    """litellm.yaml and the units are readable by every user (and podman's command line carries
+    Environment=): a credential there is one every user of the machine has."""
+    data, _ = CASES[name]
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert cli_module.run(["validate", "--config", str(write_config(tmp_path, data))]) == 2
+    err = capsys.readouterr().err
+    assert secret not in err
+    assert hint in err

@@ -11,15 +11,15 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
-from urllib.parse import urlsplit
 
 from blueprint.errors import ConfigError
 from blueprint.host import unprivileged_port_start
 from blueprint.jsontext import pointer
 from blueprint.model import providers as catalog
+from blueprint.model import urls
+from blueprint.model.problems import Problem
 from blueprint.model.sections import ENV_REF, SERVICE_KEYS, Config, enabled, model_name, runs
 from blueprint.model.sizing import overflow, size
 from blueprint.model.types import GENERATED, OWN_ENVIRONMENT, PROCESS_ENVIRONMENT, PROCESS_PREFIXES
@@ -35,13 +35,6 @@ FLOATING_TAGS = frozenset(
     }
 )
 LITELLM_ENV_PREFIX = "os.environ/"  # LiteLLM's reference to an environment variable, in litellm.yaml
-
-
-@dataclass(frozen=True)
-class Problem:
-    where: str  # JSON pointer
-    message: str
-    hint: str | None = None
 
 
 def check(data: Config, podman: Podman, source: str) -> None:
@@ -258,12 +251,8 @@ def _providers(data: Config, podman: Podman) -> Iterator[Problem]:
                     f"{var} is {taken}",
                     hint=f"name the provider's key differently, e.g. ${{{credential.env}}}",
                 )
-        if "base_url" in entry:
-            yield from url_problems(entry["base_url"], f"{where}/base_url")
         for index, model in enumerate(entry["models"]):
             pointer = f"{where}/models/{index}"
-            if isinstance(model, Mapping) and "base_url" in model:
-                yield from url_problems(model["base_url"], f"{pointer}/base_url")
             name = model_name(model)
             if name not in served:
                 served[name] = (pointer, where, entry["load_balance"])
@@ -307,19 +296,6 @@ def _provider_fields(entry: Config, kind: catalog.Provider, where: str) -> Itera
             yield Problem(where, f"{kind.title} needs {setting.field!r}")
     if kind.base_url == "required" and "base_url" not in entry:
         yield Problem(where, f'{kind.title} needs "base_url"', hint=f'e.g. "base_url": "{kind.example_base_url}"')
-
-
-def url_problems(url: str, where: str) -> Iterator[Problem]:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        yield Problem(where, f"{url!r} is not a valid URL: {exc}")
-        return
-    if not parts.hostname:
-        yield Problem(where, f"{url!r} has no host")
-    elif port == 0:
-        yield Problem(where, f"{url!r}: port 0 is not a port")
 
 
 def _fallbacks(data: Config, served: Mapping[str, Any]) -> Iterator[Problem]:
@@ -381,8 +357,12 @@ def _secrets(data: Config, podman: Podman) -> Iterator[Problem]:
         yield Problem("/secrets/backend", f"Podman secrets need Podman 4.5; the target is {podman.version}")
 
 
+def _urls(data: Config, podman: Podman) -> Iterator[Problem]:
+    yield from urls.problems(data)
+
+
 RULES = (
-    _environment_references,
+    *(_environment_references, _urls),
     *(_podman, _network, _addresses, _services, _sizes, _caddy, _providers),
     *(_cache, _budget, _callbacks, _pool, _secrets),
 )
