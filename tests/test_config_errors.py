@@ -218,6 +218,26 @@ CASES = {
         {"llm_providers": {"vllm": {"base_url": "http://gpu.example.com/v1#access-token=x", "models": ["m"]}}},
         r"/llm_providers/vllm/base_url: the URL's parameter 'access-token' looks like a credential",
     ),
+    "litellm.yaml where the proxy's logging is": (
+        with_(litellm={"config_file": "litellm/litellm-log.yaml"}),
+        r"/litellm/config_file: 'litellm/litellm-log.yaml' is a file blueprint writes for something else",
+    ),
+    "litellm.yaml where all files land at the top": (
+        with_(podman_version="4.6", litellm={"config_file": "mine/litellm-log.yaml"}),
+        r"/litellm/config_file: 'mine/litellm-log.yaml' lands on litellm-log.yaml \(Podman 4.6 keeps every file",
+    ),
+    "litellm.yaml below a unit file": (
+        with_(litellm={"config_file": "llm.network/litellm.yaml"}),
+        r"/litellm/config_file: 'llm.network/litellm.yaml' needs a folder llm.network where blueprint writes a file",
+    ),
+    "litellm.yaml outside the unit folder": (
+        with_(litellm={"config_file": "../litellm.yaml"}),
+        r"/litellm/config_file: \"../litellm.yaml\" is not valid: expected a relative path",
+    ),
+    "litellm.yaml at an absolute path": (
+        with_(litellm={"config_file": "/etc/litellm.yaml"}),
+        r"/litellm/config_file: \"/etc/litellm.yaml\" is not valid",
+    ),
     "negative budget": (
         with_(budget={"max_budget": -1}),
         r"/budget/max_budget: -1 is out of range: expected more than 0 and at most 1000000000000$",
@@ -335,3 +355,11 @@ def test_credentials_in_a_url_are_never_shown_and_the_hint_says_where_they_go(
     err = capsys.readouterr().err
     assert secret not in err
     assert hint in err
+
+
+def test_validate_refuses_a_config_file_blueprint_writes_for_something_else(home, tmp_path):
+    """It passed validate; render wrote 9 files, then stopped on a conflict, and the next render
+    wrote the log configuration as litellm.yaml: a proxy with no model."""
+    data, pattern = CASES["litellm.yaml where the proxy's logging is"]
+    result = cli("validate", "--config", str(write_config(tmp_path, data)), env={"OPENAI_API_KEY": "sk-x"})
+    assert_refused(result.returncode, result.stdout, result.stderr, pattern, tmp_path, home)
