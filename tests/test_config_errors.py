@@ -238,6 +238,25 @@ CASES = {
         with_(litellm={"config_file": "/etc/litellm.yaml"}),
         r"/litellm/config_file: \"/etc/litellm.yaml\" is not valid",
     ),
+    "redis named as postgres": (
+        with_(litellm_redis={"hostname": "litellm-postgres"}),
+        r"/litellm_redis/hostname: 'litellm-postgres' would name two containers: litellm_postgres "
+        r"\(/litellm_postgres/hostname\) and litellm_redis \(/litellm_redis/hostname\)",
+    ),
+    "postgres named as the front door": (
+        with_(litellm_postgres={"hostname": "litellm-front"}),
+        r"/litellm_postgres/hostname: 'litellm-front' would name two containers: the front door of LiteLLM's 2 "
+        r"replicas \(/litellm/replicas\) and litellm_postgres",
+    ),
+    "redis named as a replica": (
+        with_(litellm={"replicas": 3}, litellm_redis={"hostname": "litellm-3"}),
+        r"/litellm_redis/hostname: 'litellm-3' would name two containers: LiteLLM's replica 3 of 3 "
+        r"\(/litellm/hostname\) and litellm_redis",
+    ),
+    "a single litellm named as redis": (
+        with_(litellm={"replicas": 1, "hostname": "litellm-redis"}),
+        r"/litellm_redis/hostname: 'litellm-redis' would name two containers: LiteLLM \(/litellm/hostname\)",
+    ),
     "negative budget": (
         with_(budget={"max_budget": -1}),
         r"/budget/max_budget: -1 is out of range: expected more than 0 and at most 1000000000000$",

@@ -17,8 +17,8 @@ from typing import Any
 from blueprint.errors import ConfigError
 from blueprint.host import unprivileged_port_start
 from blueprint.jsontext import pointer
+from blueprint.model import names, urls
 from blueprint.model import providers as catalog
-from blueprint.model import urls
 from blueprint.model.problems import Problem
 from blueprint.model.sections import ENV_REF, SERVICE_KEYS, Config, enabled, model_name, runs
 from blueprint.model.sizing import overflow, size
@@ -361,8 +361,12 @@ def _urls(data: Config, podman: Podman) -> Iterator[Problem]:
     yield from urls.problems(data)
 
 
+def _container_names(data: Config, podman: Podman) -> Iterator[Problem]:
+    yield from names.problems(data)
+
+
 RULES = (
     *(_environment_references, _urls),
-    *(_podman, _network, _addresses, _services, _sizes, _caddy, _providers),
+    *(_podman, _network, _addresses, _services, _container_names, _sizes, _caddy, _providers),
     *(_cache, _budget, _callbacks, _pool, _secrets),
 )
