@@ -257,6 +257,15 @@ CASES = {
         with_(litellm={"replicas": 1, "hostname": "litellm-redis"}),
         r"/litellm_redis/hostname: 'litellm-redis' would name two containers: LiteLLM \(/litellm/hostname\)",
     ),
+    "connections beyond postgresql's memory": (
+        with_(litellm={"replicas": 16, "num_workers": 64}),
+        r"/litellm_postgres/memory: 16 replicas x 64 workers x 25 connections \+ 13 reserved = 25613 connections "
+        r"need about 56513MB of PostgreSQL's memory .* more than litellm_postgres.memory 1024MB$",
+    ),
+    "a max_connections beyond postgresql's memory": (
+        with_(litellm_postgres={"max_connections": 10000}),
+        r"/litellm_postgres/max_connections: max_connections 10000 needs about 22237MB of PostgreSQL's memory",
+    ),
     "negative budget": (
         with_(budget={"max_budget": -1}),
         r"/budget/max_budget: -1 is out of range: expected more than 0 and at most 1000000000000$",

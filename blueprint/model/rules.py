@@ -21,7 +21,7 @@ from blueprint.model import names, urls
 from blueprint.model import providers as catalog
 from blueprint.model.problems import Problem
 from blueprint.model.sections import ENV_REF, SERVICE_KEYS, Config, enabled, model_name, runs
-from blueprint.model.sizing import overflow, size
+from blueprint.model.sizing import memory_overflow, overflow, size
 from blueprint.model.types import GENERATED, OWN_ENVIRONMENT, PROCESS_ENVIRONMENT, PROCESS_PREFIXES
 from blueprint.quadlet import OLDEST, Podman
 
@@ -347,9 +347,11 @@ def _callbacks(data: Config, podman: Podman) -> Iterator[Problem]:
 def _pool(data: Config, podman: Podman) -> Iterator[Problem]:
     # An external database's max_connections is not known here: its pools are the operator's to fit.
     on = runs(data)
-    found = overflow(size(data)) if on["litellm"] and on["litellm_postgres"] else None
+    if not on["litellm_postgres"]:
+        return
+    found = overflow(size(data)) if on["litellm"] else memory_overflow(size(data))
     if found:
-        yield Problem("/sizing/db_pool_limit", found.message, hint=", or ".join(found.ways))
+        yield Problem(found.where, found.message, hint=", or ".join(found.ways))
 
 
 def _secrets(data: Config, podman: Podman) -> Iterator[Problem]:
