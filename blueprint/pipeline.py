@@ -135,6 +135,8 @@ def prepare(options: Options, *, strict: bool = False) -> Prepared:
     from blueprint import podman
 
     built = build_stack(options)
+    if strict:
+        _refuse_placeholders(built)
     stack, paths = built.stack, options.paths
     manifest = engine.Manifest.load(paths)
     recorded = [(Path(name), owned.role.kind) for name, owned in manifest.files.items()]
@@ -155,6 +157,20 @@ def prepare(options: Options, *, strict: bool = False) -> Prepared:
         check_folder(folder)  # a file where a folder belongs: named here, not by a read below it
     changes = engine.compare(planned, manifest, roots(paths))
     return Prepared(options, built, found, planned, manifest, changes)
+
+
+def _refuse_placeholders(built: Built) -> None:
+    """For --strict: a field that still holds what `blueprint init` left for a person to fill in."""
+    from blueprint.errors import ConfigError
+    from blueprint.model.notes import placeholders
+
+    found = placeholders(built.loaded.data)
+    if found:
+        also = f" (and {', '.join(found[1:])})" if found[1:] else ""
+        raise ConfigError(
+            f"{built.loaded.source}: {found[0]}: still holds the placeholder `blueprint init` wrote{also}",
+            hint="put your own value there",
+        )
 
 
 def roots(paths: Paths) -> tuple[Path, ...]:

@@ -14,6 +14,7 @@ from typing import Any
 from blueprint.errors import ConfigError, RenderError
 from blueprint.host import Machine
 from blueprint.model import frontdoor, gateway, jobs, rules, services
+from blueprint.model import notes as advice
 from blueprint.model.outputs import clash, container_file, outputs
 from blueprint.model.sections import runs
 from blueprint.model.site import external_site
@@ -80,6 +81,7 @@ def build(
     notes = list(found.notes)
     if on["litellm"] and not found.deployments:
         notes.append("no enabled provider serves a model: every request gets an error; add one to llm_providers")
+    notes += advice.notes(data)
     files = outputs(
         paths=paths,
         layout=layout,
