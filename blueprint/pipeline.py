@@ -113,7 +113,21 @@ def build_stack(options: Options) -> Built:
             f"podman is not installed here: the units are written for Podman {target.version} (Debian 13); "
             "running them needs Podman 4.4 or newer with Quadlet"
         )
+    elif data["podman_version"] != "auto":
+        notes += _older_podman(target, Podman.installed(options.environ))
     return Built(loaded, path.absolute(), origin, stack, tuple(notes))
+
+
+def _older_podman(target: Podman, here: Podman | None) -> list[str]:
+    """An explicit podman_version newer than the podman installed here: units it cannot run."""
+    if here is None or here.version >= target.version:
+        return []
+    lacking = here.lacks(target)
+    uses = f": the units use {', '.join(lacking)}, which it does not have" if lacking else ""
+    return [
+        f"the podman here ({here.detected_from}) is {here.version}, older than podman_version {target.version}"
+        f'{uses}; set podman_version to "{here.version}" or "auto"'
+    ]
 
 
 def check_config(raw: bytes, label: str, environ: Mapping[str, str]) -> config.LoadedConfig:

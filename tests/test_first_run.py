@@ -415,3 +415,19 @@ def test_a_placeholder_init_wrote_is_said_and_refused_with_strict(home, tmp_path
     assert cli_module.run(["validate", "--strict", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert f"{fields[0]}: still holds the placeholder `blueprint init` wrote" in err, err
+
+
+def test_a_podman_version_newer_than_the_installed_podman_is_said(home, tmp_path, capsys, monkeypatch):
+    """Units for 5.4 use templates and Notify=healthy, which the 4.9 installed here cannot run."""
+    monkeypatch.setenv("PATH", f"{FAKES}:/usr/bin:/bin")
+    monkeypatch.setenv("FAKE_PODMAN_VERSION", "4.9.3")
+    config = write_config(tmp_path, OLLAMA)
+    assert cli_module.run(["validate", "--config", str(config)]) == 0
+    said = [n for n in notes(capsys) if "older than podman_version" in n]
+    assert len(said) == 1, said
+    assert f"podman here ({FAKES / 'podman'}) is 4.9, older than podman_version 5.4" in said[0]
+    assert "templates" in said[0] and "Notify=healthy" in said[0]
+    assert 'set podman_version to "4.9" or "auto"' in said[0]
+    monkeypatch.setenv("FAKE_PODMAN_VERSION", "5.4.2")
+    assert cli_module.run(["validate", "--config", str(config)]) == 0
+    assert not [n for n in notes(capsys) if "older than podman_version" in n]
