@@ -150,6 +150,12 @@ def test_localhost_base_url_is_the_host_seen_from_the_container():
     params = stack.gateway["model_list"][0]["litellm_params"]
     assert params["api_base"] == "http://host.containers.internal:11434"
     assert any("host.containers.internal" in note for note in stack.notes)
+    # Only the host changes: scheme, port, path, query and fragment stay as written.
+    url = "https://[::1]:8443/v1/chat?tenant=a#x"
+    stack = build(llm_providers={"vllm": {"base_url": url, "models": ["m"]}})
+    assert stack.gateway["model_list"][0]["litellm_params"]["api_base"] == (
+        "https://host.containers.internal:8443/v1/chat?tenant=a#x"
+    )
 
 
 def test_disabled_providers_are_absent():
