@@ -240,22 +240,26 @@ CASES = {
     ),
     "redis named as postgres": (
         with_(litellm_redis={"hostname": "litellm-postgres"}),
-        r"/litellm_redis/hostname: 'litellm-postgres' would name two containers: litellm_postgres "
+        r"/litellm_redis/hostname: 'litellm-postgres' would name two services: litellm_postgres "
         r"\(/litellm_postgres/hostname\) and litellm_redis \(/litellm_redis/hostname\)",
     ),
     "postgres named as the front door": (
         with_(litellm_postgres={"hostname": "litellm-front"}),
-        r"/litellm_postgres/hostname: 'litellm-front' would name two containers: the front door of LiteLLM's 2 "
+        r"/litellm_postgres/hostname: 'litellm-front' would name two services: the front door of LiteLLM's 2 "
         r"replicas \(/litellm/replicas\) and litellm_postgres",
     ),
     "redis named as a replica": (
         with_(litellm={"replicas": 3}, litellm_redis={"hostname": "litellm-3"}),
-        r"/litellm_redis/hostname: 'litellm-3' would name two containers: LiteLLM's replica 3 of 3 "
+        r"/litellm_redis/hostname: 'litellm-3' would name two services: LiteLLM's replica 3 of 3 "
         r"\(/litellm/hostname\) and litellm_redis",
+    ),
+    "redis named as litellm's service": (
+        with_(litellm_redis={"hostname": "litellm"}),
+        r"/litellm_redis/hostname: 'litellm' would name two services: LiteLLM \(/litellm/hostname\) and litellm_redis",
     ),
     "a single litellm named as redis": (
         with_(litellm={"replicas": 1, "hostname": "litellm-redis"}),
-        r"/litellm_redis/hostname: 'litellm-redis' would name two containers: LiteLLM \(/litellm/hostname\)",
+        r"/litellm_redis/hostname: 'litellm-redis' would name two services: LiteLLM \(/litellm/hostname\)",
     ),
     "connections beyond postgresql's memory": (
         with_(litellm={"replicas": 16, "num_workers": 64}),

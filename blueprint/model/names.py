@@ -3,7 +3,9 @@
 A name is the container's ContainerName= and the host name the others reach it by: two
 containers of one name cannot both run, and a client of the name would reach either. The
 sections' hostnames name PostgreSQL, Redis and a single LiteLLM; with replicas, LiteLLM's
-hostname names them (litellm-1, litellm-2, ...) and the front door is litellm-front.
+hostname names them (litellm-1, litellm-2, ...), the front door is litellm-front, and the
+hostname itself stays LiteLLM's: the Kubernetes export's Service, and the single container again
+if replicas go back to 1.
 """
 
 from __future__ import annotations
@@ -15,15 +17,14 @@ from blueprint.model.problems import Problem
 from blueprint.model.sections import Config, runs
 
 
-def containers(data: Config) -> Iterator[tuple[str, str, str]]:
-    """Every container blueprint runs, in the config's order: its name, the field that names it,
-    and what it is."""
+def names(data: Config) -> Iterator[tuple[str, str, str]]:
+    """Every name a service of blueprint's takes, in the config's order: the name, the field that
+    gives it, and what it names."""
     on = runs(data)
     if on["litellm"]:
         hostname, replicas = data["litellm"]["hostname"], data["litellm"]["replicas"]
-        if replicas == 1:
-            yield hostname, "/litellm/hostname", "LiteLLM"
-        else:
+        yield hostname, "/litellm/hostname", "LiteLLM"
+        if replicas > 1:
             for n, name in enumerate(frontdoor.replica_names(hostname, replicas), start=1):
                 yield name, "/litellm/hostname", f"LiteLLM's replica {n} of {replicas}"
             yield frontdoor.NAME, "/litellm/replicas", f"the front door of LiteLLM's {replicas} replicas"
@@ -33,14 +34,14 @@ def containers(data: Config) -> Iterator[tuple[str, str, str]]:
 
 
 def problems(data: Config) -> Iterator[Problem]:
-    """A name given to two containers, at the field of the second."""
+    """A name given to two services, at the field of the second."""
     seen: dict[str, tuple[str, str]] = {}
-    for name, where, what in containers(data):
+    for name, where, what in names(data):
         if name in seen:
             first, named_by = seen[name]
             yield Problem(
                 where,
-                f"{name!r} would name two containers: {first} ({named_by}) and {what} ({where})",
+                f"{name!r} would name two services: {first} ({named_by}) and {what} ({where})",
                 hint="give one of them another hostname",
             )
         seen.setdefault(name, (what, where))

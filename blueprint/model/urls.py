@@ -82,10 +82,7 @@ def _credentials_hint(path: tuple, data: Config) -> str:
                 ]
                 if [field for field, _ in refs] == ["api_key"]:
                     var = refs[0][1]
-                    return (
-                        f'give the key as "api_key": "${{{var}}}" (LiteLLM sends it as a bearer token) and store it '
-                        f"with `blueprint secrets set {var}`"
-                    )
+                    return f'give the key as "api_key": "${{{var}}}" and store it with `blueprint secrets set {var}`'
                 given = ", ".join(f'"{field}": "${{{var}}}"' for field, var in refs)
                 return f"{kind.title} takes its credentials as {given}; store each with `blueprint secrets set NAME`"
         case ("callbacks", "langfuse", *_):
