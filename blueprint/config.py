@@ -1,8 +1,8 @@
-"""Load: parse blueprint-config.json, check it against the schema, fill in the defaults.
+"""Load: read blueprint-config.json (strict JSON: jsontext.py), check it against the schema, fill in the defaults.
 
 Everything after this module receives checked data and never checks it again. Semantic rules that
-a JSON Schema cannot express (references between sections) live in model/rules.py, checked before
-the typed stack is built, and raise the same ConfigError with a JSON pointer.
+a JSON Schema cannot express (references between sections) live in model/rules.py, run before the
+typed stack is built, and raise the same ConfigError with a JSON pointer.
 """
 
 from __future__ import annotations
@@ -12,13 +12,15 @@ import json
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from blueprint import jsontext
 from blueprint.errors import ConfigError
+from blueprint.jsontext import pointer
 from blueprint.paths import CONFIG_NAME, encodes_utf8, resource
 
 SCHEMA_PATH = resource("schemas") / "blueprint-config.schema.json"
@@ -31,11 +33,6 @@ class LoadedConfig:
     source: str
     raw: bytes
     data: dict[str, Any]
-
-
-def pointer(parts) -> str:
-    """A JSON pointer (RFC 6901) for a path of keys and indexes."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 MAX_SIZE = 64 * 1024 * 1024  # bytes; a config with 10,000 models is about 1 MB
@@ -74,127 +71,9 @@ def shown(path: Path) -> str:
 def loads(raw: bytes | str, *, label: str = CONFIG_NAME) -> LoadedConfig:
     if isinstance(raw, str):
         raw = raw.encode()
-    data = parse(raw, label)
-    _check_unicode(data, label)
+    data = jsontext.parse(raw, label)
     validate(data, label)
     return LoadedConfig(source=label, raw=raw, data=with_defaults(data))
-
-
-def parse(raw: bytes, label: str) -> Any:
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{label}: not UTF-8 text (byte {exc.start})") from None
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{label}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}",
-            hint="check for a missing comma or quote, or a trailing comma, just before this point",
-        ) from None
-    except _DuplicateKey as exc:
-        where, at = _second_key(text)
-        line, column = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
-        raise ConfigError(
-            f"{label}:{line}:{column}: {pointer(where)}: key {exc.key!r} appears twice in one object; "
-            "JSON keeps only the last",
-            hint="remove or merge one of them",
-        ) from None
-    except RecursionError:
-        raise ConfigError(f"{label}: invalid JSON: nested too deeply") from None
-    except ValueError as exc:  # Python's own limits, e.g. an integer of thousands of digits
-        raise ConfigError(f"{label}: invalid JSON: {exc}") from None
-
-
-def _check_unicode(data: Any, label: str) -> None:
-    """JSON's \\ud800 escapes can make strings that are not Unicode text (lone surrogates): no file
-    can hold them. One C-speed encode proves there are none; only then is the culprit looked for."""
-    try:
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise ConfigError(
-            f"{label}: {_surrogate(data) or '/'}: not valid Unicode text (a lone \\ud800-\\udfff escape)"
-        ) from None
-
-
-def _surrogate(node: Any, path: tuple = ()) -> str | None:
-    """The pointer of the first string (or key) holding a lone surrogate."""
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-    for key, value in items:
-        if isinstance(key, str) and not key.isascii() and not encodes_utf8(key):
-            return pointer((*path, key))
-        if isinstance(value, str) and not encodes_utf8(value):
-            return pointer((*path, key))
-        found = _surrogate(value, (*path, key))
-        if found:
-            return found
-    return None
-
-
-class _DuplicateKey(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _second_key(text: str) -> tuple[tuple, int]:
-    """Where the first key that repeats one of its object is: its path and its offset. Run only once
-    json.loads has found one (its hook sees keys, not where they are), so the text is valid JSON."""
-    from json.decoder import scanstring
-
-    decoder = json.JSONDecoder()
-
-    class Found(Exception):
-        pass
-
-    def blank(i: int) -> int:
-        while text[i] in " \t\n\r":
-            i += 1
-        return i
-
-    def value(i: int, path: tuple) -> int:
-        i = blank(i)
-        if text[i] == "{":
-            seen: set[str] = set()
-            i = blank(i + 1)
-            while text[i] != "}":
-                start = i
-                key, i = scanstring(text, i + 1)
-                if key in seen:
-                    raise Found((*path, key), start)
-                seen.add(key)
-                i = value(blank(i) + 1, (*path, key))  # past the colon
-                i = blank(i)
-                i = blank(i + 1) if text[i] == "," else i
-            return i + 1
-        if text[i] == "[":
-            index, i = 0, blank(i + 1)
-            while text[i] != "]":
-                i = blank(value(i, (*path, index)))
-                i = blank(i + 1) if text[i] == "," else i
-                index += 1
-            return i + 1
-        return decoder.raw_decode(text, i)[1]
-
-    try:
-        value(0, ())
-    except Found as found:
-        return found.args
-    return (), 0
-
-
-def _no_constant(name: str):
-    # Python's json reads NaN and Infinity, which JSON does not have and no setting can use.
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKey(key)
-        result[key] = value
-    return result
 
 
 @cache
@@ -358,6 +237,30 @@ def with_defaults(data: dict[str, Any]) -> dict[str, Any]:
     if isinstance(filled.get("cache"), dict) and not given("cache", "enabled") and not on("litellm_redis"):
         filled["cache"]["enabled"] = False
     return filled
+
+
+def fields(data: Any, definition: str) -> Iterator[tuple[tuple, Any]]:
+    """Every value of a validated config the schema checks as `#/$defs/<definition>` (every URL,
+    say), with its path: a rule about a kind of value reaches each field of that kind, those the
+    schema gains later too."""
+    ref = f"#/$defs/{definition}"
+
+    def walk(value: Any, node: dict[str, Any], path: tuple) -> Iterator[tuple[tuple, Any]]:
+        if node.get("$ref") == ref:
+            yield path, value
+            return
+        node = _resolve(node)
+        if isinstance(value, dict):
+            properties, extra = node.get("properties", {}), node.get("additionalProperties")
+            for key, sub in value.items():
+                below = properties.get(key, extra)
+                if isinstance(below, dict):
+                    yield from walk(sub, below, (*path, key))
+        elif isinstance(value, list) and isinstance(node.get("items"), dict):
+            for index, item in enumerate(value):
+                yield from walk(item, node["items"], (*path, index))
+
+    yield from walk(data, schema(), ())
 
 
 def _resolve(node: dict[str, Any]) -> dict[str, Any]:

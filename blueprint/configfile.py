@@ -44,7 +44,7 @@ def starter(names: Iterable[str]) -> Starter:
                 keys.append(credential.env)
         for field, value in kind.starter_fields.items():
             entry[field] = value
-            if "YOUR-" in value.upper():
+            if catalog.is_placeholder(value):
                 placeholders.append(f"/llm_providers/{kind.name}/{field}")
         entries[kind.name] = {**entry, "models": list(kind.starter_models)}
     config = {"$schema": str(resource("schemas") / "blueprint-config.schema.json"), "llm_providers": entries}

@@ -113,7 +113,21 @@ def build_stack(options: Options) -> Built:
             f"podman is not installed here: the units are written for Podman {target.version} (Debian 13); "
             "running them needs Podman 4.4 or newer with Quadlet"
         )
+    elif data["podman_version"] != "auto":
+        notes += _older_podman(target, Podman.installed(options.environ))
     return Built(loaded, path.absolute(), origin, stack, tuple(notes))
+
+
+def _older_podman(target: Podman, here: Podman | None) -> list[str]:
+    """An explicit podman_version newer than the podman installed here: units it cannot run."""
+    if here is None or here.version >= target.version:
+        return []
+    lacking = here.lacks(target)
+    uses = f": the units use {', '.join(lacking)}, which it does not have" if lacking else ""
+    return [
+        f"the podman here ({here.detected_from}) is {here.version}, older than podman_version {target.version}"
+        f'{uses}; set podman_version to "{here.version}" or "auto"'
+    ]
 
 
 def check_config(raw: bytes, label: str, environ: Mapping[str, str]) -> config.LoadedConfig:
@@ -135,6 +149,8 @@ def prepare(options: Options, *, strict: bool = False) -> Prepared:
     from blueprint import podman
 
     built = build_stack(options)
+    if strict:
+        _refuse_placeholders(built)
     stack, paths = built.stack, options.paths
     manifest = engine.Manifest.load(paths)
     recorded = [(Path(name), owned.role.kind) for name, owned in manifest.files.items()]
@@ -155,6 +171,20 @@ def prepare(options: Options, *, strict: bool = False) -> Prepared:
         check_folder(folder)  # a file where a folder belongs: named here, not by a read below it
     changes = engine.compare(planned, manifest, roots(paths))
     return Prepared(options, built, found, planned, manifest, changes)
+
+
+def _refuse_placeholders(built: Built) -> None:
+    """For --strict: a field that still holds what `blueprint init` left for a person to fill in."""
+    from blueprint.errors import ConfigError
+    from blueprint.model.notes import placeholders
+
+    found = placeholders(built.loaded.data)
+    if found:
+        also = f" (and {', '.join(found[1:])})" if found[1:] else ""
+        raise ConfigError(
+            f"{built.loaded.source}: {found[0]}: still holds the placeholder `blueprint init` wrote{also}",
+            hint="put your own value there",
+        )
 
 
 def roots(paths: Paths) -> tuple[Path, ...]:

@@ -84,16 +84,25 @@ class Podman:
         """The config's version, or ("auto") the installed podman's, else Debian 13's."""
         if setting != "auto":
             return cls(PodmanVersion.parse(setting))
+        return cls.installed(environ) or cls(DEFAULT)
+
+    @classmethod
+    def installed(cls, environ: Mapping[str, str]) -> Podman | None:
+        """The podman on PATH, as `podman --version` says; None if there is none, or it says nothing."""
         binary = shutil.which("podman", path=environ.get("PATH"))
         if binary is None:
-            return cls(DEFAULT)
+            return None
         from blueprint import process
         from blueprint.errors import ToolError
 
         try:
             return cls(PodmanVersion.parse(process.text([binary, "--version"], timeout=20)), detected_from=binary)
         except (ToolError, ValueError):
-            return cls(DEFAULT)
+            return None
+
+    def lacks(self, newer: Podman) -> list[str]:
+        """What units written for `newer` use that this Podman does not have."""
+        return [feature for feature, since in SINCE.items() if self.version < since <= newer.version]
 
 
 # ---- names ------------------------------------------------------------------------------------

@@ -185,9 +185,94 @@ CASES = {
         {"llm_providers": {"openai": {"api_key": "$OPENAI_API_KEY", "models": ["gpt-4o"]}}},
         r'/llm_providers/openai/api_key: write the reference with braces, as "\$\{OPENAI_API_KEY\}"',
     ),
+    "a budget too large for a number": (
+        json.dumps(GOOD)[:-1] + ', "budget": {"max_budget": 1e400}}',
+        r"/budget/max_budget: too large for a number \(beyond 1\.8e308\)",
+    ),
+    "a price too large for a number": (
+        '{"llm_providers": {"openai": {"models": [{"id": "gpt-4o", "input_cost_per_token": -1e400}]}}}',
+        r"/llm_providers/openai/models/0/input_cost_per_token: too large for a number",
+    ),
+    "an integer of thousands of digits": (
+        {"llm_providers": {"openai": {"models": [{"id": "gpt-4o", "rpm": 10**4000}]}}},
+        r"/llm_providers/openai/models/0/rpm: 1000000.*\.\.\. is out of range: expected 1 to 100000000$",
+    ),
+    "a password in a provider's base_url": (
+        {"llm_providers": {"vllm": {"base_url": "http://admin:s3cr3t@gpu.example.com:8000/v1", "models": ["m"]}}},
+        r"/llm_providers/vllm/base_url: the URL holds credentials before its host "
+        r"\(user:password@gpu\.example\.com:8000\)",
+    ),
+    "a password in a model's base_url": (
+        {"llm_providers": {"ollama": {"models": [{"id": "m", "base_url": "http://u:p@localhost:11434"}]}}},
+        r"/llm_providers/ollama/models/0/base_url: the URL holds credentials",
+    ),
+    "a user name in langfuse's host": (
+        with_(callbacks={"langfuse": {"host": "https://pk:sk@lf.example.com"}}),
+        r"/callbacks/langfuse/host: the URL holds credentials before its host",
+    ),
+    "a key in lago's query": (
+        with_(callbacks={"lago": {"enabled": True, "api_base": "https://lago.example.com/?api_key=sk-123"}}),
+        r"/callbacks/lago/api_base: the URL's parameter 'api_key' looks like a credential",
+    ),
+    "a token in a fragment": (
+        {"llm_providers": {"vllm": {"base_url": "http://gpu.example.com/v1#access-token=x", "models": ["m"]}}},
+        r"/llm_providers/vllm/base_url: the URL's parameter 'access-token' looks like a credential",
+    ),
+    "litellm.yaml where the proxy's logging is": (
+        with_(litellm={"config_file": "litellm/litellm-log.yaml"}),
+        r"/litellm/config_file: 'litellm/litellm-log.yaml' is a file blueprint writes for something else",
+    ),
+    "litellm.yaml where all files land at the top": (
+        with_(podman_version="4.6", litellm={"config_file": "mine/litellm-log.yaml"}),
+        r"/litellm/config_file: 'mine/litellm-log.yaml' lands on litellm-log.yaml \(Podman 4.6 keeps every file",
+    ),
+    "litellm.yaml below a unit file": (
+        with_(litellm={"config_file": "llm.network/litellm.yaml"}),
+        r"/litellm/config_file: 'llm.network/litellm.yaml' needs a folder llm.network where blueprint writes a file",
+    ),
+    "litellm.yaml outside the unit folder": (
+        with_(litellm={"config_file": "../litellm.yaml"}),
+        r"/litellm/config_file: \"../litellm.yaml\" is not valid: expected a relative path",
+    ),
+    "litellm.yaml at an absolute path": (
+        with_(litellm={"config_file": "/etc/litellm.yaml"}),
+        r"/litellm/config_file: \"/etc/litellm.yaml\" is not valid",
+    ),
+    "redis named as postgres": (
+        with_(litellm_redis={"hostname": "litellm-postgres"}),
+        r"/litellm_redis/hostname: 'litellm-postgres' would name two services: litellm_postgres "
+        r"\(/litellm_postgres/hostname\) and litellm_redis \(/litellm_redis/hostname\)",
+    ),
+    "postgres named as the front door": (
+        with_(litellm_postgres={"hostname": "litellm-front"}),
+        r"/litellm_postgres/hostname: 'litellm-front' would name two services: the front door of LiteLLM's 2 "
+        r"replicas \(/litellm/replicas\) and litellm_postgres",
+    ),
+    "redis named as a replica": (
+        with_(litellm={"replicas": 3}, litellm_redis={"hostname": "litellm-3"}),
+        r"/litellm_redis/hostname: 'litellm-3' would name two services: LiteLLM's replica 3 of 3 "
+        r"\(/litellm/hostname\) and litellm_redis",
+    ),
+    "redis named as litellm's service": (
+        with_(litellm_redis={"hostname": "litellm"}),
+        r"/litellm_redis/hostname: 'litellm' would name two services: LiteLLM \(/litellm/hostname\) and litellm_redis",
+    ),
+    "a single litellm named as redis": (
+        with_(litellm={"replicas": 1, "hostname": "litellm-redis"}),
+        r"/litellm_redis/hostname: 'litellm-redis' would name two services: LiteLLM \(/litellm/hostname\)",
+    ),
+    "connections beyond postgresql's memory": (
+        with_(litellm={"replicas": 16, "num_workers": 64}),
+        r"/litellm_postgres/memory: 16 replicas x 64 workers x 25 connections \+ 13 reserved = 25613 connections "
+        r"need about 56513MB of PostgreSQL's memory .* more than litellm_postgres.memory 1024MB$",
+    ),
+    "a max_connections beyond postgresql's memory": (
+        with_(litellm_postgres={"max_connections": 10000}),
+        r"/litellm_postgres/max_connections: max_connections 10000 needs about 22237MB of PostgreSQL's memory",
+    ),
     "negative budget": (
         with_(budget={"max_budget": -1}),
-        r"/budget/max_budget: -1 is out of range: expected more than 0$",
+        r"/budget/max_budget: -1 is out of range: expected more than 0 and at most 1000000000000$",
     ),
 }
 
@@ -262,3 +347,51 @@ def test_the_azure_hint_shows_an_azure_address(home, tmp_path, monkeypatch, caps
     data, _ = CASES["azure without base_url"]
     assert cli_module.run(["render", "--config", str(write_config(tmp_path, data))]) == 2
     assert 'hint: e.g. "base_url": "https://<your-resource>.openai.azure.com"' in capsys.readouterr().err
+
+
+def test_every_integer_and_number_of_the_schema_has_a_maximum():
+    """Python reads integers of up to 4,300 digits: each one needs a bound a setting can mean, or
+    it reaches litellm.yaml and the units as it is."""
+    from blueprint.config import schema
+
+    unbounded = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            kinds = node.get("type") if isinstance(node.get("type"), list) else [node.get("type")]
+            if {"integer", "number"} & set(kinds) and "maximum" not in node and "exclusiveMaximum" not in node:
+                unbounded.append(where)
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+
+    walk(schema(), "")
+    assert unbounded == []
+
+
+@pytest.mark.parametrize(
+    "name, secret, hint",
+    [
+        ("a password in a provider's base_url", "s3cr3t", 'give the key as "api_key": "${HOSTED_VLLM_API_KEY}"'),
+        ("a user name in langfuse's host", "pk:sk", "blueprint secrets set LANGFUSE_SECRET_KEY"),
+        ("a key in lago's query", "sk-123", "blueprint secrets set LAGO_API_KEY"),
+    ],
+)
+def test_credentials_in_a_url_are_never_shown_and_the_hint_says_where_they_go(
+    name, secret, hint, home, tmp_path, monkeypatch, capsys
+):
+    """litellm.yaml and the units are readable by every user (and podman's command line carries
+    Environment=): a credential there is one every user of the machine has."""
+    data, _ = CASES[name]
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert cli_module.run(["validate", "--config", str(write_config(tmp_path, data))]) == 2
+    err = capsys.readouterr().err
+    assert secret not in err
+    assert hint in err
+
+
+def test_validate_refuses_a_config_file_blueprint_writes_for_something_else(home, tmp_path):
+    """It passed validate; render wrote 9 files, then stopped on a conflict, and the next render
+    wrote the log configuration as litellm.yaml: a proxy with no model."""
+    data, pattern = CASES["litellm.yaml where the proxy's logging is"]
+    result = cli("validate", "--config", str(write_config(tmp_path, data)), env={"OPENAI_API_KEY": "sk-x"})
+    assert_refused(result.returncode, result.stdout, result.stderr, pattern, tmp_path, home)

@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,12 +24,15 @@ from hypothesis import strategies as st
 from blueprint import pipeline
 from blueprint.errors import ConfigError
 from blueprint.export import kubernetes, output
+from blueprint.model import sizing
 from blueprint.model.sizing import RESERVED_CONNECTIONS
 from tests.conftest import FIXTURES, ROOT, cli, need, options, store_secrets, write_config
 from tests.test_golden import CASES, fixture_config
 
 # The oldest Kubernetes the export is checked against (kubernetes-validate 1.37.0 bundles 1.25-1.37).
 KUBERNETES_VERSION = "1.31.0"
+BASE = {"llm_providers": {"openai": {"models": ["gpt-4o"]}}}
+SIZED = sizing.PROFILES[0][1]  # a Sizing, for the memory arithmetic of other numbers
 LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/component", "app.kubernetes.io/part-of")
 
 
@@ -125,9 +129,11 @@ def test_the_pods_fit_together(case, home):
         proxy = service.key == "litellm"
         workload = pods["litellm" if proxy else service.name]
         assert container(workload)["image"] == service.image
-        # Kubernetes reads $$ as $: the arguments it runs are the unit's Exec= words.
-        # At litellm.replicas PostgreSQL keeps the render's max_connections: the pools fit it already.
-        assert [k8s_expand(arg) for arg in container(workload)["args"]] == list(service.command)
+        # Kubernetes reads $$ as $: the arguments it runs are the unit's Exec= words, but for the
+        # max_connections of a cluster's rolling update and migrations (_assert_pools_fit).
+        assert [k8s_expand(arg) for arg in container(workload)["args"] if not arg.startswith("max_connections=")] == [
+            word for word in service.command if not word.startswith("max_connections=")
+        ]
         assert container(workload)["resources"]["limits"]["memory"] == f"{service.memory_mb}Mi"
         # Clients and litellm.yaml reach each Service by the config's hostname, not a replica's.
         hostname = built.loaded.data[service.key]["hostname"]
@@ -148,6 +154,8 @@ def k8s_expand(text: str) -> str:
 
 
 def _assert_pools_fit(objects: list[dict]) -> None:
+    """Every pool fits max_connections while a rolling update runs its surge beside the replicas
+    and the migrations Job migrates, and max_connections fits PostgreSQL's memory limit."""
     postgres = [o for o in objects if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "litellm-postgres"]
     if not postgres:
         return
@@ -156,8 +164,14 @@ def _assert_pools_fit(objects: list[dict]) -> None:
     workers = int(args[args.index("--num_workers") + 1])
     settings = yaml.safe_load(one(objects, "ConfigMap")["data"]["config.yaml"])["general_settings"]
     pool = settings["database_connection_pool_limit"]
-    limit = int(next(a for a in container(postgres[0])["args"] if a.startswith("max_connections=")).split("=")[1])
-    assert deployment["spec"]["replicas"] * workers * pool + RESERVED_CONNECTIONS <= limit
+    server = container(postgres[0])
+    limit = int(next(a for a in server["args"] if a.startswith("max_connections=")).split("=")[1])
+    pods = deployment["spec"]["replicas"] + deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
+    migrating = len([o for o in objects if o["kind"] == "Job"])
+    assert pods * workers * pool + migrating + RESERVED_CONNECTIONS <= limit
+    buffers = int(next(a for a in server["args"] if a.startswith("shared_buffers=")).split("=")[1].removesuffix("MB"))
+    needed = sizing.postgres_memory_mb(replace(SIZED, shared_buffers_mb=buffers, max_connections=limit))
+    assert needed <= int(server["resources"]["limits"]["memory"].removesuffix("Mi"))
 
 
 def rendered_litellm_yaml(config: Path) -> bytes:
@@ -326,17 +340,50 @@ def test_one_replica_has_no_disruption_budget_that_would_block_drains(home):
 
 def test_a_pool_that_overflows_a_configured_max_connections_is_refused_with_the_numbers(home):
     """The full fixture's 2 replicas x 4 workers x 20 fit its max_connections 300, as the render
-    checked; 4 pods of the same size do not."""
+    checked, and so do 3 pods of the same size in a rolling update; 4 (5 in an update) do not."""
     with pytest.raises(ConfigError) as refused:
         kubernetes.export(options(FIXTURES / "full/blueprint-config.json"), replicas=4)
     message = refused.value.message
     assert "/sizing/db_pool_limit" in message
-    assert "4 replicas x 4 workers x 20 connections + 13 reserved = 333" in message
+    assert (
+        "(4 replicas + 1 in a rolling update) x 4 workers x 20 connections + 1 for the migrations Job "
+        "+ 13 reserved = 414" in message
+    )
     assert "max_connections 300" in message
-    assert "db_pool_limit to 17 or less" in refused.value.hint and "--replicas 3" in refused.value.hint
+    assert "db_pool_limit to 14 or less" in refused.value.hint and "--replicas 2" in refused.value.hint
 
 
-@pytest.mark.parametrize(("pool", "fits"), [(17, True), (18, False)])
+def test_a_rolling_update_and_the_migrations_count_against_max_connections(home, tmp_path):
+    """The render's 2 replicas x 2 workers x 25 + 13 fit a max_connections of 113 exactly; in a
+    cluster, a rolling update's third pod opens its pools before one of the two goes, and the
+    migrations Job connects beside them: 164."""
+    config = write_config(tmp_path, {"litellm_postgres": {"max_connections": 113}, **BASE})
+    pipeline.build_stack(options(config))
+    with pytest.raises(ConfigError) as refused:
+        kubernetes.export(options(config))
+    assert (
+        "/sizing/db_pool_limit: (2 replicas + 1 in a rolling update) x 2 workers x 25 connections + 1 for the "
+        "migrations Job + 13 reserved = 164, more than PostgreSQL's max_connections 113" in refused.value.message
+    )
+    assert "db_pool_limit to 16 or less" in refused.value.hint
+
+
+def test_connections_that_do_not_fit_postgresqls_memory_are_refused_with_the_numbers(home, tmp_path):
+    """1000 pods grew max_connections to 50064 under a 1024Mi PostgreSQL, whose shared memory
+    alone would take 2.6 GB: it could not start."""
+    config = write_config(tmp_path, BASE)
+    result = cli("export", "kubernetes", "--config", str(config), "--replicas", "1000")
+    assert result.returncode == 2 and result.stdout == ""
+    assert (
+        "/litellm_postgres/memory: (1000 replicas + 1 in a rolling update) x 2 workers x 25 connections + 1 for "
+        "the migrations Job + 13 reserved = 50064 connections need about 110190MB of PostgreSQL's memory"
+    ) in result.stderr
+    assert "more than litellm_postgres.memory 1024MB" in result.stderr
+    assert "--replicas 5" in result.stderr
+    _assert_pools_fit(parsed(kubernetes.export(options(config), replicas=5)))
+
+
+@pytest.mark.parametrize(("pool", "fits"), [(14, True), (15, False)])
 def test_the_pool_the_hint_names_is_the_largest_that_fits(home, tmp_path, pool, fits):
     data = json.loads((FIXTURES / "full/blueprint-config.json").read_text())
     data["sizing"]["db_pool_limit"] = pool
@@ -351,15 +398,15 @@ def test_the_pool_the_hint_names_is_the_largest_that_fits(home, tmp_path, pool, 
 def test_max_connections_from_sizing_grows_with_the_replicas(home):
     made = kubernetes.export(options(ROOT / "blueprint-config.json"), replicas=3)
     postgres = container(one(parsed(made), "StatefulSet", "litellm-postgres"))
-    assert f"max_connections={3 * 2 * 25 + RESERVED_CONNECTIONS}" in postgres["args"]
-    assert any("max_connections is 163" in note for note in made.notes)
+    assert f"max_connections={(3 + 1) * 2 * 25 + 1 + RESERVED_CONNECTIONS}" in postgres["args"]
+    assert any("max_connections is 214" in note for note in made.notes)
     _assert_pools_fit(parsed(made))
 
 
 def test_pool_refusal_from_the_command_line_exits_2_and_prints_nothing(home):
     result = cli("export", "kubernetes", "--config", str(FIXTURES / "full/blueprint-config.json"), "--replicas", "4")
     assert result.returncode == 2 and result.stdout == ""
-    assert "error:" in result.stderr and "= 333" in result.stderr and "hint:" in result.stderr
+    assert "error:" in result.stderr and "= 414" in result.stderr and "hint:" in result.stderr
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -373,10 +420,10 @@ def test_pool_refusal_from_the_command_line_exits_2_and_prints_nothing(home):
 def test_any_pool_either_fits_or_is_refused_with_a_pool_that_would(
     home, configured, asked, workers, pool, max_connections
 ):
-    """The arithmetic, for any numbers: the export refuses what the render refuses; at
-    litellm.replicas it exports the render's very numbers; with more pods the profile's
-    max_connections grows, one the config sets (or a pool it sets) is kept, what is exported fits,
-    and a refusal's hint is exact."""
+    """The arithmetic, for any numbers: the export refuses what the render refuses; the pods, a
+    rolling update's surge and the migrations Job grow the profile's max_connections, one the
+    config sets (or a pool it sets) is kept, what is exported fits (PostgreSQL's memory too), and a
+    refusal's hint is exact."""
     import tempfile
 
     data: dict = {"litellm": {"replicas": configured}}
@@ -396,25 +443,29 @@ def test_any_pool_either_fits_or_is_refused_with_a_pool_that_would(
                 kubernetes.export(options(config), replicas=asked)
             assert refused.value.message == render_refused.message
             return
-        sizing, pods = stack.sizing, configured if asked is None else asked
-        needed = pods * sizing.num_workers * sizing.db_pool_limit + RESERVED_CONNECTIONS
+        sized, pods = stack.sizing, configured if asked is None else asked
+        needed = (pods + 1) * sized.num_workers * sized.db_pool_limit + 1 + RESERVED_CONNECTIONS
+        grown = needed if not chosen and needed > sized.max_connections else sized.max_connections
+        memory = sizing.postgres_memory_mb(replace(sized, max_connections=grown))
         try:
             made = kubernetes.export(options(config), replicas=asked)
         except ConfigError as refused:
-            assert needed > sizing.max_connections and chosen, refused.message
-            assert f"{pods} replicas x {sizing.num_workers} workers x {sizing.db_pool_limit} connections" in (
-                refused.message
-            )
+            if memory > sized.memory_mb["litellm_postgres"]:
+                assert f"need about {memory}MB of PostgreSQL's memory" in refused.message
+                return
+            assert needed > sized.max_connections and chosen, refused.message
+            words = f"({pods} replicas + 1 in a rolling update) x {sized.num_workers} workers x {sized.db_pool_limit}"
+            assert words in refused.message
             hinted = re.search(r"db_pool_limit to (\d+) or less", refused.hint or "")
             if hinted:
                 fit = int(hinted[1])
-                assert pods * sizing.num_workers * fit + RESERVED_CONNECTIONS <= sizing.max_connections
-                assert pods * sizing.num_workers * (fit + 1) + RESERVED_CONNECTIONS > sizing.max_connections
+                assert (pods + 1) * sized.num_workers * fit + 1 + RESERVED_CONNECTIONS <= sized.max_connections
+                assert (pods + 1) * sized.num_workers * (fit + 1) + 1 + RESERVED_CONNECTIONS > sized.max_connections
             return
     objects = parsed(made)
     _assert_pools_fit(objects)
     postgres = container(one(objects, "StatefulSet", "litellm-postgres"))["args"]
-    assert (postgres == list(stack.service("litellm_postgres").command)) == (needed <= sizing.max_connections)
+    assert (postgres == list(stack.service("litellm_postgres").command)) == (needed <= sized.max_connections)
 
 
 def test_a_pool_set_by_hand_is_refused_alike_on_the_host_and_in_the_cluster(home, tmp_path):
@@ -427,9 +478,14 @@ def test_a_pool_set_by_hand_is_refused_alike_on_the_host_and_in_the_cluster(home
         pipeline.build_stack(options(three))
     with pytest.raises(ConfigError) as cluster:
         kubernetes.export(options(write_config(tmp_path, hand_set)), replicas=3)
-    numbers = "/sizing/db_pool_limit: 3 replicas x 2 workers x 30 connections + 13 reserved = 193, more than"
-    assert numbers in host.value.message and numbers in cluster.value.message
-    assert "--replicas 2" in cluster.value.hint
+    assert "/sizing/db_pool_limit: 3 replicas x 2 workers x 30 connections + 13 reserved = 193, more than" in (
+        host.value.message
+    )
+    assert (
+        "/sizing/db_pool_limit: (3 replicas + 1 in a rolling update) x 2 workers x 30 connections + 1 for the "
+        "migrations Job + 13 reserved = 254, more than" in cluster.value.message
+    )
+    assert "--replicas 3" not in cluster.value.hint and "--replicas 1" in cluster.value.hint
 
 
 # ---- what the config leaves out -----------------------------------------------------------------

@@ -373,3 +373,76 @@ def test_a_gateway_without_a_model_is_said_to_serve_nothing(home, tmp_path):
     assert "valid (5 services, 0 model deployments," in result.stderr
     one = cli("validate", "--config", str(write_config(tmp_path, OLLAMA)))
     assert "1 model deployment," in one.stderr and "no enabled provider" not in one.stderr
+
+
+# ---- what a valid config should still tell a person ---------------------------------------------
+
+
+def notes(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("blueprint: note:")]
+
+
+def test_metrics_without_a_key_published_to_the_network_are_said(home, tmp_path, capsys):
+    """Only the host's Caddy site hides /metrics; the API's own port, published on 0.0.0.0,
+    answers it to anyone."""
+    open_metrics = {"callbacks": {"prometheus": {"enabled": True, "require_auth": False}}}
+    config = write_config(tmp_path, {**OLLAMA, **open_metrics, "litellm": {"publish_address": "0.0.0.0"}})
+    assert cli_module.run(["validate", "--config", str(config)]) == 0
+    said = [n for n in notes(capsys) if "/callbacks/prometheus/require_auth" in n]
+    assert len(said) == 1 and "0.0.0.0:4000/metrics answers without a key" in said[0], said
+    local = write_config(tmp_path, {**OLLAMA, **open_metrics}, "local.json")
+    assert cli_module.run(["validate", "--config", str(local)]) == 0
+    assert not [n for n in notes(capsys) if "/callbacks/prometheus" in n], "on loopback only this host reaches it"
+
+
+@pytest.mark.parametrize(
+    "entry, where",
+    [
+        ({"base_url": "http://localhost:11434", "models": ["m"]}, "/llm_providers/ollama/base_url"),
+        ({"models": ["m"]}, "/llm_providers/ollama"),
+    ],
+    ids=["localhost", "default"],
+)
+def test_a_server_on_this_machine_is_told_to_listen_where_containers_reach(home, tmp_path, capsys, entry, where):
+    config = write_config(tmp_path, {**OLLAMA, "llm_providers": {"ollama": entry}})
+    assert cli_module.run(["validate", "--config", str(config)]) == 0
+    said = [n for n in notes(capsys) if f"note: {where}:" in n]
+    assert len(said) == 1, said
+    assert "http://host.containers.internal:11434" in said[0]
+    assert "must listen on an address the containers reach" in said[0] and "OLLAMA_HOST=0.0.0.0" in said[0]
+
+
+@pytest.mark.parametrize(
+    "provider, fields",
+    [("azure", ["/llm_providers/azure/base_url"]), ("vertex_ai", ["/llm_providers/vertex_ai/project"])],
+)
+def test_a_placeholder_init_wrote_is_said_and_refused_with_strict(home, tmp_path, capsys, provider, fields):
+    """init writes YOUR-RESOURCE and your-project; a render deployed them without a word."""
+    os.chdir(tmp_path)
+    assert cli_module.run(["init", "--provider", provider]) == 0
+    capsys.readouterr()
+    config = tmp_path / "blueprint-config.json"
+    assert cli_module.run(["validate", "--config", str(config)]) == 0
+    said = [n for n in notes(capsys) if "still the placeholder" in n]
+    assert len(said) == 1 and all(field in said[0] for field in fields), said
+    assert cli_module.run(["validate", "--strict", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"{fields[0]}: still holds the placeholder `blueprint init` wrote" in err, err
+
+
+def test_a_podman_version_newer_than_the_installed_podman_is_said(home, tmp_path, capsys, monkeypatch):
+    """Units for 5.4 use templates and Notify=healthy, which the 4.9 installed here cannot run."""
+    world = tmp_path / "podman.json"
+    world.write_text(json.dumps({"version": "4.9.3"}))
+    monkeypatch.setenv("PATH", f"{FAKES}:/usr/bin:/bin")
+    monkeypatch.setenv("FAKE_PODMAN", str(world))
+    config = write_config(tmp_path, OLLAMA)
+    assert cli_module.run(["validate", "--config", str(config)]) == 0
+    said = [n for n in notes(capsys) if "older than podman_version" in n]
+    assert len(said) == 1, said
+    assert f"podman here ({FAKES / 'podman'}) is 4.9, older than podman_version 5.4" in said[0]
+    assert "templates" in said[0] and "Notify=healthy" in said[0]
+    assert 'set podman_version to "4.9" or "auto"' in said[0]
+    world.write_text(json.dumps({"version": "5.4.2"}))
+    assert cli_module.run(["validate", "--config", str(config)]) == 0
+    assert not [n for n in notes(capsys) if "older than podman_version" in n]

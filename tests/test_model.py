@@ -150,6 +150,12 @@ def test_localhost_base_url_is_the_host_seen_from_the_container():
     params = stack.gateway["model_list"][0]["litellm_params"]
     assert params["api_base"] == "http://host.containers.internal:11434"
     assert any("host.containers.internal" in note for note in stack.notes)
+    # Only the host changes: scheme, port, path, query and fragment stay as written.
+    url = "https://[::1]:8443/v1/chat?tenant=a#x"
+    stack = build(llm_providers={"vllm": {"base_url": url, "models": ["m"]}})
+    assert stack.gateway["model_list"][0]["litellm_params"]["api_base"] == (
+        "https://host.containers.internal:8443/v1/chat?tenant=a#x"
+    )
 
 
 def test_disabled_providers_are_absent():
@@ -213,3 +219,36 @@ def test_every_variable_a_unit_sets_is_known_to_the_rules():
         for service in stack.services:
             names = {word.partition("=")[0] for word in service.environment}
             assert names <= OWN_ENVIRONMENT, (case, service.unit, names - OWN_ENVIRONMENT)
+
+
+def test_the_estimate_of_postgresqls_shared_memory_holds_the_servers_own():
+    """The real PostgreSQL 15 says what it allocates as it starts (`postgres -C shared_memory_size`):
+    the estimate sizing.py refuses by is never below it, and not far above (the shared part; each
+    connection's own memory comes on top)."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from blueprint.model.sizing import shared_memory_mb
+    from tests.conftest import PG_BIN, need
+
+    initdb = need(PG_BIN / "initdb", "PostgreSQL 15 server (Debian postgresql)")
+    with tempfile.TemporaryDirectory(prefix="blueprint-pg-") as folder:  # one the postgres user reaches
+        data = Path(folder)
+        as_owner: list[str] = []
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            shutil.chown(data, "postgres", "postgres")
+            as_owner = ["runuser", "-u", "postgres", "--"]
+        subprocess.run([*as_owner, initdb, "-D", str(data / "db"), "-U", "x"], check=True, capture_output=True)
+        for buffers, connections in [(128, 100), (256, 10), (256, 50013), (1024, 1000), (4096, 10000)]:
+            settings = ["-c", f"shared_buffers={buffers}MB", "-c", f"max_connections={connections}"]
+            measured = subprocess.run(
+                [*as_owner, str(PG_BIN / "postgres"), "-D", str(data / "db"), "-C", "shared_memory_size", *settings],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            estimate = shared_memory_mb(buffers, connections)
+            assert int(measured) <= estimate <= int(measured) * 1.1 + 16, (buffers, connections, measured, estimate)

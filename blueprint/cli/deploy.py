@@ -7,7 +7,10 @@ import click
 from blueprint.cli import cli, config_option, options_for, say, say_config, short
 from blueprint.errors import DriftError
 
-STRICT_HELP = "Refuse (exit 2) when a provider key or other secret is not set yet, instead of warning."
+STRICT_HELP = (
+    "Refuse (exit 2) when a provider key or other secret is not set yet, or a field still holds a placeholder "
+    "`blueprint init` wrote, instead of saying so."
+)
 
 
 def strict_option(function):

@@ -27,13 +27,15 @@ from blueprint.export import kubernetes_objects as k8s
 from blueprint.model import services
 from blueprint.model import sizing as sizing_model
 from blueprint.model.providers import HOST_FROM_CONTAINER
-from blueprint.model.rules import enabled
-from blueprint.model.sizing import RESERVED_CONNECTIONS
+from blueprint.model.sections import enabled
 from blueprint.model.types import GENERATED, SecretEnv, Service, Sizing, Stack
 
 if TYPE_CHECKING:
     from blueprint.pipeline import Options
 
+# The migrations Job runs `prisma migrate deploy` (or `db push`): Prisma's schema engine works over
+# one connection.
+MIGRATION_CONNECTIONS = 1
 # Volume claims for the cluster's default storage class: a start; patch them in an overlay.
 POSTGRES_STORAGE = "10Gi"
 
@@ -166,27 +168,36 @@ def _proxy(stack: Stack, data: Mapping[str, Any]) -> Service:
 def _postgres(stack: Stack, data: Mapping[str, Any], replicas: int, notes: list[str]) -> Service | None:
     """PostgreSQL as the cluster runs it: max_connections must hold every pod's pools.
 
-    Each pod runs the workers of one Quadlet replica, and each worker keeps its own pool: the
-    render has checked that litellm.replicas of them fit. Other pod counts follow the render's
-    rule (sizing.holding_pools): the profile's max_connections grows with them, and one the config
-    sets (or a pool it sets) is kept, so a pool that does not fit is refused with the numbers.
+    Each pod runs the workers of one Quadlet replica, and each worker keeps its own pool. Beyond
+    the host's arithmetic, a cluster has a rolling update's surge and the migrations Job
+    (cluster_clients). The pods follow the render's rule (sizing.holding_pools): the profile's
+    max_connections grows with them, and one the config sets (or a pool it sets) is kept, so a
+    pool that does not fit, or connections that do not fit PostgreSQL's memory, are refused with
+    the numbers.
     """
     if stack.service("litellm_postgres") is None:
         return None
-    sizing = sizing_model.holding_pools(stack.sizing, data, replicas)
-    found = sizing_model.overflow(sizing)
+    clients = cluster_clients()
+    sizing = sizing_model.holding_pools(stack.sizing, data, replicas, clients)
+    found = sizing_model.overflow(sizing, clients)
     if found:
         ways, fewer = found.ways, found.replicas_that_fit
-        if fewer:
+        if fewer and fewer < replicas:
             ways = [*ways, f"export {fewer} replica{'s' if fewer > 1 else ''} (--replicas {fewer})"]
-        raise ConfigError(f"{stack.source}: /sizing/db_pool_limit: {found.message}", hint=", or ".join(ways))
+        raise ConfigError(f"{stack.source}: {found.where}: {found.message}", hint=", or ".join(ways))
     if sizing.max_connections != stack.sizing.max_connections:
         notes.append(
             f"PostgreSQL max_connections is {sizing.max_connections} in the cluster, not the sizing's "
-            f"{stack.sizing.max_connections} for litellm.replicas {stack.sizing.replicas}: {replicas} replicas x "
-            f"{sizing.num_workers} workers x {sizing.db_pool_limit} connections + {RESERVED_CONNECTIONS} reserved"
+            f"{stack.sizing.max_connections} for litellm.replicas {stack.sizing.replicas}: {clients.words(sizing)}"
         )
     return services.postgres(data["litellm_postgres"], sizing)
+
+
+def cluster_clients() -> sizing_model.Clients:
+    """Who else holds connections in a cluster: a rolling update's new pods open their pools while
+    the old ones still hold theirs, and the migrations Job (Prisma's schema engine, one connection)
+    may run beside them."""
+    return sizing_model.Clients(surge=k8s.MAX_SURGE, others=MIGRATION_CONNECTIONS, others_are="for the migrations Job")
 
 
 def _host_names(stack: Stack) -> list[str]:

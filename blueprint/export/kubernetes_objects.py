@@ -49,6 +49,9 @@ class Part(NamedTuple):
         }
 
 
+# Pods a rolling update starts beside the Deployment's replicas, each with its pools open.
+MAX_SURGE = 1
+
 PROXY = Part("litellm", "proxy")
 MIGRATIONS = Part("litellm", "migrations")
 SECRETS = Part("litellm", "secrets")
@@ -301,7 +304,7 @@ def deployment(
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": PROXY.selector()},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": MAX_SURGE}},
             "template": {
                 # A subPath mount never sees a changed ConfigMap: a new litellm.yaml (or logging)
                 # rolls the pods, as `blueprint apply` restarts litellm when one of its files changes.

@@ -2,7 +2,8 @@
 
 The model knows nothing of file formats (podlet's rule): it says which containers exist, what each
 one runs and needs, what litellm.yaml contains as plain data, and which files the stack is made
-of. rules.py checks the config first; the builders here then cannot fail.
+of. rules.py checks the config first; the builders here then cannot fail. One check waits for the
+built outputs: the place the config chooses for litellm.yaml, against every other file.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from blueprint.errors import ConfigError, RenderError
 from blueprint.host import Machine
 from blueprint.model import frontdoor, gateway, jobs, rules, services
-from blueprint.model.outputs import container_file, outputs
+from blueprint.model import notes as advice
+from blueprint.model.outputs import clash, container_file, outputs
+from blueprint.model.sections import runs
 from blueprint.model.site import external_site
 from blueprint.model.sizing import size
-from blueprint.model.types import Database, Network, Publish, Service, Stack, Volume
+from blueprint.model.types import Database, Network, Output, Publish, Service, Stack, Volume
 from blueprint.paths import Paths
 from blueprint.quadlet import NO_WORDS, Layout, Podman, Words, mount_source
 
@@ -35,7 +39,7 @@ def build(
     `machine` names the Caddy site when the config does not (site.needs_machine).
     """
     rules.check(data, podman, source)
-    on = rules.runs(data)  # the containers: a part that is external runs elsewhere
+    on = runs(data)  # the containers: a part that is external runs elsewhere
     sizing = size(data)
     layout = Layout(podman)
     built: list[Service] = []
@@ -77,6 +81,19 @@ def build(
     notes = list(found.notes)
     if on["litellm"] and not found.deployments:
         notes.append("no enabled provider serves a model: every request gets an error; add one to llm_providers")
+    notes += advice.notes(data)
+    files = outputs(
+        paths=paths,
+        layout=layout,
+        network=network,
+        volumes=tuple(volumes),
+        services=ordered,
+        gateway=config,
+        site=the_site,
+        front_door=door,
+        backup=backup,
+    )
+    _own_place(data, files, paths, podman, source)
     return Stack(
         source=source,
         podman=podman,
@@ -92,18 +109,39 @@ def build(
         else None,
         secrets_backend=backend,
         sizing=sizing,
-        outputs=outputs(
-            paths=paths,
-            layout=layout,
-            network=network,
-            volumes=tuple(volumes),
-            services=ordered,
-            gateway=config,
-            site=the_site,
-            front_door=door,
-            backup=backup,
-        ),
+        outputs=files,
         models={d.name: d.where for d in found.deployments},
         priced_by_config=frozenset(d.name for d in found.deployments if d.info.keys() & set(gateway.PRICES)),
         notes=tuple(notes),
+    )
+
+
+def _own_place(data: Mapping[str, Any], files: tuple[Output, ...], paths: Paths, podman: Podman, source: str) -> None:
+    """litellm.config_file is the one place of an output the config chooses: it must not be a file
+    blueprint writes for something else, nor need a folder where one is (the schema keeps it in
+    the unit folder). Found among the stack's own outputs, so a file added later is known too."""
+    found = clash(files)
+    if found is None:
+        return
+    first, second, folder = found
+    if "config" not in first.values and "config" not in second.values:
+        raise RenderError(f"{first.path} and {second.path} would be written over each other")
+    given = data["litellm"]["config_file"]
+    mine, other = (first, second) if "config" in first.values else (second, first)
+    placed = mine.path.relative_to(paths.unit_dir).as_posix()
+    theirs = other.path.relative_to(paths.unit_dir).as_posix()
+    if folder and mine is first:
+        problem = f"{given!r} needs a folder {theirs} where blueprint writes a file"
+    elif folder:
+        problem = f"{given!r} is a file where blueprint needs a folder, for {theirs}"
+    elif placed != given:
+        problem = (
+            f"{given!r} lands on {placed} (Podman {podman.version} keeps every file at the top of the unit folder), "
+            "which blueprint writes for something else"
+        )
+    else:
+        problem = f"{given!r} is a file blueprint writes for something else"
+    raise ConfigError(
+        f"{source}: /litellm/config_file: {problem}",
+        hint='keep the default "litellm/litellm.yaml", or choose a name no other file of the unit folder has',
     )

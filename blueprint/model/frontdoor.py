@@ -22,6 +22,11 @@ CADDYFILE = "litellm/litellm-front.caddy"  # where the front door's Caddyfile la
 MEMORY_MB = 128  # Caddy proxying at rest takes about 30 MB
 
 
+def replica_names(hostname: str, replicas: int) -> list[str]:
+    """The replicas' container names, also their names on the network: litellm-1, litellm-2, ..."""
+    return [f"{hostname}-{n}" for n in range(1, replicas + 1)]
+
+
 def replicated(
     proxy: Service, data: Mapping[str, Any], replicas: int, podman: Podman, caddyfile_mount: str
 ) -> tuple[list[Service], Service, FrontDoor]:
@@ -32,10 +37,10 @@ def replicated(
             proxy,
             name=proxy.name if templates else f"{proxy.name}-{n}",
             instance=str(n) if templates else None,
-            container_name=f"{proxy.container_name}-{n}",
+            container_name=name,
             publish=(),
         )
-        for n in range(1, replicas + 1)
+        for n, name in enumerate(replica_names(proxy.container_name, replicas), start=1)
     ]
     cfg = data["litellm"]
     door = FrontDoor(port=cfg["port"], upstreams=Words(f"{r.container_name}:{r.port}" for r in instances))

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from blueprint.model import providers as catalog
-from blueprint.model.rules import ENV_REF, enabled, model_name
+from blueprint.model.sections import ENV_REF, enabled, model_name
 from blueprint.model.types import SecretEnv, Sizing
 
 PRICES = ("input_cost_per_token", "output_cost_per_token")  # a model entry's price fields, as LiteLLM names them
@@ -57,6 +57,11 @@ def providers(data: Mapping[str, Any]) -> Providers:
         url = entry.get("base_url", kind.default_base_url)
         if url:
             base["api_base"] = _container_url(url, f"{where}/base_url", found.notes)
+        if "base_url" not in entry and kind.default_base_url and _on_this_machine(kind.default_base_url):
+            found.notes.append(
+                f"{where}: litellm.yaml reaches {kind.title} at {kind.default_base_url} (this machine, as its "
+                f"containers reach it); {LISTEN}"
+            )
         for setting in kind.settings:
             if setting.field in entry:
                 base[setting.param] = entry[setting.field]
@@ -65,8 +70,17 @@ def providers(data: Mapping[str, Any]) -> Providers:
     return found
 
 
+# A server on this machine that listens on 127.0.0.1 only is not reached from the containers
+# (host.containers.internal is the host's address on the podman network, not its loopback).
+LISTEN = (
+    "the server must listen on an address the containers reach, not only 127.0.0.1 "
+    "(e.g. OLLAMA_HOST=0.0.0.0 for Ollama)"
+)
+
+
 def _container_url(url: str, where: str, notes: list[str]) -> str:
-    """localhost is the host, which a container reaches as host.containers.internal."""
+    """localhost is the host, which a container reaches as host.containers.internal: only the host
+    changes, the rest of the URL (scheme, port, path, query) is kept."""
     parts = urlsplit(url)
     if parts.hostname not in LOCAL_HOSTS:
         return url
@@ -74,9 +88,13 @@ def _container_url(url: str, where: str, notes: list[str]) -> str:
     moved = urlunsplit(parts._replace(netloc=netloc))
     notes.append(
         f"{where}: inside a container {parts.hostname} is the container itself, so litellm.yaml uses {moved} "
-        "(this machine, as its containers reach it)"
+        f"(this machine, as its containers reach it); {LISTEN}"
     )
     return moved
+
+
+def _on_this_machine(url: str) -> bool:
+    return urlsplit(url).hostname == catalog.HOST_FROM_CONTAINER
 
 
 def _deployment(model, kind: catalog.Provider, base: Mapping[str, Any], where: str, notes: list[str]) -> Deployment:

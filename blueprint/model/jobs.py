@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from blueprint.kinds import BackupKind
-from blueprint.model.rules import runs
+from blueprint.model.sections import runs
 from blueprint.model.types import BackupJob, BackupSchedule
 from blueprint.paths import Paths
 from blueprint.quadlet import Words

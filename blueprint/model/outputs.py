@@ -6,8 +6,8 @@ in its manifest, systemd.py turns roles into reloads and restarts, verify knows 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from pathlib import PurePosixPath
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import PurePath, PurePosixPath
 from typing import Any
 
 from blueprint.model.frontdoor import CADDYFILE
@@ -105,6 +105,21 @@ def _outputs(paths, layout, network, volumes, services, gateway, site, front_doo
             name = f"{job.name}.{kind}"
             template = f"systemd-user/blueprint-backup.{kind}.njk"
             yield Output(paths.systemd_user_dir / name, Role(kind, name), template, {"job": job, "backup": backup})
+
+
+def clash(found: Iterable[Output]) -> tuple[Output, Output, bool] | None:
+    """Two outputs that cannot both be written: the first, the one in its way, and whether the
+    first needs a folder where the other is a file (else both are the same file)."""
+    by_path: dict[PurePath, Output] = {}
+    for output in found:
+        if output.path in by_path:
+            return output, by_path[output.path], False
+        by_path[output.path] = output
+    for output in by_path.values():
+        for folder in output.path.parents:
+            if folder in by_path:
+                return output, by_path[folder], True
+    return None
 
 
 def _grouped(services, key) -> dict[Any, list[Service]]:

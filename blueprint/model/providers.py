@@ -51,7 +51,7 @@ class Provider:
     # Served on hardware of your own: a model costs nothing per token unless its entry prices it.
     self_hosted: bool = False
     # What `blueprint init --provider NAME` writes: models LiteLLM 1.99.4 prices where there are
-    # any, and the settings the provider needs (YOUR-... marks what a person must fill in).
+    # any, and the settings the provider needs (a PLACEHOLDER marks what a person must fill in).
     starter_models: tuple[str, ...] = ()
     starter_fields: Mapping[str, str] = field(default_factory=dict)
 
@@ -192,6 +192,15 @@ PROVIDER_FIELDS = {c.field for p in PROVIDERS.values() for c in p.credentials} |
 
 # Names people use for the same thing; an entry called "vllm" needs no "provider" field.
 ALIASES = {"vllm": "hosted_vllm", "localai": "openai_compatible", "google": "gemini"}
+
+
+# What `blueprint init` writes where a person must put a value of their own (YOUR-RESOURCE,
+# your-project): one mark, so that validate and render can say which fields still hold one.
+PLACEHOLDER = "your-"
+
+
+def is_placeholder(value: str) -> bool:
+    return PLACEHOLDER in value.lower()
 
 
 def lookup(name: str) -> Provider | None:

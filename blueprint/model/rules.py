@@ -11,21 +11,19 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
-from urllib.parse import urlsplit
 
-from blueprint.config import pointer
 from blueprint.errors import ConfigError
 from blueprint.host import unprivileged_port_start
+from blueprint.jsontext import pointer
+from blueprint.model import names, releases, urls
 from blueprint.model import providers as catalog
-from blueprint.model import releases
-from blueprint.model.sizing import overflow, size
+from blueprint.model.problems import Problem
+from blueprint.model.sections import ENV_REF, SERVICE_KEYS, Config, enabled, model_name, runs
+from blueprint.model.sizing import memory_overflow, overflow, size
 from blueprint.model.types import GENERATED, OWN_ENVIRONMENT, PROCESS_ENVIRONMENT, PROCESS_PREFIXES
 from blueprint.quadlet import OLDEST, Podman
-
-SERVICE_KEYS = ("litellm_postgres", "litellm_redis", "litellm")
 
 # Tags that move: every pull may bring a different release.
 FLOATING_TAGS = frozenset(
@@ -34,18 +32,7 @@ FLOATING_TAGS = frozenset(
         *("main-stable", "main-latest", "main-dev", "main-nightly", "main-rc"),
     }
 )
-ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}\Z")
 LITELLM_ENV_PREFIX = "os.environ/"  # LiteLLM's reference to an environment variable, in litellm.yaml
-
-
-@dataclass(frozen=True)
-class Problem:
-    where: str  # JSON pointer
-    message: str
-    hint: str | None = None
-
-
-Config = Mapping[str, Any]
 
 
 def check(data: Config, podman: Podman, source: str) -> None:
@@ -55,24 +42,9 @@ def check(data: Config, podman: Podman, source: str) -> None:
             raise ConfigError(f"{source}: {problem.where}: {problem.message}", hint=problem.hint)
 
 
-def enabled(data: Config) -> dict[str, bool]:
-    """Which parts the gateway has (a database, a Redis), wherever they run."""
-    return {key: data[key]["enabled"] for key in SERVICE_KEYS}
-
-
-def runs(data: Config) -> dict[str, bool]:
-    """Which parts blueprint runs as containers: enabled, and not external (a managed service)."""
-    return {key: on and "external" not in data[key] for key, on in enabled(data).items()}
-
-
 # Sizes of the container blueprint runs: with `external`, they would configure nothing (the
 # container's other keys have defaults, and are simply not used).
 CONTAINER_ONLY = ("memory", "shared_buffers", "max_connections", "maxmemory")
-
-
-def model_name(model: str | Mapping[str, Any]) -> str:
-    """The name clients ask for: the model id, or its alias."""
-    return model if isinstance(model, str) else model.get("name", model["id"])
 
 
 # ---- the rules, in the order of the config's sections --------------------------------------------
@@ -279,12 +251,8 @@ def _providers(data: Config, podman: Podman) -> Iterator[Problem]:
                     f"{var} is {taken}",
                     hint=f"name the provider's key differently, e.g. ${{{credential.env}}}",
                 )
-        if "base_url" in entry:
-            yield from url_problems(entry["base_url"], f"{where}/base_url")
         for index, model in enumerate(entry["models"]):
             pointer = f"{where}/models/{index}"
-            if isinstance(model, Mapping) and "base_url" in model:
-                yield from url_problems(model["base_url"], f"{pointer}/base_url")
             name = model_name(model)
             if name not in served:
                 served[name] = (pointer, where, entry["load_balance"])
@@ -328,19 +296,6 @@ def _provider_fields(entry: Config, kind: catalog.Provider, where: str) -> Itera
             yield Problem(where, f"{kind.title} needs {setting.field!r}")
     if kind.base_url == "required" and "base_url" not in entry:
         yield Problem(where, f'{kind.title} needs "base_url"', hint=f'e.g. "base_url": "{kind.example_base_url}"')
-
-
-def url_problems(url: str, where: str) -> Iterator[Problem]:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        yield Problem(where, f"{url!r} is not a valid URL: {exc}")
-        return
-    if not parts.hostname:
-        yield Problem(where, f"{url!r} has no host")
-    elif port == 0:
-        yield Problem(where, f"{url!r}: port 0 is not a port")
 
 
 def _fallbacks(data: Config, served: Mapping[str, Any]) -> Iterator[Problem]:
@@ -392,9 +347,11 @@ def _callbacks(data: Config, podman: Podman) -> Iterator[Problem]:
 def _pool(data: Config, podman: Podman) -> Iterator[Problem]:
     # An external database's max_connections is not known here: its pools are the operator's to fit.
     on = runs(data)
-    found = overflow(size(data)) if on["litellm"] and on["litellm_postgres"] else None
+    if not on["litellm_postgres"]:
+        return
+    found = overflow(size(data)) if on["litellm"] else memory_overflow(size(data))
     if found:
-        yield Problem("/sizing/db_pool_limit", found.message, hint=", or ".join(found.ways))
+        yield Problem(found.where, found.message, hint=", or ".join(found.ways))
 
 
 def _secrets(data: Config, podman: Podman) -> Iterator[Problem]:
@@ -402,8 +359,16 @@ def _secrets(data: Config, podman: Podman) -> Iterator[Problem]:
         yield Problem("/secrets/backend", f"Podman secrets need Podman 4.5; the target is {podman.version}")
 
 
+def _urls(data: Config, podman: Podman) -> Iterator[Problem]:
+    yield from urls.problems(data)
+
+
+def _container_names(data: Config, podman: Podman) -> Iterator[Problem]:
+    yield from names.problems(data)
+
+
 RULES = (
-    _environment_references,
-    *(_podman, _network, _addresses, _services, _sizes, _caddy, _providers),
+    *(_environment_references, _urls),
+    *(_podman, _network, _addresses, _services, _container_names, _sizes, _caddy, _providers),
     *(_cache, _budget, _callbacks, _pool, _secrets),
 )

@@ -10,7 +10,7 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-from blueprint.model.rules import ENV_REF, SERVICE_KEYS, enabled, runs
+from blueprint.model.sections import ENV_REF, SERVICE_KEYS, enabled, runs
 from blueprint.model.types import FrontDoor, Health, Publish, SecretEnv, Service, Sizing
 from blueprint.quadlet import Podman, Words, lower
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from blueprint.host import Machine
-from blueprint.model.rules import enabled
+from blueprint.model.sections import enabled
 from blueprint.model.types import Publish, Site
 from blueprint.quadlet import Words
 

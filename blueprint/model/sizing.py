@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, NamedTuple
@@ -59,7 +60,31 @@ def size(data: Mapping[str, Any]) -> Sizing:
     return holding_pools(sizing, data, replicas)
 
 
-def holding_pools(sizing: Sizing, data: Mapping[str, Any], replicas: int) -> Sizing:
+class Clients(NamedTuple):
+    """Who holds connections to PostgreSQL at once, beyond the replicas' pools: replicas started
+    beside the others while they are replaced (a cluster's rolling update), and single
+    connections of their own (a migrations Job)."""
+
+    surge: int = 0
+    others: int = 0
+    others_are: str = ""  # what the others are, for a person
+
+    def words(self, sizing: Sizing) -> str:
+        """The arithmetic of connections() in words."""
+        if self.surge:
+            who = f"({sizing.replicas} replicas + {self.surge} in a rolling update) x {sizing.num_workers} workers"
+        elif sizing.replicas > 1:
+            who = f"{sizing.replicas} replicas x {sizing.num_workers} workers"
+        else:
+            who = f"{sizing.num_workers} workers"
+        others = f" + {self.others} {self.others_are}" if self.others else ""
+        return f"{who} x {sizing.db_pool_limit} connections{others} + {RESERVED_CONNECTIONS} reserved"
+
+
+HOST = Clients()  # systemd replaces one replica at a time: it stops before its next start
+
+
+def holding_pools(sizing: Sizing, data: Mapping[str, Any], replicas: int, clients: Clients = HOST) -> Sizing:
     """`sizing` for `replicas` LiteLLM replicas of the same size (the host's units, or a cluster's
     pods): the profile's max_connections grows to hold every worker's pool. A max_connections or
     db_pool_limit the config sets is its choice and kept as it is (an explicit pool of 50 must not
@@ -67,43 +92,105 @@ def holding_pools(sizing: Sizing, data: Mapping[str, Any], replicas: int) -> Siz
     sizing = replace(sizing, replicas=replicas)
     if "max_connections" in data["litellm_postgres"] or "db_pool_limit" in data["sizing"]:
         return sizing
-    return replace(sizing, max_connections=max(sizing.max_connections, connections(sizing)))
+    return replace(sizing, max_connections=max(sizing.max_connections, connections(sizing, clients)))
 
 
-def connections(sizing: Sizing) -> int:
+def connections(sizing: Sizing, clients: Clients = HOST) -> int:
     """What LiteLLM may open at once: each worker of each replica keeps its own pool
     (database_connection_pool_limit), beside the connections PostgreSQL keeps apart."""
-    return sizing.litellm_workers * sizing.db_pool_limit + RESERVED_CONNECTIONS
+    pools = (sizing.replicas + clients.surge) * sizing.num_workers * sizing.db_pool_limit
+    return pools + clients.others + RESERVED_CONNECTIONS
 
 
 class Overflow(NamedTuple):
-    """LiteLLM's pools do not fit PostgreSQL's max_connections: the numbers, and the ways out."""
+    """PostgreSQL cannot hold what LiteLLM asks of it: the field, the numbers, and the ways out."""
 
+    where: str  # JSON pointer
     message: str
     ways: list[str]
     replicas_that_fit: int  # of this size (0: not even one)
 
 
-def overflow(sizing: Sizing) -> Overflow | None:
-    """None when every pool fits max_connections."""
-    needed = connections(sizing)
+def overflow(sizing: Sizing, clients: Clients = HOST) -> Overflow | None:
+    """None when every pool fits max_connections, and max_connections fits PostgreSQL's memory."""
+    return _pools(sizing, clients) or memory_overflow(sizing, clients)
+
+
+def _pools(sizing: Sizing, clients: Clients) -> Overflow | None:
+    needed = connections(sizing, clients)
     if needed <= sizing.max_connections:
         return None
-    room = sizing.max_connections - RESERVED_CONNECTIONS
-    pool = room // sizing.litellm_workers
-    who = (
-        f"{sizing.replicas} replicas x {sizing.num_workers} workers"
-        if sizing.replicas > 1
-        else f"{sizing.num_workers} workers"
-    )
+    room = sizing.max_connections - RESERVED_CONNECTIONS - clients.others
+    pool = room // ((sizing.replicas + clients.surge) * sizing.num_workers)
     ways = [f"set sizing.db_pool_limit to {pool} or less"] if pool >= 1 else []
     ways.append(f"litellm_postgres.max_connections to {needed} or more")
     return Overflow(
-        f"{who} x {sizing.db_pool_limit} connections + {RESERVED_CONNECTIONS} reserved = {needed}, "
-        f"more than PostgreSQL's max_connections {sizing.max_connections}",
+        "/sizing/db_pool_limit",
+        f"{clients.words(sizing)} = {needed}, more than PostgreSQL's max_connections {sizing.max_connections}",
         ways,
-        max(room, 0) // (sizing.num_workers * sizing.db_pool_limit),
+        _replicas_within(sizing, clients, sizing.max_connections),
     )
+
+
+# PostgreSQL 15's shared memory, measured with `postgres -C shared_memory_size -c shared_buffers=S
+# -c max_connections=N` (Debian's 15, the official image's major version): with 256 MB of buffers,
+# 275 MB at 10 connections and 2612 MB at 50013, 48 KB for each; about 3% over shared_buffers
+# (buffer descriptors, WAL buffers) and 20 MB besides cover every size measured (128 MB to 4 GB).
+SHARED_PER_CONNECTION_KB = 48
+SHARED_OVER_BUFFERS, SHARED_BASE_MB = 1.03, 20
+# Each connection is a backend process with memory of its own: 2.1 MB (Pss_Anon in smaps_rollup)
+# for one that has read 45 tables with their indexes, about LiteLLM's schema; 1.3 MB for one that
+# has read only the catalog.
+BACKEND_KB = 2200
+
+
+def shared_memory_mb(shared_buffers_mb: int, max_connections: int) -> float:
+    """PostgreSQL's shared memory, allocated as it starts."""
+    fixed = shared_buffers_mb * SHARED_OVER_BUFFERS + SHARED_BASE_MB
+    return fixed + max_connections * SHARED_PER_CONNECTION_KB / 1024
+
+
+def postgres_memory_mb(sizing: Sizing) -> int:
+    """The memory PostgreSQL needs with every one of its max_connections open."""
+    shared = shared_memory_mb(sizing.shared_buffers_mb, sizing.max_connections)
+    return math.ceil(shared + sizing.max_connections * BACKEND_KB / 1024)
+
+
+def memory_overflow(sizing: Sizing, clients: Clients = HOST) -> Overflow | None:
+    """None when PostgreSQL's max_connections fit its memory limit."""
+    needed, limit = postgres_memory_mb(sizing), sizing.memory_mb["litellm_postgres"]
+    if needed <= limit:
+        return None
+    each = SHARED_PER_CONNECTION_KB + BACKEND_KB
+    fits = int((limit - sizing.shared_buffers_mb * SHARED_OVER_BUFFERS - SHARED_BASE_MB) * 1024 / each)
+    pools = connections(sizing, clients)
+    grown = pools == sizing.max_connections  # by holding_pools, for the pools
+    memory = f"litellm_postgres.memory to {-(-needed // 64) * 64}MB or more"
+    if not grown and pools <= fits:
+        ways = [f"set litellm_postgres.max_connections to {fits} or less (the pools need {pools})", memory]
+    else:
+        ways = [f"set {memory}"]
+        if fits >= connections(replace(sizing, replicas=1), clients):
+            ways.append(f"fewer LiteLLM workers or a smaller sizing.db_pool_limit, for {fits} connections or fewer")
+    where = "/litellm_postgres/memory" if grown else "/litellm_postgres/max_connections"
+    given = (
+        f"{clients.words(sizing)} = {pools} connections need"
+        if grown
+        else f"max_connections {sizing.max_connections} needs"
+    )
+    return Overflow(
+        where,
+        f"{given} about {needed}MB of PostgreSQL's memory (shared_buffers {sizing.shared_buffers_mb}MB with its "
+        f"overhead, and {each} KB for each connection), more than litellm_postgres.memory {limit}MB",
+        ways,
+        _replicas_within(sizing, clients, fits) if grown else 0,
+    )
+
+
+def _replicas_within(sizing: Sizing, clients: Clients, limit: int) -> int:
+    """How many replicas of this size fit `limit` connections (0: not even one)."""
+    room = limit - RESERVED_CONNECTIONS - clients.others
+    return max(max(room, 0) // (sizing.num_workers * sizing.db_pool_limit) - clients.surge, 0)
 
 
 def megabytes(size: str) -> int:
