@@ -12,10 +12,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from blueprint.deployed import made_by, read_env_records
 from blueprint.errors import SecretError
 from blueprint.formats import CONTROL
-from blueprint.model.types import GENERATED, Kind, SecretEnv, Stack
-from blueprint.secrets import FROZEN, Store, check_value, misfit, read_env_file
+from blueprint.model.types import GENERATED, Kind, Stack
+from blueprint.secrets import FROZEN, Store, check_value, misfit
 
 
 @dataclass
@@ -121,27 +122,27 @@ def resolve(
 
 def _recover(stack: Stack, written: list[Path]) -> dict[str, tuple[str, Path]]:
     """Secret name -> (value, file) from the files blueprint wrote: earlier stores first, then the
-    containers' environment files (a variable built from a secret, like DATABASE_URL, gives it back)."""
-    by_var: dict[str, list[SecretEnv]] = {}
-    for service in stack.services:
-        for env in service.secret_env:
-            by_var.setdefault(env.var, []).append(env)
+    containers' environment files. There a secret comes back only from the variable of its own
+    service made from it (DATABASE_URL gives back POSTGRES_PASSWORD it was made from): never from
+    another service's variable of the same name, nor from one made from another secret."""
     found: dict[str, tuple[str, Path]] = {}
     for path in written:
         try:
             if path.name == "secrets.env":
-                variables = Store.read(path).values
-                for name, value in variables.items():
+                for name, value in Store.read(path).values.items():
                     found.setdefault(name, (value, path))
                 continue
-            variables = read_env_file(path)
+            entries = dict.fromkeys(e for s in stack.services if s.env_file_name == path.name for e in s.secret_env)
+            variables = read_env_records(path) if entries else {}
         except (OSError, UnicodeDecodeError, SecretError):
             continue
-        for var, value in variables.items():
-            for env in by_var.get(var, ()):
-                for name, secret in env.recover(value).items():
-                    if not misfit(name, secret) and not CONTROL.search(secret):
-                        found.setdefault(name, (secret, path))
+        for env in entries:
+            value, recorded = variables.get(env.var, (None, None))
+            if value is None or not made_by(env, recorded):
+                continue
+            for name, secret in env.recover(value).items():
+                if not misfit(name, secret) and not CONTROL.search(secret):
+                    found.setdefault(name, (secret, path))
     return found
 
 
@@ -170,5 +171,3 @@ def written_files(stack: Stack, recorded: Iterable[tuple[Path, Kind]], stores: I
     files = [o.path for o in stack.outputs if o.role.secret]
     files += [path for path, kind in recorded if kind is Kind.ENV]
     return list(dict.fromkeys([*map(Path, stores), *files]))
-
-

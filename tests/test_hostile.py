@@ -937,3 +937,94 @@ def test_an_empty_home_is_the_accounts_home_not_the_root(monkeypatch):
     found = Paths.from_env({"HOME": ""})
     assert found.home == Path(pwd.getpwuid(os.getuid()).pw_dir)
     assert found.unit_dir == found.home / ".config/containers/systemd"
+
+
+# ---- secrets: which file a secret comes back from, and the frozen ones --------------------------
+
+
+def test_a_provider_key_named_like_any_containers_variable_is_refused(home, tmp_path):
+    """${REDISCLI_AUTH} (the Redis container's password) as a provider key validated, and a later
+    render handed the Redis password to the provider."""
+    data = {**CONFIG, "llm_providers": {"openai": {"api_key": "${REDISCLI_AUTH}", "models": ["gpt-4o"]}}}
+    result = cli("validate", "--config", str(write_config(tmp_path, data)))
+    assert result.returncode == 2
+    assert "/llm_providers/openai/api_key: REDISCLI_AUTH is set by blueprint's units" in one_error_line(result)
+
+
+def test_a_container_variable_not_declared_is_a_bug_not_a_unit(home):
+    """The builders set only what CONTAINER_ENVIRONMENT declares, which the rules read."""
+    from blueprint.model import services
+    from blueprint.model.sizing import size
+    from blueprint.quadlet import Words
+
+    data = pipeline.config.loads(json.dumps(CONFIG)).data
+    with pytest.raises(RuntimeError, match="litellm_redis sets EXTRA: declare it in CONTAINER_ENVIRONMENT"):
+        services._service(
+            "litellm_redis", data["litellm_redis"], size(data), environment=Words(("EXTRA=1",)), image="x"
+        )
+
+
+def test_a_secret_comes_back_only_from_its_own_services_variable(config, home):
+    """A variable of the same name in another container's file is another secret's value."""
+    from dataclasses import replace
+
+    from blueprint import resolution
+    from blueprint.model.types import SecretEnv
+
+    rendered(config)
+    stack = pipeline.build_stack(options(config, HOME=str(home.home))).stack
+    litellm = stack.service("litellm")
+    asking = replace(litellm, secret_env=(*litellm.secret_env, SecretEnv.plain("REDISCLI_AUTH")))
+    stack = replace(stack, services=tuple(asking if s is litellm else s for s in stack.services))
+    found = resolution.resolve(stack, secrets.Store.load(home), {}, written=[home.env_dir / "litellm-redis.env"])
+    assert "REDISCLI_AUTH" in found.missing and "REDISCLI_AUTH" not in found.values
+
+
+def written_before_the_record(home):
+    """The environment files as a blueprint wrote them before it recorded what each variable is
+    made from (and its manifest says it wrote them so)."""
+    from blueprint.files import digest
+
+    manifest = engine.Manifest.load(home)
+    for file in home.env_dir.iterdir():
+        file.write_text("".join(line for line in file.read_text().splitlines(True) if ": made from " not in line))
+        manifest.files[str(file)].hashes.append(digest(file.read_bytes()))
+    manifest.save()
+
+
+MANAGED = {
+    "litellm_postgres": {"external": {"url": "${MANAGED_DATABASE_URL}"}},
+    "litellm_redis": {"external": {"host": "redis.example.com", "password": "${MANAGED_REDIS_PASSWORD}"}},
+}
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["files", "files from before the record"])
+def test_switching_to_a_managed_database_recovers_no_local_secret_into_it(config, home, recorded):
+    """The local database's URL and Redis password are no value of MANAGED_*: those are not set."""
+    store = rendered(config)
+    if not recorded:
+        written_before_the_record(home)
+    write_config(config.parent, {**CONFIG, **MANAGED})
+    strict = cli("render", "--strict", "--config", str(config), env=KEY)
+    assert strict.returncode == 2
+    assert "MANAGED_DATABASE_URL is not set (also missing: MANAGED_REDIS_PASSWORD)" in one_error_line(strict)
+    result = cli("render", "--config", str(config), env=KEY)
+    assert result.returncode == 0, result.stderr
+    assert "recovered" not in result.stderr
+    assert "MANAGED_DATABASE_URL is not set" in result.stderr and "MANAGED_REDIS_PASSWORD is not set" in result.stderr
+    assert not {"MANAGED_DATABASE_URL", "MANAGED_REDIS_PASSWORD"} & set(secrets.Store.load(home).values)
+    litellm = env_file(home)
+    assert "DATABASE_URL" not in litellm and "REDIS_PASSWORD" not in litellm
+    assert store["REDIS_PASSWORD"] not in (home.env_dir / "litellm.env").read_text()
+
+
+def test_from_files_written_before_the_record_a_lost_store_still_comes_back(config, home):
+    store = rendered(config)
+    written_before_the_record(home)
+    home.secret_store.unlink()
+    (home.env_dir / "litellm-postgres.env").unlink()
+    result = cli("render", "--config", str(config), env=KEY)
+    assert result.returncode == 0, result.stderr
+    again = secrets.Store.load(home).values
+    for name in ("LITELLM_SALT_KEY", "LITELLM_MASTER_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD"):
+        assert again[name] == store[name], name

@@ -200,16 +200,3 @@ def test_an_external_database_and_redis_are_used_not_run():
 def test_an_external_service_is_refused_where_it_contradicts_itself(sections, pointer):
     with pytest.raises(ConfigError, match=f"json: {pointer}: "):
         build(**sections)
-
-
-def test_every_variable_a_unit_sets_is_known_to_the_rules():
-    """rules.py refuses a secret named like a variable blueprint sets: that list must hold them all."""
-    from blueprint.model.types import OWN_ENVIRONMENT
-    from tests.test_golden import CASES, fixture_config
-
-    for case in CASES:
-        loaded = config.load(fixture_config(case))
-        stack = model.build(loaded.data, source=case, paths=PATHS, podman=Podman(PodmanVersion.parse("5.4")))
-        for service in stack.services:
-            names = {word.partition("=")[0] for word in service.environment}
-            assert names <= OWN_ENVIRONMENT, (case, service.unit, names - OWN_ENVIRONMENT)
