@@ -12,10 +12,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from blueprint.deployed import made_by, read_env_records
+from blueprint import deployed as deployment
+from blueprint.deployed import Deployed, database_may_exist, made_by, read_env_records
 from blueprint.errors import SecretError
 from blueprint.formats import CONTROL
 from blueprint.model.types import GENERATED, Kind, Stack
+from blueprint.paths import Paths
 from blueprint.secrets import FROZEN, Store, check_value, misfit
 
 
@@ -84,12 +86,14 @@ def resolve(
     written: Iterable[Path] = (),
     volume_exists=None,
     removed: Iterable[str] = (),
+    deployed: Deployed | None = None,
 ) -> Resolution:
     """Find each needed secret in the store, else in the files blueprint wrote (`written`: the
     environment files and earlier stores it knows of), else generate it, else take it from the
     environment; what is in none of them is `missing` (a provider key to be set later).
-    `volume_exists(name)` says whether a podman volume holds data; `removed`, the keys a person
-    took out with `secrets rm`, which stay out."""
+    `volume_exists(name)` says whether a podman volume holds data (None: do not ask, and refuse
+    nothing); `removed`, the keys a person took out with `secrets rm`, which stay out; `deployed`,
+    what the deployment holds, which a frozen secret must match while its database may exist."""
     environ = os.environ if environ is None else environ
     found = Resolution({}, store=store.path)
     recovered: dict[str, tuple[str, Path]] | None = None  # read only if a secret is missing
@@ -116,8 +120,40 @@ def resolve(
             found.imported.append(name)
         else:
             found.missing[name] = _asked_by(stack, name)
+    if deployed is not None and volume_exists is not None:
+        _keep_frozen(stack, found, deployed, volume_exists)
     found.from_environment = tuple(n for n in stack.secret_names if n not in GENERATED)
     return found
+
+
+def resolve_here(stack: Stack, paths: Paths, environ: Mapping[str, str], manifest, *, volume_exists=None) -> Resolution:
+    """resolve() with what this machine holds: the store, the files the manifest recorded (and
+    earlier stores), the keys removed, the deployment."""
+    recorded = [(Path(name), owned.role.kind) for name, owned in manifest.files.items()]
+    return resolve(
+        stack,
+        Store.load(paths),
+        environ,
+        written=written_files(stack, recorded, manifest.extra.get("stores", [])),
+        volume_exists=volume_exists,
+        removed=manifest.extra.get("removed", []),
+        deployed=Deployed.load(paths, manifest),
+    )
+
+
+def _keep_frozen(stack: Stack, found: Resolution, deployed: Deployed, volume_exists) -> None:
+    """A frozen secret with another value than the deployment's is refused while a database made
+    with the deployment's may exist: it would lock LiteLLM out of it, or out of what it holds."""
+    for name in FROZEN:
+        value = found.values.get(name)
+        others = deployed.others(name, value) if value is not None else []
+        if others and database_may_exist(stack, volume_exists):
+            source, held = dict(found.recovered).get(name, found.store), deployment.where(others)
+            raise SecretError(
+                f"{source}: {name} differs from the one the deployment holds ({held}): {FROZEN[name]}",
+                hint=f"remove {name} from {source} to have the deployment's put back; only if the database now "
+                f"needs this one (ALTER ROLE, a database restored with its backup), remove {held} first",
+            )
 
 
 def _recover(stack: Stack, written: list[Path]) -> dict[str, tuple[str, Path]]:

@@ -124,7 +124,8 @@ class Store:
             raise SecretError(
                 f"{label}:{line}: not UTF-8 text", hint="fix or remove that line (the value is not shown here)"
             ) from None
-        values = {}
+        values: dict[str, str] = {}
+        lines: dict[str, int] = {}
         for number, name, value in env_lines(text):
             if value is None or not NAME.match(name) or CONTROL.search(value):
                 raise SecretError(
@@ -137,7 +138,13 @@ class Store:
                     f"{label}:{number}: {name} cannot be used: {unfit}",
                     hint=f"set another value with `blueprint secrets set {name}` after removing that line",
                 )
-            values[name] = value
+            if name in values:  # which one counts would be a guess, and for the salt key a costly one
+                raise SecretError(
+                    f"{label}:{number}: {name} is set a second time (first on line {lines[name]})",
+                    hint="remove one of the two lines, keeping the value in use (the containers' files in the env/ "
+                    "folder beside the store hold it); the values are not shown here",
+                )
+            values[name], lines[name] = value, number
         return cls(path, values)
 
     def check_values(self, label: str) -> None:
@@ -176,14 +183,27 @@ def read_env_file(path: Path) -> dict[str, str]:
 # ---- changing the store --------------------------------------------------------------------------
 
 
-def set_secret(paths: Paths, name: str, value: str) -> bool:
-    """Store a secret a person provides, under the lock; returns whether it replaced another value."""
+def set_secret(paths: Paths, name: str, value: str, *, stack: Stack | None = None) -> bool:
+    """Store a secret a person provides, under the lock; returns whether it replaced another value.
+    `stack` (the config in use, None if it does not load) says whether a database may exist: a
+    frozen secret never takes a value other than the deployment's while one may."""
+    from blueprint import deployed, podman
+
     check_value(name, value)
     with lock(paths.lock):
         store = Store.load(paths)
         old = store.values.get(name)
         if old is not None and old != value and name in FROZEN:
             raise SecretError(f"{name} exists and is not changed: {FROZEN[name]}")
+        if old is None and name in FROZEN:
+            others = deployed.Deployed.load(paths).others(name, value)
+            if others and deployed.database_may_exist(stack, podman.volume_exists):
+                raise SecretError(
+                    f"{name}: the deployment in use holds another value ({deployed.where(others)}), which its "
+                    f"database was made with; it was not stored: {FROZEN[name]}",
+                    hint="`blueprint render` puts the deployment's value back into the store; another is taken "
+                    "only where no database made with this one exists",
+                )
         store.values[name] = value
         store.save()
         _removed(paths, name, removed=False)

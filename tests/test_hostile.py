@@ -1028,3 +1028,82 @@ def test_from_files_written_before_the_record_a_lost_store_still_comes_back(conf
     again = secrets.Store.load(home).values
     for name in ("LITELLM_SALT_KEY", "LITELLM_MASTER_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD"):
         assert again[name] == store[name], name
+
+
+def test_a_store_with_a_name_twice_is_refused(config, home):
+    """The last line won: a salt key appended to the store was deployed without a word."""
+    salt = rendered(config)["LITELLM_SALT_KEY"]
+    lines = home.secret_store.read_text().splitlines()
+    first = next(n for n, line in enumerate(lines, 1) if line.startswith("LITELLM_SALT_KEY="))
+    with home.secret_store.open("a") as store:
+        store.write("LITELLM_SALT_KEY=sk-other\n")
+    result = cli("render", "--config", str(config), env=KEY)
+    assert result.returncode == 2
+    error = one_error_line(result)
+    assert f"{home.secret_store}:{len(lines) + 1}: LITELLM_SALT_KEY is set a second time (first on line {first})" in (
+        error
+    )
+    assert "hint: remove one of the two lines" in result.stderr and "sk-other" not in result.stderr
+    assert env_file(home)["LITELLM_SALT_KEY"] == salt
+
+
+def podman_with_a_database(tmp_path) -> dict[str, str]:
+    """The environment of a podman whose PostgreSQL volume exists (and which has nothing else)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "podman").write_text('#!/bin/sh\n[ "$1 $2 $3" = "volume exists systemd-litellm-postgres" ]\n')
+    (bin_dir / "podman").chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def test_a_salt_key_other_than_the_deployed_one_is_refused_by_render(config, home, tmp_path):
+    salt = rendered(config)["LITELLM_SALT_KEY"]
+    text = home.secret_store.read_text()
+    home.secret_store.write_text(text.replace(f"LITELLM_SALT_KEY={salt}", "LITELLM_SALT_KEY=sk-edited"))
+    database = podman_with_a_database(tmp_path)
+    before = (home.env_dir / "litellm.env").read_bytes()
+    result = cli("render", "--config", str(config), env={**KEY, **database})
+    assert result.returncode == 2
+    error = one_error_line(result)
+    assert f"{home.secret_store}: LITELLM_SALT_KEY differs from the one the deployment holds" in error
+    assert str(home.env_dir / "litellm.env") in error and "every stored credential unreadable" in error
+    assert "sk-edited" not in result.stderr and salt not in result.stderr
+    assert (home.env_dir / "litellm.env").read_bytes() == before
+    # Without a database (no volume), nothing is locked out: the store's is deployed.
+    assert cli("render", "--config", str(config), env=KEY).returncode == 0
+    assert env_file(home)["LITELLM_SALT_KEY"] == "sk-edited"
+
+
+def test_a_lost_store_takes_no_other_salt_key_from_secrets_set(config, home, tmp_path):
+    salt = rendered(config)["LITELLM_SALT_KEY"]
+    home.secret_store.unlink()
+    database = podman_with_a_database(tmp_path)
+    argv = ["secrets", "set", "LITELLM_SALT_KEY", "--config", str(config)]
+    refused = cli(*argv, input="sk-another\n", env=database)
+    assert refused.returncode == 2
+    assert "LITELLM_SALT_KEY: the deployment in use holds another value" in one_error_line(refused)
+    assert "hint: `blueprint render` puts the deployment's value back" in refused.stderr
+    assert not home.secret_store.exists()
+    same = cli(*argv, input=f"{salt}\n", env=database)
+    assert same.returncode == 0, same.stderr
+    home.secret_store.unlink()
+    assert cli(*argv, input="sk-another\n").returncode == 0, "no volume: no database made with the old one"
+
+
+def test_a_lost_store_takes_no_other_salt_key_from_a_backup_unless_told(config, home, tmp_path):
+    salt = rendered(config)["LITELLM_SALT_KEY"]
+    home.secret_store.unlink()
+    archive = config_backup(
+        tmp_path, {"config/blueprint-config.json": GOOD, "secrets/secrets.env": b"LITELLM_SALT_KEY=sk-backup-salt\n"}
+    )
+    refused = cli("restore", "config", str(archive), "--yes", "--config", str(config))
+    assert refused.returncode == 2
+    error = one_error_line(refused)
+    assert "LITELLM_SALT_KEY differs from the one in use" in error and str(home.env_dir / "litellm.env") in error
+    assert "--replace-salt-key" in refused.stderr and not home.secret_store.exists()
+    argv = ["restore", "config", str(archive), "--yes", "--replace-salt-key", "--config", str(config)]
+    assert cli(*argv).returncode == 0
+    # Told so, the render that follows deploys it, even with the database there.
+    result = cli("render", "--config", str(config), env={**KEY, **podman_with_a_database(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert env_file(home)["LITELLM_SALT_KEY"] == "sk-backup-salt" != salt

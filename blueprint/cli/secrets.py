@@ -59,6 +59,20 @@ def secrets_list(config_path=None):
         click.echo(f"{mode:<7} {short(path)}")
 
 
+def _built(options, *, say_why: bool = False):
+    """The config in use and its stack, or None when it does not load (its own problem, which
+    render names)."""
+    from blueprint import pipeline
+    from blueprint.errors import BlueprintError
+
+    try:
+        return pipeline.build_stack(options)
+    except BlueprintError as exc:
+        if say_why:
+            say(f"note: {exc.message} (showing the store only)")
+        return None
+
+
 def _warn_if_unused(name: str, config_path) -> None:
     """A name no container of the config in use gets is most often a typo: say so."""
     from blueprint import pipeline
@@ -107,7 +121,8 @@ def secrets_set(config_path, name, given_value):
         except UnicodeDecodeError as exc:
             raise SecretError(f"{name}: stdin is not UTF-8 text (byte {exc.start})") from None
     options = options_for(config_path)
-    replaced = store_module.set_secret(options.paths, name, value)
+    built = _built(options)
+    replaced = store_module.set_secret(options.paths, name, value, stack=built.stack if built else None)
     say(f"{name} {'replaced' if replaced else 'stored'} in {short(options.paths.secret_store)} (0600)")
     _warn_if_unused(name, config_path)
     say("next: blueprint apply   (writes it into the containers' environment and restarts them)")
