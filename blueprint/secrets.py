@@ -19,6 +19,7 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from blueprint.errors import SecretError
 from blueprint.files import ensure_dir, lock, write_atomic
@@ -46,6 +47,22 @@ HEADER = (
     "# blueprint's secret store: generated secrets and the keys you set with `blueprint secrets set`.\n"
     "# Mode 0600. Back it up with the database: LITELLM_SALT_KEY is needed to read stored credentials.\n"
 )
+
+
+MAX_SECRET = 64 * 1024  # bytes read from stdin; Podman's own limit for a secret is 500 KB
+
+
+def read_value(name: str, stream: BinaryIO) -> str:
+    """The value of `name` given on stdin: UTF-8 text of at most MAX_SECRET bytes, its one final
+    line end taken off (what `echo` and editors add)."""
+    raw = stream.read(MAX_SECRET + 1)
+    if len(raw) > MAX_SECRET:
+        raise SecretError(f"{name}: more than {MAX_SECRET // 1024} KiB on stdin; that is not a key")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SecretError(f"{name}: stdin is not UTF-8 text (byte {exc.start})") from None
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def check_value(name: str, value: str) -> str:

@@ -323,3 +323,15 @@ def test_pipeline_never_puts_secrets_in_the_plan_of_public_files(home, tmp_path)
             assert not any(v.encode() in file.data for v in values), file.path
         else:
             assert file.mode == 0o600
+
+
+def test_a_value_on_stdin_is_read_by_the_library():
+    from io import BytesIO
+
+    from blueprint.errors import SecretError
+
+    assert secrets.read_value("K", BytesIO(b"sk-x\r\n")) == "sk-x"
+    with pytest.raises(SecretError, match="more than 64 KiB on stdin"):
+        secrets.read_value("K", BytesIO(b"x" * (secrets.MAX_SECRET + 1)))
+    with pytest.raises(SecretError, match=r"K: stdin is not UTF-8 text \(byte 3\)"):
+        secrets.read_value("K", BytesIO(b"sk-\xff"))

@@ -8,8 +8,6 @@ import click
 
 from blueprint.cli import cli, config_option, options_for, say, short
 
-MAX_SECRET = 64 * 1024  # bytes; Podman's own limit for a secret is 500 KB
-
 # ---- secrets -------------------------------------------------------------------------------
 
 
@@ -113,13 +111,7 @@ def secrets_set(config_path, name, given_value):
     if sys.stdin.isatty():
         value = click.prompt(f"{name}", hide_input=True, confirmation_prompt=True, err=True)
     else:
-        raw = sys.stdin.buffer.read(MAX_SECRET + 1)
-        if len(raw) > MAX_SECRET:
-            raise SecretError(f"{name}: more than {MAX_SECRET // 1024} KiB on stdin; that is not a key")
-        try:
-            value = raw.decode("utf-8").removesuffix("\n").removesuffix("\r")
-        except UnicodeDecodeError as exc:
-            raise SecretError(f"{name}: stdin is not UTF-8 text (byte {exc.start})") from None
+        value = store_module.read_value(name, sys.stdin.buffer)
     options = options_for(config_path)
     built = _built(options)
     replaced = store_module.set_secret(options.paths, name, value, stack=built.stack if built else None)
