@@ -18,7 +18,7 @@ from blueprint.errors import SecretError
 from blueprint.formats import CONTROL
 from blueprint.model.types import GENERATED, Kind, Stack
 from blueprint.paths import Paths
-from blueprint.secrets import FROZEN, Store, check_value, misfit
+from blueprint.secrets import FROZEN, Store, check_value, json_secrets, misfit, one_line_json
 
 
 @dataclass
@@ -30,6 +30,7 @@ class Resolution:
     new: dict[str, str] = field(default_factory=dict)
     generated: list[str] = field(default_factory=list)
     imported: list[str] = field(default_factory=list)  # taken from the environment
+    compacted: list[str] = field(default_factory=list)  # of those, JSON documents put on one line
     recovered: list[tuple[str, Path]] = field(default_factory=list)
     differs: list[str] = field(default_factory=list)  # stored, and the environment says otherwise
     missing: dict[str, str] = field(default_factory=dict)  # name -> the config field that asks for it
@@ -48,7 +49,10 @@ class Resolution:
                 "and the admin UI log in)"
             )
         for name in self.imported:
-            said.append(f"{name} {'taken' if done else 'would be taken'} from your environment and stored (mode 0600)")
+            one_line = "; a JSON document, put on one line" if name in self.compacted else ""
+            said.append(
+                f"{name} {'taken' if done else 'would be taken'} from your environment and stored (mode 0600{one_line})"
+            )
         for name, source in self.recovered:
             said.append(f"{name} is missing from {store} and {'was' if done else 'would be'} recovered from {source}")
         for name in self.differs:
@@ -96,6 +100,7 @@ def resolve(
     what the deployment holds, which a frozen secret must match while its database may exist."""
     environ = os.environ if environ is None else environ
     found = Resolution({}, store=store.path)
+    documents = json_secrets(stack)
     recovered: dict[str, tuple[str, Path]] | None = None  # read only if a secret is missing
     for name in stack.secret_names:
         if name not in store.values and recovered is None:
@@ -105,7 +110,7 @@ def resolve(
             }
         if name in store.values:
             found.values[name] = store.values[name]
-            if name not in GENERATED and environ.get(name, store.values[name]) != store.values[name]:
+            if name not in GENERATED and _differs(environ.get(name), store.values[name], name in documents):
                 found.differs.append(name)
         elif name in recovered:
             value, source = recovered[name]
@@ -116,8 +121,10 @@ def resolve(
             found.values[name] = found.new[name] = GENERATED[name].make()
             found.generated.append(name)
         elif environ.get(name):
-            found.values[name] = found.new[name] = check_value(name, environ[name])
+            found.values[name] = found.new[name] = check_value(name, environ[name], document=name in documents)
             found.imported.append(name)
+            if found.values[name] != environ[name]:
+                found.compacted.append(name)
         else:
             found.missing[name] = _asked_by(stack, name)
     if deployed is not None and volume_exists is not None:
@@ -139,6 +146,19 @@ def resolve_here(stack: Stack, paths: Paths, environ: Mapping[str, str], manifes
         removed=manifest.extra.get("removed", []),
         deployed=Deployed.load(paths, manifest),
     )
+
+
+def _differs(given: str | None, stored: str, document: bool) -> bool:
+    """Whether the environment says another value than the store (a JSON document compared as
+    it is stored, on one line)."""
+    if given is None:
+        return False
+    if document:
+        try:
+            given = one_line_json("", given)
+        except SecretError:
+            return True
+    return given != stored
 
 
 def _keep_frozen(stack: Stack, found: Resolution, deployed: Deployed, volume_exists) -> None:

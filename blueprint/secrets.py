@@ -13,6 +13,7 @@ value can hold no line break of any kind, so no value can add a variable to a fi
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -65,8 +66,9 @@ def read_value(name: str, stream: BinaryIO) -> str:
     return text.removesuffix("\n").removesuffix("\r")
 
 
-def check_value(name: str, value: str) -> str:
-    """A value that fits on one line of an environment file, as itself."""
+def check_value(name: str, value: str, *, document: bool = False) -> str:
+    """A value that fits on one line of an environment file, as it is stored: itself, or for a
+    secret that holds a JSON document (`document`), that document on one line."""
     if not NAME.match(name):
         raise SecretError(f"{name!r} is not a valid variable name", hint="use letters, digits and _")
     if not value:
@@ -75,6 +77,8 @@ def check_value(name: str, value: str) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise SecretError(f"{name}: the value is not valid UTF-8") from None
+    if document:
+        value = one_line_json(name, value)
     if CONTROL.search(value):
         raise SecretError(
             f"{name}: the value contains a line break or a control character",
@@ -86,6 +90,23 @@ def check_value(name: str, value: str) -> str:
     if unfit:
         raise SecretError(f"{name}: this value cannot be used: {unfit}")
     return value
+
+
+def one_line_json(name: str, value: str) -> str:
+    """A JSON document (a service account's key file) on one line: an environment file has no
+    other way to hold it, and LiteLLM reads it back the same."""
+    try:
+        document = json.loads(value)
+    except ValueError as exc:
+        raise SecretError(
+            f"{name}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+            hint=f"{name} holds a JSON key file as its provider gives it: blueprint secrets set {name} < key.json",
+        ) from None
+    if not isinstance(document, dict):
+        raise SecretError(
+            f"{name}: the JSON is not an object", hint=f"{name} holds a JSON key file, which is one object {{...}}"
+        )
+    return json.dumps(document, separators=(",", ":"))
 
 
 def misfit(name: str, value: str) -> str | None:
@@ -200,20 +221,28 @@ def read_env_file(path: Path) -> dict[str, str]:
 # ---- changing the store --------------------------------------------------------------------------
 
 
-def set_secret(paths: Paths, name: str, value: str, *, stack: Stack | None = None) -> bool:
-    """Store a secret a person provides, under the lock; returns whether it replaced another value.
-    `stack` (the config in use, None if it does not load) says whether a database may exist: a
-    frozen secret never takes a value other than the deployment's while one may."""
+@dataclass(frozen=True)
+class Stored:
+    """What `set_secret` did."""
+
+    replaced: bool  # another value was there
+    compacted: bool  # a JSON document, put on one line
+
+
+def set_secret(paths: Paths, name: str, value: str, *, stack: Stack | None = None) -> Stored:
+    """Store a secret a person provides, under the lock. `stack` (the config in use, None if it
+    does not load) says which secrets hold JSON and whether a database may exist: a frozen secret
+    never takes a value other than the deployment's while one may."""
     from blueprint import deployed, podman
 
-    check_value(name, value)
+    checked = check_value(name, value, document=name in json_secrets(stack))
     with lock(paths.lock):
         store = Store.load(paths)
         old = store.values.get(name)
-        if old is not None and old != value and name in FROZEN:
+        if old is not None and old != checked and name in FROZEN:
             raise SecretError(f"{name} exists and is not changed: {FROZEN[name]}")
         if old is None and name in FROZEN:
-            others = deployed.Deployed.load(paths).others(name, value)
+            others = deployed.Deployed.load(paths).others(name, checked)
             if others and deployed.database_may_exist(stack, podman.volume_exists):
                 raise SecretError(
                     f"{name}: the deployment in use holds another value ({deployed.where(others)}), which its "
@@ -221,10 +250,19 @@ def set_secret(paths: Paths, name: str, value: str, *, stack: Stack | None = Non
                     hint="`blueprint render` puts the deployment's value back into the store; another is taken "
                     "only where no database made with this one exists",
                 )
-        store.values[name] = value
+        store.values[name] = checked
         store.save()
         _removed(paths, name, removed=False)
-    return old is not None and old != value
+    return Stored(old is not None and old != checked, checked != value)
+
+
+def json_secrets(stack: Stack | None) -> frozenset[str]:
+    """The secrets that hold a JSON document: the catalog's usual variables for one
+    (VERTEXAI_CREDENTIALS), and those the config in use names for one."""
+    from blueprint.model.providers import JSON_CREDENTIALS
+
+    named = stack.services if stack else ()
+    return JSON_CREDENTIALS | {n for s in named for e in s.secret_env if e.document for n in e.needs}
 
 
 def remove(paths: Paths, name: str) -> bool:

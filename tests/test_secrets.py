@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -323,6 +324,44 @@ def test_pipeline_never_puts_secrets_in_the_plan_of_public_files(home, tmp_path)
             assert not any(v.encode() in file.data for v in values), file.path
         else:
             assert file.mode == 0o600
+
+
+# ---- what a person gives, and what is said about it -------------------------------------------
+
+SERVICE_ACCOUNT = '{\n  "type": "service_account",\n  "project_id": "p",\n  "private_key": "-----BEGIN\\nKEY\\n"\n}\n'
+VERTEX = {
+    "podman_version": "5.4",
+    "llm_providers": {
+        "vertex_ai": {"models": ["gemini-2.5-flash"], "project": "my-project", "location": "us-central1"},
+    },
+}
+
+
+def test_a_service_account_key_file_is_stored_on_one_line(home, tmp_path):
+    """`secrets set VERTEXAI_CREDENTIALS < sa.json`, as `init --provider vertex_ai` suggests."""
+    config = write_config(tmp_path, VERTEX)
+    result = cli("secrets", "set", "VERTEXAI_CREDENTIALS", "--config", str(config), input=SERVICE_ACCOUNT)
+    assert result.returncode == 0, result.stderr
+    assert "VERTEXAI_CREDENTIALS is a JSON document: stored on one line" in result.stderr
+    stored = secrets.Store.load(home).values["VERTEXAI_CREDENTIALS"]
+    assert stored == '{"type":"service_account","project_id":"p","private_key":"-----BEGIN\\nKEY\\n"}'
+    assert cli("render", "--config", str(config)).returncode == 0
+    assert json.loads(env_file(home, "litellm")["VERTEXAI_CREDENTIALS"]) == json.loads(SERVICE_ACCOUNT)
+    broken = cli("secrets", "set", "VERTEXAI_CREDENTIALS", input='{\n  "type": "service_account",\n')
+    assert broken.returncode == 2
+    assert "error: VERTEXAI_CREDENTIALS: not valid JSON (line 2, column 29: Expecting property" in broken.stderr
+    assert "hint: VERTEXAI_CREDENTIALS holds a JSON key file" in broken.stderr
+    assert secrets.Store.load(home).values["VERTEXAI_CREDENTIALS"] == stored
+
+
+def test_a_service_account_key_from_the_environment_is_stored_on_one_line(home, tmp_path):
+    config = write_config(tmp_path, VERTEX)
+    result = cli("render", "--config", str(config), env={"VERTEXAI_CREDENTIALS": SERVICE_ACCOUNT})
+    assert result.returncode == 0, result.stderr
+    assert "VERTEXAI_CREDENTIALS taken from your environment and stored (mode 0600; a JSON document" in result.stderr
+    assert json.loads(secrets.Store.load(home).values["VERTEXAI_CREDENTIALS"]) == json.loads(SERVICE_ACCOUNT)
+    again = cli("render", "--config", str(config), env={"VERTEXAI_CREDENTIALS": SERVICE_ACCOUNT})
+    assert again.returncode == 0 and "differs from the stored one" not in again.stderr, "the same document"
 
 
 def test_a_value_on_stdin_is_read_by_the_library():

@@ -114,8 +114,10 @@ def secrets_set(config_path, name, given_value):
         value = store_module.read_value(name, sys.stdin.buffer)
     options = options_for(config_path)
     built = _built(options)
-    replaced = store_module.set_secret(options.paths, name, value, stack=built.stack if built else None)
-    say(f"{name} {'replaced' if replaced else 'stored'} in {short(options.paths.secret_store)} (0600)")
+    stored = store_module.set_secret(options.paths, name, value, stack=built.stack if built else None)
+    say(f"{name} {'replaced' if stored.replaced else 'stored'} in {short(options.paths.secret_store)} (0600)")
+    if stored.compacted:
+        say(f"note: {name} is a JSON document: stored on one line (an environment file holds one line per variable)")
     _warn_if_unused(name, config_path)
     say("next: blueprint apply   (writes it into the containers' environment and restarts them)")
 

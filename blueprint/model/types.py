@@ -72,11 +72,12 @@ class SecretEnv:
     needs: tuple[str, ...]
     where: str = field(default="", compare=False)  # the config field that asked for it
     in_url: bool = False  # the secrets are parts of a URL: percent-encoded (RFC 3986 userinfo)
+    document: bool = False  # the secret is a JSON document (a service account's key), stored on one line
 
     @classmethod
-    def plain(cls, var: str, name: str | None = None, where: str = "") -> SecretEnv:
+    def plain(cls, var: str, name: str | None = None, where: str = "", *, document: bool = False) -> SecretEnv:
         name = name or var
-        return cls(var, "{" + name + "}", (name,), where)
+        return cls(var, "{" + name + "}", (name,), where, document=document)
 
     @property
     def source(self) -> str | None:
