@@ -34,6 +34,8 @@ class Resolution:
     recovered: list[tuple[str, Path]] = field(default_factory=list)
     differs: list[str] = field(default_factory=list)  # stored, and the environment says otherwise
     missing: dict[str, str] = field(default_factory=dict)  # name -> the config field that asks for it
+    # Of the missing: the environment's value cannot be used (name -> why).
+    unusable: dict[str, str] = field(default_factory=dict)
     # Secrets looked up in the environment (the fast path hashes these).
     from_environment: tuple[str, ...] = ()
     store: Path | None = None
@@ -63,20 +65,29 @@ class Resolution:
         return said
 
     def warnings(self) -> list[str]:
-        """One line per secret that is not set yet, with the command that sets it."""
-        return [
-            f"{name} is not set ({where}): what needs it fails until it is; "
-            f"store it with `blueprint secrets set {name}`, then `blueprint apply`"
-            for name, where in self.missing.items()
-        ]
+        """One line per secret that is not set yet, with why and the command that sets it."""
+        said = []
+        for name, where in self.missing.items():
+            if name in self.unusable:
+                why = f"{name} in your environment cannot be used ({self.unusable[name]}), so it is not set"
+            else:
+                why = f"{name} is not set"
+            said.append(
+                f"{why} ({where}): what needs it fails until it is; "
+                f"store it with `blueprint secrets set {name}`, then `blueprint apply`"
+            )
+        return said
 
     def refuse_missing(self, source: str) -> None:
         """For --strict: a secret that is not set is an error."""
         if self.missing:
             (name, where), *others = self.missing.items()
             also = f" (also missing: {', '.join(n for n, _ in others)})" if others else ""
+            why = "is not set"
+            if name in self.unusable:
+                why = f"in your environment cannot be used ({self.unusable[name]})"
             raise SecretError(
-                f"{source}: {where}: {name} is not set{also}",
+                f"{source}: {where}: {name} {why}{also}",
                 hint=f"store it with `blueprint secrets set {name}` (reads stdin or prompts), "
                 f"or export {name} before blueprint render",
             )
@@ -121,10 +132,7 @@ def resolve(
             found.values[name] = found.new[name] = GENERATED[name].make()
             found.generated.append(name)
         elif environ.get(name):
-            found.values[name] = found.new[name] = check_value(name, environ[name], document=name in documents)
-            found.imported.append(name)
-            if found.values[name] != environ[name]:
-                found.compacted.append(name)
+            _take(found, stack, name, environ[name], document=name in documents)
         else:
             found.missing[name] = _asked_by(stack, name)
     if deployed is not None and volume_exists is not None:
@@ -146,6 +154,21 @@ def resolve_here(stack: Stack, paths: Paths, environ: Mapping[str, str], manifes
         removed=manifest.extra.get("removed", []),
         deployed=Deployed.load(paths, manifest),
     )
+
+
+def _take(found: Resolution, stack: Stack, name: str, raw: str, *, document: bool) -> None:
+    """A key from the environment, a convenience: one that cannot be used is left out, as if not
+    set, and said (--strict refuses it), instead of stopping the render."""
+    try:
+        value = check_value(name, raw, document=document)
+    except SecretError as error:
+        found.unusable[name] = error.message.removeprefix(f"{name}: ")
+        found.missing[name] = _asked_by(stack, name)
+        return
+    found.values[name] = found.new[name] = value
+    found.imported.append(name)
+    if value != raw:
+        found.compacted.append(name)
 
 
 def _differs(given: str | None, stored: str, document: bool) -> bool:

@@ -85,7 +85,10 @@ def check_value(name: str, value: str, *, document: bool = False) -> str:
             hint="an environment file holds one line per variable",
         )
     if value != value.strip():
-        raise SecretError(f"{name}: the value starts or ends with whitespace")
+        raise SecretError(
+            f"{name}: the value starts or ends with whitespace",
+            hint="give the key alone, without blanks around it (one final line end is taken off)",
+        )
     unfit = misfit(name, value)
     if unfit:
         raise SecretError(f"{name}: this value cannot be used: {unfit}")

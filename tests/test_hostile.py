@@ -59,13 +59,19 @@ def test_a_line_separator_in_a_key_cannot_replace_the_salt_key(config, home, sep
     injected = f"sk-x{separator}LITELLM_SALT_KEY=sk-evil"
     result = cli("secrets", "set", "OPENAI_API_KEY", input=injected)
     assert result.returncode == 2 and "line break or a control character" in one_error_line(result)
-    # Nor through the environment, on the first render that takes the key from there.
+    # Nor through the environment, on the first render that takes the key from there: it is left
+    # out, as if not set (--strict refuses it).
     home.secret_store.unlink()
     for file in home.env_dir.iterdir():
         file.unlink()
     from_env = cli("render", "--config", str(config), env={"OPENAI_API_KEY": injected})
-    assert from_env.returncode == 2 and "OPENAI_API_KEY" in one_error_line(from_env)
-    assert store["LITELLM_SALT_KEY"] != "sk-evil"
+    assert from_env.returncode == 0, from_env.stderr
+    assert "OPENAI_API_KEY in your environment cannot be used (the value contains a line break" in from_env.stderr
+    assert "OPENAI_API_KEY" not in secrets.Store.load(home).values
+    assert secrets.Store.load(home).values["LITELLM_SALT_KEY"] != "sk-evil" != store["LITELLM_SALT_KEY"]
+    assert "sk-evil" not in home.env_dir.joinpath("litellm.env").read_text()
+    strict = cli("render", "--strict", "--config", str(config), env={"OPENAI_API_KEY": injected})
+    assert strict.returncode == 2 and "OPENAI_API_KEY in your environment cannot be used" in one_error_line(strict)
 
 
 def test_a_store_is_read_with_the_same_lines_it_is_written_with(home):
@@ -747,8 +753,8 @@ def test_bytes_that_are_not_utf_8_are_one_clear_line(config, home, tmp_path):
         assert "Traceback" not in text and "unexpected error" not in text, text
         return result.returncode, text
 
-    code, err = run([b"render", b"--config", str(config).encode()], {"OPENAI_API_KEY": b"sk-\xff"})
-    assert code == 2 and "OPENAI_API_KEY: the value is not valid UTF-8" in err
+    code, err = run([b"render", b"--strict", b"--config", str(config).encode()], {"OPENAI_API_KEY": b"sk-\xff"})
+    assert code == 2 and "OPENAI_API_KEY in your environment cannot be used (the value is not valid UTF-8)" in err
     code, err = run([b"secrets", b"set", b"OPENAI_API_KEY"], stdin=b"sk-\xfe\n")
     assert code == 2 and "stdin is not UTF-8 text" in err
     odd = tmp_path / os.fsdecode(b"config-\xff.json")

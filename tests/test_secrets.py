@@ -364,6 +364,25 @@ def test_a_service_account_key_from_the_environment_is_stored_on_one_line(home, 
     assert again.returncode == 0 and "differs from the stored one" not in again.stderr, "the same document"
 
 
+def test_an_unusable_key_in_the_environment_is_a_warning_and_strict_refuses_it(home, tmp_path):
+    config = write_config(tmp_path, CONFIG)
+    env = {**KEYS, "OPENAI_API_KEY": " sk-abc "}
+    result = cli("render", "--config", str(config), env=env)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "blueprint: warning: OPENAI_API_KEY in your environment cannot be used (the value starts or ends with "
+        "whitespace), so it is not set (/llm_providers/openai/api_key)" in result.stderr
+    )
+    assert "OPENAI_API_KEY" not in secrets.Store.load(home).values
+    assert "OPENAI_API_KEY" not in env_file(home, "litellm")
+    strict = cli("render", "--strict", "--config", str(config), env=env)
+    assert strict.returncode == 2
+    assert "OPENAI_API_KEY in your environment cannot be used (the value starts or ends" in strict.stderr
+    given = cli("secrets", "set", "OPENAI_API_KEY", input=" sk-abc \n")
+    assert given.returncode == 2, "an explicit act stays strict"
+    assert "the value starts or ends with whitespace" in given.stderr and "hint: give the key alone" in given.stderr
+
+
 def test_a_value_on_stdin_is_read_by_the_library():
     from io import BytesIO
 
