@@ -34,8 +34,10 @@ class Resolution:
     recovered: list[tuple[str, Path]] = field(default_factory=list)
     differs: list[str] = field(default_factory=list)  # stored, and the environment says otherwise
     missing: dict[str, str] = field(default_factory=dict)  # name -> the config field that asks for it
-    # Of the missing: the environment's value cannot be used (name -> why).
+    # Of the missing: the environment's value cannot be used (name -> why), or is not taken
+    # because a person removed the key with `secrets rm`.
     unusable: dict[str, str] = field(default_factory=dict)
+    held_out: list[str] = field(default_factory=list)
     # Secrets looked up in the environment (the fast path hashes these).
     from_environment: tuple[str, ...] = ()
     store: Path | None = None
@@ -64,12 +66,26 @@ class Resolution:
             )
         return said
 
+    def state(self, name: str) -> str:
+        """How a secret the stack needs stands, in a word (`blueprint secrets list`)."""
+        if name in self.missing:
+            return "MISSING"
+        if name in self.imported:
+            return "from env"  # the next render takes it from the environment
+        if name in dict(self.recovered):
+            return "recover"  # the next render recovers it from a file blueprint wrote
+        if name in self.generated:
+            return "to make"  # the next render generates it
+        return "generated" if name in GENERATED else "set"
+
     def warnings(self) -> list[str]:
         """One line per secret that is not set yet, with why and the command that sets it."""
         said = []
         for name, where in self.missing.items():
             if name in self.unusable:
                 why = f"{name} in your environment cannot be used ({self.unusable[name]}), so it is not set"
+            elif name in self.held_out:
+                why = f"{name} is not set: removed with `blueprint secrets rm`, it is not taken from your environment"
             else:
                 why = f"{name} is not set"
             said.append(
@@ -83,13 +99,14 @@ class Resolution:
         if self.missing:
             (name, where), *others = self.missing.items()
             also = f" (also missing: {', '.join(n for n, _ in others)})" if others else ""
-            why = "is not set"
+            why, export = "is not set", f", or export {name} before blueprint render"
             if name in self.unusable:
                 why = f"in your environment cannot be used ({self.unusable[name]})"
+            elif name in self.held_out:
+                why, export = "is not set (removed with `blueprint secrets rm`)", ""
             raise SecretError(
                 f"{source}: {where}: {name} {why}{also}",
-                hint=f"store it with `blueprint secrets set {name}` (reads stdin or prompts), "
-                f"or export {name} before blueprint render",
+                hint=f"store it with `blueprint secrets set {name}` (reads stdin or prompts){export}",
             )
 
 
@@ -111,11 +128,11 @@ def resolve(
     what the deployment holds, which a frozen secret must match while its database may exist."""
     environ = os.environ if environ is None else environ
     found = Resolution({}, store=store.path)
+    gone = set(removed)
     documents = json_secrets(stack)
     recovered: dict[str, tuple[str, Path]] | None = None  # read only if a secret is missing
     for name in stack.secret_names:
         if name not in store.values and recovered is None:
-            gone = set(removed)
             recovered = {
                 n: v for n, v in _recover(stack, [p for p in written if p != store.path]).items() if n not in gone
             }
@@ -131,10 +148,12 @@ def resolve(
             _refuse_to_replace(stack, store, name, volume_exists)
             found.values[name] = found.new[name] = GENERATED[name].make()
             found.generated.append(name)
-        elif environ.get(name):
+        elif environ.get(name) and name not in gone:
             _take(found, stack, name, environ[name], document=name in documents)
         else:
-            found.missing[name] = _asked_by(stack, name)
+            found.missing[name] = asked_by(stack, name)
+            if environ.get(name):
+                found.held_out.append(name)
     if deployed is not None and volume_exists is not None:
         _keep_frozen(stack, found, deployed, volume_exists)
     found.from_environment = tuple(n for n in stack.secret_names if n not in GENERATED)
@@ -163,7 +182,7 @@ def _take(found: Resolution, stack: Stack, name: str, raw: str, *, document: boo
         value = check_value(name, raw, document=document)
     except SecretError as error:
         found.unusable[name] = error.message.removeprefix(f"{name}: ")
-        found.missing[name] = _asked_by(stack, name)
+        found.missing[name] = asked_by(stack, name)
         return
     found.values[name] = found.new[name] = value
     found.imported.append(name)
@@ -240,7 +259,8 @@ def _refuse_to_replace(stack: Stack, store: Store, name: str, volume_exists) -> 
         )
 
 
-def _asked_by(stack: Stack, name: str) -> str:
+def asked_by(stack: Stack, name: str) -> str:
+    """The config field that asks for a secret ("/" for one every stack needs)."""
     return next((e.where for s in stack.services for e in s.secret_env if name in e.needs and e.where), "/")
 
 
@@ -250,3 +270,31 @@ def written_files(stack: Stack, recorded: Iterable[tuple[Path, Kind]], stores: I
     files = [o.path for o in stack.outputs if o.role.secret]
     files += [path for path, kind in recorded if kind is Kind.ENV]
     return list(dict.fromkeys([*map(Path, stores), *files]))
+
+
+@dataclass(frozen=True)
+class SecretInfo:
+    name: str
+    state: str  # set, generated, or how the next render finds it (Resolution.state)
+    used_by: tuple[str, ...]
+    where: str
+
+
+def inventory(stack: Stack | None, store: Store, found: Resolution | None) -> list[SecretInfo]:
+    """Which secrets exist, how each stands and who uses them: names only, never values. The
+    state of a secret the stack needs is the resolution's, which render and status go by."""
+    used: dict[str, list[str]] = {}
+    where: dict[str, str] = {}
+    for service in stack.services if stack else ():
+        for env in service.secret_env:
+            for name in env.needs:
+                used.setdefault(name, []).append(service.name)
+                where.setdefault(name, env.where)
+    rows = []
+    for name in sorted(set(store.values) | set(used)):
+        if found is not None and name in used:
+            state = found.state(name)
+        else:
+            state = ("generated" if name in GENERATED else "set") if name in store.values else "MISSING"
+        rows.append(SecretInfo(name, state, tuple(dict.fromkeys(used.get(name, ()))), where.get(name, "")))
+    return rows

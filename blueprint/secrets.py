@@ -327,31 +327,6 @@ def persist(paths: Paths, new: Mapping[str, str]) -> None:
     store.save()
 
 
-@dataclass(frozen=True)
-class SecretInfo:
-    name: str
-    stored: bool
-    generated: bool
-    used_by: tuple[str, ...]
-    where: str
-
-
-def inventory(stack: Stack | None, store: Store) -> list[SecretInfo]:
-    """Which secrets exist and who uses them: names only, never values."""
-    used: dict[str, list[str]] = {}
-    where: dict[str, str] = {}
-    for service in stack.services if stack else ():
-        for env in service.secret_env:
-            for name in env.needs:
-                used.setdefault(name, []).append(service.name)
-                where.setdefault(name, env.where)
-    names = sorted(set(store.values) | set(used))
-    return [
-        SecretInfo(n, n in store.values, n in GENERATED, tuple(dict.fromkeys(used.get(n, ()))), where.get(n, ""))
-        for n in names
-    ]
-
-
 # ---- Podman secrets (secrets.backend = "podman") ----------------------------------------------------
 
 

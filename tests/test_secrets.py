@@ -383,6 +383,47 @@ def test_an_unusable_key_in_the_environment_is_a_warning_and_strict_refuses_it(h
     assert "the value starts or ends with whitespace" in given.stderr and "hint: give the key alone" in given.stderr
 
 
+def test_removing_a_key_the_config_uses_warns(rendered):
+    config, _, _ = rendered
+    result = cli("secrets", "rm", "OPENAI_API_KEY", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert f"warning: {config} still uses OPENAI_API_KEY (/llm_providers/openai/api_key)" in result.stderr
+
+
+def test_a_name_nothing_uses_is_not_sent_to_apply(rendered):
+    config, _, _ = rendered
+    result = cli("secrets", "set", "OPENAI_APIKEY", "--config", str(config), input="sk-x\n")
+    assert result.returncode == 0, result.stderr
+    assert "no container of" in result.stderr and "uses OPENAI_APIKEY" in result.stderr
+    assert "next: blueprint apply" not in result.stderr
+
+
+def test_a_removed_key_still_exported_is_missing_for_status_list_and_render(rendered, home):
+    """status said nothing was missing (the next render would take it from the environment again)
+    while `secrets list` said MISSING."""
+    config, _, _ = rendered
+    assert cli("secrets", "rm", "OPENAI_API_KEY", "--config", str(config)).returncode == 0
+    status = cli("status", "--config", str(config), env=KEYS)
+    assert "missing    OPENAI_API_KEY  (/llm_providers/openai/api_key" in status.stdout
+    listed = cli("secrets", "list", "--config", str(config), env=KEYS)
+    assert re.search(r"OPENAI_API_KEY\s+MISSING\s+litellm", listed.stdout)
+    result = cli("render", "--config", str(config), env=KEYS)
+    assert result.returncode == 0, result.stderr
+    assert "OPENAI_API_KEY is not set: removed with `blueprint secrets rm`" in result.stderr
+    assert "OPENAI_API_KEY" not in secrets.Store.load(home).values
+    assert "OPENAI_API_KEY" not in env_file(home, "litellm")
+
+
+def test_secrets_list_says_what_the_next_render_does(home, tmp_path):
+    config = write_config(tmp_path, CONFIG)
+    listed = cli("secrets", "list", "--config", str(config), env={"OPENAI_API_KEY": "sk-x"})
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(r"OPENAI_API_KEY\s+from env\s+litellm", listed.stdout)
+    assert re.search(r"LITELLM_SALT_KEY\s+to make\s+litellm", listed.stdout)
+    assert re.search(r"ANTHROPIC_API_KEY\s+MISSING\s+litellm", listed.stdout)
+    assert not home.secret_store.exists(), "listing writes nothing"
+
+
 def test_a_value_on_stdin_is_read_by_the_library():
     from io import BytesIO
 
