@@ -20,7 +20,7 @@ from blueprint.model.site import needs_machine
 from blueprint.model.types import Kind, Stack
 from blueprint.paths import Paths, config_file, own_command
 from blueprint.quadlet import Podman, Words
-from blueprint.resolution import Resolution, resolve, written_files
+from blueprint.resolution import Resolution, resolve_here
 
 if TYPE_CHECKING:
     from blueprint.systemd import Actions
@@ -153,17 +153,7 @@ def prepare(options: Options, *, strict: bool = False) -> Prepared:
         _refuse_placeholders(built)
     stack, paths = built.stack, options.paths
     manifest = engine.Manifest.load(paths)
-    recorded = [(Path(name), owned.role.kind) for name, owned in manifest.files.items()]
-    written = written_files(stack, recorded, manifest.extra.get("stores", []))
-    store = secrets.Store.load(paths)
-    found = resolve(
-        stack,
-        store,
-        options.environ,
-        written=written,
-        volume_exists=podman.volume_exists,
-        removed=manifest.extra.get("removed", []),
-    )
+    found = resolve_here(stack, paths, options.environ, manifest, volume_exists=podman.volume_exists)
     if strict:
         found.refuse_missing(stack.source)
     planned = plan.plan(stack, found.values)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from blueprint import formats
+from blueprint.deployed import made_from
 from blueprint.errors import RenderError
 from blueprint.model.types import Kind, Output, Stack
 from blueprint.paths import resource
@@ -82,7 +83,7 @@ def plan(stack: Stack, secrets: Mapping[str, str]) -> list[PlannedFile]:
             service = output.values["svc"]
             known = [e for e in service.secret_env if e.known(secrets)]
             if output.role.kind is Kind.ENV:
-                extra["env"] = [(e.var, e.value(secrets)) for e in known]
+                extra["env"] = [(e.var, e.value(secrets), made_from(e)) for e in known]
             else:
                 extra["podman_secrets"] = [e.podman_option for e in known] if service.podman_secrets else []
         planned.append(PlannedFile(output, render(output, **extra)))

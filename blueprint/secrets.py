@@ -13,12 +13,14 @@ value can hold no line break of any kind, so no value can add a variable to a fi
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from blueprint.errors import SecretError
 from blueprint.files import ensure_dir, lock, write_atomic
@@ -48,8 +50,25 @@ HEADER = (
 )
 
 
-def check_value(name: str, value: str) -> str:
-    """A value that fits on one line of an environment file, as itself."""
+MAX_SECRET = 64 * 1024  # bytes read from stdin; Podman's own limit for a secret is 500 KB
+
+
+def read_value(name: str, stream: BinaryIO) -> str:
+    """The value of `name` given on stdin: UTF-8 text of at most MAX_SECRET bytes, its one final
+    line end taken off (what `echo` and editors add)."""
+    raw = stream.read(MAX_SECRET + 1)
+    if len(raw) > MAX_SECRET:
+        raise SecretError(f"{name}: more than {MAX_SECRET // 1024} KiB on stdin; that is not a key")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SecretError(f"{name}: stdin is not UTF-8 text (byte {exc.start})") from None
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def check_value(name: str, value: str, *, document: bool = False) -> str:
+    """A value that fits on one line of an environment file, as it is stored: itself, or for a
+    secret that holds a JSON document (`document`), that document on one line."""
     if not NAME.match(name):
         raise SecretError(f"{name!r} is not a valid variable name", hint="use letters, digits and _")
     if not value:
@@ -58,17 +77,39 @@ def check_value(name: str, value: str) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise SecretError(f"{name}: the value is not valid UTF-8") from None
+    if document:
+        value = one_line_json(name, value)
     if CONTROL.search(value):
         raise SecretError(
             f"{name}: the value contains a line break or a control character",
             hint="an environment file holds one line per variable",
         )
     if value != value.strip():
-        raise SecretError(f"{name}: the value starts or ends with whitespace")
+        raise SecretError(
+            f"{name}: the value starts or ends with whitespace",
+            hint="give the key alone, without blanks around it (one final line end is taken off)",
+        )
     unfit = misfit(name, value)
     if unfit:
         raise SecretError(f"{name}: this value cannot be used: {unfit}")
     return value
+
+
+def one_line_json(name: str, value: str) -> str:
+    """A JSON document (a service account's key file) on one line: an environment file has no
+    other way to hold it, and LiteLLM reads it back the same."""
+    try:
+        document = json.loads(value)
+    except ValueError as exc:
+        raise SecretError(
+            f"{name}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+            hint=f"{name} holds a JSON key file as its provider gives it: blueprint secrets set {name} < key.json",
+        ) from None
+    if not isinstance(document, dict):
+        raise SecretError(
+            f"{name}: the JSON is not an object", hint=f"{name} holds a JSON key file, which is one object {{...}}"
+        )
+    return json.dumps(document, separators=(",", ":"))
 
 
 def misfit(name: str, value: str) -> str | None:
@@ -124,7 +165,8 @@ class Store:
             raise SecretError(
                 f"{label}:{line}: not UTF-8 text", hint="fix or remove that line (the value is not shown here)"
             ) from None
-        values = {}
+        values: dict[str, str] = {}
+        lines: dict[str, int] = {}
         for number, name, value in env_lines(text):
             if value is None or not NAME.match(name) or CONTROL.search(value):
                 raise SecretError(
@@ -137,7 +179,13 @@ class Store:
                     f"{label}:{number}: {name} cannot be used: {unfit}",
                     hint=f"set another value with `blueprint secrets set {name}` after removing that line",
                 )
-            values[name] = value
+            if name in values:  # which one counts would be a guess, and for the salt key a costly one
+                raise SecretError(
+                    f"{label}:{number}: {name} is set a second time (first on line {lines[name]})",
+                    hint="remove one of the two lines, keeping the value in use (the containers' files in the env/ "
+                    "folder beside the store hold it); the values are not shown here",
+                )
+            values[name], lines[name] = value, number
         return cls(path, values)
 
     def check_values(self, label: str) -> None:
@@ -176,18 +224,48 @@ def read_env_file(path: Path) -> dict[str, str]:
 # ---- changing the store --------------------------------------------------------------------------
 
 
-def set_secret(paths: Paths, name: str, value: str) -> bool:
-    """Store a secret a person provides, under the lock; returns whether it replaced another value."""
-    check_value(name, value)
+@dataclass(frozen=True)
+class Stored:
+    """What `set_secret` did."""
+
+    replaced: bool  # another value was there
+    compacted: bool  # a JSON document, put on one line
+
+
+def set_secret(paths: Paths, name: str, value: str, *, stack: Stack | None = None) -> Stored:
+    """Store a secret a person provides, under the lock. `stack` (the config in use, None if it
+    does not load) says which secrets hold JSON and whether a database may exist: a frozen secret
+    never takes a value other than the deployment's while one may."""
+    from blueprint import deployed, podman
+
+    checked = check_value(name, value, document=name in json_secrets(stack))
     with lock(paths.lock):
         store = Store.load(paths)
         old = store.values.get(name)
-        if old is not None and old != value and name in FROZEN:
+        if old is not None and old != checked and name in FROZEN:
             raise SecretError(f"{name} exists and is not changed: {FROZEN[name]}")
-        store.values[name] = value
+        if old is None and name in FROZEN:
+            others = deployed.Deployed.load(paths).others(name, checked)
+            if others and deployed.database_may_exist(stack, podman.volume_exists):
+                raise SecretError(
+                    f"{name}: the deployment in use holds another value ({deployed.where(others)}), which its "
+                    f"database was made with; it was not stored: {FROZEN[name]}",
+                    hint="`blueprint render` puts the deployment's value back into the store; another is taken "
+                    "only where no database made with this one exists",
+                )
+        store.values[name] = checked
         store.save()
         _removed(paths, name, removed=False)
-    return old is not None and old != value
+    return Stored(old is not None and old != checked, checked != value)
+
+
+def json_secrets(stack: Stack | None) -> frozenset[str]:
+    """The secrets that hold a JSON document: the catalog's usual variables for one
+    (VERTEXAI_CREDENTIALS), and those the config in use names for one."""
+    from blueprint.model.providers import JSON_CREDENTIALS
+
+    named = stack.services if stack else ()
+    return JSON_CREDENTIALS | {n for s in named for e in s.secret_env if e.document for n in e.needs}
 
 
 def remove(paths: Paths, name: str) -> bool:
@@ -247,31 +325,6 @@ def persist(paths: Paths, new: Mapping[str, str]) -> None:
     for name, value in new.items():
         store.values.setdefault(name, value)
     store.save()
-
-
-@dataclass(frozen=True)
-class SecretInfo:
-    name: str
-    stored: bool
-    generated: bool
-    used_by: tuple[str, ...]
-    where: str
-
-
-def inventory(stack: Stack | None, store: Store) -> list[SecretInfo]:
-    """Which secrets exist and who uses them: names only, never values."""
-    used: dict[str, list[str]] = {}
-    where: dict[str, str] = {}
-    for service in stack.services if stack else ():
-        for env in service.secret_env:
-            for name in env.needs:
-                used.setdefault(name, []).append(service.name)
-                where.setdefault(name, env.where)
-    names = sorted(set(store.values) | set(used))
-    return [
-        SecretInfo(n, n in store.values, n in GENERATED, tuple(dict.fromkeys(used.get(n, ()))), where.get(n, ""))
-        for n in names
-    ]
 
 
 # ---- Podman secrets (secrets.backend = "podman") ----------------------------------------------------

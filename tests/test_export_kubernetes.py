@@ -21,7 +21,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from blueprint import pipeline
+from blueprint import pipeline, secrets
 from blueprint.errors import ConfigError
 from blueprint.export import kubernetes, output
 from blueprint.model import sizing
@@ -59,7 +59,13 @@ def container(obj: dict) -> dict:
 def stand_ins(config: Path) -> dict[str, str]:
     """A recognisable value for every secret a config's containers need."""
     stack = pipeline.build_stack(options(config)).stack
-    return {name: f"recognisable-{name.lower().replace('_', '-')}" for name in stack.secret_names}
+    documents = secrets.json_secrets(stack)  # a service account's key is a JSON document
+    return {
+        name: f'{{"recognisable":"{name.lower()}"}}'
+        if name in documents
+        else f"recognisable-{name.lower().replace('_', '-')}"
+        for name in stack.secret_names
+    }
 
 
 def export_case(case: str, home, **kwargs) -> kubernetes.Manifests:

@@ -200,7 +200,8 @@ def test_a_secret_value_is_refused_or_read_back_exactly(name, value):
         # And the environment file a container gets, through its real template and escaping.
         env_file = directory / "x.env"
         output = Output(env_file, Role(Kind.ENV), "blueprint-env/service.env.njk", {"svc": SimpleNamespace(name="x")})
-        env_file.write_bytes(plan.render(output, env=[(name, value), ("AFTER", "1")]))
+        lines = [(name, value, f"# {name}: made from {name}"), ("AFTER", "1", "# AFTER: made from AFTER")]
+        env_file.write_bytes(plan.render(output, env=lines))
         assert secrets.read_env_file(env_file) == {name: value, "AFTER": "1"}
         event("stored")
     finally:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from blueprint import pipeline
+from blueprint import pipeline, secrets
 from blueprint.export import kubernetes, output
 from blueprint.host import Machine
 from blueprint.model import types
@@ -54,7 +54,10 @@ def rendered_tree(case: str, monkeypatch) -> dict[str, bytes]:
         fixture_config(case), Paths.from_env(environ), environ, Words(("/usr/bin/blueprint",)), MACHINE
     )
     stack = pipeline.build_stack(opts).stack
-    environ.update({name: f"stand-in-{name.lower()}" for name in stack.secret_names})
+    documents = secrets.json_secrets(stack)  # a service account's key is a JSON document
+    environ.update(
+        {n: f'{{"stand-in":"{n.lower()}"}}' if n in documents else f"stand-in-{n.lower()}" for n in stack.secret_names}
+    )
     opts = pipeline.Options(opts.config_path, opts.paths, environ, opts.blueprint_command, MACHINE)
     prepared = pipeline.prepare(opts)
     return {str(f.path.relative_to(HOME)): f.data.replace(str(ROOT).encode(), b"@ROOT@") for f in prepared.planned}
@@ -96,4 +99,4 @@ def test_golden_trees_have_no_real_secret_shapes():
         for line in path.read_text().splitlines():
             if "=" in line and not line.startswith("#"):
                 value = line.split("=", 1)[1]
-                assert value.startswith(("golden-", "stand-in-", "postgresql://")), path
+                assert value.startswith(("golden-", "stand-in-", '{"stand-in":', "postgresql://")), path

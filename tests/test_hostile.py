@@ -59,13 +59,19 @@ def test_a_line_separator_in_a_key_cannot_replace_the_salt_key(config, home, sep
     injected = f"sk-x{separator}LITELLM_SALT_KEY=sk-evil"
     result = cli("secrets", "set", "OPENAI_API_KEY", input=injected)
     assert result.returncode == 2 and "line break or a control character" in one_error_line(result)
-    # Nor through the environment, on the first render that takes the key from there.
+    # Nor through the environment, on the first render that takes the key from there: it is left
+    # out, as if not set (--strict refuses it).
     home.secret_store.unlink()
     for file in home.env_dir.iterdir():
         file.unlink()
     from_env = cli("render", "--config", str(config), env={"OPENAI_API_KEY": injected})
-    assert from_env.returncode == 2 and "OPENAI_API_KEY" in one_error_line(from_env)
-    assert store["LITELLM_SALT_KEY"] != "sk-evil"
+    assert from_env.returncode == 0, from_env.stderr
+    assert "OPENAI_API_KEY in your environment cannot be used (the value contains a line break" in from_env.stderr
+    assert "OPENAI_API_KEY" not in secrets.Store.load(home).values
+    assert secrets.Store.load(home).values["LITELLM_SALT_KEY"] != "sk-evil" != store["LITELLM_SALT_KEY"]
+    assert "sk-evil" not in home.env_dir.joinpath("litellm.env").read_text()
+    strict = cli("render", "--strict", "--config", str(config), env={"OPENAI_API_KEY": injected})
+    assert strict.returncode == 2 and "OPENAI_API_KEY in your environment cannot be used" in one_error_line(strict)
 
 
 def test_a_store_is_read_with_the_same_lines_it_is_written_with(home):
@@ -744,8 +750,8 @@ def test_bytes_that_are_not_utf_8_are_one_clear_line(config, home, tmp_path):
         assert "Traceback" not in text and "unexpected error" not in text, text
         return result.returncode, text
 
-    code, err = run([b"render", b"--config", str(config).encode()], {"OPENAI_API_KEY": b"sk-\xff"})
-    assert code == 2 and "OPENAI_API_KEY: the value is not valid UTF-8" in err
+    code, err = run([b"render", b"--strict", b"--config", str(config).encode()], {"OPENAI_API_KEY": b"sk-\xff"})
+    assert code == 2 and "OPENAI_API_KEY in your environment cannot be used (the value is not valid UTF-8)" in err
     code, err = run([b"secrets", b"set", b"OPENAI_API_KEY"], stdin=b"sk-\xfe\n")
     assert code == 2 and "stdin is not UTF-8 text" in err
     odd = tmp_path / os.fsdecode(b"config-\xff.json")
@@ -936,3 +942,173 @@ def test_an_empty_home_is_the_accounts_home_not_the_root(monkeypatch):
     found = Paths.from_env({"HOME": ""})
     assert found.home == Path(pwd.getpwuid(os.getuid()).pw_dir)
     assert found.unit_dir == found.home / ".config/containers/systemd"
+
+
+# ---- secrets: which file a secret comes back from, and the frozen ones --------------------------
+
+
+def test_a_provider_key_named_like_any_containers_variable_is_refused(home, tmp_path):
+    """${REDISCLI_AUTH} (the Redis container's password) as a provider key validated, and a later
+    render handed the Redis password to the provider."""
+    data = {**CONFIG, "llm_providers": {"openai": {"api_key": "${REDISCLI_AUTH}", "models": ["gpt-4o"]}}}
+    result = cli("validate", "--config", str(write_config(tmp_path, data)))
+    assert result.returncode == 2
+    assert "/llm_providers/openai/api_key: REDISCLI_AUTH is set by blueprint's units" in one_error_line(result)
+
+
+def test_a_container_variable_not_declared_is_a_bug_not_a_unit(home):
+    """The builders set only what CONTAINER_ENVIRONMENT declares, which the rules read."""
+    from blueprint.model import services
+    from blueprint.model.sizing import size
+    from blueprint.quadlet import Words
+
+    data = pipeline.config.loads(json.dumps(CONFIG)).data
+    with pytest.raises(RuntimeError, match="litellm_redis sets EXTRA: declare it in CONTAINER_ENVIRONMENT"):
+        services._service(
+            "litellm_redis", data["litellm_redis"], size(data), environment=Words(("EXTRA=1",)), image="x"
+        )
+
+
+def test_a_secret_comes_back_only_from_its_own_services_variable(config, home):
+    """A variable of the same name in another container's file is another secret's value."""
+    from dataclasses import replace
+
+    from blueprint import resolution
+    from blueprint.model.types import SecretEnv
+
+    rendered(config)
+    stack = pipeline.build_stack(options(config, HOME=str(home.home))).stack
+    litellm = stack.service("litellm")
+    asking = replace(litellm, secret_env=(*litellm.secret_env, SecretEnv.plain("REDISCLI_AUTH")))
+    stack = replace(stack, services=tuple(asking if s is litellm else s for s in stack.services))
+    found = resolution.resolve(stack, secrets.Store.load(home), {}, written=[home.env_dir / "litellm-redis.env"])
+    assert "REDISCLI_AUTH" in found.missing and "REDISCLI_AUTH" not in found.values
+
+
+def written_before_the_record(home):
+    """The environment files as a blueprint wrote them before it recorded what each variable is
+    made from (and its manifest says it wrote them so)."""
+    from blueprint.files import digest
+
+    manifest = engine.Manifest.load(home)
+    for file in home.env_dir.iterdir():
+        file.write_text("".join(line for line in file.read_text().splitlines(True) if ": made from " not in line))
+        manifest.files[str(file)].hashes.append(digest(file.read_bytes()))
+    manifest.save()
+
+
+MANAGED = {
+    "litellm_postgres": {"external": {"url": "${MANAGED_DATABASE_URL}"}},
+    "litellm_redis": {"external": {"host": "redis.example.com", "password": "${MANAGED_REDIS_PASSWORD}"}},
+}
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["files", "files from before the record"])
+def test_switching_to_a_managed_database_recovers_no_local_secret_into_it(config, home, recorded):
+    """The local database's URL and Redis password are no value of MANAGED_*: those are not set."""
+    store = rendered(config)
+    if not recorded:
+        written_before_the_record(home)
+    write_config(config.parent, {**CONFIG, **MANAGED})
+    strict = cli("render", "--strict", "--config", str(config), env=KEY)
+    assert strict.returncode == 2
+    assert "MANAGED_DATABASE_URL is not set (also missing: MANAGED_REDIS_PASSWORD)" in one_error_line(strict)
+    result = cli("render", "--config", str(config), env=KEY)
+    assert result.returncode == 0, result.stderr
+    assert "recovered" not in result.stderr
+    assert "MANAGED_DATABASE_URL is not set" in result.stderr and "MANAGED_REDIS_PASSWORD is not set" in result.stderr
+    assert not {"MANAGED_DATABASE_URL", "MANAGED_REDIS_PASSWORD"} & set(secrets.Store.load(home).values)
+    litellm = env_file(home)
+    assert "DATABASE_URL" not in litellm and "REDIS_PASSWORD" not in litellm
+    assert store["REDIS_PASSWORD"] not in (home.env_dir / "litellm.env").read_text()
+
+
+def test_from_files_written_before_the_record_a_lost_store_still_comes_back(config, home):
+    store = rendered(config)
+    written_before_the_record(home)
+    home.secret_store.unlink()
+    (home.env_dir / "litellm-postgres.env").unlink()
+    result = cli("render", "--config", str(config), env=KEY)
+    assert result.returncode == 0, result.stderr
+    again = secrets.Store.load(home).values
+    for name in ("LITELLM_SALT_KEY", "LITELLM_MASTER_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD"):
+        assert again[name] == store[name], name
+
+
+def test_a_store_with_a_name_twice_is_refused(config, home):
+    """The last line won: a salt key appended to the store was deployed without a word."""
+    salt = rendered(config)["LITELLM_SALT_KEY"]
+    lines = home.secret_store.read_text().splitlines()
+    first = next(n for n, line in enumerate(lines, 1) if line.startswith("LITELLM_SALT_KEY="))
+    with home.secret_store.open("a") as store:
+        store.write("LITELLM_SALT_KEY=sk-other\n")
+    result = cli("render", "--config", str(config), env=KEY)
+    assert result.returncode == 2
+    error = one_error_line(result)
+    assert f"{home.secret_store}:{len(lines) + 1}: LITELLM_SALT_KEY is set a second time (first on line {first})" in (
+        error
+    )
+    assert "hint: remove one of the two lines" in result.stderr and "sk-other" not in result.stderr
+    assert env_file(home)["LITELLM_SALT_KEY"] == salt
+
+
+def podman_with_a_database(tmp_path) -> dict[str, str]:
+    """The environment of a podman whose PostgreSQL volume exists (and which has nothing else)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "podman").write_text('#!/bin/sh\n[ "$1 $2 $3" = "volume exists systemd-litellm-postgres" ]\n')
+    (bin_dir / "podman").chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def test_a_salt_key_other_than_the_deployed_one_is_refused_by_render(config, home, tmp_path):
+    salt = rendered(config)["LITELLM_SALT_KEY"]
+    text = home.secret_store.read_text()
+    home.secret_store.write_text(text.replace(f"LITELLM_SALT_KEY={salt}", "LITELLM_SALT_KEY=sk-edited"))
+    database = podman_with_a_database(tmp_path)
+    before = (home.env_dir / "litellm.env").read_bytes()
+    result = cli("render", "--config", str(config), env={**KEY, **database})
+    assert result.returncode == 2
+    error = one_error_line(result)
+    assert f"{home.secret_store}: LITELLM_SALT_KEY differs from the one the deployment holds" in error
+    assert str(home.env_dir / "litellm.env") in error and "every stored credential unreadable" in error
+    assert "sk-edited" not in result.stderr and salt not in result.stderr
+    assert (home.env_dir / "litellm.env").read_bytes() == before
+    # Without a database (no volume), nothing is locked out: the store's is deployed.
+    assert cli("render", "--config", str(config), env=KEY).returncode == 0
+    assert env_file(home)["LITELLM_SALT_KEY"] == "sk-edited"
+
+
+def test_a_lost_store_takes_no_other_salt_key_from_secrets_set(config, home, tmp_path):
+    salt = rendered(config)["LITELLM_SALT_KEY"]
+    home.secret_store.unlink()
+    database = podman_with_a_database(tmp_path)
+    argv = ["secrets", "set", "LITELLM_SALT_KEY", "--config", str(config)]
+    refused = cli(*argv, input="sk-another\n", env=database)
+    assert refused.returncode == 2
+    assert "LITELLM_SALT_KEY: the deployment in use holds another value" in one_error_line(refused)
+    assert "hint: `blueprint render` puts the deployment's value back" in refused.stderr
+    assert not home.secret_store.exists()
+    same = cli(*argv, input=f"{salt}\n", env=database)
+    assert same.returncode == 0, same.stderr
+    home.secret_store.unlink()
+    assert cli(*argv, input="sk-another\n").returncode == 0, "no volume: no database made with the old one"
+
+
+def test_a_lost_store_takes_no_other_salt_key_from_a_backup_unless_told(config, home, tmp_path):
+    salt = rendered(config)["LITELLM_SALT_KEY"]
+    home.secret_store.unlink()
+    archive = config_backup(
+        tmp_path, {"config/blueprint-config.json": GOOD, "secrets/secrets.env": b"LITELLM_SALT_KEY=sk-backup-salt\n"}
+    )
+    refused = cli("restore", "config", str(archive), "--yes", "--config", str(config))
+    assert refused.returncode == 2
+    error = one_error_line(refused)
+    assert "LITELLM_SALT_KEY differs from the one in use" in error and str(home.env_dir / "litellm.env") in error
+    assert "--replace-salt-key" in refused.stderr and not home.secret_store.exists()
+    argv = ["restore", "config", str(archive), "--yes", "--replace-salt-key", "--config", str(config)]
+    assert cli(*argv).returncode == 0
+    # Told so, the render that follows deploys it, even with the database there.
+    result = cli("render", "--config", str(config), env={**KEY, **podman_with_a_database(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert env_file(home)["LITELLM_SALT_KEY"] == "sk-backup-salt" != salt

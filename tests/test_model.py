@@ -208,19 +208,6 @@ def test_an_external_service_is_refused_where_it_contradicts_itself(sections, po
         build(**sections)
 
 
-def test_every_variable_a_unit_sets_is_known_to_the_rules():
-    """rules.py refuses a secret named like a variable blueprint sets: that list must hold them all."""
-    from blueprint.model.types import OWN_ENVIRONMENT
-    from tests.test_golden import CASES, fixture_config
-
-    for case in CASES:
-        loaded = config.load(fixture_config(case))
-        stack = model.build(loaded.data, source=case, paths=PATHS, podman=Podman(PodmanVersion.parse("5.4")))
-        for service in stack.services:
-            names = {word.partition("=")[0] for word in service.environment}
-            assert names <= OWN_ENVIRONMENT, (case, service.unit, names - OWN_ENVIRONMENT)
-
-
 def test_the_estimate_of_postgresqls_shared_memory_holds_the_servers_own():
     """The real PostgreSQL 15 says what it allocates as it starts (`postgres -C shared_memory_size`):
     the estimate sizing.py refuses by is never below it, and not far above (the shared part; each

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -323,3 +324,113 @@ def test_pipeline_never_puts_secrets_in_the_plan_of_public_files(home, tmp_path)
             assert not any(v.encode() in file.data for v in values), file.path
         else:
             assert file.mode == 0o600
+
+
+# ---- what a person gives, and what is said about it -------------------------------------------
+
+SERVICE_ACCOUNT = '{\n  "type": "service_account",\n  "project_id": "p",\n  "private_key": "-----BEGIN\\nKEY\\n"\n}\n'
+VERTEX = {
+    "podman_version": "5.4",
+    "llm_providers": {
+        "vertex_ai": {"models": ["gemini-2.5-flash"], "project": "my-project", "location": "us-central1"},
+    },
+}
+
+
+def test_a_service_account_key_file_is_stored_on_one_line(home, tmp_path):
+    """`secrets set VERTEXAI_CREDENTIALS < sa.json`, as `init --provider vertex_ai` suggests."""
+    config = write_config(tmp_path, VERTEX)
+    result = cli("secrets", "set", "VERTEXAI_CREDENTIALS", "--config", str(config), input=SERVICE_ACCOUNT)
+    assert result.returncode == 0, result.stderr
+    assert "VERTEXAI_CREDENTIALS is a JSON document: stored on one line" in result.stderr
+    stored = secrets.Store.load(home).values["VERTEXAI_CREDENTIALS"]
+    assert stored == '{"type":"service_account","project_id":"p","private_key":"-----BEGIN\\nKEY\\n"}'
+    assert cli("render", "--config", str(config)).returncode == 0
+    assert json.loads(env_file(home, "litellm")["VERTEXAI_CREDENTIALS"]) == json.loads(SERVICE_ACCOUNT)
+    broken = cli("secrets", "set", "VERTEXAI_CREDENTIALS", input='{\n  "type": "service_account",\n')
+    assert broken.returncode == 2
+    assert "error: VERTEXAI_CREDENTIALS: not valid JSON (line 2, column 29: Expecting property" in broken.stderr
+    assert "hint: VERTEXAI_CREDENTIALS holds a JSON key file" in broken.stderr
+    assert secrets.Store.load(home).values["VERTEXAI_CREDENTIALS"] == stored
+
+
+def test_a_service_account_key_from_the_environment_is_stored_on_one_line(home, tmp_path):
+    config = write_config(tmp_path, VERTEX)
+    result = cli("render", "--config", str(config), env={"VERTEXAI_CREDENTIALS": SERVICE_ACCOUNT})
+    assert result.returncode == 0, result.stderr
+    assert "VERTEXAI_CREDENTIALS taken from your environment and stored (mode 0600; a JSON document" in result.stderr
+    assert json.loads(secrets.Store.load(home).values["VERTEXAI_CREDENTIALS"]) == json.loads(SERVICE_ACCOUNT)
+    again = cli("render", "--config", str(config), env={"VERTEXAI_CREDENTIALS": SERVICE_ACCOUNT})
+    assert again.returncode == 0 and "differs from the stored one" not in again.stderr, "the same document"
+
+
+def test_an_unusable_key_in_the_environment_is_a_warning_and_strict_refuses_it(home, tmp_path):
+    config = write_config(tmp_path, CONFIG)
+    env = {**KEYS, "OPENAI_API_KEY": " sk-abc "}
+    result = cli("render", "--config", str(config), env=env)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "blueprint: warning: OPENAI_API_KEY in your environment cannot be used (the value starts or ends with "
+        "whitespace), so it is not set (/llm_providers/openai/api_key)" in result.stderr
+    )
+    assert "OPENAI_API_KEY" not in secrets.Store.load(home).values
+    assert "OPENAI_API_KEY" not in env_file(home, "litellm")
+    strict = cli("render", "--strict", "--config", str(config), env=env)
+    assert strict.returncode == 2
+    assert "OPENAI_API_KEY in your environment cannot be used (the value starts or ends" in strict.stderr
+    given = cli("secrets", "set", "OPENAI_API_KEY", input=" sk-abc \n")
+    assert given.returncode == 2, "an explicit act stays strict"
+    assert "the value starts or ends with whitespace" in given.stderr and "hint: give the key alone" in given.stderr
+
+
+def test_removing_a_key_the_config_uses_warns(rendered):
+    config, _, _ = rendered
+    result = cli("secrets", "rm", "OPENAI_API_KEY", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert f"warning: {config} still uses OPENAI_API_KEY (/llm_providers/openai/api_key)" in result.stderr
+
+
+def test_a_name_nothing_uses_is_not_sent_to_apply(rendered):
+    config, _, _ = rendered
+    result = cli("secrets", "set", "OPENAI_APIKEY", "--config", str(config), input="sk-x\n")
+    assert result.returncode == 0, result.stderr
+    assert "no container of" in result.stderr and "uses OPENAI_APIKEY" in result.stderr
+    assert "next: blueprint apply" not in result.stderr
+
+
+def test_a_removed_key_still_exported_is_missing_for_status_list_and_render(rendered, home):
+    """status said nothing was missing (the next render would take it from the environment again)
+    while `secrets list` said MISSING."""
+    config, _, _ = rendered
+    assert cli("secrets", "rm", "OPENAI_API_KEY", "--config", str(config)).returncode == 0
+    status = cli("status", "--config", str(config), env=KEYS)
+    assert "missing    OPENAI_API_KEY  (/llm_providers/openai/api_key" in status.stdout
+    listed = cli("secrets", "list", "--config", str(config), env=KEYS)
+    assert re.search(r"OPENAI_API_KEY\s+MISSING\s+litellm", listed.stdout)
+    result = cli("render", "--config", str(config), env=KEYS)
+    assert result.returncode == 0, result.stderr
+    assert "OPENAI_API_KEY is not set: removed with `blueprint secrets rm`" in result.stderr
+    assert "OPENAI_API_KEY" not in secrets.Store.load(home).values
+    assert "OPENAI_API_KEY" not in env_file(home, "litellm")
+
+
+def test_secrets_list_says_what_the_next_render_does(home, tmp_path):
+    config = write_config(tmp_path, CONFIG)
+    listed = cli("secrets", "list", "--config", str(config), env={"OPENAI_API_KEY": "sk-x"})
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(r"OPENAI_API_KEY\s+from env\s+litellm", listed.stdout)
+    assert re.search(r"LITELLM_SALT_KEY\s+to make\s+litellm", listed.stdout)
+    assert re.search(r"ANTHROPIC_API_KEY\s+MISSING\s+litellm", listed.stdout)
+    assert not home.secret_store.exists(), "listing writes nothing"
+
+
+def test_a_value_on_stdin_is_read_by_the_library():
+    from io import BytesIO
+
+    from blueprint.errors import SecretError
+
+    assert secrets.read_value("K", BytesIO(b"sk-x\r\n")) == "sk-x"
+    with pytest.raises(SecretError, match="more than 64 KiB on stdin"):
+        secrets.read_value("K", BytesIO(b"x" * (secrets.MAX_SECRET + 1)))
+    with pytest.raises(SecretError, match=r"K: stdin is not UTF-8 text \(byte 3\)"):
+        secrets.read_value("K", BytesIO(b"sk-\xff"))

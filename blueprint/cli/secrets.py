@@ -8,8 +8,6 @@ import click
 
 from blueprint.cli import cli, config_option, options_for, say, short
 
-MAX_SECRET = 64 * 1024  # bytes; Podman's own limit for a secret is 500 KB
-
 # ---- secrets -------------------------------------------------------------------------------
 
 
@@ -31,24 +29,23 @@ def secrets_list(config_path=None):
     """Which secrets exist, who uses them, and the modes of the files holding them."""
     import stat as stat_module
 
-    from blueprint import pipeline
+    from blueprint import engine, resolution
     from blueprint import secrets as store_module
-    from blueprint.errors import ConfigError
 
     options = options_for(config_path)
     store = store_module.Store.load(options.paths)
-    try:
-        stack = pipeline.build_stack(options).stack
-    except ConfigError as exc:
-        say(f"note: {exc.message} (showing the store only)")
-        stack = None
-    rows = store_module.inventory(stack, store)
+    built = _built(options, say_why=True)
+    stack = built.stack if built else None
+    found = (
+        resolution.resolve_here(stack, options.paths, options.environ, engine.Manifest.load(options.paths))
+        if stack
+        else None
+    )
     click.echo(f"{'NAME':<28} {'STATE':<10} USED BY")
-    for row in rows:
-        state = ("generated" if row.generated else "set") if row.stored else "MISSING"
+    for row in resolution.inventory(stack, store, found):
         used = ", ".join(row.used_by) or "(not used by this config)"
-        where = f"  {row.where}" if row.where and not row.stored else ""
-        click.echo(f"{row.name:<28} {state:<10} {used}{where}")
+        where = f"  {row.where}" if row.where and row.state == "MISSING" else ""
+        click.echo(f"{row.name:<28} {row.state:<10} {used}{where}")
     click.echo("")
     files = [store.path] + ([o.path for o in stack.outputs if o.role.secret] if stack else [])
     for path in files:
@@ -59,20 +56,18 @@ def secrets_list(config_path=None):
         click.echo(f"{mode:<7} {short(path)}")
 
 
-def _warn_if_unused(name: str, config_path) -> None:
-    """A name no container of the config in use gets is most often a typo: say so."""
+def _built(options, *, say_why: bool = False):
+    """The config in use and its stack, or None when it does not load (its own problem, which
+    render names)."""
     from blueprint import pipeline
     from blueprint.errors import BlueprintError
 
     try:
-        built = pipeline.build_stack(options_for(config_path))
-    except BlueprintError:
-        return  # the config has its own problem, which render will name
-    if name not in built.stack.secret_names:
-        say(
-            f"warning: no container of {short(built.path)} uses {name}; check the spelling against the "
-            "config's ${VAR} references (`blueprint secrets list`)"
-        )
+        return pipeline.build_stack(options)
+    except BlueprintError as exc:
+        if say_why:
+            say(f"note: {exc.message} (showing the store only)")
+        return None
 
 
 @secrets.command("set", short_help="Store a secret read from stdin or a hidden prompt.")
@@ -99,35 +94,47 @@ def secrets_set(config_path, name, given_value):
     if sys.stdin.isatty():
         value = click.prompt(f"{name}", hide_input=True, confirmation_prompt=True, err=True)
     else:
-        raw = sys.stdin.buffer.read(MAX_SECRET + 1)
-        if len(raw) > MAX_SECRET:
-            raise SecretError(f"{name}: more than {MAX_SECRET // 1024} KiB on stdin; that is not a key")
-        try:
-            value = raw.decode("utf-8").removesuffix("\n").removesuffix("\r")
-        except UnicodeDecodeError as exc:
-            raise SecretError(f"{name}: stdin is not UTF-8 text (byte {exc.start})") from None
+        value = store_module.read_value(name, sys.stdin.buffer)
     options = options_for(config_path)
-    replaced = store_module.set_secret(options.paths, name, value)
-    say(f"{name} {'replaced' if replaced else 'stored'} in {short(options.paths.secret_store)} (0600)")
-    _warn_if_unused(name, config_path)
+    built = _built(options)
+    stored = store_module.set_secret(options.paths, name, value, stack=built.stack if built else None)
+    say(f"{name} {'replaced' if stored.replaced else 'stored'} in {short(options.paths.secret_store)} (0600)")
+    if stored.compacted:
+        say(f"note: {name} is a JSON document: stored on one line (an environment file holds one line per variable)")
+    if built and name not in built.stack.secret_names:
+        # Most often a typo: nothing to apply.
+        say(
+            f"warning: no container of {short(built.path)} uses {name}; check the spelling against the "
+            "config's ${VAR} references (`blueprint secrets list`)"
+        )
+        return
     say("next: blueprint apply   (writes it into the containers' environment and restarts them)")
 
 
 @secrets.command("rm", short_help="Remove a secret you set from the store.")
+@config_option
 @click.argument("name")
-def secrets_rm(name):
+def secrets_rm(config_path, name):
     """Remove a secret from the store, such as a provider key you no longer use.
 
     The containers keep it until `blueprint apply`. The salt key and the PostgreSQL password
     are refused: the data in PostgreSQL needs them.
     """
+    from blueprint import resolution
     from blueprint import secrets as store_module
     from blueprint.errors import SecretError
 
-    options = options_for(None)
+    options = options_for(config_path)
     if not store_module.remove(options.paths, name):
         raise SecretError(f"{name} is not in {short(options.paths.secret_store)}", hint="see `blueprint secrets list`")
     say(f"{name} removed from {short(options.paths.secret_store)}")
+    built = _built(options)
+    if built and name in built.stack.secret_names:
+        say(
+            f"warning: {short(built.path)} still uses {name} ({resolution.asked_by(built.stack, name)}): what "
+            f"needs it fails once it is out; take the reference out of the config, or set another key with "
+            f"`blueprint secrets set {name}`"
+        )
     say("next: blueprint apply   (takes it out of the containers' environment and restarts them)")
 
 

@@ -51,7 +51,9 @@ def providers(data: Mapping[str, Any]) -> Providers:
                 continue
             var = ENV_REF.match(ref)[1] if ref else credential.env
             base[credential.param] = f"os.environ/{var}"
-            found.secret_env.append(SecretEnv.plain(var, where=f"{where}/{credential.field}"))
+            found.secret_env.append(
+                SecretEnv.plain(var, where=f"{where}/{credential.field}", document=credential.document)
+            )
         if "api_key" not in base and kind.keyless_api_key:
             base["api_key"] = kind.keyless_api_key
         url = entry.get("base_url", kind.default_base_url)

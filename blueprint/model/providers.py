@@ -19,6 +19,7 @@ class Credential:
     param: str
     env: str
     required: bool = True
+    document: bool = False  # a JSON document, which the store keeps on one line
 
     @property
     def field(self) -> str:
@@ -110,7 +111,7 @@ PROVIDERS: dict[str, Provider] = {
             "vertex_ai",
             "Google Vertex AI",
             # A service-account JSON document; LiteLLM takes it as a string or a file path.
-            (Credential("vertex_credentials", "VERTEXAI_CREDENTIALS"),),
+            (Credential("vertex_credentials", "VERTEXAI_CREDENTIALS", document=True),),
             settings=(Setting("project", "vertex_project"), Setting("location", "vertex_location")),
             starter_models=("gemini-2.5-flash",),
             starter_fields={"project": "your-project", "location": "us-central1"},
@@ -189,6 +190,9 @@ PROVIDERS: dict[str, Provider] = {
 PROVIDER_FIELDS = {c.field for p in PROVIDERS.values() for c in p.credentials} | {
     s.field for p in PROVIDERS.values() for s in p.settings
 }
+
+# The usual variables of the credentials that are JSON documents.
+JSON_CREDENTIALS = frozenset(c.env for p in PROVIDERS.values() for c in p.credentials if c.document)
 
 # Names people use for the same thing; an entry called "vllm" needs no "provider" field.
 ALIASES = {"vllm": "hosted_vllm", "localai": "openai_compatible", "google": "gemini"}

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from blueprint.model.sections import ENV_REF, SERVICE_KEYS, enabled, runs
-from blueprint.model.types import FrontDoor, Health, Publish, SecretEnv, Service, Sizing
-from blueprint.quadlet import Podman, Words, lower
+from blueprint.model.types import CONTAINER_ENVIRONMENT, FrontDoor, Health, Publish, SecretEnv, Service, Sizing
+from blueprint.quadlet import NO_WORDS, Podman, Words, lower
 
 # The files the proxy reads, in the unit directory (Layout.place applies) and in its container:
 # litellm.yaml; and uvicorn's logging, its default configuration less the health probes that
@@ -34,10 +34,25 @@ def service_name(key: str) -> str:
 
 
 def _service(
-    key: str, cfg: Mapping[str, Any], sizing: Sizing, running: Collection[str] = SERVICE_KEYS, **fields: Any
+    key: str,
+    cfg: Mapping[str, Any],
+    sizing: Sizing,
+    running: Collection[str] = SERVICE_KEYS,
+    *,
+    environment: Words = NO_WORDS,
+    secret_env: Iterable[SecretEnv] = (),
+    provided: Iterable[SecretEnv] = (),
+    **fields: Any,
 ) -> Service:
     """A service with what every section gives: hostname, image, port, requires (the ones that
-    run here: an external database needs no unit), memory."""
+    run here: an external database needs no unit), memory. Its own variables (`environment`,
+    `secret_env`) are those CONTAINER_ENVIRONMENT declares for its section; `provided`, the keys
+    the config names (rules.py keeps them off those names)."""
+    own = tuple(secret_env)
+    names = {word.partition("=")[0] for word in environment} | {e.var for e in own}
+    undeclared = names - CONTAINER_ENVIRONMENT[key]
+    if undeclared:
+        raise RuntimeError(f"{key} sets {', '.join(sorted(undeclared))}: declare it in CONTAINER_ENVIRONMENT")
     return Service(
         key=key,
         name=service_name(key),
@@ -46,6 +61,8 @@ def _service(
         port=cfg["port"],
         requires=tuple(service_name(k) for k in cfg["requires"] if k in running),
         memory_mb=sizing.memory_mb[key],
+        environment=environment,
+        secret_env=own + tuple(e for e in provided if e.var not in names),
         **fields,
     )
 
@@ -167,8 +184,6 @@ def litellm(
             f"LAGO_API_EVENT_CODE={lago['event_code']}",
             f"LAGO_API_CHARGE_BY={lago['charge_by']}",
         ]
-    taken = {e.var for e in secret_env}
-    secret_env += [e for e in provider_env if e.var not in taken]
 
     url = f"http://127.0.0.1:{cfg['port']}{LIVELINESS}"
     # The image has neither curl nor wget; LiteLLM's own compose file checks with python3.
@@ -198,7 +213,8 @@ def litellm(
                 *recycling(cfg["max_requests_before_restart"], sizing.num_workers, probes),
             )
         ),
-        secret_env=tuple(secret_env),
+        secret_env=secret_env,
+        provided=provider_env,
         health=health,
     )
 
@@ -251,7 +267,7 @@ def delivered(service: Service, backend: str, env_dir: Path) -> Service:
         return service
     if backend == "podman":
         return replace(service, podman_secrets=True)
-    return replace(service, env_file=env_dir / f"{service_name(service.key)}.env")
+    return replace(service, env_file=env_dir / service.env_file_name)
 
 
 def lowered(service: Service, podman: Podman) -> Service:

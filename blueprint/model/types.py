@@ -30,15 +30,23 @@ def _token(prefix: str = "", size: int = 32) -> Callable[[], str]:
     return lambda: prefix + random.token_urlsafe(size)
 
 
-# The variables blueprint's containers are given by their units (Environment=): a secret of the
-# same name would take the place of one of them, or be overwritten by it.
-OWN_ENVIRONMENT = frozenset(
-    {
-        *("UI_USERNAME", "LITELLM_LOCAL_MODEL_COST_MAP", "FORWARDED_ALLOW_IPS", "PYTHONPATH", "PROXY_BASE_URL"),
-        *("ENFORCE_PRISMA_MIGRATION_CHECK", "LANGFUSE_HOST", "LAGO_API_BASE", "LAGO_API_EVENT_CODE"),
-        *("LAGO_API_CHARGE_BY", "POSTGRES_USER", "POSTGRES_DB", "DATABASE_URL"),
-    }
-)
+# The variables each container's unit sets, by config section: in Environment=, or made from stored
+# secrets (SecretEnv.var). The one list of them: the builders (services.py) set no other, and
+# rules.py refuses a provider key named like any of them, which would take the place of one, or be
+# given its value (REDISCLI_AUTH is the Redis password).
+CONTAINER_ENVIRONMENT: Mapping[str, frozenset[str]] = {
+    "litellm_postgres": frozenset({"POSTGRES_USER", "POSTGRES_DB", "POSTGRES_PASSWORD"}),
+    "litellm_redis": frozenset({"REDISCLI_AUTH"}),
+    "litellm": frozenset(
+        {
+            *("UI_USERNAME", "LITELLM_LOCAL_MODEL_COST_MAP", "FORWARDED_ALLOW_IPS", "PYTHONPATH", "PROXY_BASE_URL"),
+            *("ENFORCE_PRISMA_MIGRATION_CHECK", "LANGFUSE_HOST", "LAGO_API_BASE", "LAGO_API_EVENT_CODE"),
+            *("LAGO_API_CHARGE_BY", "LITELLM_MASTER_KEY", "LITELLM_SALT_KEY", "UI_PASSWORD", "DATABASE_URL"),
+            *("REDIS_PASSWORD", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "LAGO_API_KEY"),
+        }
+    ),
+}
+OWN_ENVIRONMENT = frozenset().union(*CONTAINER_ENVIRONMENT.values())
 # Variables every process reads for itself (the shell, the dynamic loader, Python, the locale).
 PROCESS_ENVIRONMENT = frozenset(
     {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "PWD", "TERM", "TMPDIR", "HOSTNAME", "LANG", "LANGUAGE", "_"}
@@ -64,11 +72,12 @@ class SecretEnv:
     needs: tuple[str, ...]
     where: str = field(default="", compare=False)  # the config field that asked for it
     in_url: bool = False  # the secrets are parts of a URL: percent-encoded (RFC 3986 userinfo)
+    document: bool = False  # the secret is a JSON document (a service account's key), stored on one line
 
     @classmethod
-    def plain(cls, var: str, name: str | None = None, where: str = "") -> SecretEnv:
+    def plain(cls, var: str, name: str | None = None, where: str = "", *, document: bool = False) -> SecretEnv:
         name = name or var
-        return cls(var, "{" + name + "}", (name,), where)
+        return cls(var, "{" + name + "}", (name,), where, document=document)
 
     @property
     def source(self) -> str | None:
@@ -191,6 +200,12 @@ class Service:
     def unit_file(self) -> str:
         """The Quadlet file it comes from: name.container, or the template name@.container."""
         return f"{self.name}@.container" if self.instance else f"{self.name}.container"
+
+    @property
+    def env_file_name(self) -> str:
+        """The name of the environment file its secrets go to: one per config section, which
+        LiteLLM's replicas share."""
+        return self.key.replace("_", "-") + ".env"
 
     @property
     def container_name_in_unit(self) -> str:

@@ -350,32 +350,50 @@ def _check_config_backup(options, path: Path, config: _Member, store: _Member | 
 SALT_KEY = "LITELLM_SALT_KEY"
 
 
-def _check_salt_key(paths: Paths, path: Path, store: _Member | None, replace: bool) -> None:
-    """A store whose salt key differs from the one in use is restored only when asked: the salt
-    key encrypts the credentials in PostgreSQL, so one of the two is right for the database and
-    only the person restoring knows which (a database restored from the same time needs the
-    backup's; the database as it is needs the current one)."""
+def _check_frozen(paths: Paths, path: Path, store: _Member | None, replace_salt_key: bool) -> None:
+    """A store whose frozen secrets differ from those in use (in the store, or in the deployment's
+    files when the store is lost) is not restored. The salt key encrypts the credentials in
+    PostgreSQL, so one of the two is right for the database and only the person restoring knows
+    which (a database restored from the same time needs the backup's; the database as it is needs
+    the current one): --replace-salt-key says. PostgreSQL keeps the password it was made with."""
     from blueprint import secrets
+    from blueprint.deployed import Deployed
 
-    if store is None or replace:
+    if store is None:
         return
-    current = secrets.readable_values(paths.secret_store).get(SALT_KEY)
-    restored = secrets.Store.parse(paths.secret_store, store.data).values.get(SALT_KEY)
-    if current is None or restored in (None, current):
-        return
-    raise SecretError(
-        f"{path}: {store.name}: {SALT_KEY} differs from the one in use ({paths.secret_store}); nothing was "
-        f"restored: {secrets.FROZEN[SALT_KEY]}",
-        hint="if the database holds credentials encrypted with the backup's salt key (you restore its postgres "
-        "backup too), pass --replace-salt-key; the current store is kept as secrets.env.before-restore-*",
-    )
+    restored = secrets.Store.parse(paths.secret_store, store.data).values
+    current = secrets.readable_values(paths.secret_store)
+    deployed = Deployed.load(paths)
+    for name, why in secrets.FROZEN.items():
+        value = restored.get(name)
+        if value is None or (name == SALT_KEY and replace_salt_key):
+            continue
+        others = [str(paths.secret_store)] if current.get(name) not in (None, value) else []
+        others += [held.where for held in deployed.others(name, value)]
+        if others:
+            raise SecretError(
+                f"{path}: {store.name}: {name} differs from the one in use ({', '.join(others)}); nothing was "
+                f"restored: {why}",
+                hint=RESTORE_HINTS[name],
+            )
+
+
+RESTORE_HINTS = {
+    SALT_KEY: "if the database holds credentials encrypted with the backup's salt key (you restore its postgres "
+    "backup too), pass --replace-salt-key; the current store is kept as secrets.env.before-restore-*",
+    "POSTGRES_PASSWORD": "the database in use keeps the password it was made with: restore this store only into "
+    "a deployment made with it, or give the database the backup's password first (ALTER ROLE)",
+}
 
 
 def _restore_config(options, path: Path, *, replace_salt_key: bool = False) -> Iterator[str]:
+    from blueprint import secrets
+    from blueprint.deployed import choose
+
     paths = options.paths
     config_member, store_member = _read_config_backup(path)
     _check_config_backup(options, path, config_member, store_member)
-    _check_salt_key(paths, path, store_member, replace_salt_key)
+    _check_frozen(paths, path, store_member, replace_salt_key)
     config = config_member.data
     store = store_member.data if store_member is not None else None
     config_path, origin = config_file(options.config_path, options.environ)
@@ -388,6 +406,9 @@ def _restore_config(options, path: Path, *, replace_salt_key: bool = False) -> I
     yield from _put_back(config, config_path, 0o644, stamp, configfile.write)
     if store is not None:
         yield from _put_back(store, paths.secret_store, 0o600, stamp, _write_store)
+        salt = secrets.Store.parse(paths.secret_store, store).values.get(SALT_KEY)
+        if replace_salt_key and salt is not None:
+            choose(paths, SALT_KEY, salt)  # the render that follows deploys it, over the deployment's
     yield "next: blueprint apply   (renders the restored config and restarts what changed)"
 
 
