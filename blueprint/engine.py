@@ -27,7 +27,7 @@ from blueprint.files import digest, ensure_dir, fsync_dir, read_bytes, write_ato
 from blueprint.model.types import Kind, Role
 from blueprint.paths import Paths
 from blueprint.plan import PlannedFile
-from blueprint.quadlet import podman_name, unit_of
+from blueprint.quadlet import RESOURCE, UNIT, podman_name, unit_of
 
 MANIFEST_VERSION = 2
 
@@ -86,11 +86,20 @@ class Manifest:
             return cls(paths.manifest)
         try:
             data = json.loads(raw)
-            files = {name: _owned(name, entry, data.get("version")) for name, entry in data["files"].items()}
+            entries = data["files"].items()
         except (ValueError, AttributeError, TypeError, KeyError):
             # A damaged manifest only costs us the knowledge of what we wrote: every file then
             # counts as not ours (conflict), which is the safe side.
             return cls(paths.manifest)
+        files = {}
+        for name, entry in entries:
+            try:
+                files[name] = _owned(name, entry, data.get("version"))
+            except (ValueError, AttributeError, TypeError, KeyError):
+                # Likewise one damaged entry, or one naming a unit systemctl would read as an
+                # option (restarts: ["-H", "root@host"]): that file counts as not ours, so it is
+                # neither overwritten without --force nor removed, and no systemctl is run for it.
+                continue
         return cls(paths.manifest, files, _extra(data))
 
     def owns(self, path: Path, data: bytes) -> bool:
@@ -124,12 +133,23 @@ def _extra(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _owned(name: str, entry: Any, version: Any) -> Owned:
+    """An entry of the manifest; ValueError if it is damaged, or names a unit or a podman
+    volume that blueprint could not have written (they reach systemctl and podman commands)."""
     if version == 1:
-        return Owned(_role_of_version_1(name), [str(h) for h in entry])
+        return Owned(_checked(_role_of_version_1(name)), [str(h) for h in entry])
     restarts = entry.get("restarts") or ()
-    restarts = (restarts,) if isinstance(restarts, str) else tuple(str(u) for u in restarts)
+    restarts = (restarts,) if isinstance(restarts, str) else tuple(restarts)
     role = Role(Kind(entry["kind"]), entry.get("unit"), restarts, entry.get("resource"))
-    return Owned(role, [str(h) for h in entry["hashes"]])
+    return Owned(_checked(role), [str(h) for h in entry["hashes"]])
+
+
+def _checked(role: Role) -> Role:
+    units = [*role.restarts, *([role.unit] if role.unit is not None else [])]
+    if not all(isinstance(u, str) and UNIT.match(u) for u in units):
+        raise ValueError(f"not a unit name: {units!r}")
+    if role.resource is not None and not (isinstance(role.resource, str) and RESOURCE.match(role.resource)):
+        raise ValueError(f"not a podman name: {role.resource!r}")
+    return role
 
 
 def _role_of_version_1(name: str) -> Role:

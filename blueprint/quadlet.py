@@ -103,6 +103,12 @@ class Podman:
 
 _GENERATED = {".container": "{}.service", ".volume": "{}-volume.service", ".network": "{}-network.service"}
 
+# The units blueprint names on a systemctl command line, and the podman volumes and networks it
+# names in a command for a person to run. Neither may start with "-", or systemctl and podman would
+# read the name as an option; both are checked wherever a name comes from a file (the manifest).
+UNIT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9:_.@-]*\.(service|timer)\Z")
+RESOURCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # podman's rule for volume and network names
+
 
 def unit_of(filename: str) -> str:
     """The service Quadlet generates from a unit file: x.container -> x.service,

@@ -937,3 +937,35 @@ def test_an_empty_home_is_the_accounts_home_not_the_root(monkeypatch):
     found = Paths.from_env({"HOME": ""})
     assert found.home == Path(pwd.getpwuid(os.getuid()).pw_dir)
     assert found.unit_dir == found.home / ".config/containers/systemd"
+
+
+def _orphan_in_manifest(home, path: Path, entry: dict) -> None:
+    """Make the manifest claim `path` (which holds b"x\\n") as a file blueprint wrote and no longer renders."""
+    manifest = json.loads(home.manifest.read_text())
+    manifest["files"][str(path)] = {**entry, "hashes": [engine.digest(b"x\n")]}
+    home.manifest.write_text(json.dumps(manifest))
+    home.stamp.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"kind": "container", "unit": "evil.service", "restarts": ["-H", "root@evil.example"]},
+        {"kind": "timer", "unit": "--host=root@evil.example.timer"},
+        {"kind": "volume", "unit": "evil-volume.service", "resource": "x; rm -rf ~"},
+    ],
+)
+def test_a_manifest_entry_that_names_an_option_reaches_no_command(config, home, tmp_path, entry):
+    rendered(config)
+    evil = home.unit_dir / "evil.container"
+    evil.write_bytes(b"x\n")
+    _orphan_in_manifest(home, evil, entry)
+    world = tmp_path / "systemd.json"
+    env = {**KEY, "PATH": f"{ROOT / 'tests/fakes'}:{os.environ['PATH']}", "FAKE_SYSTEMCTL": str(world)}
+    result = cli("apply", "--config", str(config), env=env)
+    assert result.returncode == 0, result.stderr
+    calls = [f.read_text() for f in (Path(f"{world}.log"), Path(f"{world}.queries")) if f.exists()]
+    assert calls and not any("evil" in call or " -H" in call for call in calls), calls
+    assert "rm -rf" not in result.stderr
+    assert evil.read_bytes() == b"x\n"  # not known to be ours any more: left where it is
+
