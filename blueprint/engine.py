@@ -167,10 +167,22 @@ def _role_of_version_1(name: str) -> Role:
 # ---- compare ----------------------------------------------------------------------------------
 
 
+def roots(paths: Paths) -> tuple[Path, ...]:
+    """The folders blueprint writes outputs into (with these XDG directories)."""
+    return (paths.unit_dir, paths.systemd_user_dir, paths.env_dir)
+
+
+def may_touch(path: Path, roots: Iterable[Path]) -> bool:
+    """Whether a file the manifest lists is blueprint's to overwrite or remove: an absolute path
+    below one of `roots` (engine.roots), with no `..` that would lead out of it. The manifest is a
+    file a person or another program can edit; a name it holds is not reason enough to touch a file."""
+    return path.is_absolute() and ".." not in path.parts and any(root in path.parents for root in roots)
+
+
 def compare(planned: Iterable[PlannedFile], manifest: Manifest, roots: Iterable[Path] = ()) -> list[Change]:
-    """Classify every planned file and every file blueprint wrote before under `roots` (the
-    folders of these XDG directories: files it wrote under other ones are left alone, and kept
-    in the manifest, so moving XDG_CONFIG_HOME removes nothing and loses no secret)."""
+    """Classify every planned file and every file blueprint wrote before that it may touch under
+    `roots` (may_touch: files it wrote under other folders are left alone, and kept in the
+    manifest, so moving XDG_CONFIG_HOME removes nothing and loses no secret)."""
     changes: list[Change] = []
     seen: set[str] = set()
     for file in planned:
@@ -190,7 +202,7 @@ def compare(planned: Iterable[PlannedFile], manifest: Manifest, roots: Iterable[
     roots = tuple(roots)
     for name in sorted(set(manifest.files) - seen):
         path, role = Path(name), manifest.files[name].role
-        if not any(root in path.parents for root in roots):
+        if not may_touch(path, roots):
             continue
         current = read_bytes(path)
         if current is None:

@@ -153,13 +153,8 @@ def prepare(options: Options, *, strict: bool = False) -> Prepared:
     planned = plan.plan(stack, found.values)
     for folder in sorted({file.path.parent for file in planned}):
         check_folder(folder)  # a file where a folder belongs: named here, not by a read below it
-    changes = engine.compare(planned, manifest, roots(paths))
+    changes = engine.compare(planned, manifest, engine.roots(paths))
     return Prepared(options, built, found, planned, manifest, changes)
-
-
-def roots(paths: Paths) -> tuple[Path, ...]:
-    """The folders blueprint writes outputs into (with these XDG directories)."""
-    return (paths.unit_dir, paths.systemd_user_dir, paths.env_dir)
 
 
 def render(
@@ -234,7 +229,7 @@ def write(
         todo = systemd.merge(todo, systemd.Actions(restart=tuple(changed)), order)
     engine.adopt(prepared.changes, manifest)
     manifest.extra["pending"] = todo.to_json()
-    engine.apply(writes, removals, manifest, roots(options.paths))
+    engine.apply(writes, removals, manifest, engine.roots(options.paths))
     if read_bytes(options.paths.applied_config) != prepared.loaded.raw:
         write_atomic(options.paths.applied_config, prepared.loaded.raw, 0o600)
     remaining, failure = todo, None

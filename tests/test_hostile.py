@@ -969,3 +969,17 @@ def test_a_manifest_entry_that_names_an_option_reaches_no_command(config, home, 
     assert "rm -rf" not in result.stderr
     assert evil.read_bytes() == b"x\n"  # not known to be ours any more: left where it is
 
+
+def test_a_manifest_cannot_send_a_render_outside_its_folders(config, home):
+    """A listed file under none of blueprint's folders, or under one only by its name (`..`), is
+    never removed, however well its hash matches."""
+    rendered(config)
+    outside = home.home / ".bashrc"
+    outside.write_bytes(b"x\n")
+    for listed in (outside, home.unit_dir / ".." / ".." / ".." / ".bashrc"):
+        _orphan_in_manifest(home, listed, {"kind": "mounted"})
+        assert not engine.may_touch(listed, engine.roots(home))
+        result = cli("render", "--config", str(config), env=KEY)
+        assert result.returncode == 0, result.stderr
+        assert outside.read_bytes() == b"x\n"
+    assert engine.may_touch(home.unit_dir / "litellm" / "litellm.yaml", engine.roots(home))
