@@ -33,7 +33,10 @@ def ensure_dir(path: Path, mode: int = 0o755) -> None:
         path.chmod(mode)
 
 
-def _make(path: Path, mode: int) -> None:
+MAKE_TRIES = 5  # a parent removed under us this often is no longer a race: something removes it
+
+
+def _make(path: Path, mode: int, tries: int = MAKE_TRIES) -> None:
     if path.is_dir():
         return
     _make(path.parent, mode)
@@ -43,8 +46,15 @@ def _make(path: Path, mode: int) -> None:
         check_folder(path)  # made meanwhile (fine), or a file made meanwhile
         return
     except FileNotFoundError:
-        _make(path, mode)  # its parent was removed meanwhile: a lock released took its emptied folder
-        return
+        # Its parent was removed meanwhile (a lock released took its emptied folder): made again. A
+        # parent that is there and still says "no such file" takes no folders at all (/proc, /sys).
+        if tries > 1 and not path.parent.is_dir():
+            _make(path, mode, tries - 1)
+            return
+        raise SetupError(
+            f"{path}: cannot be made: {path.parent} takes no new folders",
+            hint="choose a folder on an ordinary file system",
+        ) from None
     path.chmod(mode)
 
 

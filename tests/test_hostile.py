@@ -864,6 +864,14 @@ def test_making_a_private_folder_never_changes_a_folder_that_existed(tmp_path):
     assert stat.S_IMODE(existing.stat().st_mode) == 0o700, "the folder asked for is made private"
 
 
+
+def test_a_folder_that_takes_no_new_folders_is_one_clear_line(config, home):
+    """mkdir in /proc says "no such file" though /proc is there: that was taken for a parent removed
+    meanwhile, and made again, forever (RecursionError, exit 3)."""
+    result = cli("export", "kubernetes", "--out", "/proc/blueprint-out", "--config", str(config))
+    assert result.returncode == 2, result.stderr
+    assert "/proc/blueprint-out: cannot be made: /proc takes no new folders" in one_error_line(result)
+
 @pytest.mark.parametrize(
     "argv",
     [
