@@ -18,16 +18,15 @@ This module must stay cheap to import: no json (the stamp is plain lines), no da
 from __future__ import annotations
 
 import os
-import stat
 import sys
 from hashlib import sha256
 
 from blueprint import __version__
 from blueprint.errors import BlueprintError
 from blueprint.paths import PACKAGE_DIR, Paths, config_file, config_line, own_command, resource
+from blueprint.reading import MAX_CONFIG, MAX_FILE, read_regular
 
 STAMP_VERSION = "blueprint-stamp 4"
-MAX_CONFIG = 64 * 1024 * 1024  # as config.MAX_SIZE: a larger config is refused by the full path
 
 
 def which(name: str, environ) -> str | None:
@@ -92,12 +91,8 @@ def _tailscale_name(environ) -> str | None:
 def fingerprint(config_path, environ, external, probe_podman: bool, machine_named: bool = False) -> str | None:
     """One hash over every input of a render; None if the config cannot be read."""
     try:
-        # A FIFO or a device is not read here (it could block or never end): the full path refuses it.
-        info = os.stat(config_path)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CONFIG:
-            return None
-        with open(config_path, "rb") as handle:
-            config_hash = sha256(handle.read()).hexdigest()
+        # A FIFO, a device or too large a config is refused as the full path refuses it.
+        config_hash = sha256(read_regular(config_path, MAX_CONFIG)).hexdigest()
         paths = Paths.from_env(environ)
     except (OSError, BlueprintError):
         return None
@@ -159,8 +154,7 @@ def up_to_date(argv: list[str], environ=None) -> int | None:
     if config is False:
         return None
     try:
-        with open(Paths.from_env(environ).stamp, encoding="utf-8") as handle:
-            lines = handle.read().split("\n")[:-1]
+        lines = read_regular(Paths.from_env(environ).stamp, MAX_FILE).decode("utf-8").split("\n")[:-1]
     except (OSError, UnicodeDecodeError, BlueprintError):
         return None
     if not lines or lines[0] != STAMP_VERSION:
@@ -224,9 +218,8 @@ def _help_file(environ) -> str | None:
 def cached_help(environ=None) -> str | None:
     path = _help_file(os.environ if environ is None else environ)
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except (OSError, TypeError):
+        return read_regular(path, MAX_FILE).decode("utf-8")
+    except (OSError, TypeError, UnicodeDecodeError, BlueprintError):
         return None
 
 

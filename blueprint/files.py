@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from blueprint.errors import SetupError, ToolError
+from blueprint.reading import MAX_FILE, read_regular
 
 
 def digest(data: bytes) -> str:
@@ -75,6 +76,20 @@ def check_folder(folder: Path, *, write: bool = False) -> None:
         raise SetupError(
             f"{existing}: {what} ({why})",
             hint="make it writable (remount it read-write, or fix its owner and mode), then run this again",
+        )
+
+
+def check_file(path: Path) -> None:
+    """Refuse a file blueprint is about to write where a folder stands (a rename cannot replace
+    one), naming it, before the first write."""
+    try:
+        info = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return  # nothing there yet, or a file in the way of its folder (check_folder names it)
+    if stat.S_ISDIR(info.st_mode):
+        raise SetupError(
+            f"{path}: a folder where blueprint keeps a file",
+            hint="move that folder away, then run this again",
         )
 
 
@@ -319,9 +334,17 @@ def _acquire(path: Path, deadline: float, waiting: _Waiting) -> int:
     while True:
         try:
             ensure_dir(path.parent, 0o700)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            # O_NONBLOCK: a FIFO put there must not block the open (it is refused just below).
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
         except FileNotFoundError:
             continue  # its folder was removed meanwhile by a holder releasing it: made again
+        except OSError as exc:
+            if exc.errno not in (errno.EISDIR, errno.ELOOP):  # a folder, a symbolic link
+                raise
+            raise _not_a_lock(path) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise _not_a_lock(path)
         try:
             while True:
                 try:
@@ -335,6 +358,13 @@ def _acquire(path: Path, deadline: float, waiting: _Waiting) -> int:
             os.close(fd)
             raise
         os.close(fd)  # its holder removed it on release: lock the file now at `path`
+
+
+def _not_a_lock(path: Path) -> SetupError:
+    return SetupError(
+        f"{path}: not a regular file; blueprint keeps its lock there",
+        hint="move what is there away, then run this again",
+    )
 
 
 def _is_at(fd: int, path: Path) -> bool:
@@ -377,8 +407,10 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def read_bytes(path: Path) -> bytes | None:
+def read_bytes(path: Path, limit: int = MAX_FILE) -> bytes | None:
+    """The bytes of a file blueprint reads back (its outputs, its state); None if there is none.
+    Anything but a regular file, or more than `limit` bytes, is refused (reading.py)."""
     try:
-        return path.read_bytes()
+        return read_regular(path, limit)
     except FileNotFoundError:
         return None

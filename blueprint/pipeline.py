@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from blueprint import config, engine, fastpath, host, model, plan, secrets
 from blueprint.errors import ToolError
-from blueprint.files import check_folder, read_bytes, write_atomic
+from blueprint.files import check_file, check_folder, read_bytes, write_atomic
 from blueprint.host import Machine
 from blueprint.model.site import needs_machine
 from blueprint.model.types import Kind, Stack
@@ -207,6 +207,10 @@ def write(
     options, manifest, stack = prepared.options, prepared.manifest, prepared.stack
     for folder in _folders_written(prepared, writes, removals):
         check_folder(folder, write=True)
+    for path in _files_written(prepared, writes):
+        check_file(path)
+    # Read before the first write: what stands at the applied copy is refused now, if it must be.
+    applied = read_bytes(options.paths.applied_config) == prepared.loaded.raw
     # No stamp while the disk may be between two states: the fast path then stays off.
     options.paths.stamp.unlink(missing_ok=True)
     order = [s.unit for s in stack.services]
@@ -230,7 +234,7 @@ def write(
     engine.adopt(prepared.changes, manifest)
     manifest.extra["pending"] = todo.to_json()
     engine.apply(writes, removals, manifest, engine.roots(options.paths))
-    if read_bytes(options.paths.applied_config) != prepared.loaded.raw:
+    if not applied:
         write_atomic(options.paths.applied_config, prepared.loaded.raw, 0o600)
     remaining, failure = todo, None
     if reload:
@@ -257,6 +261,16 @@ def _folders_written(prepared: Prepared, writes: list[engine.Change], removals: 
     if prepared.resolution.new:
         folders.add(paths.secret_store.parent)
     return sorted(folders)
+
+
+def _files_written(prepared: Prepared, writes: list[engine.Change]) -> list[Path]:
+    """Every file write() may write, to check before its first change: a folder standing where
+    one of them goes stopped a render after it had written the others."""
+    paths = prepared.options.paths
+    files = [change.path for change in writes] + [paths.manifest, paths.applied_config, paths.stamp]
+    if prepared.resolution.new:
+        files.append(paths.secret_store)
+    return files
 
 
 def _rolling(stack: Stack, todo: Actions) -> dict:

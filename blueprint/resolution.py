@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from blueprint.errors import SecretError
+from blueprint.errors import FileRefused, SecretError
 from blueprint.formats import CONTROL
 from blueprint.model.types import GENERATED, Kind, SecretEnv, Stack
 from blueprint.secrets import FROZEN, Store, check_value, misfit, read_env_file
@@ -135,7 +135,7 @@ def _recover(stack: Stack, written: list[Path]) -> dict[str, tuple[str, Path]]:
                     found.setdefault(name, (value, path))
                 continue
             variables = read_env_file(path)
-        except (OSError, UnicodeDecodeError, SecretError):
+        except (OSError, UnicodeDecodeError, SecretError, FileRefused):  # what cannot be read tells nothing
             continue
         for var, value in variables.items():
             for env in by_var.get(var, ()):

@@ -649,6 +649,60 @@ def test_a_file_where_a_folder_belongs_is_named_and_nothing_written(config, home
     assert everything_under(home.home) == before
 
 
+@pytest.mark.parametrize(
+    "where",
+    [
+        "applied_config",
+        "manifest",
+        "lock",
+        "stamp",
+        "secret_store",
+        "unit_dir/litellm/litellm.yaml",
+        "env_dir/litellm.env",
+    ],
+)
+@pytest.mark.parametrize("what", ["folder", "FIFO"])
+def test_a_folder_or_fifo_where_a_file_belongs_is_named_and_nothing_written(config, home, where, what):
+    """A folder at the copy of the config last applied let a render write the secrets and all its
+    files, then stop ("Is a directory", exit 1); one at the store printed a file descriptor for a
+    name ("3: Is a directory"); a FIFO blocked the render, holding the lock."""
+    place = home.home / "x"
+    for part in where.split("/"):
+        place = getattr(home, part) if place == home.home / "x" else place / part
+    place.parent.mkdir(parents=True, exist_ok=True)
+    if what == "folder":
+        place.mkdir()
+    else:
+        os.mkfifo(place)
+    before = everything_under(home.home)
+    result = cli("render", "--config", str(config), env=KEY)
+    if (where, what) == ("stamp", "FIFO"):
+        # Only the fast path reads the stamp (a FIFO sends it down the full path), which replaces it.
+        assert result.returncode == 0, result.stderr
+        return
+    assert result.returncode == 2, result.stderr
+    assert one_error_line(result).startswith(f"blueprint: error: {place}: ")
+    assert everything_under(home.home) == before
+
+
+@pytest.mark.parametrize("where", ["config_home", "secrets_dir", "XDG_CONFIG_HOME"])
+def test_a_file_where_the_stores_folder_belongs_is_named(config, home, tmp_path, where):
+    """Other folders said "not a folder"; these said "secrets.env: Not a directory", exit 1, and
+    the render had written its lock."""
+    env = dict(KEY)
+    if where == "XDG_CONFIG_HOME":
+        folder = tmp_path / "xdg"
+        env["XDG_CONFIG_HOME"] = str(folder)
+    else:
+        folder = getattr(home, where)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_text("x\n")
+    before = everything_under(home.home)
+    result = cli("render", "--config", str(config), env=env)
+    assert result.returncode == 2, result.stderr
+    assert one_error_line(result) == f"blueprint: error: {folder}: not a folder"
+    assert everything_under(home.home) == before
+
 def _read_only(folder: Path, *argv: str, env: dict) -> subprocess.CompletedProcess:
     """Run blueprint with `folder` read-only for real: as root (who may write anywhere else) a
     read-only bind mount in a private mount namespace; otherwise mode 0555."""
