@@ -354,7 +354,7 @@ def test_a_restore_that_takes_long_but_keeps_going_is_not_killed(home, tmp_path,
     from functools import partial
 
     from blueprint import pipeline, process
-    from blueprint.ops import backups
+    from blueprint.ops import restore
 
     config = write_config(tmp_path, {"podman_version": "5.4", "llm_providers": {"ollama": {"models": ["m"]}}})
     assert cli("render", "--config", str(config)).returncode == 0
@@ -372,7 +372,7 @@ def test_a_restore_that_takes_long_but_keeps_going_is_not_killed(home, tmp_path,
     dump = tmp_path / "postgres-20260101T000000Z.sql.gz"
     dump.write_bytes(gzip.compress(sql))
 
-    steps = list(backups.restore(pipeline.Options.from_env(config), "postgres", dump))
+    steps = list(restore.restore(pipeline.Options.from_env(config), "postgres", dump))
     assert int((tmp_path / "took").read_text()) == len(sql), "psql was given the whole dump"
     assert steps[1:3] == [f"recreated database {PG_DB} in litellm-postgres", f"restored {dump.name} into {PG_DB}"]
     assert steps[0].startswith("stopped litellm") and steps[-1].startswith("started litellm")

@@ -21,7 +21,7 @@ from blueprint.files import lock
 from blueprint.kinds import BackupKind
 from blueprint.model.rules import image_problems
 from blueprint.model.types import Stack
-from blueprint.ops import backups, inspect
+from blueprint.ops import backups, inspect, restore
 from blueprint.paths import APPLIED, SHIPPED
 
 TAG = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z][0-9A-Za-z.-]*))?\Z")
@@ -124,7 +124,7 @@ def upgrade(options: pipeline.Options, to: str, *, allow_downgrade: bool = False
         back_failure = yield from _apply(options, wait)
         if dump and backups.schema_digest(stack) != schema:
             yield "the new release changed the database schema: restoring the database taken before"
-            yield from backups.restore(options, BackupKind.POSTGRES, dump)
+            yield from restore.restore(options, BackupKind.POSTGRES, dump)
         back = back_failure is None and _healthy(options, wait)
         raise UpgradeFailed(
             f"upgrade to {new} failed ({why}); {current} runs again" + ("" if back else ", but is not healthy either"),
