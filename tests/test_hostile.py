@@ -540,6 +540,106 @@ def test_restore_config_never_replaces_the_salt_key_unless_told(config, home, tm
     assert secrets.Store.read(kept).values["LITELLM_SALT_KEY"] == salt
 
 
+def bounded(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run blueprint with its memory capped (a read of /dev/zero ends in MemoryError, not in the
+    machine's OOM killer) and a time limit that only a blocked read reaches."""
+    import resource
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    try:
+        return subprocess.run(
+            [BLUEPRINT, *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            preexec_fn=cap,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"blueprint {' '.join(args)} blocked")
+
+
+@pytest.mark.parametrize("kind", ["config", "redis", "postgres"])
+@pytest.mark.parametrize("what", ["FIFO", "character device"])
+def test_a_backup_that_is_not_a_regular_file_is_refused_unread(config, home, tmp_path, kind, what):
+    """restore redis /dev/zero grew until MemoryError; a FIFO held the restore, and the lock, for good."""
+    rendered(config)
+    if what == "FIFO":
+        backup = tmp_path / "backup"
+        os.mkfifo(backup)
+    else:
+        backup = Path("/dev/zero")
+    world = tmp_path / "systemd.json"
+    env = {"PATH": f"{ROOT / 'tests/fakes'}:{os.environ['PATH']}", "FAKE_SYSTEMCTL": str(world)}
+    result = bounded("restore", kind, str(backup), "--yes", "--config", str(config), env=env)
+    assert result.returncode == 4, result.stderr
+    assert one_error_line(result) == f"blueprint: error: {backup}: not a regular file (a {what}); nothing was restored"
+    assert not Path(f"{world}.log").exists(), "nothing was stopped"
+
+
+@pytest.mark.parametrize("target", ["FIFO", "character device"])
+def test_restore_config_into_a_config_that_is_not_a_regular_file_writes_nothing(config, home, tmp_path, target):
+    """Never /dev/null itself: as root, a restore that took it for a config replaced it with a file."""
+    rendered(config)
+    archive = config_backup(tmp_path, {"config/blueprint-config.json": GOOD})
+    into = tmp_path / "target.json"
+    if target == "FIFO":
+        os.mkfifo(into)
+    else:
+        try:
+            os.mknod(into, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # what /dev/null is
+        except PermissionError:
+            pytest.skip("making a device node needs root")
+    before = everything_under(home.home)
+    result = bounded("restore", "config", str(archive), "--yes", "--config", str(into))
+    assert result.returncode == 2, result.stderr
+    assert one_error_line(result).startswith(f"blueprint: error: {into}: not a regular file")
+    assert everything_under(home.home) == before
+
+
+def test_a_config_backup_with_a_huge_member_is_refused_before_it_is_inflated(config, home, tmp_path):
+    """A member of 3 GB (a few MB compressed) was read whole into memory."""
+    import io
+    import tarfile
+
+    rendered(config)
+    archive = tmp_path / "config-20260101T000000Z.tar.gz"
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
+        info = tarfile.TarInfo("config/blueprint-config.json")
+        info.size = 65 << 20  # one MiB over the limit: a config is at most 64 MiB
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    before = (config.read_bytes(), home.secret_store.read_bytes())
+    result = bounded("restore", "config", str(archive), "--yes", "--config", str(config))
+    assert result.returncode == 4, result.stderr
+    assert "config/blueprint-config.json is larger than 64 MiB" in one_error_line(result)
+    assert (config.read_bytes(), home.secret_store.read_bytes()) == before
+
+
+def test_a_fifo_among_the_files_a_lost_store_is_recovered_from_is_named(config, home):
+    rendered(config)
+    home.secret_store.unlink()
+    fifo = home.env_dir / "litellm.env"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    result = bounded("render", "--config", str(config), env=KEY)
+    assert result.returncode == 2, result.stderr
+    assert one_error_line(result) == f"blueprint: error: {fifo}: not a regular file (a FIFO)"
+    assert not home.secret_store.exists(), "nothing was written"
+
+
+def test_an_export_record_linked_to_a_device_is_refused_unread(config, home, tmp_path):
+    out = tmp_path / "out"
+    assert cli("export", "kubernetes", "--out", str(out), "--config", str(config)).returncode == 0
+    record = out / ".blueprint-export.json"
+    record.unlink()
+    record.symlink_to("/dev/zero")
+    result = bounded("export", "kubernetes", "--out", str(out), "--config", str(config))
+    assert result.returncode == 2, result.stderr
+    assert one_error_line(result) == f"blueprint: error: {record}: not a regular file (a character device)"
+
+
 def test_restore_config_mends_a_config_that_no_longer_loads(config, home):
     """Putting a good config back is what a broken one needs: the broken one is not read first."""
     rendered(config)
@@ -702,6 +802,7 @@ def test_a_file_where_the_stores_folder_belongs_is_named(config, home, tmp_path,
     assert result.returncode == 2, result.stderr
     assert one_error_line(result) == f"blueprint: error: {folder}: not a folder"
     assert everything_under(home.home) == before
+
 
 def _read_only(folder: Path, *argv: str, env: dict) -> subprocess.CompletedProcess:
     """Run blueprint with `folder` read-only for real: as root (who may write anywhere else) a
@@ -918,13 +1019,13 @@ def test_making_a_private_folder_never_changes_a_folder_that_existed(tmp_path):
     assert stat.S_IMODE(existing.stat().st_mode) == 0o700, "the folder asked for is made private"
 
 
-
 def test_a_folder_that_takes_no_new_folders_is_one_clear_line(config, home):
     """mkdir in /proc says "no such file" though /proc is there: that was taken for a parent removed
     meanwhile, and made again, forever (RecursionError, exit 3)."""
     result = cli("export", "kubernetes", "--out", "/proc/blueprint-out", "--config", str(config))
     assert result.returncode == 2, result.stderr
     assert "/proc/blueprint-out: cannot be made: /proc takes no new folders" in one_error_line(result)
+
 
 @pytest.mark.parametrize(
     "argv",

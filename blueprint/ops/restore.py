@@ -7,22 +7,25 @@ them. Each holds the lock, so no render or apply runs in the middle of it.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
-import io
 import itertools
+import os
 import tarfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from blueprint import configfile, process
-from blueprint.errors import BackupError, BlueprintError, ConfigError, SecretError
+from blueprint.errors import BackupError, BlueprintError, ConfigError, FileRefused, SecretError
 from blueprint.files import atomic_output, ensure_dir, lock, read_bytes, write_atomic
 from blueprint.kinds import BackupKind
 from blueprint.model.types import Database
 from blueprint.ops.backups import PODMAN_HINT
 from blueprint.paths import SHIPPED, Paths, config_file
+from blueprint.reading import MAX_CONFIG, open_regular, size
 from blueprint.systemd import systemctl
 
 
@@ -49,20 +52,33 @@ def _restore(options, kind: str, path: Path, replace_salt_key: bool) -> Iterator
     service = stack.service(kind.service_key)
     if service is None:
         raise BlueprintError(f"{stack.source}: {kind} is disabled in this config: nothing to restore into")
-    snapshot = _read_snapshot(path) if kind is BackupKind.REDIS else _check_dump(path)
-    litellm = [s.unit for s in stack.services_of("litellm")]
-    if litellm:
-        systemctl("stop", *litellm)
-        yield f"stopped {', '.join(litellm)}"
-    try:
-        if kind is BackupKind.POSTGRES:
-            yield from _restore_postgres(stack.database, path)
-        else:
-            yield from _restore_redis(stack, service, path, snapshot)
-    finally:
+    if kind is BackupKind.POSTGRES:
+        _check_dump(path)
+    with _open_snapshot(path) if kind is BackupKind.REDIS else contextlib.nullcontext() as snapshot:
+        litellm = [s.unit for s in stack.services_of("litellm")]
         if litellm:
-            systemctl("start", *litellm)
-            yield f"started {', '.join(litellm)}"
+            systemctl("stop", *litellm)
+            yield f"stopped {', '.join(litellm)}"
+        try:
+            if kind is BackupKind.POSTGRES:
+                yield from _restore_postgres(stack.database, path)
+            else:
+                yield from _restore_redis(stack, service, path, snapshot)
+        finally:
+            if litellm:
+                systemctl("start", *litellm)
+                yield f"started {', '.join(litellm)}"
+
+
+def _open_backup(path: Path) -> BinaryIO:
+    """A backup file, open for reading: a regular file only (a FIFO would hold the restore, and the
+    lock, until a writer came; /dev/zero would never end)."""
+    try:
+        return open_regular(path)
+    except FileRefused as exc:
+        raise BackupError(exc.message) from None
+    except OSError as exc:
+        raise BackupError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 CHUNK = 1 << 20  # bytes of a dump read at a time: a dump may be larger than memory
@@ -71,7 +87,7 @@ CHUNK = 1 << 20  # bytes of a dump read at a time: a dump may be larger than mem
 def _dump_chunks(path: Path) -> Iterator[bytes]:
     """The SQL of a gzip dump, a chunk at a time."""
     try:
-        with gzip.open(path, "rb") as dump:
+        with _open_backup(path) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as dump:
             while chunk := dump.read(CHUNK):
                 yield chunk
     except (OSError, EOFError) as exc:
@@ -88,11 +104,34 @@ def _check_dump(path: Path) -> None:
         raise BackupError(f"{error.message}; nothing was restored") from None
 
 
-def _read_snapshot(path: Path) -> bytes:
-    data = path.read_bytes()
-    if data[:5] != b"REDIS":
+def _open_snapshot(path: Path) -> BinaryIO:
+    """A Redis snapshot, open, its first bytes checked; it is streamed, never read whole (it is
+    as large as Redis's data)."""
+    try:
+        handle = _open_backup(path)
+    except BackupError as error:
+        raise BackupError(f"{error.message}; nothing was restored") from None
+    if handle.read(5) != b"REDIS":
+        handle.close()
         raise BackupError(f"{path}: not a Redis RDB snapshot; nothing was restored")
-    return data
+    return handle
+
+
+def _tar_of(source: BinaryIO, path: Path, name: str) -> Iterator[bytes]:
+    """A tar archive holding `source` as `name`, a chunk at a time (`podman volume import` reads one)."""
+    size = os.fstat(source.fileno()).st_size
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, 0o600, int(time.time())
+    yield info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    source.seek(0)
+    left = size
+    while left:
+        chunk = source.read(min(CHUNK, left))
+        if not chunk:
+            raise BackupError(f"{path}: shortened while it was restored")
+        left -= len(chunk)
+        yield chunk
+    yield bytes(-size % tarfile.BLOCKSIZE) + bytes(2 * tarfile.BLOCKSIZE)  # the end of the archive
 
 
 # Seconds psql may go without taking input or printing. A restore has no limit on the whole (it
@@ -112,17 +151,13 @@ def _restore_postgres(db: Database, path: Path) -> Iterator[str]:
     yield f"restored {path.name} into {database}"
 
 
-def _restore_redis(stack, service, path: Path, data: bytes) -> Iterator[str]:
+def _restore_redis(stack, service, path: Path, snapshot: BinaryIO) -> Iterator[str]:
     volume = next(v for v in stack.volumes if v.name == service.name)
     # Redis writes its snapshot when it stops: stop it first, then replace the file it loads at start.
     systemctl("stop", service.unit)
     yield f"stopped {service.unit}"
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w") as tar:
-        info = tarfile.TarInfo("dump.rdb")
-        info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
-        tar.addfile(info, io.BytesIO(data))
-    process.run(["podman", "volume", "import", volume.podman_name, "-"], input=archive.getvalue(), hint=PODMAN_HINT)
+    archive = _tar_of(snapshot, path, "dump.rdb")
+    process.feed(["podman", "volume", "import", volume.podman_name, "-"], archive, hint=PODMAN_HINT)
     yield f"imported {path.name} into volume {volume.podman_name}"
     systemctl("start", service.unit)
     yield f"started {service.unit}"
@@ -136,11 +171,20 @@ class _Member:
     data: bytes
 
 
+# A config backup holds a config, a store and a few environment files, each far smaller than a
+# config may be: a member larger, or more members, is not one (and is not read into memory).
+MAX_MEMBERS = 1000
+
+
 def _read_config_backup(path: Path) -> tuple[_Member, _Member | None]:
     """The config and the secret store (None if the backup has none) a config backup holds."""
     try:
-        with tarfile.open(path, "r:gz") as tar:
-            members = {m.name: m for m in tar.getmembers() if m.isfile()}
+        raw = _open_backup(path)
+    except BackupError as error:
+        raise BackupError(f"{error.message}; nothing was restored") from None
+    try:
+        with raw, tarfile.open(fileobj=raw, mode="r:gz") as tar:
+            members = _files(path, tar)
             config = next((m for name, m in members.items() if name.startswith("config/")), None)
             if config is None:
                 raise BackupError(f"{path}: no config in this backup; nothing was restored")
@@ -151,6 +195,19 @@ def _read_config_backup(path: Path) -> tuple[_Member, _Member | None]:
             )
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BackupError(f"{path}: not a config backup ({exc}); nothing was restored") from None
+
+
+def _files(path: Path, tar: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
+    """The files of an archive by name, each header checked before the next is read: the data of a
+    member too large is never inflated, let alone read."""
+    files = {}
+    for count, member in enumerate(tar, 1):
+        if member.size > MAX_CONFIG or count > MAX_MEMBERS:
+            why = f"{member.name} is larger than {size(MAX_CONFIG)}" if count <= MAX_MEMBERS else "too many files"
+            raise BackupError(f"{path}: not a config backup ({why}); nothing was restored")
+        if member.isfile():
+            files[member.name] = member
+    return files
 
 
 def _check_config_backup(options, path: Path, config: _Member, store: _Member | None) -> None:
@@ -207,17 +264,22 @@ def _restore_config(options, path: Path, *, replace_salt_key: bool = False) -> I
             "restore config: the config in use is the default shipped with blueprint, which is not yours to replace",
             hint="say where the restored config goes: blueprint restore config --config ./blueprint-config.json",
         )
+    # What each write replaces, read before the first: one that cannot be (a FIFO, a device, a
+    # folder) stops the restore with nothing written.
+    current_config = read_bytes(config_path)
+    current_store = read_bytes(paths.secret_store) if store is not None else None
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    yield from _put_back(config, config_path, 0o644, stamp, configfile.write)
+    yield from _put_back(config, config_path, current_config, 0o644, stamp, configfile.write)
     if store is not None:
-        yield from _put_back(store, paths.secret_store, 0o600, stamp, _write_store)
+        yield from _put_back(store, paths.secret_store, current_store, 0o600, stamp, _write_store)
     yield "next: blueprint apply   (renders the restored config and restarts what changed)"
 
 
-def _put_back(data: bytes, target: Path, mode: int, stamp: str, write: Callable[[Path, bytes], None]) -> Iterator[str]:
-    """Write `data` to `target` with `write`, first keeping what it replaces in a file of its own
-    beside it: private from its first byte, and never more open than `mode` or the file it copies."""
-    current = read_bytes(target)
+def _put_back(
+    data: bytes, target: Path, current: bytes | None, mode: int, stamp: str, write: Callable[[Path, bytes], None]
+) -> Iterator[str]:
+    """Write `data` to `target` with `write`, first keeping what it replaces (`current`) in a file of
+    its own beside it: private from its first byte, and never more open than `mode` or the file it copies."""
     if current is not None and current != data:
         keep = next(
             k
