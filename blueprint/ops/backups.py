@@ -22,13 +22,16 @@ from typing import BinaryIO
 
 from blueprint import process
 from blueprint.errors import BlueprintError, ToolError
-from blueprint.files import atomic_output, digest, ensure_dir
+from blueprint.files import atomic_output, digest, ensure_dir, lock
 from blueprint.kinds import BackupKind
 from blueprint.paths import Paths
 
 SUFFIX = {BackupKind.POSTGRES: ".sql.gz", BackupKind.REDIS: ".rdb", BackupKind.CONFIG: ".tar.gz"}
 _SUFFIXES = "|".join(map(re.escape, SUFFIX.values()))
-NAME = re.compile(rf"^(?P<kind>{'|'.join(BackupKind)})-(?P<stamp>\d{{8}}T\d{{6}}Z)(?P<suffix>{_SUFFIXES})\Z")
+# kind-STAMP.suffix; a second backup of a kind in the same second is kind-STAMP-2.suffix, and so on.
+NAME = re.compile(
+    rf"^(?P<kind>{'|'.join(BackupKind)})-(?P<stamp>\d{{8}}T\d{{6}}Z)(?:-(?P<n>[1-9]\d{{0,5}}))?(?P<suffix>{_SUFFIXES})\Z"
+)
 PODMAN_HINT = "backups reach the containers through podman"
 
 
@@ -38,6 +41,7 @@ class BackupFile:
     path: Path
     size: int
     taken: datetime
+    n: int = 1  # its place among the backups of its kind taken in the same second
 
 
 def _stack(options):
@@ -47,10 +51,15 @@ def _stack(options):
 
 
 def _target(paths: Paths, kind: str, now: float) -> Path:
+    """A name no backup has: the caller holds the lock, so no other blueprint takes it meanwhile."""
     folder = paths.backup_dir / kind
     ensure_dir(folder, 0o700)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-    return folder / f"{kind}-{stamp}{SUFFIX[kind]}"
+    for n in range(1, 1000):
+        path = folder / f"{kind}-{stamp}{f'-{n}' if n > 1 else ''}{SUFFIX[kind]}"
+        if not os.path.lexists(path):
+            return path
+    raise ToolError(f"{folder}: a thousand {kind} backups in the same second", hint="see what runs backups in a loop")
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,14 @@ class RunResult:
 
 
 def run(options, kinds: Sequence[str], now: float | None = None) -> RunResult:
-    """Back up the given kinds ("all": every enabled one), then prune what retention allows."""
+    """Back up the given kinds ("all": every enabled one), then prune what retention allows; under
+    the lock, from the first read to the last write, as every command that writes (two backups at
+    once removed each other's temp files)."""
+    with lock(options.paths.lock):
+        return _run(options, kinds, now)
+
+
+def _run(options, kinds: Sequence[str], now: float | None) -> RunResult:
     stack = _stack(options)
     if stack.backup is None:
         raise BlueprintError(
@@ -154,7 +170,7 @@ BACKUPS = {BackupKind.POSTGRES: _postgres, BackupKind.REDIS: _redis, BackupKind.
 def _describe(path: Path) -> BackupFile:
     match = NAME.match(path.name)
     taken = datetime.strptime(match["stamp"], "%Y%m%dT%H%M%SZ")
-    return BackupFile(BackupKind(match["kind"]), path, path.stat().st_size, taken)
+    return BackupFile(BackupKind(match["kind"]), path, path.stat().st_size, taken, int(match["n"] or 1))
 
 
 def listing(paths: Paths) -> list[BackupFile]:
@@ -164,7 +180,7 @@ def listing(paths: Paths) -> list[BackupFile]:
         folder = paths.backup_dir / kind
         if folder.is_dir():
             found += [_describe(p) for p in folder.iterdir() if NAME.match(p.name)]
-    return sorted(found, key=lambda b: (b.taken, b.kind), reverse=True)
+    return sorted(found, key=lambda b: (b.taken, b.n, b.kind), reverse=True)
 
 
 def newest(paths: Paths, kind: str) -> Path:
