@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from blueprint.errors import ConfigError, FileRefused
-from blueprint.paths import CONFIG_NAME, encodes_utf8, resource
+from blueprint.paths import CONFIG_NAME, check_relative, encodes_utf8, resource
 from blueprint.reading import MAX_CONFIG, read_regular, size
 
 SCHEMA_PATH = resource("schemas") / "blueprint-config.schema.json"
@@ -47,6 +47,7 @@ def load(path: Path | str, *, label: str | None = None) -> LoadedConfig:
     try:
         raw = read_regular(path, MAX_CONFIG, label=label)
     except FileNotFoundError:
+        check_relative(path)
         raise ConfigError(
             f"{label}: no such file",
             hint=f"pass --config PATH, or run blueprint where {CONFIG_NAME} is",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from blueprint.errors import SetupError, ToolError
+from blueprint.paths import check_relative
 from blueprint.reading import MAX_FILE, read_regular
 
 
@@ -52,6 +53,7 @@ def _make(path: Path, mode: int, tries: int = MAKE_TRIES) -> None:
         if tries > 1 and not path.parent.is_dir():
             _make(path, mode, tries - 1)
             return
+        check_relative(path)
         raise SetupError(
             f"{path}: cannot be made: {path.parent} takes no new folders",
             hint="choose a folder on an ordinary file system",

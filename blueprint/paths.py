@@ -75,6 +75,25 @@ def tilde(path: str | Path) -> str:
     return "~" + text[len(home) :] if home not in ("", "/") and text.startswith(home + "/") else text
 
 
+def current_folder_gone() -> bool:
+    """Whether the folder this process runs in was deleted (a shell can stay in one)."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return True
+    return False
+
+
+def check_relative(path: str | Path) -> None:
+    """Refuse a relative path where the current folder it is relative to was deleted: it names
+    nothing, and "no such file" alone would not say why."""
+    if not os.path.isabs(path) and current_folder_gone():
+        raise SetupError(
+            f"{path}: the current folder no longer exists (deleted since this shell entered it)",
+            hint="cd to a folder that exists, or give an absolute path",
+        )
+
+
 XDG_VARS = ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME")
 
 

@@ -127,7 +127,9 @@ def mount_source(target: str, unit_file: str, unit_dir: Path, podman: Podman) ->
     """How a unit's Volume= names another file of the unit directory: relative to the unit file's
     folder where the target resolves it so (podman-systemd.unit(5), Volume=), else absolute."""
     if podman.has("relative Volume"):
-        mount = posixpath.relpath(target, posixpath.dirname(unit_file) or ".")
+        # Both are relative to the unit directory: anchored at "/", relpath never asks for the
+        # current folder (which may have been deleted).
+        mount = posixpath.relpath("/" + target, "/" + posixpath.dirname(unit_file))
         return mount if mount.startswith("../") else "./" + mount
     return str(unit_dir / target)
 

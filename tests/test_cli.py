@@ -208,6 +208,29 @@ def test_a_config_option_that_names_no_file_is_one_line(home, value, message):
     assert not home.home.joinpath(".config").exists()
 
 
+def in_a_deleted_folder(tmp_path, *argv: str) -> subprocess.CompletedProcess:
+    script = 'mkdir gone && cd gone && rmdir ../gone && exec "$@"'
+    return subprocess.run(
+        ["sh", "-c", script, "sh", str(ROOT / ".venv/bin/blueprint"), *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_deleted_current_folder_is_named_and_absolute_paths_still_work(home, tmp_path):
+    """Every command said "No such file or directory", naming nothing, even with an absolute --config."""
+    config = write_config(tmp_path, {"podman_version": "5.4", "llm_providers": {"ollama": {"models": ["m"]}}})
+    rendered = in_a_deleted_folder(tmp_path, "render", "--config", str(config))
+    assert rendered.returncode == 0, rendered.stderr
+    assert in_a_deleted_folder(tmp_path, "check", "--config", str(config)).returncode == 0
+    for argv in (["render", "--config", "blueprint-config.json"], ["export", "kubernetes", "--out", "k8s"]):
+        result = in_a_deleted_folder(tmp_path, *argv, *([] if "--config" in argv else ["--config", str(config)]))
+        assert result.returncode == 2, result.stderr
+        assert "the current folder no longer exists" in one_error(result)
+
+
 def test_unexpected_errors_exit_3_without_traceback_unless_debug(home, monkeypatch, capsys):
     from blueprint import cli as cli_module
     from blueprint import pipeline

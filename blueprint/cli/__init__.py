@@ -134,6 +134,11 @@ def run(argv: list[str]) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except OSError as exc:  # permissions, a full disk, a read-only file system: the machine's, not ours
+        from blueprint.paths import current_folder_gone
+
+        if exc.filename is None and current_folder_gone():  # os.getcwd() failed, which names nothing
+            _error("the current folder no longer exists (deleted since this shell entered it)", "cd to one that does")
+            return 2
         where = f"{exc.filename}: " if exc.filename else ""
         _error(f"{where}{exc.strerror or exc}", "check that path's permissions and the free space of its file system")
         return 1
