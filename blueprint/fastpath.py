@@ -23,19 +23,10 @@ from hashlib import sha256
 
 from blueprint import __version__
 from blueprint.errors import BlueprintError
-from blueprint.paths import PACKAGE_DIR, Paths, config_file, config_line, own_command, resource
+from blueprint.paths import PACKAGE_DIR, Paths, config_file, config_line, own_command, resource, which
 from blueprint.reading import MAX_CONFIG, MAX_FILE, read_regular
 
 STAMP_VERSION = "blueprint-stamp 4"
-
-
-def which(name: str, environ) -> str | None:
-    """shutil.which, without importing shutil (a fifth of this module's import time)."""
-    for folder in environ.get("PATH", os.defpath).split(os.pathsep):
-        candidate = os.path.join(folder or ".", name)
-        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
-            return candidate
-    return None
 
 
 def _identity(path) -> tuple[int, ...] | None:
@@ -229,17 +220,13 @@ def keep_help(text: str, environ=None) -> None:
     path = _help_file(os.environ if environ is None else environ)
     if path is None:
         return
+    # Only when the help is rendered anew: the files module costs the start-up path nothing.
+    from pathlib import Path
+
+    from blueprint.files import ensure_dir, write_atomic
+
     try:
-        from pathlib import Path
-
-        from blueprint.files import ensure_dir
-
         ensure_dir(Path(path).parent, 0o700)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except OSError:
+        write_atomic(Path(path), text.encode("utf-8"), 0o600)
+    except (OSError, BlueprintError):
         pass

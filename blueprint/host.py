@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from blueprint import process
 from blueprint.errors import ToolError
+from blueprint.paths import which
 
 LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 UNPRIVILEGED_PORT_START = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
@@ -37,7 +37,7 @@ def machine(environ: Mapping[str, str]) -> Machine:
 def tailscale_name(environ: Mapping[str, str]) -> str | None:
     """This machine's Tailscale name, from `tailscale status --json` (Self.DNSName); None when
     tailscale is not installed, not running or not logged in."""
-    binary = shutil.which("tailscale", path=environ.get("PATH"))
+    binary = which("tailscale", environ)
     if binary is None:
         return None
     try:

@@ -31,6 +31,21 @@ def own_command() -> tuple[str, ...]:
     return (sys.executable, "-m", "blueprint")
 
 
+def which(name: str, environ: Mapping[str, str]) -> str | None:
+    """The program `name` as a shell with `environ`'s PATH would find it: an unset PATH is the
+    system's default path (os.defpath), an empty one finds nothing, an empty entry is the current
+    folder. shutil.which differs on an unset PATH (it reads this process's instead) and costs the
+    fast path a fifth of its import time."""
+    path = environ.get("PATH", os.defpath)
+    if not path:
+        return None  # as a shell: PATH="" finds nothing, PATH=":" looks in the current folder
+    for folder in path.split(os.pathsep):
+        candidate = os.path.join(folder or ".", name)
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    return None
+
+
 def checkout() -> Path | None:
     """The source checkout blueprint runs from (an editable install), if it does."""
     top = PACKAGE_DIR.parent

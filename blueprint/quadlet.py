@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import posixpath
 import re
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from blueprint.paths import which
 
 
 class Words(tuple):
@@ -87,7 +88,7 @@ class Podman:
         """The config's version, or ("auto") the installed podman's, else Debian 13's."""
         if setting != "auto":
             return cls(PodmanVersion.parse(setting))
-        binary = shutil.which("podman", path=environ.get("PATH"))
+        binary = which("podman", environ)
         if binary is None:
             return cls(DEFAULT)
         from blueprint import process

@@ -1146,3 +1146,22 @@ def test_a_manifest_cannot_send_a_render_outside_its_folders(config, home):
         assert result.returncode == 0, result.stderr
         assert outside.read_bytes() == b"x\n"
     assert engine.may_touch(home.unit_dir / "litellm" / "litellm.yaml", engine.roots(home))
+
+
+@pytest.mark.parametrize("path", [None, ""], ids=["unset", "empty"])
+def test_the_fast_path_and_the_full_path_find_podman_by_one_rule(tmp_path, monkeypatch, path):
+    """The fast path searched the current folder for PATH="" and the default path for an unset PATH;
+    Quadlet's detection found nothing for the first and this process's PATH for the second: the
+    fingerprint and the render could disagree on which podman the units are written for."""
+    from blueprint import fastpath, quadlet
+
+    fake = tmp_path / "podman"
+    fake.write_text("#!/bin/sh\necho 'podman version 4.3.1'\n")
+    fake.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")  # this process's, not the render's
+    environ = {} if path is None else {"PATH": path}
+    found = fastpath.which("podman", environ)
+    target = quadlet.Podman.target("auto", environ)
+    assert str(fake) not in (found, target.detected_from)
+    assert found == target.detected_from
