@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from blueprint.errors import ConflictError
-from blueprint.files import digest, ensure_dir, fsync_dir, read_bytes, write_atomic, write_if_unchanged
+from blueprint.files import digest, ensure_dir, fsync_dir, write_atomic, write_if_unchanged
 from blueprint.model.types import Kind, Role
 from blueprint.paths import Paths
 from blueprint.plan import PlannedFile
 from blueprint.quadlet import RESOURCE, UNIT, podman_name, unit_of
+from blueprint.reading import read_bytes
 
 MANIFEST_VERSION = 2
 

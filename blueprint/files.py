@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 from blueprint.errors import SetupError, ToolError
 from blueprint.paths import check_relative
-from blueprint.reading import MAX_FILE, read_regular
+from blueprint.reading import read_bytes
 
 
 def digest(data: bytes) -> str:
@@ -407,12 +407,3 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def read_bytes(path: Path, limit: int = MAX_FILE) -> bytes | None:
-    """The bytes of a file blueprint reads back (its outputs, its state); None if there is none.
-    Anything but a regular file, or more than `limit` bytes, is refused (reading.py)."""
-    try:
-        return read_regular(path, limit)
-    except FileNotFoundError:
-        return None

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING
 
 from blueprint import config, engine, fastpath, host, model, plan, secrets
 from blueprint.errors import ToolError
-from blueprint.files import check_file, check_folder, read_bytes, write_atomic
+from blueprint.files import check_file, check_folder, write_atomic
 from blueprint.host import Machine
 from blueprint.model.site import needs_machine
 from blueprint.model.types import Kind, Stack
 from blueprint.paths import Paths, config_file, own_command
 from blueprint.quadlet import Podman, Words
+from blueprint.reading import read_bytes
 from blueprint.resolution import Resolution, resolve, written_files
 
 if TYPE_CHECKING:

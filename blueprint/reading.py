@@ -67,6 +67,15 @@ def read_regular(path, limit: int, *, label: str | None = None, follow: bool = T
     return data
 
 
+def read_bytes(path, limit: int = MAX_FILE) -> bytes | None:
+    """The bytes of a file blueprint reads back (its outputs, its state); None if there is none.
+    Anything but a regular file, or more than `limit` bytes, is refused (read_regular)."""
+    try:
+        return read_regular(path, limit)
+    except FileNotFoundError:
+        return None
+
+
 def size(count: int) -> str:
     """A size as a person reads it."""
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blueprint.errors import FileRefused, SecretError
-from blueprint.files import ensure_dir, lock, read_bytes, write_atomic
+from blueprint.files import ensure_dir, lock, write_atomic
 from blueprint.formats import CONTROL, env_lines
 from blueprint.model.types import GENERATED, Stack
 from blueprint.paths import Paths
-from blueprint.reading import MAX_CONFIG, open_regular, read_regular, size
+from blueprint.reading import MAX_CONFIG, open_regular, read_bytes, read_regular, size
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 # Redis reads its password from a config line (requirepass), where a blank or a quote would end

@@ -20,12 +20,12 @@ from typing import BinaryIO
 
 from blueprint import configfile, process
 from blueprint.errors import BackupError, BlueprintError, ConfigError, FileRefused, SecretError
-from blueprint.files import atomic_output, ensure_dir, lock, read_bytes, write_atomic
+from blueprint.files import atomic_output, ensure_dir, lock, write_atomic
 from blueprint.kinds import BackupKind
 from blueprint.model.types import Database
 from blueprint.ops.backups import PODMAN_HINT
 from blueprint.paths import SHIPPED, Paths, config_file
-from blueprint.reading import MAX_CONFIG, open_regular, size
+from blueprint.reading import MAX_CONFIG, open_regular, read_bytes, size
 from blueprint.systemd import systemctl
 
 
