@@ -15,6 +15,12 @@ def main(argv: list[str] | None = None) -> int:
     # blueprint is a short-lived command that makes no garbage cycles worth collecting: the cycle
     # collector only costs time (a fifth of a 10,000-model render) and frees no memory here.
     gc.disable()
+    # Output survives any locale: a character the terminal's encoding lacks (a model's reply in a
+    # diff, under PYTHONIOENCODING=latin-1) is printed escaped rather than ending the command.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     argv = sys.argv[1:] if argv is None else argv
     if argv in (["--help"], ["-h"], []):
         return _help()

@@ -11,7 +11,6 @@ import copy
 import json
 import os
 import re
-import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -19,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from blueprint import jsontext
-from blueprint.errors import ConfigError
+from blueprint.errors import ConfigError, FileRefused
 from blueprint.jsontext import pointer
-from blueprint.paths import CONFIG_NAME, encodes_utf8, resource
+from blueprint.paths import CONFIG_NAME, check_relative, encodes_utf8, resource
+from blueprint.reading import MAX_CONFIG, read_regular, size
 
 SCHEMA_PATH = resource("schemas") / "blueprint-config.schema.json"
 
@@ -35,31 +35,26 @@ class LoadedConfig:
     data: dict[str, Any]
 
 
-MAX_SIZE = 64 * 1024 * 1024  # bytes; a config with 10,000 models is about 1 MB
 
 
 def load(path: Path | str, *, label: str | None = None) -> LoadedConfig:
-    """Read, parse, validate and complete a config file: a regular file of at most MAX_SIZE."""
+    """Read, parse, validate and complete a config file: a regular file of at most MAX_CONFIG."""
     path = Path(path)
     label = label or shown(path)
     if not encodes_utf8(str(path)):
         raise ConfigError(f"{label}: the file's name is not valid UTF-8", hint="rename it: the backup units name it")
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        raw = read_regular(path, MAX_CONFIG, label=label)
     except FileNotFoundError:
+        check_relative(path)
         raise ConfigError(
             f"{label}: no such file",
             hint=f"pass --config PATH, or run blueprint where {CONFIG_NAME} is",
         ) from None
+    except FileRefused as exc:
+        raise ConfigError(exc.message, hint=f"give the path of a JSON file of at most {size(MAX_CONFIG)}") from None
     except OSError as exc:
         raise ConfigError(f"{label}: cannot read: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ConfigError(f"{label}: not a regular file", hint="give the path of a JSON file")
-        raw = handle.read(MAX_SIZE + 1)
-    if len(raw) > MAX_SIZE:
-        raise ConfigError(f"{label}: larger than {MAX_SIZE // 2**20} MiB; that is not a blueprint config")
     return loads(raw, label=label)
 
 

@@ -14,10 +14,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from blueprint.errors import FileRefused
 from blueprint.files import digest
 from blueprint.formats import env_lines
 from blueprint.model.types import GENERATED, Kind, SecretEnv, Stack
 from blueprint.paths import Paths
+from blueprint.reading import MAX_CONFIG, read_regular
 from blueprint.secrets import FROZEN, NAME
 
 # The line above each variable of an environment file blueprint writes: the secrets its value
@@ -34,7 +36,7 @@ def made_from(env: SecretEnv) -> str:
 def read_env_records(path: Path) -> dict[str, tuple[str, tuple[str, ...] | None]]:
     """Each variable of an environment file blueprint wrote: its value, and the secrets its record
     says it was made from (None in a file written before blueprint kept that record)."""
-    text = Path(path).read_bytes().decode("utf-8")
+    text = read_regular(path, MAX_CONFIG).decode("utf-8")
     records = {}
     for line in text.split("\n"):
         record = MADE_FROM.fullmatch(line.removesuffix("\r"))
@@ -95,7 +97,7 @@ class Deployed:
         for path in sorted(files):
             try:
                 variables = read_env_records(path)
-            except (OSError, UnicodeDecodeError):
+            except (OSError, UnicodeDecodeError, FileRefused):  # what cannot be read holds nothing
                 continue
             for name in FROZEN:
                 value, recorded = variables.get(name, (None, None))

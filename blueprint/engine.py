@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from blueprint.errors import ConflictError
-from blueprint.files import digest, ensure_dir, fsync_dir, read_bytes, write_atomic, write_if_unchanged
+from blueprint.files import digest, ensure_dir, fsync_dir, write_atomic, write_if_unchanged
 from blueprint.model.types import Kind, Role
 from blueprint.paths import Paths
 from blueprint.plan import PlannedFile
-from blueprint.quadlet import podman_name, unit_of
+from blueprint.quadlet import RESOURCE, UNIT, podman_name, unit_of
+from blueprint.reading import read_bytes
 
 MANIFEST_VERSION = 2
 
@@ -86,11 +87,20 @@ class Manifest:
             return cls(paths.manifest)
         try:
             data = json.loads(raw)
-            files = {name: _owned(name, entry, data.get("version")) for name, entry in data["files"].items()}
+            entries = data["files"].items()
         except (ValueError, AttributeError, TypeError, KeyError):
             # A damaged manifest only costs us the knowledge of what we wrote: every file then
             # counts as not ours (conflict), which is the safe side.
             return cls(paths.manifest)
+        files = {}
+        for name, entry in entries:
+            try:
+                files[name] = _owned(name, entry, data.get("version"))
+            except (ValueError, AttributeError, TypeError, KeyError):
+                # Likewise one damaged entry, or one naming a unit systemctl would read as an
+                # option (restarts: ["-H", "root@host"]): that file counts as not ours, so it is
+                # neither overwritten without --force nor removed, and no systemctl is run for it.
+                continue
         return cls(paths.manifest, files, _extra(data))
 
     def owns(self, path: Path, data: bytes) -> bool:
@@ -124,12 +134,23 @@ def _extra(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _owned(name: str, entry: Any, version: Any) -> Owned:
+    """An entry of the manifest; ValueError if it is damaged, or names a unit or a podman
+    volume that blueprint could not have written (they reach systemctl and podman commands)."""
     if version == 1:
-        return Owned(_role_of_version_1(name), [str(h) for h in entry])
+        return Owned(_checked(_role_of_version_1(name)), [str(h) for h in entry])
     restarts = entry.get("restarts") or ()
-    restarts = (restarts,) if isinstance(restarts, str) else tuple(str(u) for u in restarts)
+    restarts = (restarts,) if isinstance(restarts, str) else tuple(restarts)
     role = Role(Kind(entry["kind"]), entry.get("unit"), restarts, entry.get("resource"))
-    return Owned(role, [str(h) for h in entry["hashes"]])
+    return Owned(_checked(role), [str(h) for h in entry["hashes"]])
+
+
+def _checked(role: Role) -> Role:
+    units = [*role.restarts, *([role.unit] if role.unit is not None else [])]
+    if not all(isinstance(u, str) and UNIT.match(u) for u in units):
+        raise ValueError(f"not a unit name: {units!r}")
+    if role.resource is not None and not (isinstance(role.resource, str) and RESOURCE.match(role.resource)):
+        raise ValueError(f"not a podman name: {role.resource!r}")
+    return role
 
 
 def _role_of_version_1(name: str) -> Role:
@@ -147,10 +168,22 @@ def _role_of_version_1(name: str) -> Role:
 # ---- compare ----------------------------------------------------------------------------------
 
 
+def roots(paths: Paths) -> tuple[Path, ...]:
+    """The folders blueprint writes outputs into (with these XDG directories)."""
+    return (paths.unit_dir, paths.systemd_user_dir, paths.env_dir)
+
+
+def may_touch(path: Path, roots: Iterable[Path]) -> bool:
+    """Whether a file the manifest lists is blueprint's to overwrite or remove: an absolute path
+    below one of `roots` (engine.roots), with no `..` that would lead out of it. The manifest is a
+    file a person or another program can edit; a name it holds is not reason enough to touch a file."""
+    return path.is_absolute() and ".." not in path.parts and any(root in path.parents for root in roots)
+
+
 def compare(planned: Iterable[PlannedFile], manifest: Manifest, roots: Iterable[Path] = ()) -> list[Change]:
-    """Classify every planned file and every file blueprint wrote before under `roots` (the
-    folders of these XDG directories: files it wrote under other ones are left alone, and kept
-    in the manifest, so moving XDG_CONFIG_HOME removes nothing and loses no secret)."""
+    """Classify every planned file and every file blueprint wrote before that it may touch under
+    `roots` (may_touch: files it wrote under other folders are left alone, and kept in the
+    manifest, so moving XDG_CONFIG_HOME removes nothing and loses no secret)."""
     changes: list[Change] = []
     seen: set[str] = set()
     for file in planned:
@@ -170,7 +203,7 @@ def compare(planned: Iterable[PlannedFile], manifest: Manifest, roots: Iterable[
     roots = tuple(roots)
     for name in sorted(set(manifest.files) - seen):
         path, role = Path(name), manifest.files[name].role
-        if not any(root in path.parents for root in roots):
+        if not may_touch(path, roots):
             continue
         current = read_bytes(path)
         if current is None:

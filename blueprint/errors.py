@@ -32,6 +32,15 @@ class SetupError(BlueprintError):
     installed."""
 
 
+class FileRefused(SetupError):
+    """A file blueprint reads is not a regular file (a folder, a FIFO, a device), or larger than
+    blueprint reads: refused before it is read, so nothing blocks or fills the memory."""
+
+    def __init__(self, label: str, reason: str, hint: str | None = None) -> None:
+        super().__init__(f"{label}: {reason}", hint or "blueprint reads a file there: move what is there away")
+        self.reason = reason
+
+
 class RenderError(BlueprintError):
     """A template or an output format refused a value."""
 

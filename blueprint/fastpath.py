@@ -18,25 +18,15 @@ This module must stay cheap to import: no json (the stamp is plain lines), no da
 from __future__ import annotations
 
 import os
-import stat
 import sys
 from hashlib import sha256
 
 from blueprint import __version__
 from blueprint.errors import BlueprintError
-from blueprint.paths import PACKAGE_DIR, Paths, config_file, config_line, own_command, resource
+from blueprint.paths import PACKAGE_DIR, Paths, config_file, config_line, own_command, resource, which
+from blueprint.reading import MAX_CONFIG, MAX_FILE, read_regular
 
 STAMP_VERSION = "blueprint-stamp 4"
-MAX_CONFIG = 64 * 1024 * 1024  # as config.MAX_SIZE: a larger config is refused by the full path
-
-
-def which(name: str, environ) -> str | None:
-    """shutil.which, without importing shutil (a fifth of this module's import time)."""
-    for folder in environ.get("PATH", os.defpath).split(os.pathsep):
-        candidate = os.path.join(folder or ".", name)
-        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
-            return candidate
-    return None
 
 
 def _identity(path) -> tuple[int, ...] | None:
@@ -92,12 +82,8 @@ def _tailscale_name(environ) -> str | None:
 def fingerprint(config_path, environ, external, probe_podman: bool, machine_named: bool = False) -> str | None:
     """One hash over every input of a render; None if the config cannot be read."""
     try:
-        # A FIFO or a device is not read here (it could block or never end): the full path refuses it.
-        info = os.stat(config_path)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CONFIG:
-            return None
-        with open(config_path, "rb") as handle:
-            config_hash = sha256(handle.read()).hexdigest()
+        # A FIFO, a device or too large a config is refused as the full path refuses it.
+        config_hash = sha256(read_regular(config_path, MAX_CONFIG)).hexdigest()
         paths = Paths.from_env(environ)
     except (OSError, BlueprintError):
         return None
@@ -159,8 +145,7 @@ def up_to_date(argv: list[str], environ=None) -> int | None:
     if config is False:
         return None
     try:
-        with open(Paths.from_env(environ).stamp, encoding="utf-8") as handle:
-            lines = handle.read().split("\n")[:-1]
+        lines = read_regular(Paths.from_env(environ).stamp, MAX_FILE).decode("utf-8").split("\n")[:-1]
     except (OSError, UnicodeDecodeError, BlueprintError):
         return None
     if not lines or lines[0] != STAMP_VERSION:
@@ -224,9 +209,8 @@ def _help_file(environ) -> str | None:
 def cached_help(environ=None) -> str | None:
     path = _help_file(os.environ if environ is None else environ)
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except (OSError, TypeError):
+        return read_regular(path, MAX_FILE).decode("utf-8")
+    except (OSError, TypeError, UnicodeDecodeError, BlueprintError):
         return None
 
 
@@ -236,17 +220,13 @@ def keep_help(text: str, environ=None) -> None:
     path = _help_file(os.environ if environ is None else environ)
     if path is None:
         return
+    # Only when the help is rendered anew: the files module costs the start-up path nothing.
+    from pathlib import Path
+
+    from blueprint.files import ensure_dir, write_atomic
+
     try:
-        from pathlib import Path
-
-        from blueprint.files import ensure_dir
-
         ensure_dir(Path(path).parent, 0o700)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except OSError:
+        write_atomic(Path(path), text.encode("utf-8"), 0o600)
+    except (OSError, BlueprintError):
         pass

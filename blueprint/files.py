@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from blueprint.errors import SetupError, ToolError
+from blueprint.paths import check_relative
+from blueprint.reading import read_bytes
 
 
 def digest(data: bytes) -> str:
@@ -33,7 +35,10 @@ def ensure_dir(path: Path, mode: int = 0o755) -> None:
         path.chmod(mode)
 
 
-def _make(path: Path, mode: int) -> None:
+MAKE_TRIES = 5  # a parent removed under us this often is no longer a race: something removes it
+
+
+def _make(path: Path, mode: int, tries: int = MAKE_TRIES) -> None:
     if path.is_dir():
         return
     _make(path.parent, mode)
@@ -43,8 +48,16 @@ def _make(path: Path, mode: int) -> None:
         check_folder(path)  # made meanwhile (fine), or a file made meanwhile
         return
     except FileNotFoundError:
-        _make(path, mode)  # its parent was removed meanwhile: a lock released took its emptied folder
-        return
+        # Its parent was removed meanwhile (a lock released took its emptied folder): made again. A
+        # parent that is there and still says "no such file" takes no folders at all (/proc, /sys).
+        if tries > 1 and not path.parent.is_dir():
+            _make(path, mode, tries - 1)
+            return
+        check_relative(path)
+        raise SetupError(
+            f"{path}: cannot be made: {path.parent} takes no new folders",
+            hint="choose a folder on an ordinary file system",
+        ) from None
     path.chmod(mode)
 
 
@@ -65,6 +78,20 @@ def check_folder(folder: Path, *, write: bool = False) -> None:
         raise SetupError(
             f"{existing}: {what} ({why})",
             hint="make it writable (remount it read-write, or fix its owner and mode), then run this again",
+        )
+
+
+def check_file(path: Path) -> None:
+    """Refuse a file blueprint is about to write where a folder stands (a rename cannot replace
+    one), naming it, before the first write."""
+    try:
+        info = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return  # nothing there yet, or a file in the way of its folder (check_folder names it)
+    if stat.S_ISDIR(info.st_mode):
+        raise SetupError(
+            f"{path}: a folder where blueprint keeps a file",
+            hint="move that folder away, then run this again",
         )
 
 
@@ -309,9 +336,17 @@ def _acquire(path: Path, deadline: float, waiting: _Waiting) -> int:
     while True:
         try:
             ensure_dir(path.parent, 0o700)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            # O_NONBLOCK: a FIFO put there must not block the open (it is refused just below).
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
         except FileNotFoundError:
             continue  # its folder was removed meanwhile by a holder releasing it: made again
+        except OSError as exc:
+            if exc.errno not in (errno.EISDIR, errno.ELOOP):  # a folder, a symbolic link
+                raise
+            raise _not_a_lock(path) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise _not_a_lock(path)
         try:
             while True:
                 try:
@@ -325,6 +360,13 @@ def _acquire(path: Path, deadline: float, waiting: _Waiting) -> int:
             os.close(fd)
             raise
         os.close(fd)  # its holder removed it on release: lock the file now at `path`
+
+
+def _not_a_lock(path: Path) -> SetupError:
+    return SetupError(
+        f"{path}: not a regular file; blueprint keeps its lock there",
+        hint="move what is there away, then run this again",
+    )
 
 
 def _is_at(fd: int, path: Path) -> bool:
@@ -365,10 +407,3 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def read_bytes(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None

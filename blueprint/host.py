@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from blueprint import process
 from blueprint.errors import ToolError
+from blueprint.paths import which
 
 LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 UNPRIVILEGED_PORT_START = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
@@ -44,7 +44,7 @@ def tailscale_name(environ: Mapping[str, str]) -> str | None:
 def tailscale_status(environ: Mapping[str, str]) -> tuple[str | None, str | None]:
     """(this machine's Tailscale name, None) while tailscaled runs logged in; else (None, why not)
     where tailscale is installed, and (None, None) where it is not."""
-    binary = shutil.which("tailscale", path=environ.get("PATH"))
+    binary = which("tailscale", environ)
     if binary is None:
         return None, None
     try:

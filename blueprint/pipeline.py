@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING
 
 from blueprint import config, engine, fastpath, host, model, plan, secrets
 from blueprint.errors import ToolError
-from blueprint.files import check_folder, read_bytes, write_atomic
+from blueprint.files import check_file, check_folder, write_atomic
 from blueprint.host import Machine
 from blueprint.model.site import needs_machine
 from blueprint.model.types import Kind, Stack
 from blueprint.paths import Paths, config_file, own_command
 from blueprint.quadlet import Podman, Words
+from blueprint.reading import read_bytes
 from blueprint.resolution import Resolution, resolve_here
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ def prepare(options: Options, *, strict: bool = False) -> Prepared:
     planned = plan.plan(stack, found.values)
     for folder in sorted({file.path.parent for file in planned}):
         check_folder(folder)  # a file where a folder belongs: named here, not by a read below it
-    changes = engine.compare(planned, manifest, roots(paths))
+    changes = engine.compare(planned, manifest, engine.roots(paths))
     return Prepared(options, built, found, planned, manifest, changes)
 
 
@@ -175,11 +176,6 @@ def _refuse_placeholders(built: Built) -> None:
             f"{built.loaded.source}: {found[0]}: still holds the placeholder `blueprint init` wrote{also}",
             hint="put your own value there",
         )
-
-
-def roots(paths: Paths) -> tuple[Path, ...]:
-    """The folders blueprint writes outputs into (with these XDG directories)."""
-    return (paths.unit_dir, paths.systemd_user_dir, paths.env_dir)
 
 
 def render(
@@ -232,6 +228,10 @@ def write(
     options, manifest, stack = prepared.options, prepared.manifest, prepared.stack
     for folder in _folders_written(prepared, writes, removals):
         check_folder(folder, write=True)
+    for path in _files_written(prepared, writes):
+        check_file(path)
+    # Read before the first write: what stands at the applied copy is refused now, if it must be.
+    applied = read_bytes(options.paths.applied_config) == prepared.loaded.raw
     # No stamp while the disk may be between two states: the fast path then stays off.
     options.paths.stamp.unlink(missing_ok=True)
     order = [s.unit for s in stack.services]
@@ -254,8 +254,8 @@ def write(
         todo = systemd.merge(todo, systemd.Actions(restart=tuple(changed)), order)
     engine.adopt(prepared.changes, manifest)
     manifest.extra["pending"] = todo.to_json()
-    engine.apply(writes, removals, manifest, roots(options.paths))
-    if read_bytes(options.paths.applied_config) != prepared.loaded.raw:
+    engine.apply(writes, removals, manifest, engine.roots(options.paths))
+    if not applied:
         write_atomic(options.paths.applied_config, prepared.loaded.raw, 0o600)
     remaining, failure = todo, None
     if reload:
@@ -278,6 +278,16 @@ def _folders_written(prepared: Prepared, writes: list[engine.Change], removals: 
     if prepared.resolution.new:
         folders.add(paths.secret_store.parent)
     return sorted(folders)
+
+
+def _files_written(prepared: Prepared, writes: list[engine.Change]) -> list[Path]:
+    """Every file write() may write, to check before its first change: a folder standing where
+    one of them goes stopped a render after it had written the others."""
+    paths = prepared.options.paths
+    files = [change.path for change in writes] + [paths.manifest, paths.applied_config, paths.stamp]
+    if prepared.resolution.new:
+        files.append(paths.secret_store)
+    return files
 
 
 def _rolling(stack: Stack, todo: Actions) -> dict:

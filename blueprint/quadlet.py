@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import posixpath
 import re
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from blueprint.paths import which
 
 
 class Words(tuple):
@@ -89,7 +90,7 @@ class Podman:
     @classmethod
     def installed(cls, environ: Mapping[str, str]) -> Podman | None:
         """The podman on PATH, as `podman --version` says; None if there is none, or it says nothing."""
-        binary = shutil.which("podman", path=environ.get("PATH"))
+        binary = which("podman", environ)
         if binary is None:
             return None
         from blueprint import process
@@ -109,6 +110,12 @@ class Podman:
 
 _GENERATED = {".container": "{}.service", ".volume": "{}-volume.service", ".network": "{}-network.service"}
 
+# The units blueprint names on a systemctl command line, and the podman volumes and networks it
+# names in a command for a person to run. Neither may start with "-", or systemctl and podman would
+# read the name as an option; both are checked wherever a name comes from a file (the manifest).
+UNIT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9:_.@-]*\.(service|timer)\Z")
+RESOURCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # podman's rule for volume and network names
+
 
 def unit_of(filename: str) -> str:
     """The service Quadlet generates from a unit file: x.container -> x.service,
@@ -127,7 +134,9 @@ def mount_source(target: str, unit_file: str, unit_dir: Path, podman: Podman) ->
     """How a unit's Volume= names another file of the unit directory: relative to the unit file's
     folder where the target resolves it so (podman-systemd.unit(5), Volume=), else absolute."""
     if podman.has("relative Volume"):
-        mount = posixpath.relpath(target, posixpath.dirname(unit_file) or ".")
+        # Both are relative to the unit directory: anchored at "/", relpath never asks for the
+        # current folder (which may have been deleted).
+        mount = posixpath.relpath("/" + target, "/" + posixpath.dirname(unit_file))
         return mount if mount.startswith("../") else "./" + mount
     return str(unit_dir / target)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from blueprint import deployed as deployment
 from blueprint.deployed import Deployed, database_may_exist, made_by, read_env_records
-from blueprint.errors import SecretError
+from blueprint.errors import FileRefused, SecretError
 from blueprint.formats import CONTROL
 from blueprint.model.types import GENERATED, Kind, Stack
 from blueprint.paths import Paths
@@ -232,7 +232,7 @@ def _recover(stack: Stack, written: list[Path]) -> dict[str, tuple[str, Path]]:
                 continue
             entries = dict.fromkeys(e for s in stack.services if s.env_file_name == path.name for e in s.secret_env)
             variables = read_env_records(path) if entries else {}
-        except (OSError, UnicodeDecodeError, SecretError):
+        except (OSError, UnicodeDecodeError, SecretError, FileRefused):  # what cannot be read tells nothing
             continue
         for env in entries:
             value, recorded = variables.get(env.var, (None, None))

@@ -16,17 +16,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from blueprint.errors import SecretError
+from blueprint.errors import FileRefused, SecretError
 from blueprint.files import ensure_dir, lock, write_atomic
 from blueprint.formats import CONTROL, env_lines
 from blueprint.model.types import GENERATED, Stack
 from blueprint.paths import Paths
+from blueprint.reading import MAX_CONFIG, open_regular, read_bytes, read_regular, size
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 # Redis reads its password from a config line (requirepass), where a blank or a quote would end
@@ -134,7 +134,7 @@ class Store:
     def read(cls, path: Path) -> Store:
         """The store at `path` (empty if there is none), made private if someone loosened it."""
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+            handle = open_regular(path, follow=False)
         except FileNotFoundError:
             return cls(path, {}, exists=False)
         except OSError:
@@ -144,13 +144,12 @@ class Store:
                     hint="replace the link with the file it points to (mode 0600)",
                 ) from None
             raise
-        with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise SecretError(f"{path}: not a regular file")
-            if info.st_mode & 0o077:
-                os.fchmod(fd, 0o600)  # someone loosened it: tighten it before anything else reads it
-            raw = handle.read()
+        with handle:
+            if os.fstat(handle.fileno()).st_mode & 0o077:
+                os.fchmod(handle.fileno(), 0o600)  # someone loosened it: tighten it before anything else reads it
+            raw = handle.read(MAX_CONFIG + 1)
+        if len(raw) > MAX_CONFIG:
+            raise FileRefused(str(path), f"larger than {size(MAX_CONFIG)}; that is not a secret store")
         return cls.parse(path, raw)
 
     @classmethod
@@ -206,9 +205,8 @@ class Store:
 def readable_values(path: Path) -> dict[str, str]:
     """What can be read of the store at `path`, passing over lines that are not NAME=value: a
     restore, which is how a damaged store is mended, still learns the salt key in use."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    raw = read_bytes(path, MAX_CONFIG)
+    if raw is None:
         return {}
     text = raw.decode("utf-8", errors="replace")
     return {name: value for _, name, value in env_lines(text) if value is not None and NAME.match(name)}
@@ -217,7 +215,7 @@ def readable_values(path: Path) -> dict[str, str]:
 def read_env_file(path: Path) -> dict[str, str]:
     """The variables of an environment file as Podman reads them; lines that are not NAME=value
     (which Podman would refuse or take from its own environment) are left out."""
-    text = Path(path).read_bytes().decode("utf-8")
+    text = read_regular(path, MAX_CONFIG).decode("utf-8")
     return {name: value for _, name, value in env_lines(text) if value is not None and NAME.match(name)}
 
 

@@ -9,7 +9,6 @@ transaction (and restarts, through Requires=, the services that depend on a rest
 from __future__ import annotations
 
 import getpass
-import re
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,8 +18,7 @@ from blueprint import process
 from blueprint.engine import Change, Status
 from blueprint.errors import ToolError, ToolTimeout
 from blueprint.model.types import Kind
-
-UNIT = re.compile(r"^[A-Za-z0-9:_.@-]+\.(service|timer)\Z")
+from blueprint.quadlet import UNIT
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -355,7 +356,7 @@ def test_a_restore_that_takes_long_but_keeps_going_is_not_killed(home, tmp_path,
     from functools import partial
 
     from blueprint import pipeline, process
-    from blueprint.ops import backups
+    from blueprint.ops import restore
 
     config = write_config(tmp_path, {"podman_version": "5.4", "llm_providers": {"ollama": {"models": ["m"]}}})
     assert cli("render", "--config", str(config)).returncode == 0
@@ -374,7 +375,7 @@ def test_a_restore_that_takes_long_but_keeps_going_is_not_killed(home, tmp_path,
     dump = tmp_path / "postgres-20260101T000000Z.sql.gz"
     dump.write_bytes(gzip.compress(sql))
 
-    steps = list(backups.restore(pipeline.Options.from_env(config), "postgres", dump))
+    steps = list(restore.restore(pipeline.Options.from_env(config), "postgres", dump))
     assert int((tmp_path / "took").read_text()) == len(sql), "psql was given the whole dump"
     assert steps[1:3] == [f"recreated database {PG_DB} in litellm-postgres", f"restored {dump.name} into {PG_DB}"]
     assert steps[0].startswith("stopped litellm") and steps[-1].startswith("started litellm")
@@ -403,3 +404,28 @@ def test_input_fed_to_a_command_that_fails_midway_names_its_last_words():
     received = []
     process.feed(["sh", "-c", "wc -c"], iter([b"ab", b"", b"cd"]), sink=received.append)
     assert b"".join(received).strip() == b"4"
+
+
+def test_backups_run_at_once_all_succeed_and_none_overwrites_another(home, tmp_path):
+    """Six `backup run config` in the same second removed each other's temp files (exit 1 naming
+    one), and backups of the same second overwrote each other."""
+    from blueprint import pipeline
+    from blueprint.ops import backups
+
+    config = write_config(tmp_path, {"podman_version": "5.4", "llm_providers": {"ollama": {"models": ["m"]}}})
+    assert cli("render", "--config", str(config)).returncode == 0
+    command = [str(Path(sys.executable).parent / "blueprint"), "backup", "run", "config"]
+    children = [
+        subprocess.Popen([*command, "--config", str(config)], stderr=subprocess.PIPE, text=True) for _ in range(6)
+    ]
+    for child in children:
+        _, error = child.communicate(timeout=120)
+        assert child.returncode == 0, error
+    assert len(list((home.backup_dir / "config").iterdir())) == 6
+    # In the same second (one clock for all): each a file of its own, listed newest first.
+    options = pipeline.Options.from_env(config)
+    now = time.time()
+    made = [backups.run(options, ["config"], now=now).made[0].path for _ in range(3)]
+    assert len(set(made)) == 3 and all(path.exists() for path in made)
+    assert [b.path for b in backups.listing(home)][:3] == made[::-1]
+    assert backups.newest(home, "config") == made[-1]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 import subprocess
 import sys
@@ -131,14 +133,102 @@ def test_usage_errors_exit_2(home):
     assert result.returncode == 2
 
 
-def test_file_system_errors_are_one_clear_line(home, tmp_path):
+def test_file_system_errors_are_one_clear_line(home, tmp_path, monkeypatch, capsys):
+    from blueprint import cli as cli_module
+    from blueprint import pipeline
+
     home.state_dir.mkdir(parents=True)
     home.manifest.mkdir()  # a directory where the manifest should be
     config = write_config(tmp_path, {"llm_providers": {"ollama": {"models": ["llama3.2"]}}})
     result = cli("render", "--config", str(config))
-    assert result.returncode == 1
-    assert f"blueprint: error: {home.manifest}: Is a directory" in result.stderr
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"blueprint: error: {home.manifest}: not a regular file (a folder)\nhint: ")
     assert "Traceback" not in result.stderr
+
+    def full(options, **_):
+        raise OSError(errno.ENOSPC, "No space left on device", "/srv/units/litellm.yaml")
+
+    monkeypatch.setattr(pipeline, "prepare", full)
+    assert cli_module.run(["render", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("blueprint: error: /srv/units/litellm.yaml: No space left on device\nhint: ")
+
+
+def one_error(result) -> str:
+    """The one line a refused command prints, and its hint: nothing else."""
+    lines = result.stderr.splitlines()
+    errors = [i for i, line in enumerate(lines) if line.startswith("blueprint: error: ")]
+    assert "Traceback" not in result.stderr and len(errors) == 1, result.stderr
+    assert all(line.startswith("hint: ") for line in lines[errors[0] + 1 :]), result.stderr
+    return lines[errors[0]]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["upgrade", "--to", "v1.99.5\nblueprint: note: upgraded, all healthy"],
+        ["init", "--provider", "x\nblueprint: note: all healthy"],
+        ["init", "--provider", "x\x1b[2K\rblueprint: note: all healthy"],
+        ["restore", "x\u2028blueprint: note: all healthy"],
+    ],
+    ids=["upgrade --to", "init --provider", "an escape sequence", "a Unicode line separator"],
+)
+def test_a_value_given_cannot_forge_a_line_of_output(home, tmp_path, argv):
+    config = write_config(tmp_path, {"llm_providers": {"ollama": {"models": ["llama3.2"]}}})
+    result = cli(*argv, *(["--config", str(config)] if argv[0] == "upgrade" else []), cwd=tmp_path)
+    assert result.returncode == 2
+    line = one_error(result)
+    assert "all healthy" in line and not any(c in line for c in "\x1b\r\u2028"), line
+
+
+def test_output_survives_a_terminal_that_cannot_encode_it(home, tmp_path):
+    model = {"id": "gpt-4o", "mock_response": "日本 é"}
+    openai = {"api_key": "${OPENAI_API_KEY}", "models": [model]}
+    config = write_config(tmp_path, {"llm_providers": {"openai": openai}})
+    result = subprocess.run(
+        [str(ROOT / ".venv/bin/blueprint"), "diff", "--config", str(config)],
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "latin-1", "OPENAI_API_KEY": "sk-x"},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "mock_response: \\u65e5\\u672c é" in result.stdout.decode("latin-1")
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [("", "an empty path names no config"), ("/", "/: not a regular file (a folder)")],
+    ids=["empty", "a folder"],
+)
+def test_a_config_option_that_names_no_file_is_one_line(home, value, message):
+    """--config "" rendered the example shipped with blueprint; a folder gave Click's usage text."""
+    result = cli("render", "--config", value)
+    assert result.returncode == 2
+    assert message in one_error(result)
+    assert not home.home.joinpath(".config").exists()
+
+
+def in_a_deleted_folder(tmp_path, *argv: str) -> subprocess.CompletedProcess:
+    script = 'mkdir gone && cd gone && rmdir ../gone && exec "$@"'
+    return subprocess.run(
+        ["sh", "-c", script, "sh", str(ROOT / ".venv/bin/blueprint"), *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_deleted_current_folder_is_named_and_absolute_paths_still_work(home, tmp_path):
+    """Every command said "No such file or directory", naming nothing, even with an absolute --config."""
+    config = write_config(tmp_path, {"podman_version": "5.4", "llm_providers": {"ollama": {"models": ["m"]}}})
+    rendered = in_a_deleted_folder(tmp_path, "render", "--config", str(config))
+    assert rendered.returncode == 0, rendered.stderr
+    assert in_a_deleted_folder(tmp_path, "check", "--config", str(config)).returncode == 0
+    for argv in (["render", "--config", "blueprint-config.json"], ["export", "kubernetes", "--out", "k8s"]):
+        result = in_a_deleted_folder(tmp_path, *argv, *([] if "--config" in argv else ["--config", str(config)]))
+        assert result.returncode == 2, result.stderr
+        assert "the current folder no longer exists" in one_error(result)
 
 
 def test_unexpected_errors_exit_3_without_traceback_unless_debug(home, monkeypatch, capsys):

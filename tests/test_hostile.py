@@ -543,6 +543,106 @@ def test_restore_config_never_replaces_the_salt_key_unless_told(config, home, tm
     assert secrets.Store.read(kept).values["LITELLM_SALT_KEY"] == salt
 
 
+def bounded(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run blueprint with its memory capped (a read of /dev/zero ends in MemoryError, not in the
+    machine's OOM killer) and a time limit that only a blocked read reaches."""
+    import resource
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    try:
+        return subprocess.run(
+            [BLUEPRINT, *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            preexec_fn=cap,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"blueprint {' '.join(args)} blocked")
+
+
+@pytest.mark.parametrize("kind", ["config", "redis", "postgres"])
+@pytest.mark.parametrize("what", ["FIFO", "character device"])
+def test_a_backup_that_is_not_a_regular_file_is_refused_unread(config, home, tmp_path, kind, what):
+    """restore redis /dev/zero grew until MemoryError; a FIFO held the restore, and the lock, for good."""
+    rendered(config)
+    if what == "FIFO":
+        backup = tmp_path / "backup"
+        os.mkfifo(backup)
+    else:
+        backup = Path("/dev/zero")
+    world = tmp_path / "systemd.json"
+    env = {"PATH": f"{ROOT / 'tests/fakes'}:{os.environ['PATH']}", "FAKE_SYSTEMCTL": str(world)}
+    result = bounded("restore", kind, str(backup), "--yes", "--config", str(config), env=env)
+    assert result.returncode == 4, result.stderr
+    assert one_error_line(result) == f"blueprint: error: {backup}: not a regular file (a {what}); nothing was restored"
+    assert not Path(f"{world}.log").exists(), "nothing was stopped"
+
+
+@pytest.mark.parametrize("target", ["FIFO", "character device"])
+def test_restore_config_into_a_config_that_is_not_a_regular_file_writes_nothing(config, home, tmp_path, target):
+    """Never /dev/null itself: as root, a restore that took it for a config replaced it with a file."""
+    rendered(config)
+    archive = config_backup(tmp_path, {"config/blueprint-config.json": GOOD})
+    into = tmp_path / "target.json"
+    if target == "FIFO":
+        os.mkfifo(into)
+    else:
+        try:
+            os.mknod(into, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # what /dev/null is
+        except PermissionError:
+            pytest.skip("making a device node needs root")
+    before = everything_under(home.home)
+    result = bounded("restore", "config", str(archive), "--yes", "--config", str(into))
+    assert result.returncode == 2, result.stderr
+    assert one_error_line(result).startswith(f"blueprint: error: {into}: not a regular file")
+    assert everything_under(home.home) == before
+
+
+def test_a_config_backup_with_a_huge_member_is_refused_before_it_is_inflated(config, home, tmp_path):
+    """A member of 3 GB (a few MB compressed) was read whole into memory."""
+    import io
+    import tarfile
+
+    rendered(config)
+    archive = tmp_path / "config-20260101T000000Z.tar.gz"
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
+        info = tarfile.TarInfo("config/blueprint-config.json")
+        info.size = 65 << 20  # one MiB over the limit: a config is at most 64 MiB
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    before = (config.read_bytes(), home.secret_store.read_bytes())
+    result = bounded("restore", "config", str(archive), "--yes", "--config", str(config))
+    assert result.returncode == 4, result.stderr
+    assert "config/blueprint-config.json is larger than 64 MiB" in one_error_line(result)
+    assert (config.read_bytes(), home.secret_store.read_bytes()) == before
+
+
+def test_a_fifo_among_the_files_a_lost_store_is_recovered_from_is_named(config, home):
+    rendered(config)
+    home.secret_store.unlink()
+    fifo = home.env_dir / "litellm.env"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    result = bounded("render", "--config", str(config), env=KEY)
+    assert result.returncode == 2, result.stderr
+    assert one_error_line(result) == f"blueprint: error: {fifo}: not a regular file (a FIFO)"
+    assert not home.secret_store.exists(), "nothing was written"
+
+
+def test_an_export_record_linked_to_a_device_is_refused_unread(config, home, tmp_path):
+    out = tmp_path / "out"
+    assert cli("export", "kubernetes", "--out", str(out), "--config", str(config)).returncode == 0
+    record = out / ".blueprint-export.json"
+    record.unlink()
+    record.symlink_to("/dev/zero")
+    result = bounded("export", "kubernetes", "--out", str(out), "--config", str(config))
+    assert result.returncode == 2, result.stderr
+    assert one_error_line(result) == f"blueprint: error: {record}: not a regular file (a character device)"
+
+
 def test_restore_config_mends_a_config_that_no_longer_loads(config, home):
     """Putting a good config back is what a broken one needs: the broken one is not read first."""
     rendered(config)
@@ -649,6 +749,61 @@ def test_a_file_where_a_folder_belongs_is_named_and_nothing_written(config, home
         result = cli(command, "--config", str(config), env=KEY)
         assert result.returncode == 2, result.stderr
         assert one_error_line(result) == f"blueprint: error: {folder}: not a folder"
+    assert everything_under(home.home) == before
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "applied_config",
+        "manifest",
+        "lock",
+        "stamp",
+        "secret_store",
+        "unit_dir/litellm/litellm.yaml",
+        "env_dir/litellm.env",
+    ],
+)
+@pytest.mark.parametrize("what", ["folder", "FIFO"])
+def test_a_folder_or_fifo_where_a_file_belongs_is_named_and_nothing_written(config, home, where, what):
+    """A folder at the copy of the config last applied let a render write the secrets and all its
+    files, then stop ("Is a directory", exit 1); one at the store printed a file descriptor for a
+    name ("3: Is a directory"); a FIFO blocked the render, holding the lock."""
+    place = home.home / "x"
+    for part in where.split("/"):
+        place = getattr(home, part) if place == home.home / "x" else place / part
+    place.parent.mkdir(parents=True, exist_ok=True)
+    if what == "folder":
+        place.mkdir()
+    else:
+        os.mkfifo(place)
+    before = everything_under(home.home)
+    result = cli("render", "--config", str(config), env=KEY)
+    if (where, what) == ("stamp", "FIFO"):
+        # Only the fast path reads the stamp (a FIFO sends it down the full path), which replaces it.
+        assert result.returncode == 0, result.stderr
+        return
+    assert result.returncode == 2, result.stderr
+    assert one_error_line(result).startswith(f"blueprint: error: {place}: ")
+    assert everything_under(home.home) == before
+
+
+@pytest.mark.parametrize("where", ["config_home", "secrets_dir", "XDG_CONFIG_HOME"])
+def test_a_file_where_the_stores_folder_belongs_is_named(config, home, tmp_path, where):
+    """Other folders said "not a folder"; these said "secrets.env: Not a directory", exit 1, and
+    the render had written its lock."""
+    env = dict(KEY)
+    if where == "XDG_CONFIG_HOME":
+        folder = tmp_path / "xdg"
+        env["XDG_CONFIG_HOME"] = str(folder)
+    else:
+        folder = getattr(home, where)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_text("x\n")
+    before = everything_under(home.home)
+    result = cli("render", "--config", str(config), env=env)
+    assert result.returncode == 2, result.stderr
+    assert one_error_line(result) == f"blueprint: error: {folder}: not a folder"
     assert everything_under(home.home) == before
 
 
@@ -867,6 +1022,14 @@ def test_making_a_private_folder_never_changes_a_folder_that_existed(tmp_path):
     existing.chmod(0o755)
     ensure_dir(existing, 0o700)
     assert stat.S_IMODE(existing.stat().st_mode) == 0o700, "the folder asked for is made private"
+
+
+def test_a_folder_that_takes_no_new_folders_is_one_clear_line(config, home):
+    """mkdir in /proc says "no such file" though /proc is there: that was taken for a parent removed
+    meanwhile, and made again, forever (RecursionError, exit 3)."""
+    result = cli("export", "kubernetes", "--out", "/proc/blueprint-out", "--config", str(config))
+    assert result.returncode == 2, result.stderr
+    assert "/proc/blueprint-out: cannot be made: /proc takes no new folders" in one_error_line(result)
 
 
 @pytest.mark.parametrize(
@@ -1112,3 +1275,68 @@ def test_a_lost_store_takes_no_other_salt_key_from_a_backup_unless_told(config, 
     result = cli("render", "--config", str(config), env={**KEY, **podman_with_a_database(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert env_file(home)["LITELLM_SALT_KEY"] == "sk-backup-salt" != salt
+
+
+def _orphan_in_manifest(home, path: Path, entry: dict) -> None:
+    """Make the manifest claim `path` (which holds b"x\\n") as a file blueprint wrote and no longer renders."""
+    manifest = json.loads(home.manifest.read_text())
+    manifest["files"][str(path)] = {**entry, "hashes": [engine.digest(b"x\n")]}
+    home.manifest.write_text(json.dumps(manifest))
+    home.stamp.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"kind": "container", "unit": "evil.service", "restarts": ["-H", "root@evil.example"]},
+        {"kind": "timer", "unit": "--host=root@evil.example.timer"},
+        {"kind": "volume", "unit": "evil-volume.service", "resource": "x; rm -rf ~"},
+    ],
+)
+def test_a_manifest_entry_that_names_an_option_reaches_no_command(config, home, tmp_path, entry):
+    rendered(config)
+    evil = home.unit_dir / "evil.container"
+    evil.write_bytes(b"x\n")
+    _orphan_in_manifest(home, evil, entry)
+    world = tmp_path / "systemd.json"
+    env = {**KEY, "PATH": f"{ROOT / 'tests/fakes'}:{os.environ['PATH']}", "FAKE_SYSTEMCTL": str(world)}
+    result = cli("apply", "--config", str(config), env=env)
+    assert result.returncode == 0, result.stderr
+    calls = [f.read_text() for f in (Path(f"{world}.log"), Path(f"{world}.queries")) if f.exists()]
+    assert calls and not any("evil" in call or " -H" in call for call in calls), calls
+    assert "rm -rf" not in result.stderr
+    assert evil.read_bytes() == b"x\n"  # not known to be ours any more: left where it is
+
+
+def test_a_manifest_cannot_send_a_render_outside_its_folders(config, home):
+    """A listed file under none of blueprint's folders, or under one only by its name (`..`), is
+    never removed, however well its hash matches."""
+    rendered(config)
+    outside = home.home / ".bashrc"
+    outside.write_bytes(b"x\n")
+    for listed in (outside, home.unit_dir / ".." / ".." / ".." / ".bashrc"):
+        _orphan_in_manifest(home, listed, {"kind": "mounted"})
+        assert not engine.may_touch(listed, engine.roots(home))
+        result = cli("render", "--config", str(config), env=KEY)
+        assert result.returncode == 0, result.stderr
+        assert outside.read_bytes() == b"x\n"
+    assert engine.may_touch(home.unit_dir / "litellm" / "litellm.yaml", engine.roots(home))
+
+
+@pytest.mark.parametrize("path", [None, ""], ids=["unset", "empty"])
+def test_the_fast_path_and_the_full_path_find_podman_by_one_rule(tmp_path, monkeypatch, path):
+    """The fast path searched the current folder for PATH="" and the default path for an unset PATH;
+    Quadlet's detection found nothing for the first and this process's PATH for the second: the
+    fingerprint and the render could disagree on which podman the units are written for."""
+    from blueprint import fastpath, quadlet
+
+    fake = tmp_path / "podman"
+    fake.write_text("#!/bin/sh\necho 'podman version 4.3.1'\n")
+    fake.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")  # this process's, not the render's
+    environ = {} if path is None else {"PATH": path}
+    found = fastpath.which("podman", environ)
+    target = quadlet.Podman.target("auto", environ)
+    assert str(fake) not in (found, target.detected_from)
+    assert found == target.detected_from

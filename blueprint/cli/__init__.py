@@ -12,6 +12,8 @@ lifecycle.py (init, upgrade, ps, logs, up, down, uninstall) and export.py (expor
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from blueprint import __version__
@@ -40,12 +42,21 @@ def say_config(path, origin: str) -> None:
     say(config_line(path, origin))
 
 
+def _given(context, parameter, value):
+    """--config "" named no file, and was taken for no --config at all: the example shipped."""
+    if value == "":
+        raise click.BadParameter("an empty path names no config", context, parameter)
+    return value
+
+
 def config_option(function):
+    # What a path that is not a config is (a folder, a FIFO) is said by config.load, as for every file it reads.
     return click.option(
         "--config",
         "-c",
         "config_path",
-        type=click.Path(dir_okay=False),
+        type=click.Path(),
+        callback=_given,
         envvar="BLUEPRINT_CONFIG",
         show_envvar=True,
         help=CONFIG_HELP,
@@ -86,6 +97,21 @@ def cli(debug: bool) -> None:
 
 # ---- the one error handler -----------------------------------------------------------------
 
+# What would break a message's line or forge another (a newline, an escape sequence, a Unicode line
+# separator): printed as Python writes it in a string literal.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """A message as one line: a value a person gave (--to $'v1\\nblueprint: note: ...') cannot add one."""
+    return _UNPRINTABLE.sub(lambda m: repr(m[0])[1:-1], text)
+
+
+def _error(message: str, hint: str | None = None) -> None:
+    click.echo(f"blueprint: error: {one_line(message)}", err=True)
+    if hint:
+        click.echo(f"hint: {one_line(hint)}", err=True)
+
 
 def run(argv: list[str]) -> int:
     debug = "--debug" in argv
@@ -93,9 +119,7 @@ def run(argv: list[str]) -> int:
         # Without standalone mode, Click returns the code of a click.exceptions.Exit instead of exiting.
         code = cli.main(args=argv, prog_name="blueprint", standalone_mode=False)
     except BlueprintError as exc:
-        click.echo(f"blueprint: error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
+        _error(exc.message, exc.hint)
         return exc.exit_code
     except click.exceptions.Abort:
         click.echo("blueprint: aborted", err=True)
@@ -103,22 +127,30 @@ def run(argv: list[str]) -> int:
     except KeyboardInterrupt:
         click.echo("\nblueprint: interrupted", err=True)
         return 130
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # a group named alone: its help
+        return exc.exit_code
     except click.ClickException as exc:
-        exc.show()
+        context = getattr(exc, "ctx", None)
+        _error(exc.format_message(), f"see `{context.command_path} --help`" if context is not None else None)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except OSError as exc:  # permissions, a full disk, a read-only file system: the machine's, not ours
+        from blueprint.paths import current_folder_gone
+
+        if exc.filename is None and current_folder_gone():  # os.getcwd() failed, which names nothing
+            _error("the current folder no longer exists (deleted since this shell entered it)", "cd to one that does")
+            return 2
         where = f"{exc.filename}: " if exc.filename else ""
-        click.echo(f"blueprint: error: {where}{exc.strerror or exc}", err=True)
-        click.echo("hint: check that path's permissions and the free space of its file system", err=True)
+        _error(f"{where}{exc.strerror or exc}", "check that path's permissions and the free space of its file system")
         return 1
     except Exception as exc:
         if debug:
             import traceback
 
             traceback.print_exc()
-        click.echo(f"blueprint: unexpected error: {type(exc).__name__}: {exc}", err=True)
+        click.echo(f"blueprint: unexpected error: {one_line(f'{type(exc).__name__}: {exc}')}", err=True)
         click.echo("hint: run again with --debug for the traceback, and report it", err=True)
         return 3
     return code if isinstance(code, int) else 0

@@ -78,13 +78,13 @@ def restore(config_path, kind, file, yes, replace_salt_key):
     """
     from pathlib import Path
 
-    from blueprint.ops import backups
+    from blueprint.ops import backups, restore
 
     options = options_for(config_path)
     path = Path(file) if file else backups.newest(options.paths, kind)
     if not yes:
         click.confirm(f"Restore {kind} from {short(path)}? The current data is replaced", abort=True, err=True)
-    for step in backups.restore(options, kind, path, replace_salt_key=replace_salt_key):
+    for step in restore.restore(options, kind, path, replace_salt_key=replace_salt_key):
         say(step)
 
 

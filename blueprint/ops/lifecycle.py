@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from blueprint import engine, pipeline, podman, systemd
+from blueprint import engine, podman, systemd
 from blueprint.files import lock
 from blueprint.model.types import Kind, Stack
 from blueprint.paths import Paths, tilde
@@ -73,7 +73,7 @@ def _remove(paths: Paths, manifest: engine.Manifest, force: bool) -> Iterator[st
         yield "ran: " + " ".join(systemd.systemctl("disable", "--now", *timers))
     if services or resources:
         yield "ran: " + " ".join(systemd.systemctl("stop", *services, *resources))
-    roots = pipeline.roots(paths)
+    roots = engine.roots(paths)
     changes = engine.compare([], manifest, roots)
     removals = [c for c in changes if c.status is engine.Status.ORPHAN or force]
     engine.apply([], removals, manifest, roots)

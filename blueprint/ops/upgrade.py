@@ -19,13 +19,14 @@ from pathlib import Path
 
 from blueprint import configfile, pipeline, podman
 from blueprint.errors import BlueprintError, ConfigError, ToolError, UpgradeFailed
-from blueprint.files import lock, read_bytes
+from blueprint.files import lock
 from blueprint.kinds import BackupKind
 from blueprint.model import jobs, releases
 from blueprint.model.rules import enabled
 from blueprint.model.types import Stack
-from blueprint.ops import backups, inspect
+from blueprint.ops import backups, inspect, restore
 from blueprint.paths import APPLIED, SHIPPED
+from blueprint.reading import read_bytes
 
 Say = Callable[[str], None]
 
@@ -160,7 +161,7 @@ class _WayBack:
             failure = _apply(self.options, self.wait, say)
             if self.dump and backups.schema_digest(self.stack) != self.schema:
                 say("the new release changed the database schema: restoring the database taken before")
-                for step in backups.restore(self.options, BackupKind.POSTGRES, self.dump):
+                for step in restore.restore(self.options, BackupKind.POSTGRES, self.dump):
                     say(step)
         except BlueprintError as error:
             if not after_error:
