@@ -307,6 +307,17 @@ def show(unit: str, *properties: str, timestamps: str | None = None) -> dict[str
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
+def loaded(units: Sequence[str]) -> list[str]:
+    """The units systemd has loaded, of these: one it does not know (a unit rendered but never
+    daemon-reloaded, or gone) would make a stop fail for all of them."""
+    if not units:
+        return []
+    out = process.text(["systemctl", "--user", "show", "--property=Id,LoadState", *units], timeout=30)
+    blocks = [dict(line.split("=", 1) for line in block.splitlines() if "=" in line) for block in out.split("\n\n")]
+    known = {block.get("Id") for block in blocks if block.get("LoadState") == "loaded"}
+    return [unit for unit in units if unit in known]
+
+
 def is_active(unit: str) -> bool:
     """Whether systemd runs the unit now (False too when systemctl cannot tell)."""
     try:

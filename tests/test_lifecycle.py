@@ -600,6 +600,19 @@ def test_uninstall_with_nothing_installed_says_so(home, tmp_path):
         assert "kept the secrets" not in result.stderr, "there are none"
 
 
+def test_uninstall_of_a_render_systemd_never_loaded_stops_nothing(home, tmp_path):
+    """systemd refuses to stop a unit it has not loaded: a render without daemon-reload made
+    uninstall fail before it removed anything."""
+    config = write_config(tmp_path, CONFIG)
+    env = {"PATH": f"{FAKES}:{os.environ['PATH']}", "FAKE_SYSTEMCTL": str(tmp_path / "systemd.json")}
+    assert cli("render", "--config", str(config), env=env).returncode == 0
+    result = cli("uninstall", "--yes", env=env)
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "systemd.json.log").read_text().splitlines()
+    assert not [call for call in calls if call.startswith("stop")], calls
+    assert not home.manifest.exists() and not (home.unit_dir / "litellm").exists()
+
+
 def test_uninstall_removes_only_what_a_render_here_would(world, home, tmp_path):
     """Files are removed one way, the engine's: never a file outside the folders blueprint writes
     into, whatever the manifest lists."""

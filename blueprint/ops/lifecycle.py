@@ -71,8 +71,9 @@ def _remove(paths: Paths, manifest: engine.Manifest, force: bool) -> Iterator[st
     timers = sorted(role.unit for role in roles if role.kind is Kind.TIMER)
     if timers:
         yield "ran: " + " ".join(systemd.systemctl("disable", "--now", *timers))
-    if services or resources:
-        yield "ran: " + " ".join(systemd.systemctl("stop", *services, *resources))
+    running = systemd.loaded([*services, *resources])  # a render never reloaded left nothing to stop
+    if running:
+        yield "ran: " + " ".join(systemd.systemctl("stop", *running))
     roots = engine.roots(paths)
     changes = engine.compare([], manifest, roots)
     removals = [c for c in changes if c.status is engine.Status.ORPHAN or force]
