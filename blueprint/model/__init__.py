@@ -19,7 +19,7 @@ from blueprint.model.outputs import clash, container_file, outputs
 from blueprint.model.sections import runs
 from blueprint.model.site import external_site
 from blueprint.model.sizing import size
-from blueprint.model.types import Database, Network, Output, Publish, Service, Stack, Volume
+from blueprint.model.types import Database, Network, Output, Publish, Purpose, Service, Stack, Volume
 from blueprint.paths import Paths
 from blueprint.quadlet import NO_WORDS, Layout, Podman, Words, mount_source
 
@@ -124,10 +124,10 @@ def _own_place(data: Mapping[str, Any], files: tuple[Output, ...], paths: Paths,
     if found is None:
         return
     first, second, folder = found
-    if "config" not in first.values and "config" not in second.values:
+    if Purpose.GATEWAY not in (first.purpose, second.purpose):
         raise RenderError(f"{first.path} and {second.path} would be written over each other")
     given = data["litellm"]["config_file"]
-    mine, other = (first, second) if "config" in first.values else (second, first)
+    mine, other = (first, second) if first.purpose is Purpose.GATEWAY else (second, first)
     placed = mine.path.relative_to(paths.unit_dir).as_posix()
     theirs = other.path.relative_to(paths.unit_dir).as_posix()
     if folder and mine is first:

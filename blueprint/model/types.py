@@ -371,11 +371,27 @@ class Role:
         return 0o600 if self.secret else 0o644
 
 
+class Purpose(StrEnum):
+    """What a rendered file is for in the stack: how later steps (and tests) find one."""
+
+    NETWORK = "network"
+    VOLUME = "volume"
+    CONTAINER = "container"  # a service's unit (a template's: every instance's)
+    SECRETS = "secrets"  # a service's environment file
+    GATEWAY = "gateway"  # litellm.yaml
+    LOG_CONFIG = "log config"  # uvicorn's logging, read by LiteLLM
+    ACCESS_FILTER = "access filter"  # the probe filter of LiteLLM's access log
+    FRONT_DOOR = "front door"  # the front door's Caddyfile
+    SITE = "site"  # the Caddy site of the external URL
+    BACKUP = "backup"  # a backup job's service or timer
+
+
 @dataclass(frozen=True)
 class Output:
     """One file the stack needs: where it lands, what it is, and the template that formats it."""
 
     path: Path
+    purpose: Purpose
     role: Role
     template: str  # under njk/
     values: Mapping[str, Any] = field(default_factory=dict, compare=False)  # what the template reads
@@ -419,14 +435,15 @@ class Stack:
         """The service clients are told to use: the one that publishes the API port."""
         return next((s for s in self.services if s.publish), None)
 
-    def output(self, kind: Kind) -> Output | None:
-        """The first output of a kind (the site)."""
-        return next((o for o in self.outputs if o.role.kind is kind), None)
+    def output(self, purpose: Purpose) -> Output | None:
+        """The output of a purpose (the first, of one several files share: a container's)."""
+        return next((o for o in self.outputs if o.purpose is purpose), None)
 
     @property
     def gateway_file(self) -> Path | None:
         """Where litellm.yaml is written."""
-        return next((o.path for o in self.outputs if "config" in o.values), None)
+        output = self.output(Purpose.GATEWAY)
+        return output.path if output else None
 
     @property
     def generated_secrets(self) -> tuple[str, ...]:
