@@ -19,7 +19,7 @@ from blueprint.model.outputs import clash, container_file, outputs
 from blueprint.model.sections import runs
 from blueprint.model.site import external_site
 from blueprint.model.sizing import size
-from blueprint.model.types import Database, Network, Output, Publish, Purpose, Service, Stack, Volume
+from blueprint.model.types import Database, Network, Output, Publish, Purpose, Service, Stack
 from blueprint.paths import Paths
 from blueprint.quadlet import NO_WORDS, Layout, Podman, Words, mount_source
 
@@ -43,12 +43,9 @@ def build(
     sizing = size(data)
     layout = Layout(podman)
     built: list[Service] = []
-    volumes: list[Volume] = []
     if on["litellm_postgres"]:
-        volumes.append(Volume("litellm_postgres", "litellm-postgres", "PostgreSQL data of the LiteLLM gateway"))
         built.append(services.postgres(data["litellm_postgres"], sizing))
     if on["litellm_redis"]:
-        volumes.append(Volume("litellm_redis", "litellm-redis", "Redis data of the LiteLLM gateway"))
         built.append(services.redis(data["litellm_redis"], sizing))
     found = gateway.Providers()
     config = the_site = door = None
@@ -86,7 +83,6 @@ def build(
         paths=paths,
         layout=layout,
         network=network,
-        volumes=tuple(volumes),
         services=ordered,
         gateway=config,
         site=the_site,
@@ -99,7 +95,6 @@ def build(
         podman=podman,
         network=network,
         services=ordered,
-        volumes=tuple(volumes),
         gateway=config[1] if config else None,
         site=the_site,
         front_door=door,

@@ -20,7 +20,7 @@ from blueprint.model.services import (
     LOG_CONFIG_TARGET,
     READINESS,
 )
-from blueprint.model.types import BackupSchedule, FrontDoor, Kind, Network, Output, Purpose, Role, Service, Site, Volume
+from blueprint.model.types import BackupSchedule, FrontDoor, Kind, Network, Output, Purpose, Role, Service, Site
 from blueprint.paths import Paths
 from blueprint.quadlet import Layout, podman_name, unit_of
 
@@ -51,7 +51,6 @@ def outputs(
     paths: Paths,
     layout: Layout,
     network: Network,
-    volumes: tuple[Volume, ...],
     services: tuple[Service, ...],
     gateway: tuple[str, Mapping[str, Any]] | None,
     site: Site | None,
@@ -59,11 +58,11 @@ def outputs(
     backup: BackupSchedule | None,
 ) -> tuple[Output, ...]:
     """`gateway` is litellm.yaml's place in the unit directory and its data."""
-    found = _outputs(paths, layout, network, volumes, services, gateway, site, front_door, backup)
+    found = _outputs(paths, layout, network, services, gateway, site, front_door, backup)
     return tuple(sorted(found, key=lambda o: str(o.path)))
 
 
-def _outputs(paths, layout, network, volumes, services, gateway, site, front_door, backup) -> Iterator[Output]:
+def _outputs(paths, layout, network, services, gateway, site, front_door, backup) -> Iterator[Output]:
     units = paths.unit_dir
     yield Output(
         units / network.unit_file,
@@ -72,10 +71,11 @@ def _outputs(paths, layout, network, volumes, services, gateway, site, front_doo
         "llm.network.njk",
         {"network": network},
     )
-    for volume in volumes:
-        place = layout.place(f"{FOLDERS[volume.key]}/{volume.name}.volume")
-        role = Role(Kind.VOLUME, unit_of(place), resource=volume.podman_name)
-        yield Output(units / place, Purpose.VOLUME, role, "_volume.njk", {"volume": volume})
+    for service in services:
+        if service.volume:
+            place = layout.place(f"{FOLDERS[service.key]}/{service.volume.unit_file}")
+            role = Role(Kind.VOLUME, unit_of(place), resource=service.volume.podman_name)
+            yield Output(units / place, Purpose.VOLUME, role, "_volume.njk", {"volume": service.volume})
     # One .container per unit file: a template (litellm@.container) serves all its instances.
     for unit_file, group in _grouped(services, lambda s: s.unit_file).items():
         first = group[0]

@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from blueprint.model.sections import ENV_REF, SERVICE_KEYS, enabled, runs
-from blueprint.model.types import CONTAINER_ENVIRONMENT, FrontDoor, Health, Publish, SecretEnv, Service, Sizing
+from blueprint.model.types import (
+    CONTAINER_ENVIRONMENT,
+    FrontDoor,
+    Health,
+    Publish,
+    SecretEnv,
+    Service,
+    Sizing,
+    Volume,
+)
 from blueprint.quadlet import NO_WORDS, Podman, Words, lower
 
 # The files the proxy reads, in the unit directory (Layout.place applies) and in its container:
@@ -74,7 +83,9 @@ def postgres(cfg: Mapping[str, Any], sizing: Sizing) -> Service:
         cfg,
         sizing,
         description="PostgreSQL for the LiteLLM gateway (keys, spend, models)",
-        volumes=("litellm-postgres.volume:/var/lib/postgresql/data",),
+        volume=Volume(
+            service_name("litellm_postgres"), "PostgreSQL data of the LiteLLM gateway", "/var/lib/postgresql/data"
+        ),
         environment=Words((f"POSTGRES_USER={cfg['user']}", f"POSTGRES_DB={cfg['database']}")),
         command=Words(
             (
@@ -118,7 +129,7 @@ def redis(cfg: Mapping[str, Any], sizing: Sizing) -> Service:
         cfg,
         sizing,
         description="Redis for the LiteLLM gateway (response cache, router state)",
-        volumes=("litellm-redis.volume:/data",),
+        volume=Volume(service_name("litellm_redis"), "Redis data of the LiteLLM gateway", "/data"),
         command=Words(("sh", "-c", script)),
         # redis-cli reads the password from REDISCLI_AUTH, so the health check needs no argv.
         secret_env=(SecretEnv.plain("REDISCLI_AUTH", "REDIS_PASSWORD"),),
@@ -203,7 +214,7 @@ def litellm(
         running=[key for key, running in runs(data).items() if running],
         description="LiteLLM proxy: one OpenAI-compatible API for the configured LLM providers",
         publish=(Publish(cfg["publish_address"], cfg["published_port"], cfg["port"]),),
-        volumes=tuple(f"{source}:{target}:ro,Z" for target, source in mounts.items()),
+        mounts=tuple(f"{source}:{target}:ro,Z" for target, source in mounts.items()),
         environment=Words(environment),
         command=Words(
             (

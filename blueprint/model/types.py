@@ -164,6 +164,29 @@ class Publish:
 
 
 @dataclass(frozen=True)
+class Volume:
+    """The podman volume a service keeps its data in, made by Quadlet from a .volume unit."""
+
+    name: str  # unit stem: litellm-postgres -> litellm-postgres.volume
+    description: str
+    target: str  # where its service's container mounts it
+
+    @property
+    def unit_file(self) -> str:
+        return f"{self.name}.volume"
+
+    @property
+    def podman_name(self) -> str:
+        """The podman volume Quadlet creates (no VolumeName=, so systemd- + the unit stem)."""
+        return f"systemd-{self.name}"
+
+    @property
+    def mount(self) -> str:
+        """Its Volume= value in its service's unit: the .volume unit, at its target."""
+        return f"{self.unit_file}:{self.target}"
+
+
+@dataclass(frozen=True)
 class Service:
     """One container and the systemd service Quadlet makes of it, or one instance of a template
     (litellm@.container runs as litellm@1.service, litellm@2.service, ...)."""
@@ -176,7 +199,8 @@ class Service:
     port: int
     requires: tuple[str, ...]  # other services' names
     publish: tuple[Publish, ...] = ()
-    volumes: tuple[str, ...] = ()
+    volume: Volume | None = None  # the volume it keeps its data in
+    mounts: tuple[str, ...] = ()  # the files it reads, as Volume= gives them: source:target:options
     environment: Words = NO_WORDS
     command: Words = NO_WORDS
     secret_env: tuple[SecretEnv, ...] = ()
@@ -215,6 +239,11 @@ class Service:
         return self.container_name
 
     @property
+    def volume_values(self) -> tuple[str, ...]:
+        """Its Volume= values: its data volume, then the files it reads."""
+        return ((self.volume.mount,) if self.volume else ()) + self.mounts
+
+    @property
     def requires_units(self) -> tuple[str, ...]:
         return tuple(f"{name}.service" for name in self.requires)
 
@@ -222,18 +251,6 @@ class Service:
     def stop_timeout_unit(self) -> int:
         """systemd's TimeoutStopSec=: podman's own stop timeout plus room to clean up."""
         return self.stop_timeout + 30
-
-
-@dataclass(frozen=True)
-class Volume:
-    key: str  # the config section of the service that keeps its data in it
-    name: str  # unit stem: litellm-postgres -> litellm-postgres.volume
-    description: str
-
-    @property
-    def podman_name(self) -> str:
-        """The podman volume Quadlet creates (no VolumeName=, so systemd- + the unit stem)."""
-        return f"systemd-{self.name}"
 
 
 @dataclass(frozen=True)
@@ -409,7 +426,6 @@ class Stack:
     podman: Podman
     network: Network
     services: tuple[Service, ...]  # dependencies first
-    volumes: tuple[Volume, ...]
     gateway: Mapping[str, Any] | None  # litellm.yaml as data
     site: Site | None
     front_door: FrontDoor | None
@@ -429,6 +445,11 @@ class Stack:
     def services_of(self, key: str) -> tuple[Service, ...]:
         """Every service of a config section: LiteLLM's replicas."""
         return tuple(s for s in self.services if s.key == key)
+
+    @property
+    def volumes(self) -> tuple[Volume, ...]:
+        """The volumes its services keep their data in."""
+        return tuple(s.volume for s in self.services if s.volume)
 
     @property
     def api(self) -> Service | None:

@@ -152,7 +152,7 @@ def _restore_postgres(db: Database, path: Path) -> Iterator[str]:
 
 
 def _restore_redis(stack, service, path: Path, snapshot: BinaryIO) -> Iterator[str]:
-    volume = next(v for v in stack.volumes if v.name == service.name)
+    volume = service.volume
     # Redis writes its snapshot when it stops: stop it first, then replace the file it loads at start.
     systemctl("stop", service.unit)
     yield f"stopped {service.unit}"
