@@ -63,9 +63,8 @@ def database_may_exist(stack: Stack | None, volume_exists: Callable[[str], bool]
     config that does not load) there is no telling: it may."""
     if stack is None:
         return True
-    postgres = stack.service("litellm_postgres")
-    if postgres is not None:
-        return volume_exists(postgres.volume.podman_name)
+    if stack.database is not None:
+        return volume_exists(stack.database.volume.podman_name)
     return any(e.var == "DATABASE_URL" for s in stack.services for e in s.secret_env)
 
 

@@ -248,7 +248,7 @@ def _refuse_to_replace(stack: Stack, store: Store, name: str, volume_exists) -> 
     """A frozen secret is generated only for a database that does not exist yet."""
     if name not in FROZEN or stack.database is None or volume_exists is None:
         return
-    volume = stack.service("litellm_postgres").volume
+    volume = stack.database.volume
     if volume_exists(volume.podman_name):
         raise SecretError(
             f"{name} is in neither {store.path} nor any file blueprint wrote, but the volume "

@@ -60,8 +60,10 @@ def build(
         }
         mounts = {target: mount_source(place, unit_file, paths.unit_dir, podman) for target, place in places.items()}
         cfg = data["litellm"]
-        the_site = external_site(data, Publish(cfg["publish_address"], cfg["published_port"], cfg["port"]), machine)
-        proxy = services.litellm(data, sizing, mounts, found.secret_env, the_site.address if the_site else None)
+        publish = Publish(cfg["publish_address"], cfg["published_port"], cfg["port"])
+        the_site = external_site(data, publish, machine)
+        external_url = the_site.address if the_site else None
+        proxy = services.litellm(data, sizing, mounts, found.secret_env, publish, external_url)
         if sizing.replicas > 1:
             caddyfile = mount_source(layout.place(frontdoor.CADDYFILE), unit_file, paths.unit_dir, podman)
             replicas, front, door = frontdoor.replicated(proxy, data, sizing.replicas, podman, caddyfile)
@@ -74,7 +76,10 @@ def build(
     )
     network = Network(data["network"]["name"], data["network"]["subnet"])
     backup = jobs.schedule(data, paths, blueprint_command or Words(("blueprint",)))
-    postgres = data["litellm_postgres"]
+    database = None
+    if on["litellm_postgres"]:
+        pg = data["litellm_postgres"]
+        database = Database(next(s for s in ordered if s.key == "litellm_postgres"), pg["user"], pg["database"])
     notes = list(found.notes)
     if on["litellm"] and not found.deployments:
         notes.append("no enabled provider serves a model: every request gets an error; add one to llm_providers")
@@ -99,9 +104,7 @@ def build(
         site=the_site,
         front_door=door,
         backup=backup,
-        database=Database(postgres["hostname"], postgres["port"], postgres["user"], postgres["database"])
-        if on["litellm_postgres"]
-        else None,
+        database=database,
         secrets_backend=backend,
         sizing=sizing,
         outputs=files,

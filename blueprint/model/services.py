@@ -142,11 +142,12 @@ def litellm(
     sizing: Sizing,
     mounts: Mapping[str, str],
     provider_env: Iterable[SecretEnv],
+    publish: Publish,
     external_url: str | None,
 ) -> Service:
     """The proxy; `mounts` is how its Volume= names each of its files, by their target
-    (CONFIG_TARGET, LOG_CONFIG_TARGET, ACCESS_FILTER_TARGET), `external_url` the Caddy site's
-    address."""
+    (CONFIG_TARGET, LOG_CONFIG_TARGET, ACCESS_FILTER_TARGET), `publish` where its API port is
+    published on the host (the Caddy site's upstream too), `external_url` the Caddy site's address."""
     cfg = data["litellm"]
     on = enabled(data)
     secret_env = [SecretEnv.plain(name) for name in ("LITELLM_MASTER_KEY", "LITELLM_SALT_KEY", "UI_PASSWORD")]
@@ -213,7 +214,7 @@ def litellm(
         sizing,
         running=[key for key, running in runs(data).items() if running],
         description="LiteLLM proxy: one OpenAI-compatible API for the configured LLM providers",
-        publish=(Publish(cfg["publish_address"], cfg["published_port"], cfg["port"]),),
+        publish=(publish,),
         mounts=tuple(f"{source}:{target}:ro,Z" for target, source in mounts.items()),
         environment=Words(environment),
         command=Words(

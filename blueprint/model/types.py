@@ -267,10 +267,22 @@ class Network:
 class Database:
     """The PostgreSQL database LiteLLM uses, as backups and checks reach it inside its container."""
 
-    container: str
-    port: int
+    service: Service  # PostgreSQL's
     user: str
     name: str
+
+    @property
+    def container(self) -> str:
+        return self.service.container_name
+
+    @property
+    def port(self) -> int:
+        return self.service.port
+
+    @property
+    def volume(self) -> Volume:
+        """Where its data lives."""
+        return self.service.volume
 
 
 @dataclass(frozen=True)

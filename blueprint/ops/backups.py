@@ -117,7 +117,7 @@ def _postgres(options, stack, now: float, out: BinaryIO) -> None:
     with gzip.GzipFile(fileobj=out, mode="wb", mtime=int(now)) as packed:
         # --clean --if-exists: the dump recreates every object, so it restores over a live database too.
         dump = ["podman", "exec", db.container, "pg_dump", "--clean", "--if-exists"]
-        unit = stack.service("litellm_postgres").unit
+        unit = db.service.unit
         process.stream(
             [*dump, "-p", str(db.port), "-U", db.user, "-d", db.name],
             packed.write,
