@@ -17,7 +17,8 @@ from pathlib import Path
 from blueprint.errors import FileRefused
 from blueprint.files import digest
 from blueprint.formats import env_lines
-from blueprint.model.types import GENERATED, Kind, SecretEnv, Stack
+from blueprint.model.environment import GENERATED, SecretEnv
+from blueprint.model.types import Kind, Stack
 from blueprint.paths import Paths
 from blueprint.reading import MAX_CONFIG, read_regular
 from blueprint.secrets import FROZEN, NAME

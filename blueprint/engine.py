@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from blueprint.errors import ConflictError
-from blueprint.files import digest, ensure_dir, fsync_dir, write_atomic, write_if_unchanged
+from blueprint.files import digest, fsync_dir, write_atomic, write_if_unchanged
+from blueprint.folders import ensure_dir
 from blueprint.model.types import Kind, Role
 from blueprint.paths import Paths
 from blueprint.plan import PlannedFile

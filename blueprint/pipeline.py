@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from blueprint import config, engine, fastpath, host, model, plan, secrets
 from blueprint.errors import ToolError
-from blueprint.files import check_file, check_folder, write_atomic
+from blueprint.files import write_atomic
+from blueprint.folders import check_file, check_folder
 from blueprint.host import Machine
 from blueprint.model.site import needs_machine
 from blueprint.model.types import Kind, Stack
@@ -188,7 +189,7 @@ def render(
     restart_wait: float | None = None,
 ) -> Outcome:
     """Render and write under the lock, from the first read to the last write."""
-    from blueprint.files import lock
+    from blueprint.locking import lock
 
     with lock(options.paths.lock):
         prepared = prepare(options, strict=strict)

@@ -16,7 +16,8 @@ from blueprint import deployed as deployment
 from blueprint.deployed import Deployed, database_may_exist, made_by, read_env_records
 from blueprint.errors import FileRefused, SecretError
 from blueprint.formats import CONTROL
-from blueprint.model.types import GENERATED, Kind, Stack
+from blueprint.model.environment import GENERATED
+from blueprint.model.types import Kind, Stack
 from blueprint.paths import Paths
 from blueprint.secrets import FROZEN, Store, check_value, json_secrets, misfit, one_line_json
 

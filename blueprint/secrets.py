@@ -22,9 +22,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from blueprint.errors import FileRefused, SecretError
-from blueprint.files import ensure_dir, lock, write_atomic
+from blueprint.files import write_atomic
+from blueprint.folders import ensure_dir
 from blueprint.formats import CONTROL, env_lines
-from blueprint.model.types import GENERATED, Stack
+from blueprint.locking import lock
+from blueprint.model.environment import GENERATED
+from blueprint.model.types import Stack
 from blueprint.paths import Paths
 from blueprint.reading import MAX_CONFIG, open_regular, read_bytes, read_regular, size
 

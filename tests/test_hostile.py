@@ -152,7 +152,7 @@ def test_a_render_refused_by_its_config_writes_nothing_not_even_the_lock(home, t
 def test_the_lock_removed_on_release_still_lets_one_run_at_a_time(home, tmp_path):
     """8 processes x 25 turns of an unlocked read-modify-write under the lock, on a lock file (and
     folders) removed at every release: no turn is lost, and no lock file is left behind."""
-    from blueprint.files import lock
+    from blueprint.locking import lock
 
     counter = tmp_path / "counter"
     counter.write_text("0")
@@ -1009,7 +1009,7 @@ def test_verify_without_testinfra_says_how_to_install_it(config, home, monkeypat
 
 def test_making_a_private_folder_never_changes_a_folder_that_existed(tmp_path):
     """ensure_dir once tightened every folder on its way up: /tmp itself became 0700."""
-    from blueprint.files import ensure_dir
+    from blueprint.folders import ensure_dir
 
     shared = tmp_path / "shared"
     shared.mkdir()
@@ -1137,7 +1137,7 @@ def test_a_secret_comes_back_only_from_its_own_services_variable(config, home):
     from dataclasses import replace
 
     from blueprint import resolution
-    from blueprint.model.types import SecretEnv
+    from blueprint.model.environment import SecretEnv
 
     rendered(config)
     stack = pipeline.build_stack(options(config, HOME=str(home.home))).stack

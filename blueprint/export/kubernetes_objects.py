@@ -13,7 +13,8 @@ from hashlib import sha256
 from pathlib import PurePosixPath
 from typing import Any, NamedTuple
 
-from blueprint.model.types import GENERATED, Health, SecretEnv, Service
+from blueprint.model.environment import GENERATED, SecretEnv
+from blueprint.model.types import Health, Service
 
 SECRET_NAME = "litellm-secrets"
 HTTP = "http"

@@ -10,17 +10,9 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
+from blueprint.model.environment import CONTAINER_ENVIRONMENT, SecretEnv
 from blueprint.model.sections import ENV_REF, SERVICE_KEYS, enabled, runs
-from blueprint.model.types import (
-    CONTAINER_ENVIRONMENT,
-    FrontDoor,
-    Health,
-    Publish,
-    SecretEnv,
-    Service,
-    Sizing,
-    Volume,
-)
+from blueprint.model.types import FrontDoor, Health, Publish, Service, Sizing, Volume
 from blueprint.quadlet import NO_WORDS, Podman, Words, lower
 
 # The files the proxy reads, in the unit directory (Layout.place applies) and in its container:

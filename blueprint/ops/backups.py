@@ -22,8 +22,10 @@ from typing import BinaryIO
 
 from blueprint import process
 from blueprint.errors import BlueprintError, ToolError
-from blueprint.files import atomic_output, digest, ensure_dir, lock
+from blueprint.files import atomic_output, digest
+from blueprint.folders import ensure_dir
 from blueprint.kinds import BackupKind
+from blueprint.locking import lock
 from blueprint.paths import Paths
 
 SUFFIX = {BackupKind.POSTGRES: ".sql.gz", BackupKind.REDIS: ".rdb", BackupKind.CONFIG: ".tar.gz"}

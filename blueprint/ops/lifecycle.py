@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from blueprint import engine, podman, systemd
-from blueprint.files import lock
+from blueprint.locking import lock
 from blueprint.model.types import Kind, Stack
 from blueprint.paths import Paths, tilde
 

@@ -20,8 +20,10 @@ from typing import BinaryIO
 
 from blueprint import configfile, process
 from blueprint.errors import BackupError, BlueprintError, ConfigError, FileRefused, SecretError
-from blueprint.files import atomic_output, ensure_dir, lock, write_atomic
+from blueprint.files import atomic_output, write_atomic
+from blueprint.folders import ensure_dir
 from blueprint.kinds import BackupKind
+from blueprint.locking import lock
 from blueprint.model.types import Database
 from blueprint.ops.backups import PODMAN_HINT
 from blueprint.paths import SHIPPED, Paths, config_file
