@@ -16,6 +16,7 @@ from blueprint import deployed as deployment
 from blueprint.deployed import Deployed, database_may_exist, made_by, read_env_records
 from blueprint.errors import FileRefused, SecretError
 from blueprint.formats import CONTROL
+from blueprint.manifest import Manifest
 from blueprint.model.environment import GENERATED
 from blueprint.model.types import Kind, Stack
 from blueprint.paths import Paths
@@ -161,7 +162,9 @@ def resolve(
     return found
 
 
-def resolve_here(stack: Stack, paths: Paths, environ: Mapping[str, str], manifest, *, volume_exists=None) -> Resolution:
+def resolve_here(
+    stack: Stack, paths: Paths, environ: Mapping[str, str], manifest: Manifest, *, volume_exists=None
+) -> Resolution:
     """resolve() with what this machine holds: the store, the files the manifest recorded (and
     earlier stores), the keys removed, the deployment."""
     recorded = [(Path(name), owned.role.kind) for name, owned in manifest.files.items()]
@@ -169,9 +172,9 @@ def resolve_here(stack: Stack, paths: Paths, environ: Mapping[str, str], manifes
         stack,
         Store.load(paths),
         environ,
-        written=written_files(stack, recorded, manifest.extra.get("stores", [])),
+        written=written_files(stack, recorded, manifest.stores),
         volume_exists=volume_exists,
-        removed=manifest.extra.get("removed", []),
+        removed=manifest.removed,
         deployed=Deployed.load(paths, manifest),
     )
 

@@ -16,7 +16,9 @@ import pytest
 
 from blueprint import cli as cli_module
 from blueprint import engine, pipeline, secrets, systemd
+from blueprint.actions import Actions
 from blueprint.errors import ConflictError
+from blueprint.manifest import Manifest
 from tests import injection
 from tests.conftest import ROOT, cli, fake_podman, need, options, tree, write_config
 
@@ -976,7 +978,7 @@ def test_a_restart_that_waits_too_long_is_reported_not_repeated(tmp_path, monkey
     monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
     monkeypatch.setattr(systemd, "RESTART_WAIT", 1)
     started = time.monotonic()
-    done = systemd.run(systemd.Actions(restart=("litellm.service",)))
+    done = systemd.run(Actions(restart=("litellm.service",)))
     assert time.monotonic() - started < 20
     assert done.notes and "still starting after 1 s" in done.notes[0]
 
@@ -991,7 +993,7 @@ def test_a_replica_that_never_gets_ready_halts_the_rolling_restart(tmp_path, mon
     (fake / "systemctl").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
     replicas = ("litellm@1.service", "litellm@2.service")
-    done = systemd.run(systemd.Actions(restart=replicas), wait=1, one_at_a_time=replicas)
+    done = systemd.run(Actions(restart=replicas), wait=1, one_at_a_time=replicas)
     assert (tmp_path / "calls").read_text().split("\n")[:-1] == ["--user restart litellm@1.service"]
     assert done.held == ("litellm@2.service",)
     assert "litellm@2.service not restarted: they serve as before until litellm@1.service is ready" in done.notes[1]
@@ -1153,7 +1155,7 @@ def written_before_the_record(home):
     made from (and its manifest says it wrote them so)."""
     from blueprint.files import digest
 
-    manifest = engine.Manifest.load(home)
+    manifest = Manifest.load(home)
     for file in home.env_dir.iterdir():
         file.write_text("".join(line for line in file.read_text().splitlines(True) if ": made from " not in line))
         manifest.files[str(file)].hashes.append(digest(file.read_bytes()))
