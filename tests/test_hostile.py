@@ -20,7 +20,17 @@ from blueprint.actions import Actions
 from blueprint.errors import ConflictError
 from blueprint.manifest import Manifest
 from tests import injection
-from tests.conftest import ROOT, cli, fake_podman, need, options, tree, write_config
+from tests.conftest import (
+    ROOT,
+    change_podman_world,
+    cli,
+    fake_podman,
+    need,
+    options,
+    podman_world,
+    tree,
+    write_config,
+)
 
 CONFIG = {
     "podman_version": "5.4",
@@ -406,21 +416,18 @@ def test_a_podman_that_cannot_tell_whether_the_volume_exists_generates_nothing(c
 
 
 def test_podman_secrets_with_a_key_not_set_yet_render_without_it(home, tmp_path):
-    from tests.test_secrets import fake_podman_with_secrets
-
-    bin_dir, store_dir = fake_podman_with_secrets(tmp_path)
     config = write_config(tmp_path, {**CONFIG, "secrets": {"backend": "podman"}})
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "OPENAI_API_KEY": ""}
+    env = {**fake_podman(tmp_path, {}), "OPENAI_API_KEY": ""}
     result = cli("render", "--config", str(config), env=env)
     assert result.returncode == 0, result.stderr
     assert "OPENAI_API_KEY is not set" in result.stderr
-    assert "blueprint-OPENAI_API_KEY" not in {p.name for p in store_dir.iterdir()}
+    assert "blueprint-OPENAI_API_KEY" not in podman_world(env)["secrets"]
     services = injection.quadlet_services(home.unit_dir)
     assert "OPENAI_API_KEY" not in " ".join(v for _, v in services[injection.LITELLM]), "no Secret= for it"
     stored = cli("secrets", "set", "OPENAI_API_KEY", "--config", str(config), input="sk-later\n", env=env)
     assert stored.returncode == 0, stored.stderr
     assert cli("render", "--config", str(config), env=env).returncode == 0
-    assert (store_dir / "blueprint-OPENAI_API_KEY").read_text() == "sk-later"
+    assert podman_world(env)["secrets"]["blueprint-OPENAI_API_KEY"] == "sk-later"
 
 
 def test_a_store_that_is_a_symlink_is_refused_and_its_target_untouched(home, tmp_path):
@@ -686,16 +693,15 @@ def test_a_linked_config_is_backed_up_by_its_content_and_restored_through_the_li
 
 
 def test_with_podman_secrets_a_removed_secret_is_recreated(home, tmp_path):
-    from tests.test_secrets import fake_podman_with_secrets
-
-    bin_dir, store_dir = fake_podman_with_secrets(tmp_path)
     config = write_config(tmp_path, {**CONFIG, "secrets": {"backend": "podman"}})
-    env = {**KEY, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env = {**KEY, **fake_podman(tmp_path, {})}
     assert cli("render", "--config", str(config), env=env).returncode == 0
-    (store_dir / "blueprint-OPENAI_API_KEY").unlink()
+    world = podman_world(env)
+    del world["secrets"]["blueprint-OPENAI_API_KEY"]  # a person's `podman secret rm`
+    change_podman_world(env, world)
     again = cli("render", "--config", str(config), env=env)
     assert "up to date" not in again.stderr
-    assert (store_dir / "blueprint-OPENAI_API_KEY").read_text() == KEY["OPENAI_API_KEY"]
+    assert podman_world(env)["secrets"]["blueprint-OPENAI_API_KEY"] == KEY["OPENAI_API_KEY"]
 
 
 def test_a_library_edit_that_keeps_size_and_mtime_is_seen(config, home, tmp_path, monkeypatch):
