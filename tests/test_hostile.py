@@ -234,6 +234,15 @@ def _render_with_new_network(config, home):
     return home.unit_dir / "llm.network"
 
 
+def _refused_keeping_the_edit(config, home, network: Path) -> None:
+    """The render stops at the edit of `network` made while it wrote, and leaves the edit and no
+    temp file."""
+    with pytest.raises(ConflictError, match=CHANGED):
+        pipeline.render(options(config, HOME=str(home.home), **KEY))
+    assert network.read_text().endswith("# mine\n"), "the edit is kept"
+    assert list(home.unit_dir.glob(".llm.network.*")) == [], "no temp file is left"
+
+
 @pytest.mark.parametrize("how", ["in place", "by rename"])
 def test_an_edit_made_while_the_new_file_is_synced_is_kept(config, home, monkeypatch, how):
     """The write window of a unit: an edit landing while its new contents are fsynced (which can
@@ -248,10 +257,7 @@ def test_an_edit_made_while_the_new_file_is_synced_is_kept(config, home, monkeyp
         return fsync(fd)
 
     monkeypatch.setattr(os, "fsync", edit_while_syncing)
-    with pytest.raises(ConflictError, match=CHANGED):
-        pipeline.render(options(config, HOME=str(home.home), **KEY))
-    assert network.read_text().endswith("# mine\n"), "the edit is kept"
-    assert list(home.unit_dir.glob(".llm.network.*")) == [], "no temp file is left"
+    _refused_keeping_the_edit(config, home, network)
 
 
 @pytest.mark.parametrize("how", ["in place", "by rename"])
@@ -269,10 +275,7 @@ def test_an_edit_made_at_the_instant_of_the_rename_is_put_back(config, home, mon
         exchange(a, b)
 
     monkeypatch.setattr(files, "_exchange", edit_first)
-    with pytest.raises(ConflictError, match=CHANGED):
-        pipeline.render(options(config, HOME=str(home.home), **KEY))
-    assert network.read_text().endswith("# mine\n"), "the edit is kept"
-    assert list(home.unit_dir.glob(".llm.network.*")) == [], "no temp file is left"
+    _refused_keeping_the_edit(config, home, network)
 
 
 def test_without_an_atomic_exchange_an_edit_at_the_rename_is_still_seen(config, home, monkeypatch):
@@ -296,10 +299,7 @@ def test_without_an_atomic_exchange_an_edit_at_the_rename_is_still_seen(config, 
         replace(src, dst)
 
     monkeypatch.setattr(os, "replace", edit_first)
-    with pytest.raises(ConflictError, match=CHANGED):
-        pipeline.render(options(config, HOME=str(home.home), **KEY))
-    assert network.read_text().endswith("# mine\n"), "the edit is kept"
-    assert list(home.unit_dir.glob(".llm.network.*")) == [], "no temp file is left"
+    _refused_keeping_the_edit(config, home, network)
     monkeypatch.setattr(os, "replace", replace)
     pipeline.render(options(config, HOME=str(home.home), **KEY), force=True)
     assert "10.77.0.0/24" in network.read_text() and "# mine" not in network.read_text()
