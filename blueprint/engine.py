@@ -5,8 +5,8 @@ update), conflict (edited by hand since blueprint wrote it, or never written by 
 orphan (written by blueprint, no longer planned: removed). `render --dry-run`, `diff`, `status`
 and `check` are this walk with a writer that writes nothing.
 
-What blueprint wrote is recorded in a manifest (manifest.py) under $XDG_STATE_HOME, outside the unit directory
-so Quadlet never sees it: each file's hashes and its Role (what it is to systemd), so a file no
+What blueprint wrote is recorded in its manifest (manifest.py), outside the unit directory so
+Quadlet never sees it: each file's hashes and its Role (what it is to systemd), so a file no
 longer rendered is still known for what it was. Before writing, the manifest records the hashes
 about to be written too, so a render killed half-way leaves files the next render recognises.
 """

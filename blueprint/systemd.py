@@ -2,6 +2,7 @@
 
 Each file's Role (model/types.py) says what it is to systemd: a Quadlet unit becomes its service
 at daemon-reload, a changed litellm.yaml or environment file restarts the service that reads it.
+What that asks of systemd is planned here as Actions (actions.py), then run.
 Restarts go in one `systemctl restart` call, dependencies first, so systemd orders them in one
 transaction (and restarts, through Requires=, the services that depend on a restarted one).
 """

@@ -1,7 +1,8 @@
-"""Every file the stack needs: where it lands, what it is to systemd, which template formats it.
+"""Every file the stack needs: where it lands, what it is for and to systemd, its template.
 
 Later steps read these instead of working names out of paths: the engine records each file's Role
-in its manifest, systemd.py turns roles into reloads and restarts, verify knows what to look for.
+in its manifest, systemd.py turns roles into reloads and restarts, verify knows what to look for,
+and a step that needs one file (litellm.yaml, the Caddy site) finds it by its Purpose.
 """
 
 from __future__ import annotations
