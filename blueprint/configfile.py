@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from blueprint.errors import BlueprintError, ConfigError
-from blueprint.files import ensure_dir, fsync_dir, write_atomic
+from blueprint.files import fsync_dir, write_atomic
+from blueprint.folders import ensure_dir
 from blueprint.model import providers as catalog
 from blueprint.paths import resource
 

@@ -17,7 +17,9 @@ from pathlib import Path
 from blueprint.errors import FileRefused
 from blueprint.files import digest
 from blueprint.formats import env_lines
-from blueprint.model.types import GENERATED, Kind, SecretEnv, Stack
+from blueprint.manifest import Manifest
+from blueprint.model.environment import GENERATED, SecretEnv
+from blueprint.model.types import Kind, Stack
 from blueprint.paths import Paths
 from blueprint.reading import MAX_CONFIG, read_regular
 from blueprint.secrets import FROZEN, NAME
@@ -63,9 +65,8 @@ def database_may_exist(stack: Stack | None, volume_exists: Callable[[str], bool]
     config that does not load) there is no telling: it may."""
     if stack is None:
         return True
-    volume = next((v for v in stack.volumes if v.key == "litellm_postgres"), None)
-    if volume is not None:
-        return volume_exists(volume.podman_name)
+    if stack.database is not None:
+        return volume_exists(stack.database.volume.podman_name)
     return any(e.var == "DATABASE_URL" for s in stack.services for e in s.secret_env)
 
 
@@ -87,9 +88,7 @@ class Deployed:
     chosen: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, paths: Paths, manifest=None) -> Deployed:
-        from blueprint.engine import Manifest
-
+    def load(cls, paths: Paths, manifest: Manifest | None = None) -> Deployed:
         manifest = manifest or Manifest.load(paths)
         files = {Path(name) for name, owned in manifest.files.items() if owned.role.kind is Kind.ENV}
         files |= set(paths.env_dir.glob("*.env")) if paths.env_dir.is_dir() else set()
@@ -103,14 +102,12 @@ class Deployed:
                 value, recorded = variables.get(name, (None, None))
                 if value is not None and recorded in (None, (name,)):
                     held.setdefault(name, []).append(Held(digest(value.encode()), str(path)))
-        pushed = manifest.extra.get("podman_secrets", {})
+        pushed = manifest.podman_secrets
         for name in FROZEN:
             secret = f"blueprint-{name}"
             if pushed.get(secret):
                 held.setdefault(name, []).append(Held(pushed[secret], f"the Podman secret {secret}", secret))
-        chosen = manifest.extra.get("chosen")
-        chosen = {k: v for k, v in chosen.items() if isinstance(v, str)} if isinstance(chosen, dict) else {}
-        return cls(held, chosen)
+        return cls(held, dict(manifest.chosen))
 
     def others(self, name: str, value: str) -> list[Held]:
         """Where the deployment holds another value of `name` than `value` (none where a person
@@ -134,9 +131,6 @@ def where(held: list[Held]) -> str:
 def choose(paths: Paths, name: str, value: str) -> None:
     """Record that a person chose `value` for the frozen secret `name` over the deployment's (a
     restore with the database that goes with it): render then deploys it. The caller holds the lock."""
-    from blueprint.engine import Manifest
-
     manifest = Manifest.load(paths)
-    chosen = manifest.extra.get("chosen")
-    manifest.extra["chosen"] = {**(chosen if isinstance(chosen, dict) else {}), name: digest(value.encode())}
+    manifest.chosen[name] = digest(value.encode())
     manifest.save()

@@ -5,8 +5,8 @@ update), conflict (edited by hand since blueprint wrote it, or never written by 
 orphan (written by blueprint, no longer planned: removed). `render --dry-run`, `diff`, `status`
 and `check` are this walk with a writer that writes nothing.
 
-What blueprint wrote is recorded in a manifest under $XDG_STATE_HOME, outside the unit directory
-so Quadlet never sees it: each file's hashes and its Role (what it is to systemd), so a file no
+What blueprint wrote is recorded in its manifest (manifest.py), outside the unit directory so
+Quadlet never sees it: each file's hashes and its Role (what it is to systemd), so a file no
 longer rendered is still known for what it was. Before writing, the manifest records the hashes
 about to be written too, so a render killed half-way leaves files the next render recognises.
 """
@@ -14,23 +14,20 @@ about to be written too, so a render killed half-way leaves files the next rende
 from __future__ import annotations
 
 import difflib
-import json
 import stat
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from blueprint.errors import ConflictError
-from blueprint.files import digest, ensure_dir, fsync_dir, write_atomic, write_if_unchanged
-from blueprint.model.types import Kind, Role
+from blueprint.files import digest, fsync_dir, write_if_unchanged
+from blueprint.folders import ensure_dir
+from blueprint.manifest import Manifest, Owned
+from blueprint.model.types import Role
 from blueprint.paths import Paths
 from blueprint.plan import PlannedFile
-from blueprint.quadlet import RESOURCE, UNIT, podman_name, unit_of
 from blueprint.reading import read_bytes
-
-MANIFEST_VERSION = 2
 
 
 class Status(StrEnum):
@@ -59,110 +56,6 @@ class Change:
         return self.status in (Status.CREATE, Status.MODIFIED) or (
             self.status is Status.CONFLICT and self.planned is not None
         )
-
-
-# ---- manifest ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Owned:
-    """A file blueprint wrote: what it is, and the hashes of the contents it put there."""
-
-    role: Role
-    hashes: list[str]
-
-
-@dataclass
-class Manifest:
-    """What blueprint wrote, and what systemd still has to do about it (`extra`)."""
-
-    path: Path
-    files: dict[str, Owned] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, paths: Paths) -> Manifest:
-        raw = read_bytes(paths.manifest)
-        if raw is None:
-            return cls(paths.manifest)
-        try:
-            data = json.loads(raw)
-            entries = data["files"].items()
-        except (ValueError, AttributeError, TypeError, KeyError):
-            # A damaged manifest only costs us the knowledge of what we wrote: every file then
-            # counts as not ours (conflict), which is the safe side.
-            return cls(paths.manifest)
-        files = {}
-        for name, entry in entries:
-            try:
-                files[name] = _owned(name, entry, data.get("version"))
-            except (ValueError, AttributeError, TypeError, KeyError):
-                # Likewise one damaged entry, or one naming a unit systemctl would read as an
-                # option (restarts: ["-H", "root@host"]): that file counts as not ours, so it is
-                # neither overwritten without --force nor removed, and no systemctl is run for it.
-                continue
-        return cls(paths.manifest, files, _extra(data))
-
-    def owns(self, path: Path, data: bytes) -> bool:
-        owned = self.files.get(str(path))
-        return owned is not None and digest(data) in owned.hashes
-
-    def save(self) -> None:
-        ensure_dir(self.path.parent, 0o700)
-        files = {
-            name: {**{k: v for k, v in asdict(owned.role).items() if v not in (None, ())}, "hashes": owned.hashes}
-            for name, owned in sorted(self.files.items())
-        }
-        body = {"version": MANIFEST_VERSION, "files": files, **self.extra}
-        write_atomic(self.path, json.dumps(body, indent=1).encode() + b"\n", 0o600)
-
-
-def _extra(data: dict[str, Any]) -> dict[str, Any]:
-    """What the manifest keeps beside the files, each entry of the shape its reader expects; a
-    damaged one is dropped (like a damaged manifest, that costs knowledge, never a traceback).
-    `pending` is checked by systemd.Actions.from_json."""
-    extra = {k: v for k, v in data.items() if k not in ("files", "version")}
-    for key in ("stores", "removed"):  # lists of paths, of secret names
-        if key in extra:
-            value = extra[key]
-            extra[key] = [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
-    secrets = extra.get("podman_secrets")
-    if secrets is not None:
-        valid = isinstance(secrets, dict)
-        extra["podman_secrets"] = {k: v for k, v in secrets.items() if isinstance(v, str)} if valid else {}
-    return extra
-
-
-def _owned(name: str, entry: Any, version: Any) -> Owned:
-    """An entry of the manifest; ValueError if it is damaged, or names a unit or a podman
-    volume that blueprint could not have written (they reach systemctl and podman commands)."""
-    if version == 1:
-        return Owned(_checked(_role_of_version_1(name)), [str(h) for h in entry])
-    restarts = entry.get("restarts") or ()
-    restarts = (restarts,) if isinstance(restarts, str) else tuple(restarts)
-    role = Role(Kind(entry["kind"]), entry.get("unit"), restarts, entry.get("resource"))
-    return Owned(_checked(role), [str(h) for h in entry["hashes"]])
-
-
-def _checked(role: Role) -> Role:
-    units = [*role.restarts, *([role.unit] if role.unit is not None else [])]
-    if not all(isinstance(u, str) and UNIT.match(u) for u in units):
-        raise ValueError(f"not a unit name: {units!r}")
-    if role.resource is not None and not (isinstance(role.resource, str) and RESOURCE.match(role.resource)):
-        raise ValueError(f"not a podman name: {role.resource!r}")
-    return role
-
-
-def _role_of_version_1(name: str) -> Role:
-    """Manifests of blueprint 0.1 kept hashes only: the role follows from the name there."""
-    path = Path(name)
-    if path.suffix == ".container":
-        return Role(Kind.CONTAINER, unit_of(path.name), restarts=(unit_of(path.name),))
-    if path.suffix in (".volume", ".network"):
-        return Role(Kind(path.suffix[1:]), unit_of(path.name), resource=podman_name(path.name))
-    if path.suffix in (".service", ".timer"):
-        return Role(Kind(path.suffix[1:]), path.name)
-    return Role({".env": Kind.ENV, ".caddy": Kind.SITE}.get(path.suffix, Kind.MOUNTED))
 
 
 # ---- compare ----------------------------------------------------------------------------------

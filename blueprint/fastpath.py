@@ -223,7 +223,8 @@ def keep_help(text: str, environ=None) -> None:
     # Only when the help is rendered anew: the files module costs the start-up path nothing.
     from pathlib import Path
 
-    from blueprint.files import ensure_dir, write_atomic
+    from blueprint.files import write_atomic
+    from blueprint.folders import ensure_dir
 
     try:
         ensure_dir(Path(path).parent, 0o700)

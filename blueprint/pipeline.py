@@ -10,21 +10,20 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from blueprint import config, engine, fastpath, host, model, plan, secrets
+from blueprint import actions, config, engine, fastpath, host, model, plan, secrets
+from blueprint.actions import Actions
 from blueprint.errors import ToolError
-from blueprint.files import check_file, check_folder, write_atomic
+from blueprint.files import write_atomic
+from blueprint.folders import check_file, check_folder
 from blueprint.host import Machine
+from blueprint.manifest import Manifest
 from blueprint.model.site import needs_machine
 from blueprint.model.types import Kind, Stack
 from blueprint.paths import Paths, config_file, own_command
 from blueprint.quadlet import Podman, Words
 from blueprint.reading import read_bytes
 from blueprint.resolution import Resolution, resolve_here
-
-if TYPE_CHECKING:
-    from blueprint.systemd import Actions
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ class Prepared:
     built: Built
     resolution: Resolution
     planned: list[plan.PlannedFile]
-    manifest: engine.Manifest
+    manifest: Manifest
     changes: list[engine.Change]
 
     @property
@@ -153,7 +152,7 @@ def prepare(options: Options, *, strict: bool = False) -> Prepared:
     if strict:
         _refuse_placeholders(built)
     stack, paths = built.stack, options.paths
-    manifest = engine.Manifest.load(paths)
+    manifest = Manifest.load(paths)
     found = resolve_here(stack, paths, options.environ, manifest, volume_exists=podman.volume_exists)
     if strict:
         found.refuse_missing(stack.source)
@@ -188,7 +187,7 @@ def render(
     restart_wait: float | None = None,
 ) -> Outcome:
     """Render and write under the lock, from the first read to the last write."""
-    from blueprint.files import lock
+    from blueprint.locking import lock
 
     with lock(options.paths.lock):
         prepared = prepare(options, strict=strict)
@@ -237,8 +236,7 @@ def write(
     order = [s.unit for s in stack.services]
     # Pending actions for units this stack no longer has (a timer removed since) are dropped.
     units = {u for o in stack.outputs for u in (o.role.unit, *o.role.restarts) if u}
-    pending = systemd.Actions.from_json(manifest.extra.get("pending")).only(units)
-    todo = systemd.merge(pending, systemd.plan_actions(writes, removals, order), order)
+    todo = actions.merge(manifest.pending.only(units), systemd.plan_actions(writes, removals, order), order)
     calls: list[list[str]] = []
     notes: list[str] = []
     if reload:
@@ -247,13 +245,12 @@ def write(
         calls += systemd.run(todo, before_write=True).calls
     # Secrets reach the store before any file that uses them, so a crash cannot lose one.
     secrets.persist(options.paths, prepared.resolution.new)
-    stores = manifest.extra.get("stores", [])
-    manifest.extra["stores"] = sorted({*stores, str(options.paths.secret_store)})
+    manifest.stores = sorted({*manifest.stores, str(options.paths.secret_store)})
     if prepared.stack.secrets_backend == "podman":
         changed = secrets.sync_podman(prepared.stack, prepared.resolution.values, manifest)
-        todo = systemd.merge(todo, systemd.Actions(restart=tuple(changed)), order)
+        todo = actions.merge(todo, Actions(restart=tuple(changed)), order)
     engine.adopt(prepared.changes, manifest)
-    manifest.extra["pending"] = todo.to_json()
+    manifest.pending = todo
     engine.apply(writes, removals, manifest, engine.roots(options.paths))
     if not applied:
         write_atomic(options.paths.applied_config, prepared.loaded.raw, 0o600)
@@ -262,7 +259,7 @@ def write(
         # A step systemd refuses is reported after the files; what it did not do stays pending.
         done = systemd.run(todo, restart=restart, wait=restart_wait, **_rolling(stack, todo))
         calls, notes, remaining, failure = calls + done.calls, done.notes, done.pending, done.failure
-    manifest.extra["pending"] = remaining.to_json()
+    manifest.pending = remaining
     manifest.save()
     if failure is None:
         fastpath.write_stamp(prepared, pending=not remaining.empty)
@@ -315,7 +312,7 @@ def _healthy_container(stack: Stack):
     return ready
 
 
-def _check_ports(stack: Stack, manifest: engine.Manifest) -> None:
+def _check_ports(stack: Stack, manifest: Manifest) -> None:
     """Before anything stops or starts: a port the stack publishes is free, or held by one of its
     own services (the one that publishes it now, or the one that did before this change)."""
     from blueprint import systemd

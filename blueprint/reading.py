@@ -41,7 +41,7 @@ def open_regular(path, *, label: str | None = None, follow: bool = True):
     except NotADirectoryError:
         from pathlib import Path
 
-        from blueprint.files import check_folder
+        from blueprint.folders import check_folder
 
         check_folder(Path(path).parent)  # names the file that stands where a folder belongs
         raise

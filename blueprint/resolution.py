@@ -16,7 +16,9 @@ from blueprint import deployed as deployment
 from blueprint.deployed import Deployed, database_may_exist, made_by, read_env_records
 from blueprint.errors import FileRefused, SecretError
 from blueprint.formats import CONTROL
-from blueprint.model.types import GENERATED, Kind, Stack
+from blueprint.manifest import Manifest
+from blueprint.model.environment import GENERATED
+from blueprint.model.types import Kind, Stack
 from blueprint.paths import Paths
 from blueprint.secrets import FROZEN, Store, check_value, json_secrets, misfit, one_line_json
 
@@ -160,7 +162,9 @@ def resolve(
     return found
 
 
-def resolve_here(stack: Stack, paths: Paths, environ: Mapping[str, str], manifest, *, volume_exists=None) -> Resolution:
+def resolve_here(
+    stack: Stack, paths: Paths, environ: Mapping[str, str], manifest: Manifest, *, volume_exists=None
+) -> Resolution:
     """resolve() with what this machine holds: the store, the files the manifest recorded (and
     earlier stores), the keys removed, the deployment."""
     recorded = [(Path(name), owned.role.kind) for name, owned in manifest.files.items()]
@@ -168,9 +172,9 @@ def resolve_here(stack: Stack, paths: Paths, environ: Mapping[str, str], manifes
         stack,
         Store.load(paths),
         environ,
-        written=written_files(stack, recorded, manifest.extra.get("stores", [])),
+        written=written_files(stack, recorded, manifest.stores),
         volume_exists=volume_exists,
-        removed=manifest.extra.get("removed", []),
+        removed=manifest.removed,
         deployed=Deployed.load(paths, manifest),
     )
 
@@ -248,7 +252,7 @@ def _refuse_to_replace(stack: Stack, store: Store, name: str, volume_exists) -> 
     """A frozen secret is generated only for a database that does not exist yet."""
     if name not in FROZEN or stack.database is None or volume_exists is None:
         return
-    volume = next(v for v in stack.volumes if v.name == "litellm-postgres")
+    volume = stack.database.volume
     if volume_exists(volume.podman_name):
         raise SecretError(
             f"{name} is in neither {store.path} nor any file blueprint wrote, but the volume "

@@ -22,9 +22,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from blueprint.errors import FileRefused, SecretError
-from blueprint.files import ensure_dir, lock, write_atomic
+from blueprint.files import write_atomic
+from blueprint.folders import ensure_dir
 from blueprint.formats import CONTROL, env_lines
-from blueprint.model.types import GENERATED, Stack
+from blueprint.locking import lock
+from blueprint.manifest import Manifest
+from blueprint.model.environment import GENERATED
+from blueprint.model.types import Stack
 from blueprint.paths import Paths
 from blueprint.reading import MAX_CONFIG, open_regular, read_bytes, read_regular, size
 
@@ -290,13 +294,11 @@ def _removed(paths: Paths, name: str, *, removed: bool) -> None:
     """Keep, beside what blueprint wrote, which keys a person removed: the environment files still
     hold them until the next render, and a key found there comes back only if it was not removed
     (after a lost store, every other key does). The caller holds the lock."""
-    from blueprint.engine import Manifest
-
     manifest = Manifest.load(paths)
-    before = set(manifest.extra.get("removed", []))
+    before = set(manifest.removed)
     after = before | {name} if removed else before - {name}
     if after != before:
-        manifest.extra["removed"] = sorted(after)
+        manifest.removed = sorted(after)
         manifest.save()
 
 
@@ -334,7 +336,7 @@ def podman_secrets(stack: Stack, values: Mapping[str, str]) -> dict[str, str]:
     return {e.podman_secret: e.value(values) for s in stack.services for e in s.secret_env if e.known(values)}
 
 
-def sync_podman(stack: Stack, values: Mapping[str, str], manifest) -> list[str]:
+def sync_podman(stack: Stack, values: Mapping[str, str], manifest: Manifest) -> list[str]:
     """Create or replace the Podman secrets whose value changed, remove the ones blueprint made
     that no unit uses any more; returns the services to restart.
 
@@ -344,7 +346,7 @@ def sync_podman(stack: Stack, values: Mapping[str, str], manifest) -> list[str]:
     from blueprint.files import digest
 
     wanted = podman_secrets(stack, values)
-    pushed = manifest.extra.setdefault("podman_secrets", {})
+    pushed = manifest.podman_secrets
     existing = podman.secret_names()
     changed = []
     for name, value in sorted(wanted.items()):

@@ -291,6 +291,35 @@ def fake_podman(tmp_path: Path, world: dict) -> dict[str, str]:
     return {"PATH": f"{ROOT / 'tests/fakes'}:{os.environ['PATH']}", "FAKE_PODMAN": str(path)}
 
 
+def podman_world(env: dict[str, str]) -> dict:
+    """The world of the fake podman of `env` (fake_podman), as the calls so far have left it."""
+    return json.loads(Path(env["FAKE_PODMAN"]).read_text())
+
+
+def change_podman_world(env: dict[str, str], world: dict) -> None:
+    """Make `world` the fake podman's (a container stopped, a password changed behind its back)."""
+    Path(env["FAKE_PODMAN"]).write_text(json.dumps(world))
+
+
+@pytest.fixture
+def database_containers(tmp_path, postgres_server):
+    """A real PostgreSQL 15 here, with the config's default user and database (litellm), and the
+    fake podman in whose world the containers litellm-postgres and `redis` (Redis's container name)
+    run their clients here with each container's environment. Call it with the two passwords;
+    it returns the server and the fake's environment."""
+
+    def start(pg_password: str, redis_password: str, *, redis: str = "litellm-redis", volumes=None):
+        pg = postgres_server("litellm", pg_password, "litellm")
+        containers = {
+            # In the container psql and pg_isready reach the server through its local socket.
+            "litellm-postgres": {"env": {"PGHOST": pg.socket, "POSTGRES_PASSWORD": pg_password}},
+            redis: {"env": {"REDISCLI_AUTH": redis_password}},
+        }
+        return pg, fake_podman(tmp_path, {"containers": containers, "volumes": volumes or {}})
+
+    return start
+
+
 def daemon_reload(env: dict) -> None:
     """The person's `systemctl --user daemon-reload` after a render, with the fake systemctl of
     `env` (FAKE_SYSTEMCTL): its manager then knows the units. The call is not left in its log, which

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from blueprint import engine, pipeline
+from blueprint.actions import Actions
+from blueprint.manifest import Manifest
 from tests.conftest import cli, options, tree, write_config
 
 CONFIG = {
@@ -272,3 +274,34 @@ def test_kill_9_during_writes_never_leaves_a_torn_file(config, home):
     assert outcomes["mixed"] > 0, f"no kill landed in the middle of a render: {outcomes}"
     leftovers = [p for p in home.home.rglob(".*.tmp")]
     assert leftovers == [], "a completed render removes the temp files of killed ones"
+
+
+def test_a_manifest_keeps_each_field_in_its_shape_and_every_key_it_does_not_know(home):
+    """The fields beside the files, each written by its owner (pipeline, secrets, deployed), are
+    read into typed fields and written back as they were; a key of a later blueprint is kept."""
+    written = {
+        "version": 2,
+        "files": {
+            str(home.unit_dir / "llm.network"): {
+                "kind": "network",
+                "unit": "llm-network.service",
+                "resource": "systemd-llm",
+                "hashes": ["ab12"],
+            }
+        },
+        "stores": [str(home.secret_store)],
+        "podman_secrets": {"blueprint-OPENAI_API_KEY": "cd34"},
+        "pending": {"stop": [], "disable": [], "daemon_reload": True, "restart": ["litellm.service"], "enable": []},
+        "removed": ["ANTHROPIC_API_KEY"],
+        "chosen": {"LITELLM_SALT_KEY": "ef56"},
+        "later": {"kept": [1, 2]},
+    }
+    home.manifest.parent.mkdir(parents=True)
+    home.manifest.write_text(json.dumps(written))
+    manifest = Manifest.load(home)
+    assert manifest.pending == Actions(daemon_reload=True, restart=("litellm.service",))
+    assert (manifest.stores, manifest.removed) == ([str(home.secret_store)], ["ANTHROPIC_API_KEY"])
+    assert manifest.podman_secrets == {"blueprint-OPENAI_API_KEY": "cd34"}
+    assert manifest.chosen == {"LITELLM_SALT_KEY": "ef56"}
+    manifest.save()
+    assert json.loads(home.manifest.read_text()) == written

@@ -20,21 +20,29 @@ from pathlib import Path
 import pytest
 
 from blueprint import secrets
-from tests.conftest import ROOT, cli, daemon_reload, need, wait_for_port, write_config
+from tests.conftest import (
+    ROOT,
+    change_podman_world,
+    cli,
+    daemon_reload,
+    need,
+    podman_world,
+    wait_for_port,
+    write_config,
+)
 
 FAKES = ROOT / "tests" / "fakes"
-PG_USER, PG_DB, PG_PASSWORD = "litellm", "litellm", "pg-test-password"
+PG_USER = PG_DB = "litellm"  # the config's defaults, which database_containers starts PostgreSQL with
+PG_PASSWORD = "pg-test-password"
 REDIS_PASSWORD = "redis-test-password"
 
 
 @pytest.fixture
-def stack(home, tmp_path, postgres_server):
+def stack(home, tmp_path, database_containers):
     """Rendered config whose litellm-postgres / litellm-redis are real local servers."""
     redis_binary = need("redis-server", "redis-server")
     for client in ("psql", "pg_isready", "redis-cli"):
         need(client, f"{client} (Debian postgresql-client, redis-tools)")
-    pg = postgres_server(PG_USER, PG_PASSWORD, PG_DB)
-    pg_port = pg.port
     redis_dir = tmp_path / "redis-data"
     redis_dir.mkdir()
     from tests.conftest import free_port
@@ -63,19 +71,8 @@ def stack(home, tmp_path, postgres_server):
     subprocess.run(redis_start, check=True)
     wait_for_port(redis_port)
 
-    world = tmp_path / "world.json"
-    world.write_text(
-        json.dumps(
-            {
-                "containers": {
-                    # In the container psql reaches the server through its local socket.
-                    "litellm-postgres": {"env": {"PGHOST": pg.socket, "POSTGRES_PASSWORD": PG_PASSWORD}},
-                    "litellm-redis": {"env": {"REDISCLI_AUTH": REDIS_PASSWORD}},
-                },
-                "volumes": {"systemd-litellm-redis": str(redis_dir)},
-            }
-        )
-    )
+    pg, podman = database_containers(PG_PASSWORD, REDIS_PASSWORD, volumes={"systemd-litellm-redis": str(redis_dir)})
+    pg_port = pg.port
     services = tmp_path / "services.json"
     services.write_text(
         json.dumps(
@@ -96,12 +93,7 @@ def stack(home, tmp_path, postgres_server):
             "llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": ["gpt-4o"]}},
         },
     )
-    env = {
-        "PATH": f"{FAKES}:{os.environ['PATH']}",
-        "FAKE_PODMAN": str(world),
-        "FAKE_SYSTEMCTL": str(services),
-        "OPENAI_API_KEY": "sk-test",
-    }
+    env = {**podman, "FAKE_SYSTEMCTL": str(services), "OPENAI_API_KEY": "sk-test"}
     assert cli("render", "--config", str(config), env=env).returncode == 0
     daemon_reload(env)
     yield {
@@ -111,7 +103,7 @@ def stack(home, tmp_path, postgres_server):
         "redis_port": redis_port,
         "home": home,
         "systemctl_log": Path(str(services) + ".log"),
-        "podman_log": Path(str(world) + ".log"),
+        "podman_log": Path(podman["FAKE_PODMAN"] + ".log"),
     }
     subprocess.run(redis_stop, capture_output=True)
 
@@ -278,9 +270,9 @@ def test_backup_list_newest_first(stack):
 
 
 def test_backup_of_a_stopped_database_fails_clearly(stack):
-    world = json.loads(Path(stack["env"]["FAKE_PODMAN"]).read_text())
+    world = podman_world(stack["env"])
     world["containers"]["litellm-postgres"]["running"] = False
-    Path(stack["env"]["FAKE_PODMAN"]).write_text(json.dumps(world))
+    change_podman_world(stack["env"], world)
     result = cli("backup", "run", "postgres", "--config", str(stack["config"]), env=stack["env"])
     assert result.returncode == 1
     assert "`podman exec litellm-postgres pg_dump --clean ...` failed: Error: can only create exec" in result.stderr

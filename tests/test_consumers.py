@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from blueprint import pipeline
-from blueprint.model.types import Kind
+from blueprint.model.types import Kind, Purpose
 from blueprint.quadlet import PodmanVersion
 from tests.conftest import ROOT, TOOLS, need, options, store_secrets
 from tests.test_golden import CASES, fixture_config
@@ -137,7 +137,7 @@ def test_backup_timers_have_valid_calendars(case, tmp_path, systemd_analyze):
 @pytest.mark.parametrize("case", WITH_SITE)
 def test_caddy_validates_the_site(case, tmp_path, caddy):
     prepared = render_case(case, tmp_path)
-    site = prepared.stack.output(Kind.SITE).path
+    site = prepared.stack.output(Purpose.SITE).path
     result = subprocess.run(
         [caddy, "validate", "--config", str(site), "--adapter", "caddyfile"],
         capture_output=True,
@@ -164,7 +164,7 @@ def test_caddy_validates_the_front_door(case, tmp_path, caddy):
     every replica with health checks and retries."""
     prepared = render_case(case, tmp_path)
     door = prepared.stack.front_door
-    path = next(o.path for o in prepared.stack.outputs if o.values.get("door") is door)
+    path = prepared.stack.output(Purpose.FRONT_DOOR).path
     env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data")}
     result = subprocess.run(
         [caddy, "validate", "--config", str(path), "--adapter", "caddyfile"], capture_output=True, text=True, env=env

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from blueprint.cli import cli as click_group
 from blueprint.errors import ConflictError, SecretError
 from blueprint.export import kubernetes, output
-from blueprint.model.types import GENERATED
+from blueprint.model.environment import GENERATED
 from tests.conftest import ROOT, cli, options, store_secrets, write_config
 from tests.test_export_kubernetes import container, one, parsed
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from blueprint import config as config_module
 from blueprint import pipeline, plan, secrets
 from blueprint.errors import BlueprintError, ConfigError, SecretError
-from blueprint.model.types import Kind, Output, Role
+from blueprint.model.types import Kind, Output, Purpose, Role
 from tests import injection
 from tests.conftest import FIXTURES, ROOT, fake_podman, need, options
 
@@ -199,7 +199,8 @@ def test_a_secret_value_is_refused_or_read_back_exactly(name, value):
         assert secrets.Store.load(paths).values == {"LITELLM_SALT_KEY": "sk-salt", name: value}
         # And the environment file a container gets, through its real template and escaping.
         env_file = directory / "x.env"
-        output = Output(env_file, Role(Kind.ENV), "blueprint-env/service.env.njk", {"svc": SimpleNamespace(name="x")})
+        template, values = "blueprint-env/service.env.njk", {"svc": SimpleNamespace(name="x")}
+        output = Output(env_file, Purpose.SECRETS, Role(Kind.ENV), template, values)
         lines = [(name, value, f"# {name}: made from {name}"), ("AFTER", "1", "# AFTER: made from AFTER")]
         env_file.write_bytes(plan.render(output, env=lines))
         assert secrets.read_env_file(env_file) == {name: value, "AFTER": "1"}

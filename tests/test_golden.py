@@ -18,7 +18,7 @@ import pytest
 from blueprint import pipeline, secrets
 from blueprint.export import kubernetes, output
 from blueprint.host import Machine
-from blueprint.model import types
+from blueprint.model import environment
 from blueprint.paths import Paths
 from blueprint.quadlet import Words
 from tests.conftest import FIXTURES, ROOT
@@ -45,9 +45,9 @@ def fixture_config(case: str) -> Path:
 
 def rendered_tree(case: str, monkeypatch) -> dict[str, bytes]:
     """The plan for a fixture as {path relative to the home: bytes}, written nowhere."""
-    for name, made in types.GENERATED.items():
+    for name, made in environment.GENERATED.items():
         monkeypatch.setitem(
-            types.GENERATED, name, types.Generated(made.owner, lambda name=name: f"golden-{name.lower()}")
+            environment.GENERATED, name, environment.Generated(made.owner, lambda name=name: f"golden-{name.lower()}")
         )
     environ = {"HOME": HOME, "PATH": "/nonexistent"}
     opts = pipeline.Options(

@@ -16,9 +16,21 @@ import pytest
 
 from blueprint import cli as cli_module
 from blueprint import engine, pipeline, secrets, systemd
+from blueprint.actions import Actions
 from blueprint.errors import ConflictError
+from blueprint.manifest import Manifest
 from tests import injection
-from tests.conftest import ROOT, cli, fake_podman, need, options, tree, write_config
+from tests.conftest import (
+    ROOT,
+    change_podman_world,
+    cli,
+    fake_podman,
+    need,
+    options,
+    podman_world,
+    tree,
+    write_config,
+)
 
 CONFIG = {
     "podman_version": "5.4",
@@ -152,7 +164,7 @@ def test_a_render_refused_by_its_config_writes_nothing_not_even_the_lock(home, t
 def test_the_lock_removed_on_release_still_lets_one_run_at_a_time(home, tmp_path):
     """8 processes x 25 turns of an unlocked read-modify-write under the lock, on a lock file (and
     folders) removed at every release: no turn is lost, and no lock file is left behind."""
-    from blueprint.files import lock
+    from blueprint.locking import lock
 
     counter = tmp_path / "counter"
     counter.write_text("0")
@@ -222,6 +234,15 @@ def _render_with_new_network(config, home):
     return home.unit_dir / "llm.network"
 
 
+def _refused_keeping_the_edit(config, home, network: Path) -> None:
+    """The render stops at the edit of `network` made while it wrote, and leaves the edit and no
+    temp file."""
+    with pytest.raises(ConflictError, match=CHANGED):
+        pipeline.render(options(config, HOME=str(home.home), **KEY))
+    assert network.read_text().endswith("# mine\n"), "the edit is kept"
+    assert list(home.unit_dir.glob(".llm.network.*")) == [], "no temp file is left"
+
+
 @pytest.mark.parametrize("how", ["in place", "by rename"])
 def test_an_edit_made_while_the_new_file_is_synced_is_kept(config, home, monkeypatch, how):
     """The write window of a unit: an edit landing while its new contents are fsynced (which can
@@ -236,10 +257,7 @@ def test_an_edit_made_while_the_new_file_is_synced_is_kept(config, home, monkeyp
         return fsync(fd)
 
     monkeypatch.setattr(os, "fsync", edit_while_syncing)
-    with pytest.raises(ConflictError, match=CHANGED):
-        pipeline.render(options(config, HOME=str(home.home), **KEY))
-    assert network.read_text().endswith("# mine\n"), "the edit is kept"
-    assert list(home.unit_dir.glob(".llm.network.*")) == [], "no temp file is left"
+    _refused_keeping_the_edit(config, home, network)
 
 
 @pytest.mark.parametrize("how", ["in place", "by rename"])
@@ -257,10 +275,7 @@ def test_an_edit_made_at_the_instant_of_the_rename_is_put_back(config, home, mon
         exchange(a, b)
 
     monkeypatch.setattr(files, "_exchange", edit_first)
-    with pytest.raises(ConflictError, match=CHANGED):
-        pipeline.render(options(config, HOME=str(home.home), **KEY))
-    assert network.read_text().endswith("# mine\n"), "the edit is kept"
-    assert list(home.unit_dir.glob(".llm.network.*")) == [], "no temp file is left"
+    _refused_keeping_the_edit(config, home, network)
 
 
 def test_without_an_atomic_exchange_an_edit_at_the_rename_is_still_seen(config, home, monkeypatch):
@@ -284,10 +299,7 @@ def test_without_an_atomic_exchange_an_edit_at_the_rename_is_still_seen(config, 
         replace(src, dst)
 
     monkeypatch.setattr(os, "replace", edit_first)
-    with pytest.raises(ConflictError, match=CHANGED):
-        pipeline.render(options(config, HOME=str(home.home), **KEY))
-    assert network.read_text().endswith("# mine\n"), "the edit is kept"
-    assert list(home.unit_dir.glob(".llm.network.*")) == [], "no temp file is left"
+    _refused_keeping_the_edit(config, home, network)
     monkeypatch.setattr(os, "replace", replace)
     pipeline.render(options(config, HOME=str(home.home), **KEY), force=True)
     assert "10.77.0.0/24" in network.read_text() and "# mine" not in network.read_text()
@@ -404,21 +416,18 @@ def test_a_podman_that_cannot_tell_whether_the_volume_exists_generates_nothing(c
 
 
 def test_podman_secrets_with_a_key_not_set_yet_render_without_it(home, tmp_path):
-    from tests.test_secrets import fake_podman_with_secrets
-
-    bin_dir, store_dir = fake_podman_with_secrets(tmp_path)
     config = write_config(tmp_path, {**CONFIG, "secrets": {"backend": "podman"}})
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "OPENAI_API_KEY": ""}
+    env = {**fake_podman(tmp_path, {}), "OPENAI_API_KEY": ""}
     result = cli("render", "--config", str(config), env=env)
     assert result.returncode == 0, result.stderr
     assert "OPENAI_API_KEY is not set" in result.stderr
-    assert "blueprint-OPENAI_API_KEY" not in {p.name for p in store_dir.iterdir()}
+    assert "blueprint-OPENAI_API_KEY" not in podman_world(env)["secrets"]
     services = injection.quadlet_services(home.unit_dir)
     assert "OPENAI_API_KEY" not in " ".join(v for _, v in services[injection.LITELLM]), "no Secret= for it"
     stored = cli("secrets", "set", "OPENAI_API_KEY", "--config", str(config), input="sk-later\n", env=env)
     assert stored.returncode == 0, stored.stderr
     assert cli("render", "--config", str(config), env=env).returncode == 0
-    assert (store_dir / "blueprint-OPENAI_API_KEY").read_text() == "sk-later"
+    assert podman_world(env)["secrets"]["blueprint-OPENAI_API_KEY"] == "sk-later"
 
 
 def test_a_store_that_is_a_symlink_is_refused_and_its_target_untouched(home, tmp_path):
@@ -684,16 +693,15 @@ def test_a_linked_config_is_backed_up_by_its_content_and_restored_through_the_li
 
 
 def test_with_podman_secrets_a_removed_secret_is_recreated(home, tmp_path):
-    from tests.test_secrets import fake_podman_with_secrets
-
-    bin_dir, store_dir = fake_podman_with_secrets(tmp_path)
     config = write_config(tmp_path, {**CONFIG, "secrets": {"backend": "podman"}})
-    env = {**KEY, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env = {**KEY, **fake_podman(tmp_path, {})}
     assert cli("render", "--config", str(config), env=env).returncode == 0
-    (store_dir / "blueprint-OPENAI_API_KEY").unlink()
+    world = podman_world(env)
+    del world["secrets"]["blueprint-OPENAI_API_KEY"]  # a person's `podman secret rm`
+    change_podman_world(env, world)
     again = cli("render", "--config", str(config), env=env)
     assert "up to date" not in again.stderr
-    assert (store_dir / "blueprint-OPENAI_API_KEY").read_text() == KEY["OPENAI_API_KEY"]
+    assert podman_world(env)["secrets"]["blueprint-OPENAI_API_KEY"] == KEY["OPENAI_API_KEY"]
 
 
 def test_a_library_edit_that_keeps_size_and_mtime_is_seen(config, home, tmp_path, monkeypatch):
@@ -976,7 +984,7 @@ def test_a_restart_that_waits_too_long_is_reported_not_repeated(tmp_path, monkey
     monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
     monkeypatch.setattr(systemd, "RESTART_WAIT", 1)
     started = time.monotonic()
-    done = systemd.run(systemd.Actions(restart=("litellm.service",)))
+    done = systemd.run(Actions(restart=("litellm.service",)))
     assert time.monotonic() - started < 20
     assert done.notes and "still starting after 1 s" in done.notes[0]
 
@@ -991,7 +999,7 @@ def test_a_replica_that_never_gets_ready_halts_the_rolling_restart(tmp_path, mon
     (fake / "systemctl").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
     replicas = ("litellm@1.service", "litellm@2.service")
-    done = systemd.run(systemd.Actions(restart=replicas), wait=1, one_at_a_time=replicas)
+    done = systemd.run(Actions(restart=replicas), wait=1, one_at_a_time=replicas)
     assert (tmp_path / "calls").read_text().split("\n")[:-1] == ["--user restart litellm@1.service"]
     assert done.held == ("litellm@2.service",)
     assert "litellm@2.service not restarted: they serve as before until litellm@1.service is ready" in done.notes[1]
@@ -1009,7 +1017,7 @@ def test_verify_without_testinfra_says_how_to_install_it(config, home, monkeypat
 
 def test_making_a_private_folder_never_changes_a_folder_that_existed(tmp_path):
     """ensure_dir once tightened every folder on its way up: /tmp itself became 0700."""
-    from blueprint.files import ensure_dir
+    from blueprint.folders import ensure_dir
 
     shared = tmp_path / "shared"
     shared.mkdir()
@@ -1137,7 +1145,7 @@ def test_a_secret_comes_back_only_from_its_own_services_variable(config, home):
     from dataclasses import replace
 
     from blueprint import resolution
-    from blueprint.model.types import SecretEnv
+    from blueprint.model.environment import SecretEnv
 
     rendered(config)
     stack = pipeline.build_stack(options(config, HOME=str(home.home))).stack
@@ -1153,7 +1161,7 @@ def written_before_the_record(home):
     made from (and its manifest says it wrote them so)."""
     from blueprint.files import digest
 
-    manifest = engine.Manifest.load(home)
+    manifest = Manifest.load(home)
     for file in home.env_dir.iterdir():
         file.write_text("".join(line for line in file.read_text().splitlines(True) if ": made from " not in line))
         manifest.files[str(file)].hashes.append(digest(file.read_bytes()))

@@ -16,7 +16,7 @@ import pytest
 
 from blueprint import pipeline
 from blueprint.errors import BlueprintError
-from blueprint.model.types import Kind
+from blueprint.model.types import Purpose
 from tests import injection
 from tests.conftest import need, options, write_config
 
@@ -69,7 +69,7 @@ def consumers_view(prepared, caddy):
         view["yaml"] = injection.yaml_shape(injection.load_yaml(stack.gateway_file))
     if stack.site is not None:
         adapted = subprocess.run(
-            [caddy, "adapt", "--config", str(stack.output(Kind.SITE).path), "--adapter", "caddyfile"],
+            [caddy, "adapt", "--config", str(stack.output(Purpose.SITE).path), "--adapter", "caddyfile"],
             capture_output=True,
             text=True,
             timeout=60,

@@ -26,6 +26,7 @@ import pytest
 
 from blueprint import pipeline
 from blueprint.model import services as services_model
+from blueprint.model.types import Purpose
 from tests import injection
 from tests.conftest import TOOLS, free_port, need, options, stop, wait_for_port, write_config
 
@@ -397,7 +398,7 @@ def test_the_access_filter_still_logs_a_probe_that_fails(gateway):
     import importlib.util
     import logging
 
-    path = next(o.path for o in gateway["stack"].outputs if o.target == services_model.ACCESS_FILTER_TARGET)
+    path = gateway["stack"].output(Purpose.ACCESS_FILTER).path
     spec = importlib.util.spec_from_file_location("blueprint_access_log", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -102,7 +102,7 @@ def test_podman_4_4_gets_a_flat_layout_absolute_mounts_and_health_as_options():
     units = {o.path.relative_to(PATHS.unit_dir).as_posix() for o in stack.outputs if PATHS.unit_dir in o.path.parents}
     assert {"litellm-1.container", "litellm-2.container", "litellm.yaml"} <= units, "no templates before 5.0"
     assert not any("/" in u for u in units)
-    assert litellm.volumes[0].startswith("/home/u/.config/containers/systemd/litellm.yaml:")
+    assert litellm.mounts[0].startswith("/home/u/.config/containers/systemd/litellm.yaml:")
     assert "HealthCmd" not in keys(litellm)
     assert any(a.startswith("--health-cmd=") for a in dict(litellm.directives)["PodmanArgs"])
 

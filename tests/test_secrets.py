@@ -6,12 +6,13 @@ import json
 import os
 import re
 import stat
+from pathlib import Path
 
 import pytest
 import testinfra
 
 from blueprint import pipeline, secrets
-from tests.conftest import cli, options, write_config
+from tests.conftest import cli, fake_podman, options, podman_world, write_config
 
 CONFIG = {
     "podman_version": "5.4",
@@ -251,31 +252,9 @@ def test_values_with_newlines_are_refused(home):
 # ---- Podman secrets backend ------------------------------------------------------------------
 
 
-def fake_podman_with_secrets(tmp_path):
-    """A fake podman keeping secrets as files: `secret ls`, `secret rm NAME`, `secret create NAME -`;
-    it has no volumes, and refuses anything else. Returns its bin folder and its secrets' folder."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    store_dir = tmp_path / "podman-secrets"
-    store_dir.mkdir()
-    log = tmp_path / "podman.log"
-    (bin_dir / "podman").write_text(f"""#!/bin/sh
-echo "$*" >> {log}
-case "$1 $2" in
-  "secret ls") ls {store_dir} ;;
-  "secret rm") rm {store_dir}/"$3" ;;
-  "secret create") cat > {store_dir}/"$3" ;;
-  "volume exists") exit 1 ;;
-  *) echo "fake podman: unsupported: $*" >&2; exit 125 ;;
-esac
-""")
-    (bin_dir / "podman").chmod(0o755)
-    return bin_dir, store_dir
-
-
 def test_podman_backend_creates_secrets_through_stdin(home, tmp_path):
-    bin_dir, store_dir = fake_podman_with_secrets(tmp_path)
-    log = tmp_path / "podman.log"
+    podman = fake_podman(tmp_path, {})
+    log = Path(podman["FAKE_PODMAN"] + ".log")
     config = write_config(
         tmp_path,
         {
@@ -284,12 +263,12 @@ def test_podman_backend_creates_secrets_through_stdin(home, tmp_path):
             "llm_providers": {"openai": {"api_key": "${OPENAI_API_KEY}", "models": ["m"]}},
         },
     )
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "OPENAI_API_KEY": "sk-podman-test-key"}
+    env = {**podman, "OPENAI_API_KEY": "sk-podman-test-key"}
     result = cli("render", "--config", str(config), env=env)
     assert result.returncode == 0, result.stderr
-    created = sorted(p.name for p in store_dir.iterdir())
-    assert "blueprint-LITELLM_MASTER_KEY" in created and "blueprint-OPENAI_API_KEY" in created
-    assert (store_dir / "blueprint-OPENAI_API_KEY").read_text() == "sk-podman-test-key"
+    created = podman_world(podman)["secrets"]
+    assert "blueprint-LITELLM_MASTER_KEY" in created
+    assert created["blueprint-OPENAI_API_KEY"] == "sk-podman-test-key"
     assert "sk-podman-test-key" not in log.read_text(), "values go through stdin, never argv"
     assert not home.env_dir.exists(), "no environment files with the podman backend"
     # What `podman run` gets, as the real Quadlet generator writes it: each container its own secrets.

@@ -11,9 +11,18 @@ import subprocess
 import pytest
 
 from blueprint.secrets import read_env_file
-from tests.conftest import ROOT, TOOLS, cli, free_port, need, stop, wait_for_port, write_config
+from tests.conftest import (
+    TOOLS,
+    change_podman_world,
+    cli,
+    free_port,
+    need,
+    podman_world,
+    stop,
+    wait_for_port,
+    write_config,
+)
 
-FAKES = ROOT / "tests" / "fakes"
 PG_PASSWORD, REDIS_PASSWORD = "pg-verify-password", "redis-verify-password"
 
 pytestmark = pytest.mark.xdist_group("litellm-proxy")
@@ -23,28 +32,16 @@ PRICED = {"openai": {"api_key": "${OPENAI_API_KEY}", "models": [{"id": "gpt-4o",
 
 
 @pytest.fixture
-def running(request, home, tmp_path, postgres_server, redis_server):
+def running(request, home, tmp_path, database_containers, redis_server):
     """A rendered stack whose services are real local servers and the real LiteLLM proxy; the
     providers are PRICED unless the test asks for others (indirect parametrize)."""
     providers = getattr(request, "param", PRICED)
     litellm = need(TOOLS / "litellm/bin/litellm", "LiteLLM proxy (.tools/litellm)")
-    pg = postgres_server("litellm", PG_PASSWORD, "litellm")
+    # Redis's container is named "localhost": the proxy below reaches the real Redis by that name.
+    pg, podman = database_containers(PG_PASSWORD, REDIS_PASSWORD, redis="localhost")
     pg_port = pg.port
     redis_port = redis_server(REDIS_PASSWORD)
     api_port = free_port()
-    world = tmp_path / "world.json"
-    world.write_text(
-        json.dumps(
-            {
-                "containers": {
-                    # In the container pg_isready reaches the server through its local socket.
-                    "litellm-postgres": {"env": {"PGHOST": pg.socket, "POSTGRES_PASSWORD": PG_PASSWORD}},
-                    "localhost": {"env": {"REDISCLI_AUTH": REDIS_PASSWORD}},
-                },
-                "volumes": {},
-            }
-        )
-    )
     systemd = tmp_path / "systemd.json"
     systemd.write_text("{}")
     config = write_config(
@@ -58,12 +55,7 @@ def running(request, home, tmp_path, postgres_server, redis_server):
             "llm_providers": providers,
         },
     )
-    env = {
-        "PATH": f"{FAKES}:{os.environ['PATH']}",
-        "FAKE_PODMAN": str(world),
-        "FAKE_SYSTEMCTL": str(systemd),
-        "OPENAI_API_KEY": "sk-test",
-    }
+    env = {**podman, "FAKE_SYSTEMCTL": str(systemd), "OPENAI_API_KEY": "sk-test"}
     assert cli("secrets", "set", "REDIS_PASSWORD", input=REDIS_PASSWORD).returncode == 0
     assert cli("render", "--config", str(config), env=env).returncode == 0
     assert cli("backup", "run", "--config", str(config), env=env).returncode == 0
@@ -88,7 +80,7 @@ def running(request, home, tmp_path, postgres_server, redis_server):
     )
     try:
         wait_for_port(api_port, timeout=120, process=proxy)
-        yield {"config": config, "env": env, "home": home, "world": world, "systemd": systemd}
+        yield {"config": config, "env": env, "home": home, "systemd": systemd}
     finally:
         stop(proxy)
 
@@ -140,10 +132,10 @@ def test_each_failure_is_named(running):
     (home.env_dir / "litellm.env").chmod(0o644)
     for old in home.backup_dir.glob("redis/*"):
         old.unlink()
-    world = json.loads(running["world"].read_text())
+    world = podman_world(running["env"])
     world["containers"]["litellm-postgres"]["env"]["PGHOST"] = "127.0.0.2"  # nothing listens there
     world["containers"]["localhost"]["env"]["REDISCLI_AUTH"] = "wrong"
-    running["world"].write_text(json.dumps(world))
+    change_podman_world(running["env"], world)
     running["systemd"].write_text(json.dumps({"inactive": ["litellm-redis.service", "blueprint-backup-config.timer"]}))
     result = verify(running, FAKE_LINGER="no")
     assert result.returncode == 1

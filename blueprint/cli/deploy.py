@@ -58,9 +58,9 @@ def _summary(outcome) -> None:
 
 
 def _external_url(prepared) -> None:
-    from blueprint.model.types import Kind
+    from blueprint.model.types import Purpose
 
-    output, site = prepared.stack.output(Kind.SITE), prepared.stack.site
+    output, site = prepared.stack.output(Purpose.SITE), prepared.stack.site
     if site is not None:
         say(f"external URL: {site.address} (named by {site.named_by}; Caddy site: {short(output.path)})")
 

@@ -29,15 +29,16 @@ def secrets_list(config_path=None):
     """Which secrets exist, who uses them, and the modes of the files holding them."""
     import stat as stat_module
 
-    from blueprint import engine, resolution
+    from blueprint import resolution
     from blueprint import secrets as store_module
+    from blueprint.manifest import Manifest
 
     options = options_for(config_path)
     store = store_module.Store.load(options.paths)
     built = _built(options, say_why=True)
     stack = built.stack if built else None
     found = (
-        resolution.resolve_here(stack, options.paths, options.environ, engine.Manifest.load(options.paths))
+        resolution.resolve_here(stack, options.paths, options.environ, Manifest.load(options.paths))
         if stack
         else None
     )

@@ -26,9 +26,10 @@ from blueprint.errors import ConfigError, RenderError, SecretError
 from blueprint.export import kubernetes_objects as k8s
 from blueprint.model import services
 from blueprint.model import sizing as sizing_model
+from blueprint.model.environment import GENERATED, SecretEnv
 from blueprint.model.providers import HOST_FROM_CONTAINER
 from blueprint.model.sections import enabled
-from blueprint.model.types import GENERATED, SecretEnv, Service, Sizing, Stack
+from blueprint.model.types import Service, Sizing, Stack
 
 if TYPE_CHECKING:
     from blueprint.pipeline import Options

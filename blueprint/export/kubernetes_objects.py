@@ -13,7 +13,8 @@ from hashlib import sha256
 from pathlib import PurePosixPath
 from typing import Any, NamedTuple
 
-from blueprint.model.types import GENERATED, Health, SecretEnv, Service
+from blueprint.model.environment import GENERATED, SecretEnv
+from blueprint.model.types import Health, Service
 
 SECRET_NAME = "litellm-secrets"
 HTTP = "http"
@@ -176,7 +177,7 @@ def stateful_set(svc: Service, storage: str) -> dict[str, Any]:
     """PostgreSQL or Redis: one pod running the Quadlet unit's command, its data on a volume claim
     of `storage` where the unit mounts its volume."""
     part = PARTS[svc.key]
-    data_dir = svc.volumes[0].split(":")[1]  # Volume=source:target
+    data_dir = svc.volume.target
     env = plain_env(svc.environment)
     mounts: list[dict[str, Any]] = [{"name": "data", "mountPath": data_dir}]
     volumes: list[dict[str, Any]] = []

@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 from blueprint.errors import ConflictError
-from blueprint.files import digest, ensure_dir, write_atomic
+from blueprint.files import digest, write_atomic
+from blueprint.folders import ensure_dir
 from blueprint.reading import read_bytes
 
 HEADER = (

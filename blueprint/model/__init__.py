@@ -19,7 +19,7 @@ from blueprint.model.outputs import clash, container_file, outputs
 from blueprint.model.sections import runs
 from blueprint.model.site import external_site
 from blueprint.model.sizing import size
-from blueprint.model.types import Database, Network, Output, Publish, Service, Stack, Volume
+from blueprint.model.types import Database, Network, Output, Publish, Purpose, Service, Stack
 from blueprint.paths import Paths
 from blueprint.quadlet import NO_WORDS, Layout, Podman, Words, mount_source
 
@@ -43,12 +43,9 @@ def build(
     sizing = size(data)
     layout = Layout(podman)
     built: list[Service] = []
-    volumes: list[Volume] = []
     if on["litellm_postgres"]:
-        volumes.append(Volume("litellm_postgres", "litellm-postgres", "PostgreSQL data of the LiteLLM gateway"))
         built.append(services.postgres(data["litellm_postgres"], sizing))
     if on["litellm_redis"]:
-        volumes.append(Volume("litellm_redis", "litellm-redis", "Redis data of the LiteLLM gateway"))
         built.append(services.redis(data["litellm_redis"], sizing))
     found = gateway.Providers()
     config = the_site = door = None
@@ -63,8 +60,10 @@ def build(
         }
         mounts = {target: mount_source(place, unit_file, paths.unit_dir, podman) for target, place in places.items()}
         cfg = data["litellm"]
-        the_site = external_site(data, Publish(cfg["publish_address"], cfg["published_port"], cfg["port"]), machine)
-        proxy = services.litellm(data, sizing, mounts, found.secret_env, the_site.address if the_site else None)
+        publish = Publish(cfg["publish_address"], cfg["published_port"], cfg["port"])
+        the_site = external_site(data, publish, machine)
+        external_url = the_site.address if the_site else None
+        proxy = services.litellm(data, sizing, mounts, found.secret_env, publish, external_url)
         if sizing.replicas > 1:
             caddyfile = mount_source(layout.place(frontdoor.CADDYFILE), unit_file, paths.unit_dir, podman)
             replicas, front, door = frontdoor.replicated(proxy, data, sizing.replicas, podman, caddyfile)
@@ -77,7 +76,10 @@ def build(
     )
     network = Network(data["network"]["name"], data["network"]["subnet"])
     backup = jobs.schedule(data, paths, blueprint_command or Words(("blueprint",)))
-    postgres = data["litellm_postgres"]
+    database = None
+    if on["litellm_postgres"]:
+        pg = data["litellm_postgres"]
+        database = Database(next(s for s in ordered if s.key == "litellm_postgres"), pg["user"], pg["database"])
     notes = list(found.notes)
     if on["litellm"] and not found.deployments:
         notes.append("no enabled provider serves a model: every request gets an error; add one to llm_providers")
@@ -86,7 +88,6 @@ def build(
         paths=paths,
         layout=layout,
         network=network,
-        volumes=tuple(volumes),
         services=ordered,
         gateway=config,
         site=the_site,
@@ -99,14 +100,11 @@ def build(
         podman=podman,
         network=network,
         services=ordered,
-        volumes=tuple(volumes),
         gateway=config[1] if config else None,
         site=the_site,
         front_door=door,
         backup=backup,
-        database=Database(postgres["hostname"], postgres["port"], postgres["user"], postgres["database"])
-        if on["litellm_postgres"]
-        else None,
+        database=database,
         secrets_backend=backend,
         sizing=sizing,
         outputs=files,
@@ -124,10 +122,10 @@ def _own_place(data: Mapping[str, Any], files: tuple[Output, ...], paths: Paths,
     if found is None:
         return
     first, second, folder = found
-    if "config" not in first.values and "config" not in second.values:
+    if Purpose.GATEWAY not in (first.purpose, second.purpose):
         raise RenderError(f"{first.path} and {second.path} would be written over each other")
     given = data["litellm"]["config_file"]
-    mine, other = (first, second) if "config" in first.values else (second, first)
+    mine, other = (first, second) if first.purpose is Purpose.GATEWAY else (second, first)
     placed = mine.path.relative_to(paths.unit_dir).as_posix()
     theirs = other.path.relative_to(paths.unit_dir).as_posix()
     if folder and mine is first:

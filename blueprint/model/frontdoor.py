@@ -54,7 +54,7 @@ def replicated(
         requires=(),
         wants=tuple(r.unit for r in instances),
         publish=proxy.publish,
-        volumes=(f"{caddyfile_mount}:/etc/caddy/Caddyfile:ro,Z",),
+        mounts=(f"{caddyfile_mount}:/etc/caddy/Caddyfile:ro,Z",),
         command=Words(("caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile")),
         memory_mb=MEMORY_MB,
         stop_timeout=10,

@@ -13,8 +13,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from blueprint.model import providers as catalog
+from blueprint.model.environment import SecretEnv
 from blueprint.model.sections import ENV_REF, enabled, model_name
-from blueprint.model.types import SecretEnv, Sizing
+from blueprint.model.types import Sizing
 
 PRICES = ("input_cost_per_token", "output_cost_per_token")  # a model entry's price fields, as LiteLLM names them
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"}

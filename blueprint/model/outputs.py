@@ -1,7 +1,8 @@
-"""Every file the stack needs: where it lands, what it is to systemd, which template formats it.
+"""Every file the stack needs: where it lands, what it is for and to systemd, its template.
 
 Later steps read these instead of working names out of paths: the engine records each file's Role
-in its manifest, systemd.py turns roles into reloads and restarts, verify knows what to look for.
+in its manifest, systemd.py turns roles into reloads and restarts, verify knows what to look for,
+and a step that needs one file (litellm.yaml, the Caddy site) finds it by its Purpose.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from blueprint.model.services import (
     LOG_CONFIG_TARGET,
     READINESS,
 )
-from blueprint.model.types import BackupSchedule, FrontDoor, Kind, Network, Output, Role, Service, Site, Volume
+from blueprint.model.types import BackupSchedule, FrontDoor, Kind, Network, Output, Purpose, Role, Service, Site
 from blueprint.paths import Paths
 from blueprint.quadlet import Layout, podman_name, unit_of
 
@@ -51,7 +52,6 @@ def outputs(
     paths: Paths,
     layout: Layout,
     network: Network,
-    volumes: tuple[Volume, ...],
     services: tuple[Service, ...],
     gateway: tuple[str, Mapping[str, Any]] | None,
     site: Site | None,
@@ -59,52 +59,60 @@ def outputs(
     backup: BackupSchedule | None,
 ) -> tuple[Output, ...]:
     """`gateway` is litellm.yaml's place in the unit directory and its data."""
-    found = _outputs(paths, layout, network, volumes, services, gateway, site, front_door, backup)
+    found = _outputs(paths, layout, network, services, gateway, site, front_door, backup)
     return tuple(sorted(found, key=lambda o: str(o.path)))
 
 
-def _outputs(paths, layout, network, volumes, services, gateway, site, front_door, backup) -> Iterator[Output]:
+def _outputs(paths, layout, network, services, gateway, site, front_door, backup) -> Iterator[Output]:
     units = paths.unit_dir
     yield Output(
         units / network.unit_file,
+        Purpose.NETWORK,
         Role(Kind.NETWORK, unit_of(network.unit_file), resource=podman_name(network.unit_file)),
         "llm.network.njk",
         {"network": network},
     )
-    for volume in volumes:
-        place = layout.place(f"{FOLDERS[volume.key]}/{volume.name}.volume")
-        role = Role(Kind.VOLUME, unit_of(place), resource=volume.podman_name)
-        yield Output(units / place, role, "_volume.njk", {"volume": volume})
+    for service in services:
+        if service.volume:
+            place = layout.place(f"{FOLDERS[service.key]}/{service.volume.unit_file}")
+            role = Role(Kind.VOLUME, unit_of(place), resource=service.volume.podman_name)
+            yield Output(units / place, Purpose.VOLUME, role, "_volume.njk", {"volume": service.volume})
     # One .container per unit file: a template (litellm@.container) serves all its instances.
     for unit_file, group in _grouped(services, lambda s: s.unit_file).items():
         first = group[0]
         place = container_file(first.key, unit_file, layout)
         role = Role(Kind.CONTAINER, unit_of(place), restarts=tuple(s.unit for s in group))
-        yield Output(units / place, role, f"{TEMPLATES[first.key]}.container.njk", {"svc": first, "network": network})
+        template = f"{TEMPLATES[first.key]}.container.njk"
+        yield Output(units / place, Purpose.CONTAINER, role, template, {"svc": first, "network": network})
     for env_file, group in _grouped([s for s in services if s.env_file], lambda s: s.env_file).items():
         role = Role(Kind.ENV, restarts=tuple(s.unit for s in group))
-        yield Output(env_file, role, "blueprint-env/service.env.njk", {"svc": group[0]})
+        yield Output(env_file, Purpose.SECRETS, role, "blueprint-env/service.env.njk", {"svc": group[0]})
     litellm = tuple(s.unit for s in services if s.key == "litellm")
     if gateway is not None:
         place, config = gateway
         role = Role(Kind.MOUNTED, restarts=litellm)
-        yield Output(units / place, role, "litellm/litellm.yaml.njk", {"config": config}, CONFIG_TARGET)
+        template = "litellm/litellm.yaml.njk"
+        yield Output(units / place, Purpose.GATEWAY, role, template, {"config": config}, CONFIG_TARGET)
         module = PurePosixPath(ACCESS_FILTER).stem
         values = {"filter": f"{module}.ProbeFilter", "target": LOG_CONFIG_TARGET}
-        yield Output(units / layout.place(LOG_CONFIG), role, f"{LOG_CONFIG}.njk", values, LOG_CONFIG_TARGET)
+        place, template = layout.place(LOG_CONFIG), f"{LOG_CONFIG}.njk"
+        yield Output(units / place, Purpose.LOG_CONFIG, role, template, values, LOG_CONFIG_TARGET)
         values = {"probes": (LIVELINESS, READINESS)}
-        yield Output(units / layout.place(ACCESS_FILTER), role, f"{ACCESS_FILTER}.njk", values, ACCESS_FILTER_TARGET)
+        place, template = layout.place(ACCESS_FILTER), f"{ACCESS_FILTER}.njk"
+        yield Output(units / place, Purpose.ACCESS_FILTER, role, template, values, ACCESS_FILTER_TARGET)
     if front_door is not None:
-        front = tuple(s.unit for s in services if s.key == "litellm_front")
-        role = Role(Kind.MOUNTED, restarts=front)
-        yield Output(units / layout.place(CADDYFILE), role, f"{CADDYFILE}.njk", {"door": front_door})
+        role = Role(Kind.MOUNTED, restarts=tuple(s.unit for s in services if s.key == "litellm_front"))
+        place, template = layout.place(CADDYFILE), f"{CADDYFILE}.njk"
+        yield Output(units / place, Purpose.FRONT_DOOR, role, template, {"door": front_door})
     if site is not None:
-        yield Output(units / layout.place(SITE_FILE), Role(Kind.SITE), "litellm/litellm.caddy.njk", {"site": site})
+        place, template = layout.place(SITE_FILE), "litellm/litellm.caddy.njk"
+        yield Output(units / place, Purpose.SITE, Role(Kind.SITE), template, {"site": site})
     for job in backup.jobs if backup else ():
         for kind in (Kind.SERVICE, Kind.TIMER):
             name = f"{job.name}.{kind}"
             template = f"systemd-user/blueprint-backup.{kind}.njk"
-            yield Output(paths.systemd_user_dir / name, Role(kind, name), template, {"job": job, "backup": backup})
+            values = {"job": job, "backup": backup}
+            yield Output(paths.systemd_user_dir / name, Purpose.BACKUP, Role(kind, name), template, values)
 
 
 def clash(found: Iterable[Output]) -> tuple[Output, Output, bool] | None:

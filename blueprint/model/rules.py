@@ -19,10 +19,10 @@ from blueprint.host import unprivileged_port_start
 from blueprint.jsontext import pointer
 from blueprint.model import names, releases, urls
 from blueprint.model import providers as catalog
+from blueprint.model.environment import GENERATED, OWN_ENVIRONMENT, PROCESS_ENVIRONMENT, PROCESS_PREFIXES
 from blueprint.model.problems import Problem
 from blueprint.model.sections import ENV_REF, SERVICE_KEYS, Config, enabled, model_name, runs
 from blueprint.model.sizing import memory_overflow, overflow, size
-from blueprint.model.types import GENERATED, OWN_ENVIRONMENT, PROCESS_ENVIRONMENT, PROCESS_PREFIXES
 from blueprint.quadlet import OLDEST, Podman
 
 # Tags that move: every pull may bring a different release.

@@ -10,8 +10,9 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
+from blueprint.model.environment import CONTAINER_ENVIRONMENT, SecretEnv
 from blueprint.model.sections import ENV_REF, SERVICE_KEYS, enabled, runs
-from blueprint.model.types import CONTAINER_ENVIRONMENT, FrontDoor, Health, Publish, SecretEnv, Service, Sizing
+from blueprint.model.types import FrontDoor, Health, Publish, Service, Sizing, Volume
 from blueprint.quadlet import NO_WORDS, Podman, Words, lower
 
 # The files the proxy reads, in the unit directory (Layout.place applies) and in its container:
@@ -74,7 +75,9 @@ def postgres(cfg: Mapping[str, Any], sizing: Sizing) -> Service:
         cfg,
         sizing,
         description="PostgreSQL for the LiteLLM gateway (keys, spend, models)",
-        volumes=("litellm-postgres.volume:/var/lib/postgresql/data",),
+        volume=Volume(
+            service_name("litellm_postgres"), "PostgreSQL data of the LiteLLM gateway", "/var/lib/postgresql/data"
+        ),
         environment=Words((f"POSTGRES_USER={cfg['user']}", f"POSTGRES_DB={cfg['database']}")),
         command=Words(
             (
@@ -118,7 +121,7 @@ def redis(cfg: Mapping[str, Any], sizing: Sizing) -> Service:
         cfg,
         sizing,
         description="Redis for the LiteLLM gateway (response cache, router state)",
-        volumes=("litellm-redis.volume:/data",),
+        volume=Volume(service_name("litellm_redis"), "Redis data of the LiteLLM gateway", "/data"),
         command=Words(("sh", "-c", script)),
         # redis-cli reads the password from REDISCLI_AUTH, so the health check needs no argv.
         secret_env=(SecretEnv.plain("REDISCLI_AUTH", "REDIS_PASSWORD"),),
@@ -131,11 +134,12 @@ def litellm(
     sizing: Sizing,
     mounts: Mapping[str, str],
     provider_env: Iterable[SecretEnv],
+    publish: Publish,
     external_url: str | None,
 ) -> Service:
     """The proxy; `mounts` is how its Volume= names each of its files, by their target
-    (CONFIG_TARGET, LOG_CONFIG_TARGET, ACCESS_FILTER_TARGET), `external_url` the Caddy site's
-    address."""
+    (CONFIG_TARGET, LOG_CONFIG_TARGET, ACCESS_FILTER_TARGET), `publish` where its API port is
+    published on the host (the Caddy site's upstream too), `external_url` the Caddy site's address."""
     cfg = data["litellm"]
     on = enabled(data)
     secret_env = [SecretEnv.plain(name) for name in ("LITELLM_MASTER_KEY", "LITELLM_SALT_KEY", "UI_PASSWORD")]
@@ -202,8 +206,8 @@ def litellm(
         sizing,
         running=[key for key, running in runs(data).items() if running],
         description="LiteLLM proxy: one OpenAI-compatible API for the configured LLM providers",
-        publish=(Publish(cfg["publish_address"], cfg["published_port"], cfg["port"]),),
-        volumes=tuple(f"{source}:{target}:ro,Z" for target, source in mounts.items()),
+        publish=(publish,),
+        mounts=tuple(f"{source}:{target}:ro,Z" for target, source in mounts.items()),
         environment=Words(environment),
         command=Words(
             (

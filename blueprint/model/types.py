@@ -2,119 +2,15 @@
 
 from __future__ import annotations
 
-import re
-import secrets as random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
 
 from blueprint.kinds import BackupKind
+from blueprint.model.environment import GENERATED, SecretEnv
 from blueprint.quadlet import NO_WORDS, InstanceName, Podman, Words
-
-# ---- secrets ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Generated:
-    """A secret blueprint makes on the first render and never again."""
-
-    owner: str  # the config section of the service that needs it
-    make: Callable[[], str]
-
-
-def _token(prefix: str = "", size: int = 32) -> Callable[[], str]:
-    # URL-safe: no character that needs quoting in an environment file or a URL.
-    return lambda: prefix + random.token_urlsafe(size)
-
-
-# The variables each container's unit sets, by config section: in Environment=, or made from stored
-# secrets (SecretEnv.var). The one list of them: the builders (services.py) set no other, and
-# rules.py refuses a provider key named like any of them, which would take the place of one, or be
-# given its value (REDISCLI_AUTH is the Redis password).
-CONTAINER_ENVIRONMENT: Mapping[str, frozenset[str]] = {
-    "litellm_postgres": frozenset({"POSTGRES_USER", "POSTGRES_DB", "POSTGRES_PASSWORD"}),
-    "litellm_redis": frozenset({"REDISCLI_AUTH"}),
-    "litellm": frozenset(
-        {
-            *("UI_USERNAME", "LITELLM_LOCAL_MODEL_COST_MAP", "FORWARDED_ALLOW_IPS", "PYTHONPATH", "PROXY_BASE_URL"),
-            *("ENFORCE_PRISMA_MIGRATION_CHECK", "LANGFUSE_HOST", "LAGO_API_BASE", "LAGO_API_EVENT_CODE"),
-            *("LAGO_API_CHARGE_BY", "LITELLM_MASTER_KEY", "LITELLM_SALT_KEY", "UI_PASSWORD", "DATABASE_URL"),
-            *("REDIS_PASSWORD", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "LAGO_API_KEY"),
-        }
-    ),
-}
-OWN_ENVIRONMENT = frozenset().union(*CONTAINER_ENVIRONMENT.values())
-# Variables every process reads for itself (the shell, the dynamic loader, Python, the locale).
-PROCESS_ENVIRONMENT = frozenset(
-    {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "PWD", "TERM", "TMPDIR", "HOSTNAME", "LANG", "LANGUAGE", "_"}
-)
-PROCESS_PREFIXES = ("LD_", "PYTHON", "LC_")
-
-GENERATED = {
-    # LiteLLM requires master keys to start with sk- (https://docs.litellm.ai/docs/proxy/virtual_keys).
-    "LITELLM_MASTER_KEY": Generated("litellm", _token("sk-")),
-    "LITELLM_SALT_KEY": Generated("litellm", _token("sk-")),
-    "UI_PASSWORD": Generated("litellm", _token(size=18)),
-    "POSTGRES_PASSWORD": Generated("litellm_postgres", _token()),
-    "REDIS_PASSWORD": Generated("litellm_redis", _token()),
-}
-
-
-@dataclass(frozen=True)
-class SecretEnv:
-    """An environment variable of a container whose value is (or is built from) stored secrets."""
-
-    var: str
-    template: str  # str.format over secret names, e.g. "{OPENAI_API_KEY}"
-    needs: tuple[str, ...]
-    where: str = field(default="", compare=False)  # the config field that asked for it
-    in_url: bool = False  # the secrets are parts of a URL: percent-encoded (RFC 3986 userinfo)
-    document: bool = False  # the secret is a JSON document (a service account's key), stored on one line
-
-    @classmethod
-    def plain(cls, var: str, name: str | None = None, where: str = "", *, document: bool = False) -> SecretEnv:
-        name = name or var
-        return cls(var, "{" + name + "}", (name,), where, document=document)
-
-    @property
-    def source(self) -> str | None:
-        """The stored secret this variable is a copy of; None when it is built from several."""
-        return self.needs[0] if self.template == "{" + self.needs[0] + "}" else None
-
-    @property
-    def podman_secret(self) -> str:
-        """Name of the Podman secret holding the value (secrets.backend = podman). The variable's
-        own spelling: Podman's names are case-sensitive, so two variables never share one."""
-        return "blueprint-" + (self.source or self.var)
-
-    @property
-    def podman_option(self) -> str:
-        """Its Secret= value: the Podman secret, handed to the container as this variable."""
-        return f"{self.podman_secret},type=env,target={self.var}"
-
-    def known(self, store: Mapping[str, str]) -> bool:
-        """Whether every secret it is made of has a value (a provider key may not be set yet)."""
-        return all(name in store for name in self.needs)
-
-    def value(self, store: Mapping[str, str]) -> str:
-        return self.template.format_map({name: self._encode(store[name]) for name in self.needs})
-
-    def recover(self, value: str) -> dict[str, str]:
-        """The secrets a value of this variable was built from ({} if it was not built so)."""
-        pattern = re.escape(self.template)
-        for name in self.needs:
-            pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>.+?)", 1)
-        match = re.fullmatch(pattern, value)
-        if not match:
-            return {}
-        return {name: unquote(part) if self.in_url else part for name, part in match.groupdict().items()}
-
-    def _encode(self, secret: str) -> str:
-        return quote(secret, safe="") if self.in_url else secret
-
 
 # ---- containers -------------------------------------------------------------------------------
 
@@ -164,6 +60,29 @@ class Publish:
 
 
 @dataclass(frozen=True)
+class Volume:
+    """The podman volume a service keeps its data in, made by Quadlet from a .volume unit."""
+
+    name: str  # unit stem: litellm-postgres -> litellm-postgres.volume
+    description: str
+    target: str  # where its service's container mounts it
+
+    @property
+    def unit_file(self) -> str:
+        return f"{self.name}.volume"
+
+    @property
+    def podman_name(self) -> str:
+        """The podman volume Quadlet creates (no VolumeName=, so systemd- + the unit stem)."""
+        return f"systemd-{self.name}"
+
+    @property
+    def mount(self) -> str:
+        """Its Volume= value in its service's unit: the .volume unit, at its target."""
+        return f"{self.unit_file}:{self.target}"
+
+
+@dataclass(frozen=True)
 class Service:
     """One container and the systemd service Quadlet makes of it, or one instance of a template
     (litellm@.container runs as litellm@1.service, litellm@2.service, ...)."""
@@ -176,7 +95,8 @@ class Service:
     port: int
     requires: tuple[str, ...]  # other services' names
     publish: tuple[Publish, ...] = ()
-    volumes: tuple[str, ...] = ()
+    volume: Volume | None = None  # the volume it keeps its data in
+    mounts: tuple[str, ...] = ()  # the files it reads, as Volume= gives them: source:target:options
     environment: Words = NO_WORDS
     command: Words = NO_WORDS
     secret_env: tuple[SecretEnv, ...] = ()
@@ -215,6 +135,11 @@ class Service:
         return self.container_name
 
     @property
+    def volume_values(self) -> tuple[str, ...]:
+        """Its Volume= values: its data volume, then the files it reads."""
+        return ((self.volume.mount,) if self.volume else ()) + self.mounts
+
+    @property
     def requires_units(self) -> tuple[str, ...]:
         return tuple(f"{name}.service" for name in self.requires)
 
@@ -222,18 +147,6 @@ class Service:
     def stop_timeout_unit(self) -> int:
         """systemd's TimeoutStopSec=: podman's own stop timeout plus room to clean up."""
         return self.stop_timeout + 30
-
-
-@dataclass(frozen=True)
-class Volume:
-    key: str  # the config section of the service that keeps its data in it
-    name: str  # unit stem: litellm-postgres -> litellm-postgres.volume
-    description: str
-
-    @property
-    def podman_name(self) -> str:
-        """The podman volume Quadlet creates (no VolumeName=, so systemd- + the unit stem)."""
-        return f"systemd-{self.name}"
 
 
 @dataclass(frozen=True)
@@ -250,10 +163,22 @@ class Network:
 class Database:
     """The PostgreSQL database LiteLLM uses, as backups and checks reach it inside its container."""
 
-    container: str
-    port: int
+    service: Service  # PostgreSQL's
     user: str
     name: str
+
+    @property
+    def container(self) -> str:
+        return self.service.container_name
+
+    @property
+    def port(self) -> int:
+        return self.service.port
+
+    @property
+    def volume(self) -> Volume:
+        """Where its data lives."""
+        return self.service.volume
 
 
 @dataclass(frozen=True)
@@ -371,11 +296,27 @@ class Role:
         return 0o600 if self.secret else 0o644
 
 
+class Purpose(StrEnum):
+    """What a rendered file is for in the stack: how later steps (and tests) find one."""
+
+    NETWORK = "network"
+    VOLUME = "volume"
+    CONTAINER = "container"  # a service's unit (a template's: every instance's)
+    SECRETS = "secrets"  # a service's environment file
+    GATEWAY = "gateway"  # litellm.yaml
+    LOG_CONFIG = "log config"  # uvicorn's logging, read by LiteLLM
+    ACCESS_FILTER = "access filter"  # the probe filter of LiteLLM's access log
+    FRONT_DOOR = "front door"  # the front door's Caddyfile
+    SITE = "site"  # the Caddy site of the external URL
+    BACKUP = "backup"  # a backup job's service or timer
+
+
 @dataclass(frozen=True)
 class Output:
     """One file the stack needs: where it lands, what it is, and the template that formats it."""
 
     path: Path
+    purpose: Purpose
     role: Role
     template: str  # under njk/
     values: Mapping[str, Any] = field(default_factory=dict, compare=False)  # what the template reads
@@ -393,7 +334,6 @@ class Stack:
     podman: Podman
     network: Network
     services: tuple[Service, ...]  # dependencies first
-    volumes: tuple[Volume, ...]
     gateway: Mapping[str, Any] | None  # litellm.yaml as data
     site: Site | None
     front_door: FrontDoor | None
@@ -415,18 +355,24 @@ class Stack:
         return tuple(s for s in self.services if s.key == key)
 
     @property
+    def volumes(self) -> tuple[Volume, ...]:
+        """The volumes its services keep their data in."""
+        return tuple(s.volume for s in self.services if s.volume)
+
+    @property
     def api(self) -> Service | None:
         """The service clients are told to use: the one that publishes the API port."""
         return next((s for s in self.services if s.publish), None)
 
-    def output(self, kind: Kind) -> Output | None:
-        """The first output of a kind (the site)."""
-        return next((o for o in self.outputs if o.role.kind is kind), None)
+    def output(self, purpose: Purpose) -> Output | None:
+        """The output of a purpose (the first, of one several files share: a container's)."""
+        return next((o for o in self.outputs if o.purpose is purpose), None)
 
     @property
     def gateway_file(self) -> Path | None:
         """Where litellm.yaml is written."""
-        return next((o.path for o in self.outputs if "config" in o.values), None)
+        output = self.output(Purpose.GATEWAY)
+        return output.path if output else None
 
     @property
     def generated_secrets(self) -> tuple[str, ...]:

@@ -22,8 +22,10 @@ from typing import BinaryIO
 
 from blueprint import process
 from blueprint.errors import BlueprintError, ToolError
-from blueprint.files import atomic_output, digest, ensure_dir, lock
+from blueprint.files import atomic_output, digest
+from blueprint.folders import ensure_dir
 from blueprint.kinds import BackupKind
+from blueprint.locking import lock
 from blueprint.paths import Paths
 
 SUFFIX = {BackupKind.POSTGRES: ".sql.gz", BackupKind.REDIS: ".rdb", BackupKind.CONFIG: ".tar.gz"}
@@ -117,7 +119,7 @@ def _postgres(options, stack, now: float, out: BinaryIO) -> None:
     with gzip.GzipFile(fileobj=out, mode="wb", mtime=int(now)) as packed:
         # --clean --if-exists: the dump recreates every object, so it restores over a live database too.
         dump = ["podman", "exec", db.container, "pg_dump", "--clean", "--if-exists"]
-        unit = stack.service("litellm_postgres").unit
+        unit = db.service.unit
         process.stream(
             [*dump, "-p", str(db.port), "-U", db.user, "-d", db.name],
             packed.write,

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from blueprint import engine, podman, systemd
-from blueprint.files import lock
+from blueprint.locking import lock
+from blueprint.manifest import Manifest
 from blueprint.model.types import Kind, Stack
 from blueprint.paths import Paths, tilde
 
@@ -40,13 +41,13 @@ def uninstall(paths: Paths, *, purge_secrets: bool = False, force: bool = False)
     """Stop the services, then remove every file render wrote that is still as it wrote it; yields
     what it did and what it left. Files edited by hand since are kept unless `force`."""
     with lock(paths.lock):
-        manifest = engine.Manifest.load(paths)
+        manifest = Manifest.load(paths)
         if paths.manifest.exists():
             yield from _remove(paths, manifest, force)
         else:
             yield f"nothing to uninstall: blueprint has not rendered a gateway here (no {tilde(paths.manifest)})"
         if purge_secrets:
-            names = sorted(manifest.extra.get("podman_secrets", {}))
+            names = sorted(manifest.podman_secrets)
             held = podman.secret_names() if names and podman.installed() else set()
             for name in names:
                 if name in held:
@@ -59,7 +60,7 @@ def uninstall(paths: Paths, *, purge_secrets: bool = False, force: bool = False)
             yield f"kept the secrets in {paths.secret_store}: a render brings the same stack back"
 
 
-def _remove(paths: Paths, manifest: engine.Manifest, force: bool) -> Iterator[str]:
+def _remove(paths: Paths, manifest: Manifest, force: bool) -> Iterator[str]:
     """Stop what runs from the files the manifest lists, then remove them as a render removes a
     file it no longer writes (engine.compare and engine.apply: only under the folders render
     writes into, only as it wrote them unless `force`, with the folders left empty)."""

@@ -20,8 +20,10 @@ from typing import BinaryIO
 
 from blueprint import configfile, process
 from blueprint.errors import BackupError, BlueprintError, ConfigError, FileRefused, SecretError
-from blueprint.files import atomic_output, ensure_dir, lock, write_atomic
+from blueprint.files import atomic_output, write_atomic
+from blueprint.folders import ensure_dir
 from blueprint.kinds import BackupKind
+from blueprint.locking import lock
 from blueprint.model.types import Database
 from blueprint.ops.backups import PODMAN_HINT
 from blueprint.paths import SHIPPED, Paths, config_file
@@ -152,7 +154,7 @@ def _restore_postgres(db: Database, path: Path) -> Iterator[str]:
 
 
 def _restore_redis(stack, service, path: Path, snapshot: BinaryIO) -> Iterator[str]:
-    volume = next(v for v in stack.volumes if v.name == service.name)
+    volume = service.volume
     # Redis writes its snapshot when it stops: stop it first, then replace the file it loads at start.
     systemctl("stop", service.unit)
     yield f"stopped {service.unit}"

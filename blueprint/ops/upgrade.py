@@ -19,8 +19,8 @@ from pathlib import Path
 
 from blueprint import configfile, pipeline, podman
 from blueprint.errors import BlueprintError, ConfigError, ToolError, UpgradeFailed
-from blueprint.files import lock
 from blueprint.kinds import BackupKind
+from blueprint.locking import lock
 from blueprint.model import jobs, releases
 from blueprint.model.rules import enabled
 from blueprint.model.types import Stack
