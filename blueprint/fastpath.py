@@ -22,7 +22,7 @@ import sys
 from hashlib import sha256
 
 from blueprint import __version__
-from blueprint.errors import BlueprintError
+from blueprint.errors import BlueprintError, one_line
 from blueprint.paths import PACKAGE_DIR, Paths, config_file, config_line, own_command, resource, which
 from blueprint.reading import MAX_CONFIG, MAX_FILE, read_regular
 
@@ -164,9 +164,10 @@ def up_to_date(argv: list[str], environ=None) -> int | None:
         _, ino, size, mtime, ctime, mode, name = line.split(" ", 6)
         if _identity(name) != (int(ino), int(size), int(mtime), int(ctime), int(mode)):
             return None
-    sys.stderr.write(f"blueprint: {config_line(path, origin)}\n")
+    # Escaped as the CLI's say() escapes: a config named with a newline cannot forge a line.
+    sys.stderr.write(f"blueprint: {one_line(config_line(path, origin))}\n")
     for warning in warnings:  # a key still not set is said on every render until it is
-        sys.stderr.write(f"blueprint: warning: {warning}\n")
+        sys.stderr.write(f"blueprint: warning: {one_line(warning)}\n")
     return sum(1 for line in checked if line.startswith("file "))
 
 
