@@ -28,6 +28,15 @@ def say(message: str) -> None:
     click.echo(f"blueprint: {one_line(message)}", err=True)
 
 
+def confirmed(question: str) -> bool:
+    """Yes, typed; anything else (no answer, the end of input) is no. The question names paths:
+    escaped as say() escapes them."""
+    try:
+        return click.confirm(one_line(question), default=False, err=True)
+    except click.Abort:
+        return False
+
+
 def short(path) -> str:
     """A path as a person reads it: ~ for the home directory."""
     from blueprint.paths import tilde

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from blueprint.cli import cli, config_option, options_for, say, say_config, short
+from blueprint.cli import cli, config_option, confirmed, options_for, say, say_config, short
 
 
 @cli.command(short_help="Write a starter blueprint-config.json here.")
@@ -153,16 +153,8 @@ def uninstall(purge_secrets, force, yes):
             "Stop the gateway, remove the units and files render wrote, and the secret store? Without "
             "LITELLM_SALT_KEY the credentials LiteLLM keeps in PostgreSQL cannot be read again"
         )
-    if not yes and not _confirmed(question):
+    if not yes and not confirmed(question):
         say("nothing was removed")
         raise click.exceptions.Exit(1)
     for step in remove(options.paths, purge_secrets=purge_secrets, force=force):
         say(step)
-
-
-def _confirmed(question: str) -> bool:
-    """Yes, typed; anything else (no answer, the end of input) is no."""
-    try:
-        return click.confirm(question, default=False, err=True)
-    except click.Abort:
-        return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from blueprint.cli import cli, config_option, options_for, say, short
+from blueprint.cli import cli, config_option, confirmed, options_for, say, short
 from blueprint.kinds import BackupKind
 
 # ---- backups, restore, verify --------------------------------------------------------------
@@ -82,8 +82,9 @@ def restore(config_path, kind, file, yes, replace_salt_key):
 
     options = options_for(config_path)
     path = Path(file) if file else backups.newest(options.paths, kind)
-    if not yes:
-        click.confirm(f"Restore {kind} from {short(path)}? The current data is replaced", abort=True, err=True)
+    if not yes and not confirmed(f"Restore {kind} from {short(path)}? The current data is replaced"):
+        say("nothing was restored")
+        raise click.exceptions.Exit(1)
     for step in restore.restore(options, kind, path, replace_salt_key=replace_salt_key):
         say(step)
 
