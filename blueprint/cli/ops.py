@@ -68,7 +68,8 @@ def restore(config_path, kind, file, yes, replace_salt_key):
     """Restore a backup (default: the newest of KIND): stops litellm, restores, starts it again.
 
     postgres replaces the database with the dump; redis replaces the snapshot; config puts back
-    the config file and secret store saved with it (current ones are kept as *.before-restore).
+    the config file (./blueprint-config.json, or --config) and the secret store saved with it
+    (current ones are kept as *.before-restore).
     A backup that does not load restores nothing (exit 4).
 
     LITELLM_SALT_KEY encrypts the credentials LiteLLM keeps in PostgreSQL: a config backup whose
@@ -81,6 +82,8 @@ def restore(config_path, kind, file, yes, replace_salt_key):
     from blueprint.ops import backups, restore
 
     options = options_for(config_path)
+    if kind == BackupKind.CONFIG:
+        restore.config_target(options)  # a config it must not replace is refused before the question
     path = Path(file) if file else backups.newest(options.paths, kind)
     if not yes and not confirmed(f"Restore {kind} from {short(path)}? The current data is replaced"):
         say("nothing was restored")
