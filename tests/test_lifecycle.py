@@ -321,6 +321,18 @@ def test_an_upgrade_refused_before_systemd_puts_the_config_back(upgradable):
     assert upgradable.calls() == [], "nothing restarted"
 
 
+def test_an_upgrade_whose_backup_fails_is_a_failure_of_the_world_not_of_the_command(upgradable, tmp_path):
+    """It exited 2, as a mistyped command does; the database not answering is exit 1."""
+    (tmp_path / "tools" / "pg_dump").write_text("#!/bin/sh\necho 'connection refused' >&2\nexit 1\n")
+    before = upgradable.config.read_bytes()
+    result = upgradable.run("upgrade", "--to", "v1.99.5", "--config", str(upgradable.config))
+    assert result.returncode == 1, result.stderr
+    assert "upgrade stopped before changing anything: backup postgres failed" in result.stderr
+    assert "connection refused" in result.stderr and "Traceback" not in result.stderr
+    assert upgradable.config.read_bytes() == before
+    assert upgradable.calls() == [], "nothing restarted"
+
+
 def test_ctrl_c_while_an_upgrade_waits_puts_back_the_config_and_what_was_applied(upgradable, monkeypatch):
     for name in ("PATH", "FAKE_PODMAN", "FAKE_SYSTEMCTL"):
         monkeypatch.setenv(name, upgradable.env[name])

@@ -183,8 +183,11 @@ def _back_up(options: pipeline.Options, stack: Stack, data, say: Say) -> Path | 
         )
     made = backups.take(options, stack, kinds)
     if made.failed:
+        # The world failed (a database that does not answer, a full disk), not the command given.
         kind, error = made.failed[0]
-        raise BlueprintError(f"upgrade stopped before changing anything: backup {kind} failed: {error.message}")
+        raise ToolError(
+            f"upgrade stopped before changing anything: backup {kind} failed: {error.message}", hint=error.hint
+        )
     for backup in made.made:
         say(f"backed up {backup.kind}: {backup.path}")
     return next((b.path for b in made.made if b.kind is BackupKind.POSTGRES), None)
