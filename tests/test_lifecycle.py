@@ -309,15 +309,18 @@ def upgradable(world, tmp_path):
     return world
 
 
-def test_an_upgrade_refused_before_systemd_puts_the_config_back(upgradable):
-    """The config said v1.99.7 after the refusal, and the next apply deployed it unwatched."""
+def test_an_upgrade_a_render_would_refuse_is_refused_before_anything_is_backed_up_or_written(upgradable):
+    """It backed up, wrote the new image into the config, and only then met the edited file (the
+    config said v1.99.7 after such a refusal, and the next apply deployed it unwatched); a render
+    of the new release is now tried in memory first."""
     upgradable.unit.write_text(upgradable.unit.read_text().replace("RestartSec=5s", "RestartSec=9s"))
     before = upgradable.config.read_bytes()
     result = upgradable.run("upgrade", "--to", "v1.99.7", "--config", str(upgradable.config))
     assert result.returncode == 1, result.stderr
     assert "edited since blueprint wrote it; nothing was written" in result.stderr
-    assert f"{upgradable.config}: put back as it was (litellm.image ghcr.io/berriai/litellm:v1.99.4)" in result.stderr
+    assert "backed up" not in result.stderr and "put back" not in result.stderr
     assert upgradable.config.read_bytes() == before
+    assert not upgradable.home.backup_dir.exists(), "not a backup taken"
     assert upgradable.calls() == [], "nothing restarted"
 
 
