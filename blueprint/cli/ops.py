@@ -15,15 +15,15 @@ def backup():
     """Back up PostgreSQL (gzip dump), Redis (RDB snapshot) and the config with its secrets.
 
     `blueprint render` writes daily timers (backup.*_at) that run `blueprint backup run KIND`;
-    files older than backup.retention_days are pruned after each run.
+    each run prunes the files of its kind older than backup.retention_days (never the newest).
     """
 
 
-@backup.command("run", short_help="Back up now (default: all), then prune old backups.")
+@backup.command("run", short_help="Back up now (default: all), then prune old backups of those kinds.")
 @config_option
 @click.argument("kinds", nargs=-1, type=click.Choice([*(k.value for k in BackupKind), "all"]))
 def backup_run(config_path, kinds):
-    """Back up now (default: all), then prune old backups."""
+    """Back up now (default: all), then prune old backups of those kinds."""
     from blueprint.ops import backups
 
     result = backups.run(options_for(config_path), kinds or ("all",))

@@ -25,7 +25,7 @@ from blueprint.folders import ensure_dir
 from blueprint.kinds import BackupKind
 from blueprint.locking import lock
 from blueprint.model.types import Database
-from blueprint.ops.backups import PODMAN_HINT
+from blueprint.ops.backups import PODMAN_HINT, kind_lock
 from blueprint.paths import APPLIED, SHIPPED, Paths, config_file
 from blueprint.reading import MAX_CONFIG, open_regular, read_bytes, size
 from blueprint.systemd import systemctl
@@ -35,10 +35,11 @@ def restore(options, kind: str, path: Path, *, replace_salt_key: bool = False) -
     """Put a backup back, stopping what must not run meanwhile; yields what it did.
 
     The file is read and checked before anything stops: a damaged backup restores nothing. The
-    whole restore holds the lock, so no render or apply runs in the middle of it. A config
-    backup's salt key replaces the one in use only with `replace_salt_key`.
+    whole restore holds the lock, so no render or apply runs in the middle of it, and the lock of
+    the kind's backup folder, so no backup of that kind dumps what is being replaced or prunes the
+    file being read. A config backup's salt key replaces the one in use only with `replace_salt_key`.
     """
-    with lock(options.paths.lock):
+    with lock(options.paths.lock), kind_lock(options.paths, kind):
         yield from _restore(options, kind, path, replace_salt_key)
 
 
