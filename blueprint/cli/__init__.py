@@ -105,6 +105,7 @@ def cli(debug: bool) -> None:
 
 # ---- the one error handler -----------------------------------------------------------------
 
+
 def _error(message: str, hint: str | None = None) -> None:
     click.echo(f"blueprint: error: {one_line(message)}", err=True)
     if hint:
