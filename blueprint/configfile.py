@@ -75,10 +75,15 @@ def create(path: Path, data: bytes) -> None:
 def set_value(path: Path, keys: tuple[str, ...], value: Any) -> None:
     """Set the value at `keys` (object keys from the top) in the JSON file at `path`, changing only
     that value's text (or inserting the member where it is missing) and keeping every other byte."""
-    raw = path.read_bytes()
+    write(path, with_value(path.read_bytes(), keys, value))
+
+
+def with_value(raw: bytes, keys: tuple[str, ...], value: Any) -> bytes:
+    """The bytes set_value writes: `raw` with only the value at `keys` changed (upgrade checks
+    them before it writes them)."""
     text = raw.decode("utf-8-sig")
     bom = raw[:3] if raw.startswith(b"\xef\xbb\xbf") else b""
-    write(path, bom + _with(text, keys, value).encode("utf-8"))
+    return bom + _with(text, keys, value).encode("utf-8")
 
 
 def write(path: Path, data: bytes) -> None:

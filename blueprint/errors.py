@@ -7,6 +7,17 @@ that cannot be read, 130 interrupted.
 
 from __future__ import annotations
 
+# What would break a message's line or forge another (a newline, an escape sequence, a Unicode line
+# separator): printed as Python writes it in a string literal. A table, not a pattern: the fast
+# path says the config's path too, and must not pay for importing re.
+_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)}
+
+
+def one_line(text: str) -> str:
+    """A message as one line: a value or a path a person gave (--to $'v1\\nblueprint: note: ...',
+    a config named with a newline) cannot add one."""
+    return text.translate(_ESCAPES)
+
 
 class BlueprintError(Exception):
     """An error with a place, a message and, where we know one, what to do next."""

@@ -4,8 +4,10 @@ After a render that left the disk equal to the plan, blueprint writes a stamp of
 read: a fingerprint of its inputs (the config's bytes, blueprint's own code, templates and schema,
 the command the backup timers run, the directories, the secret store, the environment variables a
 `${VAR}` may be taken from, the podman binary when its version is detected), the identity of every
-library file it ran (Jinja, PyYAML, jsonschema, ...: an upgrade changes the output), and the
-identity of every output file. An identity is inode, size, mtime and ctime: an edit changes ctime,
+library file it ran (Jinja, PyYAML, jsonschema, ...: an upgrade changes the output), the
+identity of every output file, and that of the copy of the config the render keeps (the day-2
+commands and the backup timers read it; the fingerprint holds the config's bytes, which the
+render made that copy equal to). An identity is inode, size, mtime and ctime: an edit changes ctime,
 which no tool can set back. When a later `render` or `apply` finds all of it unchanged, the full
 pipeline would produce the same bytes and write nothing, so it stops before importing Click, Jinja,
 jsonschema or PyYAML. Anything it cannot prove sends it down the full path, which stays the only
@@ -22,11 +24,11 @@ import sys
 from hashlib import sha256
 
 from blueprint import __version__
-from blueprint.errors import BlueprintError
+from blueprint.errors import BlueprintError, one_line
 from blueprint.paths import PACKAGE_DIR, Paths, config_file, config_line, own_command, resource, which
 from blueprint.reading import MAX_CONFIG, MAX_FILE, read_regular
 
-STAMP_VERSION = "blueprint-stamp 4"
+STAMP_VERSION = "blueprint-stamp 5"
 
 
 def _identity(path) -> tuple[int, ...] | None:
@@ -128,7 +130,8 @@ def write_stamp(prepared, *, pending: bool) -> None:
         f"pending {int(pending)}",
     ]
     lines += [f"warn {warning}" for warning in prepared.resolution.warnings()]
-    for kind, paths in (("file", [f.path for f in prepared.planned]), ("code", _libraries())):
+    kept = ("copy", [options.paths.applied_config])
+    for kind, paths in (("file", [f.path for f in prepared.planned]), ("code", _libraries()), kept):
         for path in paths:
             identity = _identity(path)
             if identity is None:
@@ -164,9 +167,10 @@ def up_to_date(argv: list[str], environ=None) -> int | None:
         _, ino, size, mtime, ctime, mode, name = line.split(" ", 6)
         if _identity(name) != (int(ino), int(size), int(mtime), int(ctime), int(mode)):
             return None
-    sys.stderr.write(f"blueprint: {config_line(path, origin)}\n")
+    # Escaped as the CLI's say() escapes: a config named with a newline cannot forge a line.
+    sys.stderr.write(f"blueprint: {one_line(config_line(path, origin))}\n")
     for warning in warnings:  # a key still not set is said on every render until it is
-        sys.stderr.write(f"blueprint: warning: {warning}\n")
+        sys.stderr.write(f"blueprint: warning: {one_line(warning)}\n")
     return sum(1 for line in checked if line.startswith("file "))
 
 

@@ -92,10 +92,11 @@ class Built:
     notes: tuple[str, ...]  # about this machine, for a person
 
 
-def build_stack(options: Options) -> Built:
-    """Load the config and build its stack for the target Podman and this machine."""
+def build_stack(options: Options, *, raw: bytes | None = None) -> Built:
+    """Load the config and build its stack for the target Podman and this machine; with `raw`,
+    from those bytes in place of the file's (a change checked before it is written)."""
     path, origin = config_file(options.config_path, options.environ)
-    loaded = config.load(path)
+    loaded = config.load(path) if raw is None else config.loads(raw, label=config.shown(path))
     data = loaded.data
     target = Podman.target(data["podman_version"], options.environ)
     machine = options.machine or (host.machine(options.environ) if needs_machine(data) else None)
@@ -140,15 +141,16 @@ def check_config(raw: bytes, label: str, environ: Mapping[str, str]) -> config.L
     return loaded
 
 
-def prepare(options: Options, *, strict: bool = False) -> Prepared:
-    """Load, model, resolve secrets and render in memory; then compare with the disk.
+def prepare(options: Options, *, strict: bool = False, raw: bytes | None = None) -> Prepared:
+    """Load, model, resolve secrets and render in memory; then compare with the disk. With `raw`,
+    the config is those bytes (build_stack).
 
     A command that goes on to write holds the lock around this and the write (render()), so
     what it read is still true when it writes.
     """
     from blueprint import podman
 
-    built = build_stack(options)
+    built = build_stack(options, raw=raw)
     if strict:
         _refuse_placeholders(built)
     stack, paths = built.stack, options.paths

@@ -421,3 +421,74 @@ def test_backups_run_at_once_all_succeed_and_none_overwrites_another(home, tmp_p
     assert len(set(made)) == 3 and all(path.exists() for path in made)
     assert [b.path for b in backups.listing(home)][:3] == made[::-1]
     assert backups.newest(home, "config") == made[-1]
+
+
+SLOW_PG_DUMP = """#!/bin/sh
+# pg_dump of a large database: it has begun, and goes on until the test lets it end.
+echo '-- begun'
+touch "$DUMP_BEGUN"
+while [ ! -e "$DUMP_MAY_END" ]; do sleep 0.05; done
+echo '-- the end'
+"""
+FAKE_REDIS_CLI = """#!/bin/sh
+# redis-cli -p PORT --rdb FILE: a snapshot in FILE.
+while [ $# -gt 0 ]; do [ "$1" = --rdb ] && printf 'REDIS0011snapshot' > "$2"; shift; done
+"""
+
+
+def test_a_long_dump_holds_up_no_other_backup_and_no_render(home, tmp_path, monkeypatch):
+    """`backup run` held the state lock for the whole pg_dump: a dump of 11 minutes made a `backup
+    run redis` fail after 600 s, and one of 40 the 02:30 and 02:45 timers, an apply or a `secrets
+    set` meanwhile. A backup of the same kind still waits for it (here 2 s, then gives up)."""
+    from functools import partial
+
+    from blueprint import locking, pipeline
+    from blueprint.ops import backups
+
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for name, script in (("pg_dump", SLOW_PG_DUMP), ("redis-cli", FAKE_REDIS_CLI)):
+        (tools / name).write_text(script)
+        (tools / name).chmod(0o755)
+    begun, may_end = tmp_path / "begun", tmp_path / "may-end"
+    world = {
+        "containers": {
+            "litellm-postgres": {"env": {"DUMP_BEGUN": str(begun), "DUMP_MAY_END": str(may_end)}},
+            "litellm-redis": {},
+        }
+    }
+    (tmp_path / "world.json").write_text(json.dumps(world))
+    monkeypatch.setenv("PATH", f"{tools}:{FAKES}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_PODMAN", str(tmp_path / "world.json"))
+    config = write_config(tmp_path, {"podman_version": "5.4", "llm_providers": {"ollama": {"models": ["m"]}}})
+    assert cli("render", "--config", str(config)).returncode == 0
+    dump = subprocess.Popen(
+        [str(Path(sys.executable).parent / "blueprint"), "backup", "run", "postgres", "--config", str(config)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(1200):  # the dump has begun (at most a minute)
+            if begun.exists() or dump.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert begun.exists(), dump.stderr.read() if dump.poll() is not None else "pg_dump never began"
+        # Whatever waits for a lock gives up after 2 s here (600 s otherwise).
+        short = partial(locking.lock, wait=2)
+        monkeypatch.setattr(locking, "lock", short)
+        monkeypatch.setattr(backups, "lock", short)
+        options = pipeline.Options.from_env(config)
+        for kind in ("redis", "config"):
+            result = backups.run(options, [kind])
+            assert not result.failed, result.failed
+            assert [made.kind for made in result.made] == [kind]
+        config.write_text(json.dumps({"podman_version": "5.4", "llm_providers": {"ollama": {"models": ["m", "n"]}}}))
+        assert pipeline.render(options).written, "a render writes while the dump runs"
+        second = backups.run(options, ["postgres"])
+        assert not second.made and "another blueprint has been writing for 2 s" in second.failed[0][1].message
+    finally:
+        may_end.touch()
+        _, said = dump.communicate(timeout=120)
+    assert dump.returncode == 0, said
+    (made,) = (home.backup_dir / "postgres").iterdir()
+    assert gzip.decompress(made.read_bytes()) == b"-- begun\n-- the end\n"

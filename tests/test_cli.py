@@ -181,6 +181,36 @@ def test_a_value_given_cannot_forge_a_line_of_output(home, tmp_path, argv):
     assert "all healthy" in line and not any(c in line for c in "\x1b\r\u2028"), line
 
 
+def test_a_path_said_cannot_forge_a_line_of_output(home, tmp_path):
+    """A config named with a newline printed `blueprint: error: FORGED` as a line of its own; the
+    second render is the fast path's, which names the config too."""
+    config = write_config(tmp_path, {"podman_version": "5.4", "llm_providers": {"ollama": {"models": ["m"]}}})
+    forged = tmp_path / "x\nblueprint: error: FORGED\u2028blueprint: note: \x1b[2Kall healthy"
+    forged.write_bytes(config.read_bytes())
+    said = []
+    for command in ("validate", "render", "render"):
+        result = cli(command, "--config", str(forged), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert not any(line.startswith("blueprint: error") for line in result.stderr.splitlines()), result.stderr
+        assert "x\\nblueprint: error: FORGED\\u2028blueprint: note: \\x1b[2Kall healthy" in result.stderr
+        said.append(result.stderr)
+    assert "files up to date, nothing to do" in said[-1], "the fast path"
+
+
+@pytest.mark.parametrize("answer", ["", "n\n"], ids=["no answer", "no"])
+def test_a_restore_not_confirmed_restores_nothing_and_says_so(home, tmp_path, answer):
+    """No answer (the end of input) was "aborted", exit 130, as if interrupted: it is a no, as
+    uninstall's question takes it."""
+    config = write_config(tmp_path, {"llm_providers": {"ollama": {"models": ["m"]}}})
+    before = config.read_bytes()
+    backup = tmp_path / "config-20260101T000000Z.tar.gz"
+    backup.write_bytes(b"never read")
+    result = cli("restore", "config", str(backup), "--config", str(config), input=answer)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.endswith("blueprint: nothing was restored\n") and "aborted" not in result.stderr
+    assert config.read_bytes() == before
+
+
 def test_output_survives_a_terminal_that_cannot_encode_it(home, tmp_path):
     model = {"id": "gpt-4o", "mock_response": "日本 é"}
     openai = {"api_key": "${OPENAI_API_KEY}", "models": [model]}

@@ -66,6 +66,21 @@ def test_a_deleted_output_is_written_again(config, home):
     assert (home.unit_dir / "llm.network").exists()
 
 
+@pytest.mark.parametrize("how", ["deleted", "edited"])
+def test_the_copy_of_the_config_is_written_again(config, home, how):
+    """Deleted, it stayed missing ("nothing to do"): the backup timers, which read it, failed every
+    night, and ps from another folder said `blueprint apply` would bring it back."""
+    if how == "deleted":
+        home.applied_config.unlink()
+    else:
+        home.applied_config.write_text("{}")
+    result = render(config)
+    assert result.returncode == 0, result.stderr
+    assert not fast(result)
+    assert home.applied_config.read_bytes() == config.read_bytes()
+    assert fast(render(config)), "proven again"
+
+
 def test_a_loosened_mode_is_repaired(config, home):
     env_file = home.env_dir / "litellm.env"
     env_file.chmod(0o644)

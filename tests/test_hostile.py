@@ -463,11 +463,18 @@ def test_restore_config_keeps_every_replaced_store_private_and_never_overwrites_
     assert [secrets.Store.read(k).values["OPENAI_API_KEY"] for k in kept] == ["sk-second", "sk-third"]
     assert all(stat.S_IMODE(k.stat().st_mode) == 0o600 for k in kept)
     assert secrets.Store.load(home).values["LITELLM_SALT_KEY"] == original["LITELLM_SALT_KEY"]
-    # Without --config, from another folder: the config in use is the copy of the one last rendered.
+    # Without --config, from another folder: the config found is blueprint's copy of the one last
+    # rendered, which the next apply from the person's folder would overwrite; refused, as upgrade
+    # refuses it, before the question.
+    applied = home.applied_config.read_bytes()
+    for confirm in (["--yes"], []):
+        elsewhere = cli("restore", "config", str(archive), *confirm, cwd=home.home)
+        assert elsewhere.returncode == 2, elsewhere.stderr
+        assert "blueprint's copy of the config last rendered" in one_error_line(elsewhere)
+        assert "--config" in elsewhere.stderr and "Restore config from" not in elsewhere.stderr
+    assert home.applied_config.read_bytes() == applied
+    assert not list(home.state_dir.glob("*.before-restore-*"))
     shipped = (ROOT / "blueprint-config.json").read_bytes()
-    elsewhere = cli("restore", "config", str(archive), "--yes", cwd=home.home)
-    assert elsewhere.returncode == 0, elsewhere.stderr
-    assert f"restored {home.applied_config}" in elsewhere.stderr
     home.applied_config.unlink()  # nothing applied yet: only the shipped example is in use
     refused = cli("restore", "config", str(archive), "--yes", cwd=home.home)
     assert refused.returncode == 2 and "shipped with blueprint" in one_error_line(refused)

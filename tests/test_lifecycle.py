@@ -309,14 +309,29 @@ def upgradable(world, tmp_path):
     return world
 
 
-def test_an_upgrade_refused_before_systemd_puts_the_config_back(upgradable):
-    """The config said v1.99.7 after the refusal, and the next apply deployed it unwatched."""
+def test_an_upgrade_a_render_would_refuse_is_refused_before_anything_is_backed_up_or_written(upgradable):
+    """It backed up, wrote the new image into the config, and only then met the edited file (the
+    config said v1.99.7 after such a refusal, and the next apply deployed it unwatched); a render
+    of the new release is now tried in memory first."""
     upgradable.unit.write_text(upgradable.unit.read_text().replace("RestartSec=5s", "RestartSec=9s"))
     before = upgradable.config.read_bytes()
     result = upgradable.run("upgrade", "--to", "v1.99.7", "--config", str(upgradable.config))
     assert result.returncode == 1, result.stderr
     assert "edited since blueprint wrote it; nothing was written" in result.stderr
-    assert f"{upgradable.config}: put back as it was (litellm.image ghcr.io/berriai/litellm:v1.99.4)" in result.stderr
+    assert "backed up" not in result.stderr and "put back" not in result.stderr
+    assert upgradable.config.read_bytes() == before
+    assert not upgradable.home.backup_dir.exists(), "not a backup taken"
+    assert upgradable.calls() == [], "nothing restarted"
+
+
+def test_an_upgrade_whose_backup_fails_is_a_failure_of_the_world_not_of_the_command(upgradable, tmp_path):
+    """It exited 2, as a mistyped command does; the database not answering is exit 1."""
+    (tmp_path / "tools" / "pg_dump").write_text("#!/bin/sh\necho 'connection refused' >&2\nexit 1\n")
+    before = upgradable.config.read_bytes()
+    result = upgradable.run("upgrade", "--to", "v1.99.5", "--config", str(upgradable.config))
+    assert result.returncode == 1, result.stderr
+    assert "upgrade stopped before changing anything: backup postgres failed" in result.stderr
+    assert "connection refused" in result.stderr and "Traceback" not in result.stderr
     assert upgradable.config.read_bytes() == before
     assert upgradable.calls() == [], "nothing restarted"
 
@@ -470,8 +485,61 @@ def test_up_ps_and_down_act_on_what_is_installed_not_on_the_config_here(world):
     _replicas(world, 2)
     assert world.run("down").returncode == 0
     assert "litellm@3.service" in world.calls()[-1], "the third replica is stopped too"
+    # --config still chooses the config that tells containers and addresses; the units are those
+    # installed, the third replica too, of which a config of two says nothing.
     given = world.run("ps", "--config", str(world.config))
-    assert "litellm@3" not in given.stdout and f"config: {world.config}" in given.stderr, "--config still chooses"
+    assert f"config: {world.config}" in given.stderr
+    rows = {line.split()[0]: line.split() for line in given.stdout.splitlines()[1:]}
+    assert rows["litellm@3"][1:3] == ["inactive", "?"] and rows["litellm@3"][-2:] == ["?", "?"]
+    assert rows["litellm@2"][-2:] == ["(network", "only)"]
+
+
+def test_the_gateway_is_stopped_and_looked_at_when_its_config_no_longer_loads(world, tmp_path, monkeypatch):
+    """With Podman secrets, a Podman gone back to 4.4 made down, ps, up and logs all exit 2
+    ("Podman secrets need Podman 4.5"), as would a newer blueprint's new rule: what is installed
+    could no longer be stopped. The units are the manifest's; what needs the config is unknown."""
+    data = {**json.loads(world.config.read_text()), "podman_version": "auto", "secrets": {"backend": "podman"}}
+    world.config.write_text(json.dumps(data))
+    assert world.run("render", "--config", str(world.config)).returncode == 0
+    world.set(world.podman, lambda w: w.update(version="4.4.1"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the copy of the config last rendered is the config
+    services = " ".join(
+        f"{name}.service" for name in ("litellm-front", "litellm-postgres", "litellm-redis", "litellm@1", "litellm@2")
+    )
+    timers = "blueprint-backup-config.timer blueprint-backup-postgres.timer blueprint-backup-redis.timer"
+
+    down = world.run("down")
+    assert down.returncode == 0, down.stderr
+    assert "note: " in down.stderr and "Podman secrets need Podman 4.5" in down.stderr
+    assert "the units are those installed (~/.local/state/blueprint/manifest.json)" in down.stderr
+    assert world.calls()[-1] == f"stop {' '.join(reversed(services.split()))} {timers}"
+    up = world.run("up")
+    assert up.returncode == 0, up.stderr
+    assert world.calls()[-1] == f"start {services} {timers}"
+
+    ps = world.run("ps")
+    rows = {line.split()[0]: line.split() for line in ps.stdout.splitlines()[1:]}
+    assert sorted(rows) == sorted(unit.removesuffix(".service") for unit in services.split())
+    assert rows["litellm@1"][1:3] == ["active", "?"] and rows["litellm@1"][-2:] == ["?", "?"]
+    assert "their containers' health, images and addresses cannot be known until it does" in ps.stderr
+    assert ps.returncode == 1, "healthy cannot be claimed"
+    assert "5 of 5 services run, but whether they are healthy cannot be known" in ps.stderr
+    world.set(world.systemd, lambda w: w.update(units={"litellm-redis.service": {"ActiveState": "failed"}}))
+    assert "1 of 5 services are not running and healthy: litellm-redis" in world.run("ps").stderr
+
+    journal = tmp_path / "journal"
+    journal.mkdir()
+    said = "#!/bin/sh\necho \"$*\" | grep -q 'unit=litellm-redis.service ' && echo 'Ready'\n"
+    (journal / "journalctl").write_text(said)
+    (journal / "journalctl").chmod(0o755)
+    logs = world.run("logs", "redis", PATH=f"{journal}:{world.env['PATH']}")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.strip() == "Ready"
+    none = world.run("logs", "postgres", PATH=f"{journal}:{world.env['PATH']}")
+    assert none.returncode == 1 and "the container of litellm-postgres.service is not known" in none.stderr
+    assert world.run("logs", "nope").returncode == 2
 
 
 @pytest.mark.parametrize("command", ["ps", "up", "down", "logs"])

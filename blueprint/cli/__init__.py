@@ -12,12 +12,10 @@ lifecycle.py (init, upgrade, ps, logs, up, down, uninstall) and export.py (expor
 
 from __future__ import annotations
 
-import re
-
 import click
 
 from blueprint import __version__
-from blueprint.errors import BlueprintError
+from blueprint.errors import BlueprintError, one_line
 
 CONFIG_HELP = (
     "Config file. Default: $BLUEPRINT_CONFIG, else ./blueprint-config.json, else the copy kept by the last render, "
@@ -26,7 +24,17 @@ CONFIG_HELP = (
 
 
 def say(message: str) -> None:
-    click.echo(f"blueprint: {message}", err=True)
+    """A status line on stderr, escaped as errors are: a path or a value in it cannot forge another."""
+    click.echo(f"blueprint: {one_line(message)}", err=True)
+
+
+def confirmed(question: str) -> bool:
+    """Yes, typed; anything else (no answer, the end of input) is no. The question names paths:
+    escaped as say() escapes them."""
+    try:
+        return click.confirm(one_line(question), default=False, err=True)
+    except click.Abort:
+        return False
 
 
 def short(path) -> str:
@@ -96,15 +104,6 @@ def cli(debug: bool) -> None:
 
 
 # ---- the one error handler -----------------------------------------------------------------
-
-# What would break a message's line or forge another (a newline, an escape sequence, a Unicode line
-# separator): printed as Python writes it in a string literal.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def one_line(text: str) -> str:
-    """A message as one line: a value a person gave (--to $'v1\\nblueprint: note: ...') cannot add one."""
-    return _UNPRINTABLE.sub(lambda m: repr(m[0])[1:-1], text)
 
 
 def _error(message: str, hint: str | None = None) -> None:

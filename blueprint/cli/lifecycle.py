@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from blueprint.cli import cli, config_option, options_for, say, say_config, short
+from blueprint.cli import cli, config_option, confirmed, options_for, say, say_config, short
 
 
 @cli.command(short_help="Write a starter blueprint-config.json here.")
@@ -64,29 +64,47 @@ def upgrade(config_path, tag, allow_downgrade, wait):
     run(options_for(config_path), tag, say=say, allow_downgrade=allow_downgrade, wait=wait)
 
 
+def _introduce(found, paths, unknown: str | None = None) -> None:
+    """Which config tells what unit names do not; or, where none loads, why, and what of the
+    command's answer that leaves unknown (`unknown`: nothing, when unit names are enough)."""
+    if found.built is not None:
+        say_config(found.built.path, found.built.origin)
+        return
+    consequence = f"; {unknown} cannot be known until it does" if unknown else ""
+    say(f"note: the config does not load ({found.problem.message}){consequence}")
+    say(f"note: the units are those installed ({short(paths.manifest)})")
+
+
 @cli.command(short_help="Each service's state, health, age, image, restarts, address.")
 @config_option
 def ps(config_path):
     """Each service: its state, health, since when, image, restarts and the address it answers
-    on. Exit 1 when one is not running or not healthy."""
+    on. Exit 1 when one is not running or not healthy, or its health cannot be known."""
     from blueprint.errors import VerifyError
     from blueprint.ops.inspect import age, installed, states
 
-    built = installed(options_for(config_path))
-    say_config(built.path, built.origin)
-    found = states(built.stack)
+    options = options_for(config_path)
+    found = installed(options)
+    _introduce(found, options.paths, "their containers' health, images and addresses")
+    shown = states(found)
     rows = [("SERVICE", "STATE", "HEALTH", "SINCE", "RESTARTS", "IMAGE", "ADDRESS")]
-    for s in found:
-        image = s.container.image if s.container else s.service.image
-        rows.append((s.name, s.active, s.health, age(s.since), str(s.restarts), image, s.address))
+    for s in shown:
+        rows.append((s.name, s.active, s.health, age(s.since), str(s.restarts), s.image, s.address))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
-    down = [s.name for s in found if not s.ok]
+    down = [s.name for s in shown if s.down]
     if down:
         raise VerifyError(
-            f"{len(down)} of {len(found)} services are not running and healthy: {', '.join(down)}",
+            f"{len(down)} of {len(shown)} services are not running and healthy: {', '.join(down)}",
             hint="see why with `blueprint logs SERVICE`; start everything with `blueprint up`",
+        )
+    unknown = [s for s in shown if not s.known]
+    if unknown:
+        raise VerifyError(
+            f"{len(unknown)} of {len(shown)} services run, but whether they are healthy cannot be known: "
+            f"{found.unknown(unknown[0].unit)}",
+            hint="`blueprint validate` says what the config needs",
         )
 
 
@@ -102,37 +120,39 @@ def logs(config_path, service, follow, lines):
     from blueprint.ops.inspect import installed, run_in_place
     from blueprint.ops.inspect import logs as find
 
-    built = installed(options_for(config_path))
-    say_config(built.path, built.origin)
-    run_in_place(find(built.stack, service, follow=follow, lines=lines))
+    options = options_for(config_path)
+    found = installed(options)
+    _introduce(found, options.paths, "the containers (whose logs podman keeps where the journal has none)")
+    run_in_place(find(found, service, follow=follow, lines=lines))
 
 
 @cli.command(short_help="Start every service and backup timer.")
 @config_option
 def up(config_path):
-    """Start every service and backup timer (after `blueprint down`); they also start at login, or
-    at boot with lingering."""
+    """Start every service and backup timer installed (after `blueprint down`); they also start at
+    login, or at boot with lingering."""
     from blueprint.ops.inspect import installed
     from blueprint.ops.lifecycle import up as start
 
     options = options_for(config_path)
-    built = installed(options)
-    say_config(built.path, built.origin)
-    say("ran: " + " ".join(start(built.stack, options.paths)))
+    found = installed(options)
+    _introduce(found, options.paths)
+    say("ran: " + " ".join(start(found, options.paths)))
 
 
 @cli.command(short_help="Stop every service and backup timer; keep everything.")
 @config_option
 def down(config_path):
-    """Stop every service and backup timer, and keep everything: files, secrets, volumes. They
-    start again with `blueprint up`, at the next login, or at boot with lingering."""
+    """Stop every service and backup timer installed, and keep everything: files, secrets,
+    volumes. They start again with `blueprint up`, at the next login, or at boot with lingering.
+    The config need not load: what is installed is stopped."""
     from blueprint.ops.inspect import installed
     from blueprint.ops.lifecycle import down as stop
 
     options = options_for(config_path)
-    built = installed(options)
-    say_config(built.path, built.origin)
-    say("ran: " + " ".join(stop(built.stack, options.paths)))
+    found = installed(options)
+    _introduce(found, options.paths)
+    say("ran: " + " ".join(stop(found, options.paths)))
 
 
 @cli.command(short_help="Remove the units, timers and files render wrote; keep the data.")
@@ -153,16 +173,8 @@ def uninstall(purge_secrets, force, yes):
             "Stop the gateway, remove the units and files render wrote, and the secret store? Without "
             "LITELLM_SALT_KEY the credentials LiteLLM keeps in PostgreSQL cannot be read again"
         )
-    if not yes and not _confirmed(question):
+    if not yes and not confirmed(question):
         say("nothing was removed")
         raise click.exceptions.Exit(1)
     for step in remove(options.paths, purge_secrets=purge_secrets, force=force):
         say(step)
-
-
-def _confirmed(question: str) -> bool:
-    """Yes, typed; anything else (no answer, the end of input) is no."""
-    try:
-        return click.confirm(question, default=False, err=True)
-    except click.Abort:
-        return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from blueprint.cli import cli, config_option, options_for, say, short
+from blueprint.cli import cli, config_option, confirmed, options_for, say, short
 from blueprint.kinds import BackupKind
 
 # ---- backups, restore, verify --------------------------------------------------------------
@@ -15,15 +15,15 @@ def backup():
     """Back up PostgreSQL (gzip dump), Redis (RDB snapshot) and the config with its secrets.
 
     `blueprint render` writes daily timers (backup.*_at) that run `blueprint backup run KIND`;
-    files older than backup.retention_days are pruned after each run.
+    each run prunes the files of its kind older than backup.retention_days (never the newest).
     """
 
 
-@backup.command("run", short_help="Back up now (default: all), then prune old backups.")
+@backup.command("run", short_help="Back up now (default: all), then prune old backups of those kinds.")
 @config_option
 @click.argument("kinds", nargs=-1, type=click.Choice([*(k.value for k in BackupKind), "all"]))
 def backup_run(config_path, kinds):
-    """Back up now (default: all), then prune old backups."""
+    """Back up now (default: all), then prune old backups of those kinds."""
     from blueprint.ops import backups
 
     result = backups.run(options_for(config_path), kinds or ("all",))
@@ -68,7 +68,8 @@ def restore(config_path, kind, file, yes, replace_salt_key):
     """Restore a backup (default: the newest of KIND): stops litellm, restores, starts it again.
 
     postgres replaces the database with the dump; redis replaces the snapshot; config puts back
-    the config file and secret store saved with it (current ones are kept as *.before-restore).
+    the config file (./blueprint-config.json, or --config) and the secret store saved with it
+    (current ones are kept as *.before-restore).
     A backup that does not load restores nothing (exit 4).
 
     LITELLM_SALT_KEY encrypts the credentials LiteLLM keeps in PostgreSQL: a config backup whose
@@ -81,9 +82,12 @@ def restore(config_path, kind, file, yes, replace_salt_key):
     from blueprint.ops import backups, restore
 
     options = options_for(config_path)
+    if kind == BackupKind.CONFIG:
+        restore.config_target(options)  # a config it must not replace is refused before the question
     path = Path(file) if file else backups.newest(options.paths, kind)
-    if not yes:
-        click.confirm(f"Restore {kind} from {short(path)}? The current data is replaced", abort=True, err=True)
+    if not yes and not confirmed(f"Restore {kind} from {short(path)}? The current data is replaced"):
+        say("nothing was restored")
+        raise click.exceptions.Exit(1)
     for step in restore.restore(options, kind, path, replace_salt_key=replace_salt_key):
         say(step)
 

@@ -1,9 +1,10 @@
 """Starting, stopping and removing the gateway: `blueprint up`, `down` and `uninstall`.
 
 `down` stops the services and the backup timers and keeps everything else; the next `up`, login or
-boot (with lingering) starts them again. `uninstall` takes away what render put in place (units,
-timers, environment files, the manifest) and never a volume: the data stays, and a later render
-brings the same stack back onto it.
+boot (with lingering) starts them again. Both act on the units installed (inspect.Installed),
+whether or not the config still loads: the gateway can always be stopped. `uninstall` takes away
+what render put in place (units, timers, environment files, the manifest) and never a volume: the
+data stays, and a later render brings the same stack back onto it.
 """
 
 from __future__ import annotations
@@ -13,28 +14,21 @@ from collections.abc import Iterator
 from blueprint import engine, podman, systemd
 from blueprint.locking import lock
 from blueprint.manifest import Manifest
-from blueprint.model.types import Kind, Stack
+from blueprint.model.types import Kind
+from blueprint.ops.inspect import Installed
 from blueprint.paths import Paths, tilde
 
 
-def units(stack: Stack) -> tuple[list[str], list[str]]:
-    """The stack's container services (dependencies first) and its timers."""
-    timers = [o.role.unit for o in stack.outputs if o.role.kind is Kind.TIMER]
-    return [s.unit for s in stack.services], timers
-
-
-def down(stack: Stack, paths: Paths) -> list[str]:
-    """Stop every service and timer (systemd stops the services that need one before it)."""
-    services, timers = units(stack)
+def down(found: Installed, paths: Paths) -> list[str]:
+    """Stop every installed service and timer (systemd stops the services that need one before it)."""
     with lock(paths.lock):
-        return systemd.systemctl("stop", *reversed(services), *timers)
+        return systemd.systemctl("stop", *reversed(found.services), *found.timers)
 
 
-def up(stack: Stack, paths: Paths) -> list[str]:
-    """Start every service and timer (systemd starts what a service needs first)."""
-    services, timers = units(stack)
+def up(found: Installed, paths: Paths) -> list[str]:
+    """Start every installed service and timer (systemd starts what a service needs first)."""
     with lock(paths.lock):
-        return systemd.systemctl("start", *services, *timers, timeout=systemd.RESTART_WAIT)
+        return systemd.systemctl("start", *found.services, *found.timers, timeout=systemd.RESTART_WAIT)
 
 
 def uninstall(paths: Paths, *, purge_secrets: bool = False, force: bool = False) -> Iterator[str]:

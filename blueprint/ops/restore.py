@@ -25,8 +25,8 @@ from blueprint.folders import ensure_dir
 from blueprint.kinds import BackupKind
 from blueprint.locking import lock
 from blueprint.model.types import Database
-from blueprint.ops.backups import PODMAN_HINT
-from blueprint.paths import SHIPPED, Paths, config_file
+from blueprint.ops.backups import PODMAN_HINT, kind_lock
+from blueprint.paths import APPLIED, SHIPPED, Paths, config_file
 from blueprint.reading import MAX_CONFIG, open_regular, read_bytes, size
 from blueprint.systemd import systemctl
 
@@ -35,10 +35,11 @@ def restore(options, kind: str, path: Path, *, replace_salt_key: bool = False) -
     """Put a backup back, stopping what must not run meanwhile; yields what it did.
 
     The file is read and checked before anything stops: a damaged backup restores nothing. The
-    whole restore holds the lock, so no render or apply runs in the middle of it. A config
-    backup's salt key replaces the one in use only with `replace_salt_key`.
+    whole restore holds the lock, so no render or apply runs in the middle of it, and the lock of
+    the kind's backup folder, so no backup of that kind dumps what is being replaced or prunes the
+    file being read. A config backup's salt key replaces the one in use only with `replace_salt_key`.
     """
-    with lock(options.paths.lock):
+    with lock(options.paths.lock), kind_lock(options.paths, kind):
         yield from _restore(options, kind, path, replace_salt_key)
 
 
@@ -268,22 +269,36 @@ RESTORE_HINTS = {
 }
 
 
+def config_target(options) -> Path:
+    """Where a config backup's config goes: the person's config, never one they do not edit (asked
+    before anything is read, and before the question is put)."""
+    config_path, origin = config_file(options.config_path, options.environ)
+    where = "blueprint restore config --config ./blueprint-config.json"
+    if origin == SHIPPED:
+        raise ConfigError(
+            "restore config: the config in use is the default shipped with blueprint, which is not yours to replace",
+            hint=f"say where the restored config goes: {where}",
+        )
+    if origin == APPLIED:
+        # Restored there, it would be put back by the next apply from the person's own config.
+        raise ConfigError(
+            f"restore config: {config_path}: this is blueprint's copy of the config last rendered, not your config",
+            hint=f"run restore in the folder of your blueprint-config.json, or say where it goes: {where}",
+        )
+    return config_path
+
+
 def _restore_config(options, path: Path, *, replace_salt_key: bool = False) -> Iterator[str]:
     from blueprint import secrets
     from blueprint.deployed import choose
 
     paths = options.paths
+    config_path = config_target(options)  # before the backup is read
     config_member, store_member = _read_config_backup(path)
     _check_config_backup(options, path, config_member, store_member)
     _check_frozen(paths, path, store_member, replace_salt_key)
     config = config_member.data
     store = store_member.data if store_member is not None else None
-    config_path, origin = config_file(options.config_path, options.environ)
-    if origin == SHIPPED:
-        raise BlueprintError(
-            "restore config: the config in use is the default shipped with blueprint, which is not yours to replace",
-            hint="say where the restored config goes: blueprint restore config --config ./blueprint-config.json",
-        )
     # What each write replaces, read before the first: one that cannot be (a FIFO, a device, a
     # folder) stops the restore with nothing written.
     current_config = read_bytes(config_path)

@@ -3,8 +3,9 @@
 LiteLLM upgrades are where self-hosted gateways break: a release migrates the database schema on
 start, or a tag moves or vanishes. So: the tag must name one release (never a floating or a
 malicious one, never older unless asked); the gateway must be installed, with systemd and podman
-within reach, before anything is written; PostgreSQL (where blueprint runs it) and the config are
-backed up first, whether or not the backup timers are on; only the image's value changes in the
+within reach, and the render of the new release must be one a render would not refuse (checked
+in memory), before anything is written; PostgreSQL (where blueprint runs it) and the config are
+backed up next, whether or not the backup timers are on; only the image's value changes in the
 config; and whatever ends the upgrade before the new release is healthy (not healthy in time, a
 refusal, an error, Ctrl-C) puts the previous bytes of the config back and applies them again, with
 the database taken just before when the new release changed its schema. The whole upgrade holds
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from blueprint import configfile, pipeline, podman
+from blueprint import configfile, engine, pipeline, podman
 from blueprint.errors import BlueprintError, ConfigError, ToolError, UpgradeFailed
 from blueprint.kinds import BackupKind
 from blueprint.locking import lock
@@ -101,13 +102,14 @@ def upgrade(
             say(f"litellm already runs {current}")
             return
         _check_running(options, stack)
+        original = built.path.read_bytes()
+        changed = configfile.with_value(original, ("litellm", "image"), new)
+        _check_render(options, changed)
         dump = _back_up(options, stack, data, say)
         schema = backups.schema_digest(stack) if dump else None
-        way_back = _WayBack(
-            options, stack, wait, dump, schema, built.path.read_bytes(), read_bytes(options.paths.manifest)
-        )
+        way_back = _WayBack(options, stack, wait, dump, schema, original, read_bytes(options.paths.manifest))
         try:
-            configfile.set_value(built.path, ("litellm", "image"), new)
+            configfile.write(built.path, changed)
             say(f"{built.path}: litellm.image {current} -> {new}")
             failure = _apply(options, wait, say)
             healthy = failure is None and _healthy(stack, wait)
@@ -134,6 +136,13 @@ def _check_running(options: pipeline.Options, stack: Stack) -> None:
         raise ConfigError(f"{stack.source}: /litellm/enabled: LiteLLM is disabled in this config: nothing to upgrade")
     inspect.require_installed(options.paths)
     inspect.require_tools(replicas[0].unit)
+
+
+def _check_render(options: pipeline.Options, changed: bytes) -> None:
+    """Render the config with the new image in memory, writing nothing: what that render would
+    refuse (the config for the new release, a frozen secret that differs, a file edited by hand)
+    stops the upgrade before it backs up or changes anything."""
+    engine.partition(pipeline.prepare(options, raw=changed).changes)
 
 
 @dataclass
@@ -183,8 +192,11 @@ def _back_up(options: pipeline.Options, stack: Stack, data, say: Say) -> Path | 
         )
     made = backups.take(options, stack, kinds)
     if made.failed:
+        # The world failed (a database that does not answer, a full disk), not the command given.
         kind, error = made.failed[0]
-        raise BlueprintError(f"upgrade stopped before changing anything: backup {kind} failed: {error.message}")
+        raise ToolError(
+            f"upgrade stopped before changing anything: backup {kind} failed: {error.message}", hint=error.hint
+        )
     for backup in made.made:
         say(f"backed up {backup.kind}: {backup.path}")
     return next((b.path for b in made.made if b.kind is BackupKind.POSTGRES), None)
