@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from blueprint import jsontext
+from blueprint import credentials, jsontext
 from blueprint.errors import ConfigError, FileRefused
 from blueprint.jsontext import pointer
 from blueprint.paths import CONFIG_NAME, check_relative, encodes_utf8, resource
@@ -141,7 +141,7 @@ def _describe(error) -> str:
         return f'write the reference with braces, as "${{{value[1:]}}}"'  # shell spelling: $NAME
     if custom:
         return custom
-    shown = _short(value)
+    shown = _short(_masked(value, error.absolute_path))
     match error.validator:
         case "additionalProperties":
             allowed = sorted(error.schema.get("properties", {}))
@@ -256,6 +256,40 @@ def fields(data: Any, definition: str) -> Iterator[tuple[tuple, Any]]:
                 yield from walk(item, node["items"], (*path, index))
 
     yield from walk(data, schema(), ())
+
+
+def _masked(value: Any, path) -> Any:
+    """`value` as an error may print it: a URL field's credentials masked (those of a value the
+    schema refuses too: a password holding a space or a quote). In an object or array every string
+    is: given where the schema wants another type, no schema says which of them are URLs."""
+    if isinstance(value, str):
+        return credentials.masked(value) if _node_at(path).get("$ref") == "#/$defs/url" else value
+    return _strings_masked(value)
+
+
+def _strings_masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return credentials.masked(value)
+    if isinstance(value, dict):
+        return {credentials.masked(key): _strings_masked(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_strings_masked(item) for item in value]
+    return value
+
+
+def _node_at(path) -> dict[str, Any]:
+    """The schema of the value at `path`, its $ref kept (which definition it is of); {} where the
+    schema says nothing of it."""
+    node: Any = schema()
+    for part in path:
+        node = _resolve(node)
+        if isinstance(part, int):
+            node = node.get("items")
+        else:
+            node = node.get("properties", {}).get(part, node.get("additionalProperties"))
+        if not isinstance(node, dict):
+            return {}
+    return node
 
 
 def _resolve(node: dict[str, Any]) -> dict[str, Any]:

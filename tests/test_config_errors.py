@@ -395,3 +395,79 @@ def test_validate_refuses_a_config_file_blueprint_writes_for_something_else(home
     data, pattern = CASES["litellm.yaml where the proxy's logging is"]
     result = cli("validate", "--config", str(write_config(tmp_path, data)), env={"OPENAI_API_KEY": "sk-x"})
     assert_refused(result.returncode, result.stdout, result.stderr, pattern, tmp_path, home)
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        (
+            "a password before a trailing space (the schema refuses it)",
+            with_(callbacks={"langfuse": {"enabled": True, "host": "https://lf-user:SECRETPW@cloud.langfuse.com "}}),
+        ),
+        (
+            "a password holding a quote",
+            with_(callbacks={"lago": {"enabled": True, "api_base": 'https://u:SECRET"PW@lago.example.com'}}),
+        ),
+        (
+            "a password holding a letter that is not ASCII",
+            {"llm_providers": {"vllm": {"base_url": "http://admin:SECRETPWé@gpu.example.com", "models": ["m"]}}},
+        ),
+        (
+            "a password holding a slash (no host before it)",
+            {"llm_providers": {"openai": {"base_url": "http://user:SECRET/PW@example.com", "models": ["m"]}}},
+        ),
+        (
+            "a key in a query that the schema refuses",
+            {"llm_providers": {"vllm": {"base_url": "http://gpu.example.com/v1?api_key=SECRETPW ", "models": ["m"]}}},
+        ),
+        (
+            "a URL inside an object shown whole",
+            {"llm_providers": {"vllm": {"models": {"base_url": "http://u:SECRETPW@x.io"}}}},
+        ),
+    ],
+)
+def test_no_error_about_a_url_prints_its_credential(name, data, home, tmp_path, monkeypatch, capsys):
+    """The schema's pattern and url_problems print the value they refuse: its userinfo and its
+    credential-like parameters are masked there too, not only in the credential rule's message."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert cli_module.run(["validate", "--config", str(write_config(tmp_path, data))]) == 2
+    err = capsys.readouterr().err
+    assert "SECRET" not in err
+    assert "/base_url" in err or "/host" in err or "/api_base" in err or "/models" in err
+
+
+def test_a_credential_after_a_semicolon_is_found(home, tmp_path, monkeypatch, capsys):
+    """`;` separates a URL's parameters as `&` does (many servers read both)."""
+    data = {"llm_providers": {"vllm": {"base_url": "http://gpu.example.com/v1?foo=1;api_key=X", "models": ["m"]}}}
+    assert cli_module.run(["validate", "--config", str(write_config(tmp_path, data))]) == 2
+    err = capsys.readouterr().err
+    assert "/llm_providers/vllm/base_url: the URL's parameter 'api_key' looks like a credential" in err
+
+
+def test_a_password_with_a_slash_is_named_a_credential(home, tmp_path, monkeypatch, capsys):
+    data = {"llm_providers": {"vllm": {"base_url": "http://user:pa/ss@gpu.example.com", "models": ["m"]}}}
+    assert cli_module.run(["validate", "--config", str(write_config(tmp_path, data))]) == 2
+    err = capsys.readouterr().err
+    assert "/vllm/base_url: the URL holds credentials before its host (user:password@gpu.example.com)" in err
+    assert "pa/ss" not in err
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("https://u:p@h.example.com/v1", "https://***@h.example.com/v1"),
+        ("http://a@b@h/x", "http://***@h/x"),
+        ("http://user:pa/ss@example.com", "http://***@example.com"),
+        ("http://u:p?x@h/y?token=abc&ok=1#sig=zz", "http://***@h/y?token=***&ok=1#sig=***"),
+        ("http://h/v1?foo=1;api_key=X", "http://h/v1?foo=1;api_key=***"),
+        ("http://h/p;api_key=X/q", "http://h/p;api_key=***"),
+        ("http://h/?api%5Fkey=1", "http://h/?api%5Fkey=***"),
+        # Not credentials: an @ in the path after a plain host, a port.
+        ("https://gw.example.com/workers-ai/@cf/meta/llama", "https://gw.example.com/workers-ai/@cf/meta/llama"),
+        ("http://[::1]:8000/v1?model=x", "http://[::1]:8000/v1?model=x"),
+    ],
+)
+def test_a_url_is_shown_with_its_credentials_masked(url, shown):
+    from blueprint.credentials import masked
+
+    assert masked(url) == shown

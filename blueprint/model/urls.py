@@ -8,25 +8,16 @@ podman's command line while the container runs). A credential in one (user:passw
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
+from blueprint import credentials
 from blueprint.config import fields
 from blueprint.jsontext import pointer
 from blueprint.model import providers as catalog
 from blueprint.model.problems import Problem
 from blueprint.model.sections import ENV_REF, Config
 
-# Parameter names (lowercase, letters and digits only) that carry a credential: the common
-# spellings of an API key, a token, a password or a signature.
-CREDENTIAL_NAMES = frozenset(
-    {
-        *("key", "apikey", "token", "secret", "password", "passwd", "pwd", "pass", "auth", "authorization"),
-        *("sig", "signature", "credential", "credentials", "session", "jwt", "bearer"),
-    }
-)
-CREDENTIAL_ENDINGS = ("key", "token", "secret", "password", "signature")
 EXPOSED = "blueprint writes it where every user of this machine can read it (litellm.yaml, the units)"
 
 
@@ -43,31 +34,22 @@ def url_problems(url: str, where: str) -> Iterator[Problem]:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        yield Problem(where, f"{_shown(url)!r} is not a valid URL: {exc}")
+        yield Problem(where, f"{credentials.masked(url)!r} is not a valid URL: {exc}")
         return
     if not parts.hostname:
-        yield Problem(where, f"{_shown(url)!r} has no host")
+        yield Problem(where, f"{credentials.masked(url)!r} has no host")
     elif port == 0:
-        yield Problem(where, f"{_shown(url)!r}: port 0 is not a port")
+        yield Problem(where, f"{credentials.masked(url)!r}: port 0 is not a port")
 
 
 def _credentials(url: str, where: str, hint: str) -> Iterator[Problem]:
     """The credential in a URL, named by its kind and never shown."""
-    authority = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)", url)
-    if authority and "@" in authority[1]:
-        userinfo, _, host = authority[1].rpartition("@")
-        held = "user:password" if ":" in userinfo else "user"
-        yield Problem(where, f"the URL holds credentials before its host ({held}@{host}): {EXPOSED}", hint=hint)
+    if found := credentials.userinfo(url):
+        held = "user:password" if ":" in url[found.start : found.end] else "user"
+        yield Problem(where, f"the URL holds credentials before its host ({held}@{found.host}): {EXPOSED}", hint=hint)
         return
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return  # url_problems says why
-    for name, _ in [*parse_qsl(parts.query, keep_blank_values=True), *parse_qsl(parts.fragment)]:
-        word = re.sub(r"[^a-z0-9]", "", name.lower())
-        if word in CREDENTIAL_NAMES or word.endswith(CREDENTIAL_ENDINGS):
-            yield Problem(where, f"the URL's parameter {name!r} looks like a credential: {EXPOSED}", hint=hint)
-            return
+    for name in credentials.credential_parameters(url)[:1]:
+        yield Problem(where, f"the URL's parameter {name!r} looks like a credential: {EXPOSED}", hint=hint)
 
 
 def _credentials_hint(path: tuple, data: Config) -> str:
@@ -93,8 +75,3 @@ def _credentials_hint(path: tuple, data: Config) -> str:
         case ("callbacks", "lago", *_):
             return "Lago's key is a secret: `blueprint secrets set LAGO_API_KEY`; give the API's address alone"
     return "credentials go in blueprint's secret store (`blueprint secrets set NAME`), never in a URL"
-
-
-def _shown(url: str) -> str:
-    """A URL as an error may print it: whatever stands before an @ in its authority left out."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@", r"\1…@", url)
