@@ -116,6 +116,14 @@ CASES = {
         with_(litellm={"image": "ghcr.io/berriai/litellm:main-v1.82.8-stable"}),
         r"/litellm/image: LiteLLM 1.82.8 was a malicious release",
     ),
+    "malicious litellm named after its branch": (
+        with_(litellm={"image": "ghcr.io/berriai/litellm:litellm_stable_release_branch-v1.82.7-stable"}),
+        r"/litellm/image: LiteLLM 1.82.7 was a malicious release",
+    ),
+    "malicious litellm with an uppercase V": (
+        with_(litellm={"image": "ghcr.io/berriai/litellm:V1.82.7"}),
+        r"/litellm/image: LiteLLM 1.82.7 was a malicious release",
+    ),
     "floating tag": (
         with_(litellm={"image": "ghcr.io/berriai/litellm:main-stable"}),
         r"/litellm/image: tag 'main-stable' floats",
