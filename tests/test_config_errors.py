@@ -278,6 +278,23 @@ CASES = {
         with_(litellm_postgres={"max_connections": 10000}),
         r"/litellm_postgres/max_connections: max_connections 10000 needs about 22237MB of PostgreSQL's memory",
     ),
+    "a litellm memory podman refuses": (
+        with_(litellm={"memory": "1MB"}),
+        r"/litellm/memory: \"1MB\" is not valid: expected a memory limit of at least 8MB",
+    ),
+    "a redis memory podman refuses": (
+        with_(litellm_redis={"maxmemory": "1MB", "memory": "7MB"}),
+        r"/litellm_redis/memory: \"7MB\" is not valid: expected a memory limit of at least 8MB",
+    ),
+    "a litellm memory its workers outgrow at rest": (
+        with_(litellm={"replicas": 1, "num_workers": 4, "memory": "1GB"}),
+        r"/litellm/memory: 1024MB is less than what LiteLLM's 4 workers take at rest: 4 x 285MB \+ 290MB "
+        r"for uvicorn's supervisor = 1430MB$",
+    ),
+    "a litellm memory one worker outgrows at rest": (
+        with_(litellm={"num_workers": 1, "memory": "256MB"}),
+        r"/litellm/memory: 256MB is less than what LiteLLM's 1 worker takes at rest: 285MB$",
+    ),
     "negative budget": (
         with_(budget={"max_budget": -1}),
         r"/budget/max_budget: -1 is out of range: expected more than 0 and at most 1000000000000$",

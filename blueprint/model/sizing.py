@@ -29,10 +29,24 @@ WORKER_MB, SUPERVISOR_MB = 285, 290
 HEADROOM = 1.5
 
 
+def litellm_at_rest(workers: int) -> int:
+    """The memory (MB) a LiteLLM container running `workers` workers takes before any request."""
+    return WORKER_MB * workers + (SUPERVISOR_MB if workers > 1 else 0)
+
+
+def litellm_at_rest_words(workers: int) -> str:
+    """The arithmetic of litellm_at_rest() in words."""
+    if workers == 1:
+        return f"LiteLLM's 1 worker takes at rest: {litellm_at_rest(1)}MB"
+    return (
+        f"LiteLLM's {workers} workers take at rest: {workers} x {WORKER_MB}MB + {SUPERVISOR_MB}MB for uvicorn's "
+        f"supervisor = {litellm_at_rest(workers)}MB"
+    )
+
+
 def litellm_memory(workers: int) -> int:
     """The memory limit (MB) of a LiteLLM container running `workers` workers, rounded up to 64 MB."""
-    at_rest = WORKER_MB * workers + (SUPERVISOR_MB if workers > 1 else 0)
-    return -(-int(at_rest * HEADROOM) // 64) * 64
+    return -(-int(litellm_at_rest(workers) * HEADROOM) // 64) * 64
 
 
 def size(data: Mapping[str, Any]) -> Sizing:
