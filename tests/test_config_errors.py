@@ -269,10 +269,15 @@ CASES = {
         with_(litellm={"replicas": 1, "hostname": "litellm-redis"}),
         r"/litellm_redis/hostname: 'litellm-redis' would name two services: LiteLLM \(/litellm/hostname\)",
     ),
+    "pools beyond the most max_connections may be": (
+        with_(litellm={"replicas": 16, "num_workers": 64}, litellm_postgres={"memory": "64GB"}),
+        r"/litellm/replicas: 16 replicas x 64 workers x 25 connections \+ 13 reserved = 25613, more than "
+        r"PostgreSQL's max_connections may be \(10000\)$",
+    ),
     "connections beyond postgresql's memory": (
-        with_(litellm={"replicas": 16, "num_workers": 64}),
-        r"/litellm_postgres/memory: 16 replicas x 64 workers x 25 connections \+ 13 reserved = 25613 connections "
-        r"need about 56513MB of PostgreSQL's memory .* more than litellm_postgres.memory 1024MB$",
+        with_(litellm={"replicas": 4, "num_workers": 64}),
+        r"/litellm_postgres/memory: 4 replicas x 64 workers x 25 connections \+ 13 reserved = 6413 connections "
+        r"need about 14363MB of PostgreSQL's memory .* more than litellm_postgres.memory 1024MB$",
     ),
     "a max_connections beyond postgresql's memory": (
         with_(litellm_postgres={"max_connections": 10000}),
@@ -496,3 +501,29 @@ def test_a_url_is_shown_with_its_credentials_masked(url, shown):
     from blueprint.credentials import masked
 
     assert masked(url) == shown
+
+
+@pytest.mark.parametrize(
+    "sections, ways",
+    [
+        (
+            # No max_connections holds 1,024,013 connections: the schema's most is 10000.
+            {"litellm": {"replicas": 16, "num_workers": 64}, "sizing": {"db_pool_limit": 1000}},
+            "hint: set sizing.db_pool_limit to 9 or less and litellm_postgres.max_connections to 10000",
+        ),
+        (
+            {"litellm": {"replicas": 16, "num_workers": 64}, "litellm_postgres": {"memory": "64GB"}},
+            "hint: set litellm.num_workers to 24 or fewer, or set sizing.db_pool_limit to 9 or less and "
+            "litellm_postgres.max_connections to 10000, or set litellm.replicas to 6 or fewer",
+        ),
+        (
+            {"litellm": {"replicas": 2, "num_workers": 4}, "sizing": {"db_pool_limit": 50}},
+            "hint: set sizing.db_pool_limit to 17 or less, or set litellm_postgres.max_connections to 413 or more",
+        ),
+    ],
+)
+def test_every_way_out_of_a_pool_overflow_is_one_the_schema_takes(sections, ways, home, tmp_path, monkeypatch, capsys):
+    """A hint to raise max_connections beyond the schema's most could not be followed."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert cli_module.run(["validate", "--config", str(write_config(tmp_path, with_(**sections)))]) == 2
+    assert ways in capsys.readouterr().err.splitlines()

@@ -366,9 +366,12 @@ def _pool(data: Config, podman: Podman) -> Iterator[Problem]:
     on = runs(data)
     if not on["litellm_postgres"]:
         return
-    found = overflow(size(data)) if on["litellm"] else memory_overflow(size(data))
+    sizing = size(data)
+    found = overflow(sizing) if on["litellm"] else memory_overflow(sizing)
     if found:
-        yield Problem(found.where, found.message, hint=", or ".join(found.ways))
+        fewer = found.replicas_that_fit
+        ways = [*found.ways, *([f"set litellm.replicas to {fewer} or fewer"] if 0 < fewer < sizing.replicas else [])]
+        yield Problem(found.where, found.message, hint=", or ".join(ways))
 
 
 def _secrets(data: Config, podman: Podman) -> Iterator[Problem]:

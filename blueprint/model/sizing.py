@@ -130,20 +130,55 @@ def overflow(sizing: Sizing, clients: Clients = HOST) -> Overflow | None:
     return _pools(sizing, clients) or memory_overflow(sizing, clients)
 
 
+def most_connections() -> int:
+    """The largest max_connections the schema lets a config set: a sizing grown past it would
+    write a value the config itself could not hold."""
+    from blueprint.config import schema
+
+    return schema()["properties"]["litellm_postgres"]["properties"]["max_connections"]["maximum"]
+
+
 def _pools(sizing: Sizing, clients: Clients) -> Overflow | None:
-    needed = connections(sizing, clients)
-    if needed <= sizing.max_connections:
+    needed, most = connections(sizing, clients), most_connections()
+    if needed <= sizing.max_connections <= most:
         return None
-    room = sizing.max_connections - RESERVED_CONNECTIONS - clients.others
-    pool = room // ((sizing.replicas + clients.surge) * sizing.num_workers)
+    if sizing.max_connections > most:  # grown by holding_pools, past what a config may set
+        return Overflow(
+            "/litellm/replicas" if sizing.replicas > 1 else "/litellm/num_workers",
+            f"{clients.words(sizing)} = {needed}, more than PostgreSQL's max_connections may be ({most})",
+            _ways_within(sizing, clients, most),
+            _replicas_within(sizing, clients, most),
+        )
+    pool = _pool_within(sizing, clients, sizing.max_connections)
     ways = [f"set sizing.db_pool_limit to {pool} or less"] if pool >= 1 else []
-    ways.append(f"litellm_postgres.max_connections to {needed} or more")
+    if needed <= most:
+        ways.append(f"set litellm_postgres.max_connections to {needed} or more")
+    else:
+        ways += [way for way in _ways_within(sizing, clients, most) if way not in ways]
     return Overflow(
         "/sizing/db_pool_limit",
         f"{clients.words(sizing)} = {needed}, more than PostgreSQL's max_connections {sizing.max_connections}",
         ways,
         _replicas_within(sizing, clients, sizing.max_connections),
     )
+
+
+def _ways_within(sizing: Sizing, clients: Clients, limit: int) -> list[str]:
+    """How the pools come to fit `limit` connections, other than fewer replicas (replicas_that_fit
+    says how many, in the words of who runs them: litellm.replicas, or an export's --replicas)."""
+    room = limit - RESERVED_CONNECTIONS - clients.others
+    workers = room // ((sizing.replicas + clients.surge) * sizing.db_pool_limit)
+    pool = _pool_within(sizing, clients, limit)
+    ways = [f"set litellm.num_workers to {workers} or fewer"] if 1 <= workers < sizing.num_workers else []
+    if pool >= 1:
+        ways.append(f"set sizing.db_pool_limit to {pool} or less and litellm_postgres.max_connections to {limit}")
+    return ways
+
+
+def _pool_within(sizing: Sizing, clients: Clients, limit: int) -> int:
+    """The largest pool each worker may keep within `limit` connections (0: not even one)."""
+    room = limit - RESERVED_CONNECTIONS - clients.others
+    return max(room, 0) // ((sizing.replicas + clients.surge) * sizing.num_workers)
 
 
 # PostgreSQL 15's shared memory, measured with `postgres -C shared_memory_size -c shared_buffers=S
