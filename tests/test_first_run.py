@@ -206,7 +206,7 @@ def test_a_machine_without_podman_is_told_so_at_render(home, tmp_path):
 def test_the_localhost_note_says_what_localhost_is_in_a_container(home, tmp_path):
     data = {**OLLAMA, "llm_providers": {"ollama": {"base_url": "http://localhost:11434", "models": ["m"]}}}
     result = cli("render", "--config", str(write_config(tmp_path, data)))
-    assert "inside a container localhost is the container itself, so litellm.yaml uses " in result.stderr
+    assert "inside a container localhost is the container itself, so LiteLLM is given " in result.stderr
     assert "http://host.containers.internal:11434" in result.stderr
 
 

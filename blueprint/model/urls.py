@@ -1,15 +1,22 @@
-"""URLs in the config: each one well formed, and none holding a credential.
+"""URLs in the config: well formed, holding no credential, and naming this machine as a container reaches it.
 
 blueprint writes the config's URLs where every user of the machine can read them: a provider's
 base_url into litellm.yaml (0644), Langfuse's and Lago's into the units' Environment= (0644, and
 podman's command line while the container runs). A credential in one (user:password@, or a
 ?api_key= parameter) would be every user's; credentials go to the secret store instead.
+
+Every one of them is read inside LiteLLM's container, where localhost (127.0.0.1, 127.1, [::1],
+0.0.0.0, api.localhost) is the container itself: the host is reached as host.containers.internal.
 """
 
 from __future__ import annotations
 
+import copy
+import ipaddress
+import socket
 from collections.abc import Iterator
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from blueprint import credentials
 from blueprint.config import fields
@@ -18,6 +25,12 @@ from blueprint.model import providers as catalog
 from blueprint.model.problems import Problem
 from blueprint.model.sections import ENV_REF, Config
 
+# A server on this machine that listens on 127.0.0.1 only is not reached from the containers
+# (host.containers.internal is the host's address on the podman network, not its loopback).
+LISTEN = (
+    "the server must listen on an address the containers reach, not only 127.0.0.1 "
+    "(e.g. OLLAMA_HOST=0.0.0.0 for Ollama)"
+)
 EXPOSED = "blueprint writes it where every user of this machine can read it (litellm.yaml, the units)"
 
 
@@ -75,3 +88,57 @@ def _credentials_hint(path: tuple, data: Config) -> str:
         case ("callbacks", "lago", *_):
             return "Lago's key is a secret: `blueprint secrets set LAGO_API_KEY`; give the API's address alone"
     return "credentials go in blueprint's secret store (`blueprint secrets set NAME`), never in a URL"
+
+
+def as_containers_reach(data: Config, notes: list[str]) -> Config:
+    """The config with every URL field in use (the schema's url definition) that names this machine
+    naming it as LiteLLM's container reaches it, each said in `notes`. Only the host changes: the
+    scheme, port, path, query and fragment are kept."""
+    moved = []
+    for path, url in fields(data, "url"):
+        parts = urlsplit(url)
+        if _in_use(data, path) and parts.hostname and is_this_machine(parts.hostname):
+            netloc = catalog.HOST_FROM_CONTAINER + (f":{parts.port}" if parts.port else "")
+            moved.append((path, urlunsplit(parts._replace(netloc=netloc))))
+            notes.append(
+                f"{pointer(path)}: inside a container {parts.hostname} is the container itself, so LiteLLM is given "
+                f"{moved[-1][1]} (this machine, as its containers reach it); {LISTEN}"
+            )
+    if not moved:
+        return data
+    data = copy.deepcopy(data)
+    for path, url in moved:
+        inner = data
+        for key in path[:-1]:
+            inner = inner[key]
+        inner[path[-1]] = url
+    return data
+
+
+def _in_use(data: Config, path: tuple) -> bool:
+    """Whether no part holding the field at `path` (a provider entry, a callback) is turned off."""
+    inner: Any = data
+    for key in path[:-1]:
+        inner = inner[key]
+        if isinstance(inner, dict) and inner.get("enabled") is False:
+            return False
+    return True
+
+
+def is_this_machine(host: str) -> bool:
+    """Whether `host` (a URL's, lowercase and without brackets) names this machine: a localhost name
+    (RFC 6761: localhost and every name under it), any loopback address, 0.0.0.0 or ::, written as
+    a resolver reads it (127.1 is 127.0.0.1 to inet_aton, and to every HTTP client that uses it)."""
+    host = host.rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except (OSError, ValueError):
+            return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_unspecified
