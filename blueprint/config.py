@@ -140,7 +140,7 @@ def _describe(error) -> str:
     if custom and isinstance(value, str) and re.fullmatch(r"\$[A-Za-z_][A-Za-z0-9_]*", value):
         return f'write the reference with braces, as "${{{value[1:]}}}"'  # shell spelling: $NAME
     if custom:
-        return custom
+        return _with_example(custom, error)
     shown = _short(_masked(value, error.absolute_path))
     match error.validator:
         case "additionalProperties":
@@ -174,6 +174,19 @@ def _describe(error) -> str:
     return error.message
 
 
+def _with_example(text: str, error) -> str:
+    """An x-error or x-hint with the field's own example (x-example) for NAME: the password of a
+    managed Redis is not an ${OPENAI_API_KEY}. {ENTRY} in an example is the name of the entry that
+    holds the field, as a variable writes it (anthropic's api_key: ANTHROPIC_API_KEY)."""
+    example = error.schema.get("x-example")
+    if not example:
+        return text
+    path = list(error.absolute_path)
+    entry = str(path[-2]) if len(path) > 1 else ""
+    example = example.replace("{ENTRY}", re.sub(r"[^A-Z0-9_]", "_", entry.upper()) or "PROVIDER")
+    return re.sub(r"\bNAME\b", example, text)
+
+
 def _bounds(schema: Mapping[str, Any]) -> str:
     """A number's allowed range in words: "expected 1 to 65535", "expected more than 0"."""
     low, high = schema.get("minimum"), schema.get("maximum")
@@ -191,7 +204,7 @@ def _bounds(schema: Mapping[str, Any]) -> str:
 
 def _hint(error) -> str | None:
     if isinstance(error.schema, dict) and error.schema.get("x-hint"):
-        return error.schema["x-hint"]
+        return _with_example(error.schema["x-hint"], error)
     if error.validator == "additionalProperties":
         return "`blueprint schema` prints every key with its description"
     return None

@@ -65,7 +65,24 @@ CASES = {
     ),
     "literal api key": (
         {"llm_providers": {"openai": {"api_key": "sk-proj-abc123", "models": ["gpt-4o"]}}},
-        r"/llm_providers/openai/api_key: must be a reference like",
+        r'/llm_providers/openai/api_key: must be a reference like "\$\{OPENAI_API_KEY\}", not the secret itself$',
+    ),
+    "a literal redis password": (
+        with_(litellm_redis={"external": {"host": "redis.example.com", "password": "hunter2"}}),
+        r'/litellm_redis/external/password: must be a reference like "\$\{MANAGED_REDIS_PASSWORD\}", not the '
+        r"secret itself$",
+    ),
+    "a literal database url": (
+        with_(litellm_postgres={"external": {"url": "postgresql://u:p@db/x"}}),
+        r'/litellm_postgres/external/url: must be a reference like "\$\{MANAGED_DATABASE_URL\}"',
+    ),
+    "a literal anthropic key": (
+        {"llm_providers": {"anthropic": {"api_key": "sk-ant-abc", "models": ["claude-sonnet-4-5"]}}},
+        r'/llm_providers/anthropic/api_key: must be a reference like "\$\{ANTHROPIC_API_KEY\}"',
+    ),
+    "a literal aws key": (
+        {"llm_providers": {"bedrock": {"aws_secret_access_key": "abc", "region": "us-east-1", "models": ["m"]}}},
+        r'/llm_providers/bedrock/aws_secret_access_key: must be a reference like "\$\{AWS_SECRET_ACCESS_KEY\}"',
     ),
     "unknown provider": (
         {"llm_providers": {"opneai": {"models": ["gpt-4o"]}}},
@@ -343,8 +360,8 @@ def test_bad_config_is_refused_by_the_installed_command(name, home, tmp_path):
 def test_literal_key_hint_says_how_to_store_it(home, tmp_path):
     data, _ = CASES["literal api key"]
     result = cli("render", "--config", str(write_config(tmp_path, data)))
-    assert "hint: keep keys out of the config" in result.stderr
-    assert "blueprint secrets set" in result.stderr
+    assert "hint: keep secrets out of the config" in result.stderr
+    assert "store it with `blueprint secrets set OPENAI_API_KEY`" in result.stderr
     assert "sk-proj-abc123" not in result.stderr, "the key itself is never echoed"
 
 
