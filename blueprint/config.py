@@ -141,7 +141,7 @@ def _describe(error) -> str:
         return f'write the reference with braces, as "${{{value[1:]}}}"'  # shell spelling: $NAME
     if custom:
         return _with_example(custom, error)
-    shown = _short(_masked(value, error.absolute_path))
+    shown = _short(value, url=_node_at(error.absolute_path).get("$ref") == "#/$defs/url")
     match error.validator:
         case "additionalProperties":
             allowed = sorted(error.schema.get("properties", {}))
@@ -220,9 +220,18 @@ def _json_type(value: Any) -> str:
     )
 
 
-def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=True)
+def _short(value: Any, *, url: bool = False) -> str:
+    """A value as an error prints it, cut at 60 characters. A URL field's credentials are masked,
+    those of a value the schema refuses too (a password holding a space or a quote); so are those
+    of every string of an object or array: given where the schema wants another type, no schema
+    says which of them are URLs. Masked in the JSON text, which C has written, however deep."""
+    text = json.dumps(credentials.masked(value) if url and isinstance(value, str) else value, ensure_ascii=True)
+    if isinstance(value, (dict, list)):
+        text = _JSON_STRING.sub(lambda found: json.dumps(credentials.masked(json.loads(found[0]))), text)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
 def with_defaults(data: dict[str, Any]) -> dict[str, Any]:
@@ -269,25 +278,6 @@ def fields(data: Any, definition: str) -> Iterator[tuple[tuple, Any]]:
                 yield from walk(item, node["items"], (*path, index))
 
     yield from walk(data, schema(), ())
-
-
-def _masked(value: Any, path) -> Any:
-    """`value` as an error may print it: a URL field's credentials masked (those of a value the
-    schema refuses too: a password holding a space or a quote). In an object or array every string
-    is: given where the schema wants another type, no schema says which of them are URLs."""
-    if isinstance(value, str):
-        return credentials.masked(value) if _node_at(path).get("$ref") == "#/$defs/url" else value
-    return _strings_masked(value)
-
-
-def _strings_masked(value: Any) -> Any:
-    if isinstance(value, str):
-        return credentials.masked(value)
-    if isinstance(value, dict):
-        return {credentials.masked(key): _strings_masked(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_strings_masked(item) for item in value]
-    return value
 
 
 def _node_at(path) -> dict[str, Any]:

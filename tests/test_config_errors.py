@@ -33,6 +33,10 @@ CASES = {
     "Infinity": ('{"router_settings": {"timeout": Infinity}}', r"invalid JSON: Infinity is not a JSON value"),
     "huge integer": ('{"litellm": {"port": ' + "9" * 5000 + "}}", r"invalid JSON: Exceeds the limit"),
     "deep nesting": ("[" * 100000 + "]" * 100000, r"invalid JSON: nested too deeply"),
+    "deep nesting where an object belongs": (
+        '{"llm_providers": ' + "[" * 900 + "]" * 900 + "}",
+        r": /llm_providers: expected an object, got array \[\[\[",
+    ),
     "not UTF-8": (b'{"litellm": "' + bytes([0xFF]) + b'"}', r": not UTF-8 text \(byte 13\)"),
     "unknown top-level key": (with_(litelm={}), r": /: unknown key 'litelm'"),
     "unknown service key": (with_(litellm={"prot": 4000}), r": /litellm: unknown key 'prot'"),
