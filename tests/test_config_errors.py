@@ -32,7 +32,11 @@ CASES = {
     "NaN": ('{"router_settings": {"timeout": NaN}}', r"invalid JSON: NaN is not a JSON value"),
     "Infinity": ('{"router_settings": {"timeout": Infinity}}', r"invalid JSON: Infinity is not a JSON value"),
     "huge integer": ('{"litellm": {"port": ' + "9" * 5000 + "}}", r"invalid JSON: Exceeds the limit"),
-    "deep nesting": ("[" * 100000 + "]" * 100000, r"invalid JSON: nested too deeply"),
+    "deep nesting": ("[" * 100000 + "]" * 100000, r":1:101: invalid JSON: nested too deeply"),
+    "deep nesting on a later line": (
+        '{"llm_providers": {\n  "openai": ' + "[" * 5000 + "]" * 5000 + "}}",
+        r":2:111: invalid JSON: nested too deeply",
+    ),
     "deep nesting where an object belongs": (
         '{"llm_providers": ' + "[" * 900 + "]" * 900 + "}",
         r": /llm_providers: expected an object, got array \[\[\[",
