@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from blueprint import jsontext
+from blueprint import credentials, jsontext
 from blueprint.errors import ConfigError, FileRefused
 from blueprint.jsontext import pointer
 from blueprint.paths import CONFIG_NAME, check_relative, encodes_utf8, resource
@@ -140,8 +140,8 @@ def _describe(error) -> str:
     if custom and isinstance(value, str) and re.fullmatch(r"\$[A-Za-z_][A-Za-z0-9_]*", value):
         return f'write the reference with braces, as "${{{value[1:]}}}"'  # shell spelling: $NAME
     if custom:
-        return custom
-    shown = _short(value)
+        return _with_example(custom, error)
+    shown = _short(value, url=_node_at(error.absolute_path).get("$ref") == "#/$defs/url")
     match error.validator:
         case "additionalProperties":
             allowed = sorted(error.schema.get("properties", {}))
@@ -174,6 +174,19 @@ def _describe(error) -> str:
     return error.message
 
 
+def _with_example(text: str, error) -> str:
+    """An x-error or x-hint with the field's own example (x-example) for NAME: the password of a
+    managed Redis is not an ${OPENAI_API_KEY}. {ENTRY} in an example is the name of the entry that
+    holds the field, as a variable writes it (anthropic's api_key: ANTHROPIC_API_KEY)."""
+    example = error.schema.get("x-example")
+    if not example:
+        return text
+    path = list(error.absolute_path)
+    entry = str(path[-2]) if len(path) > 1 else ""
+    example = example.replace("{ENTRY}", re.sub(r"[^A-Z0-9_]", "_", entry.upper()) or "PROVIDER")
+    return re.sub(r"\bNAME\b", example, text)
+
+
 def _bounds(schema: Mapping[str, Any]) -> str:
     """A number's allowed range in words: "expected 1 to 65535", "expected more than 0"."""
     low, high = schema.get("minimum"), schema.get("maximum")
@@ -191,7 +204,7 @@ def _bounds(schema: Mapping[str, Any]) -> str:
 
 def _hint(error) -> str | None:
     if isinstance(error.schema, dict) and error.schema.get("x-hint"):
-        return error.schema["x-hint"]
+        return _with_example(error.schema["x-hint"], error)
     if error.validator == "additionalProperties":
         return "`blueprint schema` prints every key with its description"
     return None
@@ -207,9 +220,18 @@ def _json_type(value: Any) -> str:
     )
 
 
-def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=True)
+def _short(value: Any, *, url: bool = False) -> str:
+    """A value as an error prints it, cut at 60 characters. A URL field's credentials are masked,
+    those of a value the schema refuses too (a password holding a space or a quote); so are those
+    of every string of an object or array: given where the schema wants another type, no schema
+    says which of them are URLs. Masked in the JSON text, which C has written, however deep."""
+    text = json.dumps(credentials.masked(value) if url and isinstance(value, str) else value, ensure_ascii=True)
+    if isinstance(value, (dict, list)):
+        text = _JSON_STRING.sub(lambda found: json.dumps(credentials.masked(json.loads(found[0]))), text)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
 def with_defaults(data: dict[str, Any]) -> dict[str, Any]:
@@ -256,6 +278,21 @@ def fields(data: Any, definition: str) -> Iterator[tuple[tuple, Any]]:
                 yield from walk(item, node["items"], (*path, index))
 
     yield from walk(data, schema(), ())
+
+
+def _node_at(path) -> dict[str, Any]:
+    """The schema of the value at `path`, its $ref kept (which definition it is of); {} where the
+    schema says nothing of it."""
+    node: Any = schema()
+    for part in path:
+        node = _resolve(node)
+        if isinstance(part, int):
+            node = node.get("items")
+        else:
+            node = node.get("properties", {}).get(part, node.get("additionalProperties"))
+        if not isinstance(node, dict):
+            return {}
+    return node
 
 
 def _resolve(node: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from blueprint.errors import ConfigError
@@ -42,11 +43,35 @@ def parse(raw: bytes, label: str) -> Any:
             hint="remove or merge one of them",
         ) from None
     except RecursionError:
-        raise ConfigError(f"{label}: invalid JSON: nested too deeply") from None
+        at = _too_deep(text)
+        line, column = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+        raise ConfigError(
+            f"{label}:{line}:{column}: invalid JSON: nested too deeply (level {DEPTH + 1} opens here)",
+            hint="a config nests a few levels: look for brackets opened and never closed",
+        ) from None
     except ValueError as exc:  # Python's own limits, e.g. an integer of thousands of digits
         raise ConfigError(f"{label}: invalid JSON: {exc}") from None
     _check_values(data, label)
     return data
+
+
+# How deep a file is said to be nested too deeply once Python's parser runs out of recursion (at
+# about 1000 levels): a config nests at most a handful.
+DEPTH = 100
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _too_deep(text: str) -> int:
+    """The offset of the first bracket opening level DEPTH + 1 (strings skipped whole)."""
+    depth = 0
+    for token in _TOKEN.finditer(text):
+        if token[0] in "[{":
+            depth += 1
+            if depth > DEPTH:
+                return token.start()
+        elif token[0] in "]}":
+            depth -= 1
+    return 0
 
 
 def _check_values(data: Any, label: str) -> None:

@@ -32,7 +32,15 @@ CASES = {
     "NaN": ('{"router_settings": {"timeout": NaN}}', r"invalid JSON: NaN is not a JSON value"),
     "Infinity": ('{"router_settings": {"timeout": Infinity}}', r"invalid JSON: Infinity is not a JSON value"),
     "huge integer": ('{"litellm": {"port": ' + "9" * 5000 + "}}", r"invalid JSON: Exceeds the limit"),
-    "deep nesting": ("[" * 100000 + "]" * 100000, r"invalid JSON: nested too deeply"),
+    "deep nesting": ("[" * 100000 + "]" * 100000, r":1:101: invalid JSON: nested too deeply"),
+    "deep nesting on a later line": (
+        '{"llm_providers": {\n  "openai": ' + "[" * 5000 + "]" * 5000 + "}}",
+        r":2:111: invalid JSON: nested too deeply",
+    ),
+    "deep nesting where an object belongs": (
+        '{"llm_providers": ' + "[" * 900 + "]" * 900 + "}",
+        r": /llm_providers: expected an object, got array \[\[\[",
+    ),
     "not UTF-8": (b'{"litellm": "' + bytes([0xFF]) + b'"}', r": not UTF-8 text \(byte 13\)"),
     "unknown top-level key": (with_(litelm={}), r": /: unknown key 'litelm'"),
     "unknown service key": (with_(litellm={"prot": 4000}), r": /litellm: unknown key 'prot'"),
@@ -65,7 +73,24 @@ CASES = {
     ),
     "literal api key": (
         {"llm_providers": {"openai": {"api_key": "sk-proj-abc123", "models": ["gpt-4o"]}}},
-        r"/llm_providers/openai/api_key: must be a reference like",
+        r'/llm_providers/openai/api_key: must be a reference like "\$\{OPENAI_API_KEY\}", not the secret itself$',
+    ),
+    "a literal redis password": (
+        with_(litellm_redis={"external": {"host": "redis.example.com", "password": "hunter2"}}),
+        r'/litellm_redis/external/password: must be a reference like "\$\{MANAGED_REDIS_PASSWORD\}", not the '
+        r"secret itself$",
+    ),
+    "a literal database url": (
+        with_(litellm_postgres={"external": {"url": "postgresql://u:p@db/x"}}),
+        r'/litellm_postgres/external/url: must be a reference like "\$\{MANAGED_DATABASE_URL\}"',
+    ),
+    "a literal anthropic key": (
+        {"llm_providers": {"anthropic": {"api_key": "sk-ant-abc", "models": ["claude-sonnet-4-5"]}}},
+        r'/llm_providers/anthropic/api_key: must be a reference like "\$\{ANTHROPIC_API_KEY\}"',
+    ),
+    "a literal aws key": (
+        {"llm_providers": {"bedrock": {"aws_secret_access_key": "abc", "region": "us-east-1", "models": ["m"]}}},
+        r'/llm_providers/bedrock/aws_secret_access_key: must be a reference like "\$\{AWS_SECRET_ACCESS_KEY\}"',
     ),
     "unknown provider": (
         {"llm_providers": {"opneai": {"models": ["gpt-4o"]}}},
@@ -115,6 +140,14 @@ CASES = {
     "malicious litellm main-": (
         with_(litellm={"image": "ghcr.io/berriai/litellm:main-v1.82.8-stable"}),
         r"/litellm/image: LiteLLM 1.82.8 was a malicious release",
+    ),
+    "malicious litellm named after its branch": (
+        with_(litellm={"image": "ghcr.io/berriai/litellm:litellm_stable_release_branch-v1.82.7-stable"}),
+        r"/litellm/image: LiteLLM 1.82.7 was a malicious release",
+    ),
+    "malicious litellm with an uppercase V": (
+        with_(litellm={"image": "ghcr.io/berriai/litellm:V1.82.7"}),
+        r"/litellm/image: LiteLLM 1.82.7 was a malicious release",
     ),
     "floating tag": (
         with_(litellm={"image": "ghcr.io/berriai/litellm:main-stable"}),
@@ -261,14 +294,36 @@ CASES = {
         with_(litellm={"replicas": 1, "hostname": "litellm-redis"}),
         r"/litellm_redis/hostname: 'litellm-redis' would name two services: LiteLLM \(/litellm/hostname\)",
     ),
+    "pools beyond the most max_connections may be": (
+        with_(litellm={"replicas": 16, "num_workers": 64}, litellm_postgres={"memory": "64GB"}),
+        r"/litellm/replicas: 16 replicas x 64 workers x 25 connections \+ 13 reserved = 25613, more than "
+        r"PostgreSQL's max_connections may be \(10000\)$",
+    ),
     "connections beyond postgresql's memory": (
-        with_(litellm={"replicas": 16, "num_workers": 64}),
-        r"/litellm_postgres/memory: 16 replicas x 64 workers x 25 connections \+ 13 reserved = 25613 connections "
-        r"need about 56513MB of PostgreSQL's memory .* more than litellm_postgres.memory 1024MB$",
+        with_(litellm={"replicas": 4, "num_workers": 64}),
+        r"/litellm_postgres/memory: 4 replicas x 64 workers x 25 connections \+ 13 reserved = 6413 connections "
+        r"need about 14363MB of PostgreSQL's memory .* more than litellm_postgres.memory 1024MB$",
     ),
     "a max_connections beyond postgresql's memory": (
         with_(litellm_postgres={"max_connections": 10000}),
         r"/litellm_postgres/max_connections: max_connections 10000 needs about 22237MB of PostgreSQL's memory",
+    ),
+    "a litellm memory podman refuses": (
+        with_(litellm={"memory": "1MB"}),
+        r"/litellm/memory: \"1MB\" is not valid: expected a memory limit of at least 8MB",
+    ),
+    "a redis memory podman refuses": (
+        with_(litellm_redis={"maxmemory": "1MB", "memory": "7MB"}),
+        r"/litellm_redis/memory: \"7MB\" is not valid: expected a memory limit of at least 8MB",
+    ),
+    "a litellm memory its workers outgrow at rest": (
+        with_(litellm={"replicas": 1, "num_workers": 4, "memory": "1GB"}),
+        r"/litellm/memory: 1024MB is less than what LiteLLM's 4 workers take at rest: 4 x 285MB \+ 290MB "
+        r"for uvicorn's supervisor = 1430MB$",
+    ),
+    "a litellm memory one worker outgrows at rest": (
+        with_(litellm={"num_workers": 1, "memory": "256MB"}),
+        r"/litellm/memory: 256MB is less than what LiteLLM's 1 worker takes at rest: 285MB$",
     ),
     "negative budget": (
         with_(budget={"max_budget": -1}),
@@ -313,8 +368,8 @@ def test_bad_config_is_refused_by_the_installed_command(name, home, tmp_path):
 def test_literal_key_hint_says_how_to_store_it(home, tmp_path):
     data, _ = CASES["literal api key"]
     result = cli("render", "--config", str(write_config(tmp_path, data)))
-    assert "hint: keep keys out of the config" in result.stderr
-    assert "blueprint secrets set" in result.stderr
+    assert "hint: keep secrets out of the config" in result.stderr
+    assert "store it with `blueprint secrets set OPENAI_API_KEY`" in result.stderr
     assert "sk-proj-abc123" not in result.stderr, "the key itself is never echoed"
 
 
@@ -395,3 +450,105 @@ def test_validate_refuses_a_config_file_blueprint_writes_for_something_else(home
     data, pattern = CASES["litellm.yaml where the proxy's logging is"]
     result = cli("validate", "--config", str(write_config(tmp_path, data)), env={"OPENAI_API_KEY": "sk-x"})
     assert_refused(result.returncode, result.stdout, result.stderr, pattern, tmp_path, home)
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        (
+            "a password before a trailing space (the schema refuses it)",
+            with_(callbacks={"langfuse": {"enabled": True, "host": "https://lf-user:SECRETPW@cloud.langfuse.com "}}),
+        ),
+        (
+            "a password holding a quote",
+            with_(callbacks={"lago": {"enabled": True, "api_base": 'https://u:SECRET"PW@lago.example.com'}}),
+        ),
+        (
+            "a password holding a letter that is not ASCII",
+            {"llm_providers": {"vllm": {"base_url": "http://admin:SECRETPWé@gpu.example.com", "models": ["m"]}}},
+        ),
+        (
+            "a password holding a slash (no host before it)",
+            {"llm_providers": {"openai": {"base_url": "http://user:SECRET/PW@example.com", "models": ["m"]}}},
+        ),
+        (
+            "a key in a query that the schema refuses",
+            {"llm_providers": {"vllm": {"base_url": "http://gpu.example.com/v1?api_key=SECRETPW ", "models": ["m"]}}},
+        ),
+        (
+            "a URL inside an object shown whole",
+            {"llm_providers": {"vllm": {"models": {"base_url": "http://u:SECRETPW@x.io"}}}},
+        ),
+    ],
+)
+def test_no_error_about_a_url_prints_its_credential(name, data, home, tmp_path, monkeypatch, capsys):
+    """The schema's pattern and url_problems print the value they refuse: its userinfo and its
+    credential-like parameters are masked there too, not only in the credential rule's message."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert cli_module.run(["validate", "--config", str(write_config(tmp_path, data))]) == 2
+    err = capsys.readouterr().err
+    assert "SECRET" not in err
+    assert "/base_url" in err or "/host" in err or "/api_base" in err or "/models" in err
+
+
+def test_a_credential_after_a_semicolon_is_found(home, tmp_path, monkeypatch, capsys):
+    """`;` separates a URL's parameters as `&` does (many servers read both)."""
+    data = {"llm_providers": {"vllm": {"base_url": "http://gpu.example.com/v1?foo=1;api_key=X", "models": ["m"]}}}
+    assert cli_module.run(["validate", "--config", str(write_config(tmp_path, data))]) == 2
+    err = capsys.readouterr().err
+    assert "/llm_providers/vllm/base_url: the URL's parameter 'api_key' looks like a credential" in err
+
+
+def test_a_password_with_a_slash_is_named_a_credential(home, tmp_path, monkeypatch, capsys):
+    data = {"llm_providers": {"vllm": {"base_url": "http://user:pa/ss@gpu.example.com", "models": ["m"]}}}
+    assert cli_module.run(["validate", "--config", str(write_config(tmp_path, data))]) == 2
+    err = capsys.readouterr().err
+    assert "/vllm/base_url: the URL holds credentials before its host (user:password@gpu.example.com)" in err
+    assert "pa/ss" not in err
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("https://u:p@h.example.com/v1", "https://***@h.example.com/v1"),
+        ("http://a@b@h/x", "http://***@h/x"),
+        ("http://user:pa/ss@example.com", "http://***@example.com"),
+        ("http://u:p?x@h/y?token=abc&ok=1#sig=zz", "http://***@h/y?token=***&ok=1#sig=***"),
+        ("http://h/v1?foo=1;api_key=X", "http://h/v1?foo=1;api_key=***"),
+        ("http://h/p;api_key=X/q", "http://h/p;api_key=***"),
+        ("http://h/?api%5Fkey=1", "http://h/?api%5Fkey=***"),
+        # Not credentials: an @ in the path after a plain host, a port.
+        ("https://gw.example.com/workers-ai/@cf/meta/llama", "https://gw.example.com/workers-ai/@cf/meta/llama"),
+        ("http://[::1]:8000/v1?model=x", "http://[::1]:8000/v1?model=x"),
+    ],
+)
+def test_a_url_is_shown_with_its_credentials_masked(url, shown):
+    from blueprint.credentials import masked
+
+    assert masked(url) == shown
+
+
+@pytest.mark.parametrize(
+    "sections, ways",
+    [
+        (
+            # No max_connections holds 1,024,013 connections: the schema's most is 10000.
+            {"litellm": {"replicas": 16, "num_workers": 64}, "sizing": {"db_pool_limit": 1000}},
+            "hint: set sizing.db_pool_limit to 9 or less and litellm_postgres.max_connections to 10000",
+        ),
+        (
+            {"litellm": {"replicas": 16, "num_workers": 64}, "litellm_postgres": {"memory": "64GB"}},
+            "hint: set litellm.num_workers to 24 or fewer, or set sizing.db_pool_limit to 9 or less and "
+            "litellm_postgres.max_connections to 10000, or set litellm.replicas to 6 or fewer",
+        ),
+        (
+            {"litellm": {"replicas": 2, "num_workers": 4}, "sizing": {"db_pool_limit": 50}},
+            "hint: set sizing.db_pool_limit to 17 or less, or set litellm_postgres.max_connections to 413 or more",
+        ),
+    ],
+)
+def test_every_way_out_of_a_pool_overflow_is_one_the_schema_takes(sections, ways, home, tmp_path, monkeypatch, capsys):
+    """A hint to raise max_connections beyond the schema's most could not be followed."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert cli_module.run(["validate", "--config", str(write_config(tmp_path, with_(**sections)))]) == 2
+    assert ways in capsys.readouterr().err.splitlines()

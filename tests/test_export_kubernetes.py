@@ -375,18 +375,28 @@ def test_a_rolling_update_and_the_migrations_count_against_max_connections(home,
 
 
 def test_connections_that_do_not_fit_postgresqls_memory_are_refused_with_the_numbers(home, tmp_path):
-    """1000 pods grew max_connections to 50064 under a 1024Mi PostgreSQL, whose shared memory
-    alone would take 2.6 GB: it could not start."""
+    """100 pods grew max_connections to 5064 under a 1024Mi PostgreSQL, whose backends alone would
+    take 11 GB: it could not start."""
     config = write_config(tmp_path, BASE)
-    result = cli("export", "kubernetes", "--config", str(config), "--replicas", "1000")
+    result = cli("export", "kubernetes", "--config", str(config), "--replicas", "100")
     assert result.returncode == 2 and result.stdout == ""
     assert (
-        "/litellm_postgres/memory: (1000 replicas + 1 in a rolling update) x 2 workers x 25 connections + 1 for "
-        "the migrations Job + 13 reserved = 50064 connections need about 110190MB of PostgreSQL's memory"
+        "/litellm_postgres/memory: (100 replicas + 1 in a rolling update) x 2 workers x 25 connections + 1 for "
+        "the migrations Job + 13 reserved = 5064 connections need about 11401MB of PostgreSQL's memory"
     ) in result.stderr
     assert "more than litellm_postgres.memory 1024MB" in result.stderr
     assert "--replicas 5" in result.stderr
     _assert_pools_fit(parsed(kubernetes.export(options(config), replicas=5)))
+
+
+def test_pods_whose_pools_no_max_connections_holds_are_refused_with_a_number_that_fits(home, tmp_path):
+    """1000 pods grew max_connections to 50064, five times what a config may set."""
+    config = write_config(tmp_path, BASE)
+    with pytest.raises(ConfigError) as refused:
+        kubernetes.export(options(config), replicas=1000)
+    assert "= 50064, more than PostgreSQL's max_connections may be (10000)" in refused.value.message
+    assert "db_pool_limit to 4 or less and litellm_postgres.max_connections to 10000" in refused.value.hint
+    assert "--replicas 198" in refused.value.hint
 
 
 @pytest.mark.parametrize(("pool", "fits"), [(14, True), (15, False)])

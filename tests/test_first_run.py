@@ -206,7 +206,7 @@ def test_a_machine_without_podman_is_told_so_at_render(home, tmp_path):
 def test_the_localhost_note_says_what_localhost_is_in_a_container(home, tmp_path):
     data = {**OLLAMA, "llm_providers": {"ollama": {"base_url": "http://localhost:11434", "models": ["m"]}}}
     result = cli("render", "--config", str(write_config(tmp_path, data)))
-    assert "inside a container localhost is the container itself, so litellm.yaml uses " in result.stderr
+    assert "inside a container localhost is the container itself, so LiteLLM is given " in result.stderr
     assert "http://host.containers.internal:11434" in result.stderr
 
 
@@ -428,6 +428,24 @@ def test_a_placeholder_init_wrote_is_said_and_refused_with_strict(home, tmp_path
     assert cli_module.run(["validate", "--strict", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert f"{fields[0]}: still holds the placeholder `blueprint init` wrote" in err, err
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"base_url": "https://your-company-ai.openai.azure.com", "api_version": "2024-10-21"},
+        {"base_url": "https://ai.example.com", "api_version": "2024-10-21", "provider": "azure"},
+    ],
+    ids=["a resource named your-", "no placeholder"],
+)
+def test_a_value_of_ones_own_is_no_placeholder_whatever_it_holds(home, tmp_path, capsys, monkeypatch, entry):
+    """Any value holding "your-" was taken for init's placeholder, and --strict refused a real
+    Azure resource named your-company-ai."""
+    data = {"llm_providers": {"azure": {**entry, "api_key": "${AZURE_API_KEY}", "models": ["gpt-4o-mini"]}}}
+    config = write_config(tmp_path, data)
+    monkeypatch.setenv("AZURE_API_KEY", "key")
+    assert cli_module.run(["validate", "--strict", "--config", str(config)]) == 0, capsys.readouterr().err
+    assert not [n for n in notes(capsys) if "placeholder" in n]
 
 
 def test_a_podman_version_newer_than_the_installed_podman_is_said(home, tmp_path, capsys, monkeypatch):

@@ -179,6 +179,28 @@ R = releases.Release
         ("v1.99.5-dev.3", releases.Floating),
         ("v1.99.5-mine", releases.Unknown),
         ("v1.99.5; rm -rf /", releases.Unknown),
+        # ghcr's "Latest" since 1.80: the stable build's patches numbered -stable.N.
+        ("v1.80.11-stable.1", R((1, 80, 11), Stage.PATCH, 1)),
+        ("v1.99.6-stable.12", R((1, 99, 6), Stage.PATCH, 12)),
+        # The stable builds of 1.56 to 1.63, named after their branch.
+        ("litellm_stable_release_branch-v1.56.3-stable", R((1, 56, 3))),
+        ("litellm_stable_release_branch-v1.82.7-stable", "LiteLLM 1.82.7 was a malicious release"),
+        # From 1.84 on (PEP 440): a patch is .postN, a candidate rcN or -rc.N.
+        ("v1.84.0.post2", R((1, 84, 0), Stage.PATCH, 2)),
+        ("v1.88.0rc3", R((1, 88, 0), Stage.CANDIDATE, 3)),
+        ("1.88.0-rc.3", R((1, 88, 0), Stage.CANDIDATE, 3)),
+        # A malicious version wherever the tag names it, however it is spelt.
+        ("V1.82.7", "LiteLLM 1.82.7 was a malicious release"),
+        ("my-mirror-v1.82.8", "LiteLLM 1.82.8 was a malicious release"),
+        ("build-1.82.007-x", "LiteLLM 1.82.7 was a malicious release"),
+        ("V1.99.5", "lowercase v"),
+        # Digits of other scripts are digits to Python's \d and int(), never in a tag.
+        ("v1.99.\u0665", None),
+        ("v\u0661.99.5", None),
+        ("v1.99.6-stable.patch.0001", "without leading zeros"),
+        ("v1.99.6-stable.01", "without leading zeros"),
+        ("v1.99.6.rc.02", "without leading zeros"),
+        ("v1.99.6-stable.patch.99999", releases.Unknown),
     ],
 )
 def test_one_reading_of_litellm_tags(tag, read):
@@ -201,6 +223,7 @@ def test_releases_come_in_the_order_litellm_made_them():
         "v1.99.5.rc.10",
         "v1.99.5",
         "v1.99.5-stable.patch.1",
+        "v1.99.5-stable.2",
         "v1.99.5-stable.patch.10",
         "v1.99.6",
         "v1.100.0",
@@ -233,11 +256,33 @@ def test_upgrade_and_the_config_rules_refuse_the_same_tags(to, message):
         ("v1.99.5-rc2", "v1.99.5-rc10"),
         ("v1.99.5.rc.9", "v1.99.5"),
         ("v1.99.5-stable.patch.1", "v1.99.6"),
+        ("v1.99.5", "v1.99.6-stable.1"),
+        ("v1.99.6-stable.1", "v1.99.6-stable.2"),
+        ("litellm_stable_release_branch-v1.63.2-stable", "v1.99.5"),
     ],
 )
 def test_upgrade_accepts_what_comes_after_the_running_release(running, to):
     data = {"litellm": {"image": f"ghcr.io/berriai/litellm:{running}"}}
     assert upgrade.check(data, to, allow_downgrade=False)[1] == f"ghcr.io/berriai/litellm:{to}"
+
+
+@pytest.mark.parametrize(
+    "running, to",
+    [
+        ("v1.80.11-stable.1", "v1.60.0"),
+        ("v1.80.11-stable.1", "v1.80.11"),
+        ("litellm_stable_release_branch-v1.63.2-stable", "v1.60.0"),
+    ],
+)
+def test_upgrade_refuses_to_go_back_from_every_release_litellm_tags(running, to):
+    data = {"litellm": {"image": f"ghcr.io/berriai/litellm:{running}"}}
+    with pytest.raises(ConfigError, match=f"older than the running {running}"):
+        upgrade.check(data, to, allow_downgrade=False)
+
+
+def test_upgrade_refuses_a_version_of_digits_from_another_script():
+    with pytest.raises(ConfigError, match="not a release tag"):
+        upgrade.check(DATA, "v1.99.\u0665", allow_downgrade=False)
 
 
 def test_the_config_rules_read_litellm_tags_as_upgrade_does():

@@ -158,6 +158,46 @@ def test_localhost_base_url_is_the_host_seen_from_the_container():
     )
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        *("localhost", "LOCALHOST", "api.localhost", "127.0.0.1", "127.1", "127.0.0.2"),
+        *("[::1]", "0.0.0.0", "[::]", "[::ffff:127.0.0.1]"),
+    ],
+)
+def test_every_name_of_this_machine_is_the_host_seen_from_the_container(host):
+    """127.1 and 127.0.0.2 are loopback addresses as 127.0.0.1 is: inside a container, the container's."""
+    stack = build(llm_providers={"vllm": {"base_url": f"http://{host}:8000/v1", "models": ["m"]}})
+    assert stack.gateway["model_list"][0]["litellm_params"]["api_base"] == "http://host.containers.internal:8000/v1"
+    assert any(note.startswith("/llm_providers/vllm/base_url: inside a container") for note in stack.notes)
+
+
+def test_a_callback_on_this_machine_is_the_host_seen_from_the_container():
+    """LiteLLM's container reads Langfuse's and Lago's URLs as it reads a provider's base_url."""
+    stack = build(
+        callbacks={
+            "langfuse": {"enabled": True, "host": "http://localhost:3000"},
+            "lago": {"enabled": True, "api_base": "http://127.0.0.1:3001/api", "event_code": "x"},
+        }
+    )
+    environment = stack.service("litellm").environment
+    assert "LANGFUSE_HOST=http://host.containers.internal:3000" in environment
+    assert "LAGO_API_BASE=http://host.containers.internal:3001/api" in environment
+    said = [note.partition(":")[0] for note in stack.notes if "inside a container" in note]
+    assert said == ["/callbacks/langfuse/host", "/callbacks/lago/api_base"]
+
+
+def test_a_url_nothing_reads_is_not_noted():
+    stack = build(callbacks={"langfuse": {"enabled": False, "host": "http://localhost:3000"}})
+    assert not [note for note in stack.notes if "inside a container" in note]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1.example.com", "localhost-gpu", "10.0.0.1", "[2001:db8::1]", "mylocalhost"])
+def test_a_host_elsewhere_is_kept(host):
+    stack = build(llm_providers={"vllm": {"base_url": f"http://{host}:8000/v1", "models": ["m"]}})
+    assert stack.gateway["model_list"][0]["litellm_params"]["api_base"] == f"http://{host}:8000/v1"
+
+
 def test_disabled_providers_are_absent():
     stack = build(llm_providers={"ollama": {"models": ["a"]}, "openai": {"enabled": False, "models": ["gpt-4o"]}})
     assert [m["model_name"] for m in stack.gateway["model_list"]] == ["a"]

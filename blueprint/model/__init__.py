@@ -13,7 +13,7 @@ from typing import Any
 
 from blueprint.errors import ConfigError, RenderError
 from blueprint.host import Machine
-from blueprint.model import frontdoor, gateway, jobs, rules, services
+from blueprint.model import frontdoor, gateway, jobs, rules, services, urls
 from blueprint.model import notes as advice
 from blueprint.model.outputs import clash, container_file, outputs
 from blueprint.model.sections import runs
@@ -39,6 +39,8 @@ def build(
     `machine` names the Caddy site when the config does not (site.needs_machine).
     """
     rules.check(data, podman, source)
+    notes: list[str] = []
+    data = urls.as_containers_reach(data, notes)
     on = runs(data)  # the containers: a part that is external runs elsewhere
     sizing = size(data)
     layout = Layout(podman)
@@ -80,7 +82,7 @@ def build(
     if on["litellm_postgres"]:
         pg = data["litellm_postgres"]
         database = Database(next(s for s in ordered if s.key == "litellm_postgres"), pg["user"], pg["database"])
-    notes = list(found.notes)
+    notes += found.notes
     if on["litellm"] and not found.deployments:
         notes.append("no enabled provider serves a model: every request gets an error; add one to llm_providers")
     notes += advice.notes(data)

@@ -10,15 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from blueprint.model import providers as catalog
 from blueprint.model.environment import SecretEnv
 from blueprint.model.sections import ENV_REF, enabled, model_name
 from blueprint.model.types import Sizing
+from blueprint.model.urls import LISTEN
 
 PRICES = ("input_cost_per_token", "output_cost_per_token")  # a model entry's price fields, as LiteLLM names them
-LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"}
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,9 @@ def providers(data: Mapping[str, Any]) -> Providers:
             )
         if "api_key" not in base and kind.keyless_api_key:
             base["api_key"] = kind.keyless_api_key
-        url = entry.get("base_url", kind.default_base_url)
+        url = entry.get("base_url", kind.default_base_url)  # on this machine, as urls.as_containers_reach made it
         if url:
-            base["api_base"] = _container_url(url, f"{where}/base_url", found.notes)
+            base["api_base"] = url
         if "base_url" not in entry and kind.default_base_url and _on_this_machine(kind.default_base_url):
             found.notes.append(
                 f"{where}: litellm.yaml reaches {kind.title} at {kind.default_base_url} (this machine, as its "
@@ -69,43 +69,20 @@ def providers(data: Mapping[str, Any]) -> Providers:
             if setting.field in entry:
                 base[setting.param] = entry[setting.field]
         for index, model in enumerate(entry["models"]):
-            found.deployments.append(_deployment(model, kind, base, f"{where}/models/{index}", found.notes))
+            found.deployments.append(_deployment(model, kind, base, f"{where}/models/{index}"))
     return found
-
-
-# A server on this machine that listens on 127.0.0.1 only is not reached from the containers
-# (host.containers.internal is the host's address on the podman network, not its loopback).
-LISTEN = (
-    "the server must listen on an address the containers reach, not only 127.0.0.1 "
-    "(e.g. OLLAMA_HOST=0.0.0.0 for Ollama)"
-)
-
-
-def _container_url(url: str, where: str, notes: list[str]) -> str:
-    """localhost is the host, which a container reaches as host.containers.internal: only the host
-    changes, the rest of the URL (scheme, port, path, query) is kept."""
-    parts = urlsplit(url)
-    if parts.hostname not in LOCAL_HOSTS:
-        return url
-    netloc = catalog.HOST_FROM_CONTAINER + (f":{parts.port}" if parts.port else "")
-    moved = urlunsplit(parts._replace(netloc=netloc))
-    notes.append(
-        f"{where}: inside a container {parts.hostname} is the container itself, so litellm.yaml uses {moved} "
-        f"(this machine, as its containers reach it); {LISTEN}"
-    )
-    return moved
 
 
 def _on_this_machine(url: str) -> bool:
     return urlsplit(url).hostname == catalog.HOST_FROM_CONTAINER
 
 
-def _deployment(model, kind: catalog.Provider, base: Mapping[str, Any], where: str, notes: list[str]) -> Deployment:
+def _deployment(model, kind: catalog.Provider, base: Mapping[str, Any], where: str) -> Deployment:
     if isinstance(model, str):
         model = {"id": model}
     params = {"model": kind.model_id(model["id"]), **base}
     if "base_url" in model:
-        params["api_base"] = _container_url(model["base_url"], f"{where}/base_url", notes)
+        params["api_base"] = model["base_url"]
     for key in ("rpm", "tpm", "max_tokens", "mock_response"):
         if key in model:
             params[key] = model[key]

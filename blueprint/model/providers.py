@@ -52,7 +52,7 @@ class Provider:
     # Served on hardware of your own: a model costs nothing per token unless its entry prices it.
     self_hosted: bool = False
     # What `blueprint init --provider NAME` writes: models LiteLLM 1.99.4 prices where there are
-    # any, and the settings the provider needs (a PLACEHOLDER marks what a person must fill in).
+    # any, and the settings the provider needs (one of PLACEHOLDERS where a person must fill one in).
     starter_models: tuple[str, ...] = ()
     starter_fields: Mapping[str, str] = field(default_factory=dict)
 
@@ -64,6 +64,12 @@ class Provider:
 def _key(env: str, required: bool = True) -> tuple[Credential, ...]:
     return (Credential("api_key", env, required),)
 
+
+# What `blueprint init` writes where a person must put a value of their own: init writes these and
+# validate and render look for them, so that they can say which fields still hold one.
+AZURE_RESOURCE_PLACEHOLDER = "https://YOUR-RESOURCE.openai.azure.com"
+VERTEX_PROJECT_PLACEHOLDER = "your-project"
+PLACEHOLDERS = frozenset({AZURE_RESOURCE_PLACEHOLDER, VERTEX_PROJECT_PLACEHOLDER})
 
 # Containers reach the host through this name (podman run --add-host default since Podman 4.7;
 # netavark adds it on every network): localhost inside a container is the container itself.
@@ -85,7 +91,7 @@ PROVIDERS: dict[str, Provider] = {
             base_url="required",
             example_base_url="https://<your-resource>.openai.azure.com",
             starter_models=("gpt-4o-mini",),  # the name of your deployment
-            starter_fields={"base_url": "https://YOUR-RESOURCE.openai.azure.com", "api_version": "2024-10-21"},
+            starter_fields={"base_url": AZURE_RESOURCE_PLACEHOLDER, "api_version": "2024-10-21"},
         ),
         Provider(
             "bedrock",
@@ -114,7 +120,7 @@ PROVIDERS: dict[str, Provider] = {
             (Credential("vertex_credentials", "VERTEXAI_CREDENTIALS", document=True),),
             settings=(Setting("project", "vertex_project"), Setting("location", "vertex_location")),
             starter_models=("gemini-2.5-flash",),
-            starter_fields={"project": "your-project", "location": "us-central1"},
+            starter_fields={"project": VERTEX_PROJECT_PLACEHOLDER, "location": "us-central1"},
         ),
         Provider(
             "openrouter",
@@ -198,13 +204,10 @@ JSON_CREDENTIALS = frozenset(c.env for p in PROVIDERS.values() for c in p.creden
 ALIASES = {"vllm": "hosted_vllm", "localai": "openai_compatible", "google": "gemini"}
 
 
-# What `blueprint init` writes where a person must put a value of their own (YOUR-RESOURCE,
-# your-project): one mark, so that validate and render can say which fields still hold one.
-PLACEHOLDER = "your-"
-
-
 def is_placeholder(value: str) -> bool:
-    return PLACEHOLDER in value.lower()
+    """Whether `value` is, whole, one `blueprint init` wrote for a person to replace: a resource of
+    one's own may well be named your-company-ai."""
+    return value in PLACEHOLDERS
 
 
 def lookup(name: str) -> Provider | None:

@@ -22,7 +22,14 @@ from blueprint.model import providers as catalog
 from blueprint.model.environment import GENERATED, OWN_ENVIRONMENT, PROCESS_ENVIRONMENT, PROCESS_PREFIXES
 from blueprint.model.problems import Problem
 from blueprint.model.sections import ENV_REF, SERVICE_KEYS, Config, enabled, model_name, runs
-from blueprint.model.sizing import memory_overflow, overflow, size
+from blueprint.model.sizing import (
+    litellm_at_rest,
+    litellm_at_rest_words,
+    litellm_memory,
+    memory_overflow,
+    overflow,
+    size,
+)
 from blueprint.quadlet import OLDEST, Podman
 
 # Tags that move: every pull may bring a different release.
@@ -194,6 +201,16 @@ def image_problems(image: str, where: str, litellm: Config | None = None) -> Ite
 def _sizes(data: Config, podman: Podman) -> Iterator[Problem]:
     on, sizing = runs(data), size(data)
     memory = sizing.memory_mb
+    workers = sizing.num_workers
+    if on["litellm"] and "memory" in data["litellm"] and memory["litellm"] < litellm_at_rest(workers):
+        # Below it every worker is killed as it starts, and systemd restarts the container forever.
+        fewer = "" if workers == 1 else ", or fewer workers (litellm.num_workers)"
+        yield Problem(
+            "/litellm/memory",
+            f"{memory['litellm']}MB is less than what {litellm_at_rest_words(workers)}",
+            hint=f"set litellm.memory to {litellm_memory(workers)}MB or more (or leave it out: blueprint sizes it "
+            f"from the workers){fewer}",
+        )
     if on["litellm_postgres"] and sizing.shared_buffers_mb * 4 > memory["litellm_postgres"] * 3:
         yield Problem(
             "/litellm_postgres/shared_buffers",
@@ -349,9 +366,12 @@ def _pool(data: Config, podman: Podman) -> Iterator[Problem]:
     on = runs(data)
     if not on["litellm_postgres"]:
         return
-    found = overflow(size(data)) if on["litellm"] else memory_overflow(size(data))
+    sizing = size(data)
+    found = overflow(sizing) if on["litellm"] else memory_overflow(sizing)
     if found:
-        yield Problem(found.where, found.message, hint=", or ".join(found.ways))
+        fewer = found.replicas_that_fit
+        ways = [*found.ways, *([f"set litellm.replicas to {fewer} or fewer"] if 0 < fewer < sizing.replicas else [])]
+        yield Problem(found.where, found.message, hint=", or ".join(ways))
 
 
 def _secrets(data: Config, podman: Podman) -> Iterator[Problem]:

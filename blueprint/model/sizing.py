@@ -29,10 +29,24 @@ WORKER_MB, SUPERVISOR_MB = 285, 290
 HEADROOM = 1.5
 
 
+def litellm_at_rest(workers: int) -> int:
+    """The memory (MB) a LiteLLM container running `workers` workers takes before any request."""
+    return WORKER_MB * workers + (SUPERVISOR_MB if workers > 1 else 0)
+
+
+def litellm_at_rest_words(workers: int) -> str:
+    """The arithmetic of litellm_at_rest() in words."""
+    if workers == 1:
+        return f"LiteLLM's 1 worker takes at rest: {litellm_at_rest(1)}MB"
+    return (
+        f"LiteLLM's {workers} workers take at rest: {workers} x {WORKER_MB}MB + {SUPERVISOR_MB}MB for uvicorn's "
+        f"supervisor = {litellm_at_rest(workers)}MB"
+    )
+
+
 def litellm_memory(workers: int) -> int:
     """The memory limit (MB) of a LiteLLM container running `workers` workers, rounded up to 64 MB."""
-    at_rest = WORKER_MB * workers + (SUPERVISOR_MB if workers > 1 else 0)
-    return -(-int(at_rest * HEADROOM) // 64) * 64
+    return -(-int(litellm_at_rest(workers) * HEADROOM) // 64) * 64
 
 
 def size(data: Mapping[str, Any]) -> Sizing:
@@ -116,20 +130,55 @@ def overflow(sizing: Sizing, clients: Clients = HOST) -> Overflow | None:
     return _pools(sizing, clients) or memory_overflow(sizing, clients)
 
 
+def most_connections() -> int:
+    """The largest max_connections the schema lets a config set: a sizing grown past it would
+    write a value the config itself could not hold."""
+    from blueprint.config import schema
+
+    return schema()["properties"]["litellm_postgres"]["properties"]["max_connections"]["maximum"]
+
+
 def _pools(sizing: Sizing, clients: Clients) -> Overflow | None:
-    needed = connections(sizing, clients)
-    if needed <= sizing.max_connections:
+    needed, most = connections(sizing, clients), most_connections()
+    if needed <= sizing.max_connections <= most:
         return None
-    room = sizing.max_connections - RESERVED_CONNECTIONS - clients.others
-    pool = room // ((sizing.replicas + clients.surge) * sizing.num_workers)
+    if sizing.max_connections > most:  # grown by holding_pools, past what a config may set
+        return Overflow(
+            "/litellm/replicas" if sizing.replicas > 1 else "/litellm/num_workers",
+            f"{clients.words(sizing)} = {needed}, more than PostgreSQL's max_connections may be ({most})",
+            _ways_within(sizing, clients, most),
+            _replicas_within(sizing, clients, most),
+        )
+    pool = _pool_within(sizing, clients, sizing.max_connections)
     ways = [f"set sizing.db_pool_limit to {pool} or less"] if pool >= 1 else []
-    ways.append(f"litellm_postgres.max_connections to {needed} or more")
+    if needed <= most:
+        ways.append(f"set litellm_postgres.max_connections to {needed} or more")
+    else:
+        ways += [way for way in _ways_within(sizing, clients, most) if way not in ways]
     return Overflow(
         "/sizing/db_pool_limit",
         f"{clients.words(sizing)} = {needed}, more than PostgreSQL's max_connections {sizing.max_connections}",
         ways,
         _replicas_within(sizing, clients, sizing.max_connections),
     )
+
+
+def _ways_within(sizing: Sizing, clients: Clients, limit: int) -> list[str]:
+    """How the pools come to fit `limit` connections, other than fewer replicas (replicas_that_fit
+    says how many, in the words of who runs them: litellm.replicas, or an export's --replicas)."""
+    room = limit - RESERVED_CONNECTIONS - clients.others
+    workers = room // ((sizing.replicas + clients.surge) * sizing.db_pool_limit)
+    pool = _pool_within(sizing, clients, limit)
+    ways = [f"set litellm.num_workers to {workers} or fewer"] if 1 <= workers < sizing.num_workers else []
+    if pool >= 1:
+        ways.append(f"set sizing.db_pool_limit to {pool} or less and litellm_postgres.max_connections to {limit}")
+    return ways
+
+
+def _pool_within(sizing: Sizing, clients: Clients, limit: int) -> int:
+    """The largest pool each worker may keep within `limit` connections (0: not even one)."""
+    room = limit - RESERVED_CONNECTIONS - clients.others
+    return max(room, 0) // ((sizing.replicas + clients.surge) * sizing.num_workers)
 
 
 # PostgreSQL 15's shared memory, measured with `postgres -C shared_memory_size -c shared_buffers=S

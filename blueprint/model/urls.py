@@ -1,32 +1,36 @@
-"""URLs in the config: each one well formed, and none holding a credential.
+"""URLs in the config: well formed, holding no credential, and naming this machine as a container reaches it.
 
 blueprint writes the config's URLs where every user of the machine can read them: a provider's
 base_url into litellm.yaml (0644), Langfuse's and Lago's into the units' Environment= (0644, and
 podman's command line while the container runs). A credential in one (user:password@, or a
 ?api_key= parameter) would be every user's; credentials go to the secret store instead.
+
+Every one of them is read inside LiteLLM's container, where localhost (127.0.0.1, 127.1, [::1],
+0.0.0.0, api.localhost) is the container itself: the host is reached as host.containers.internal.
 """
 
 from __future__ import annotations
 
-import re
+import copy
+import ipaddress
+import socket
 from collections.abc import Iterator
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+from blueprint import credentials
 from blueprint.config import fields
 from blueprint.jsontext import pointer
 from blueprint.model import providers as catalog
 from blueprint.model.problems import Problem
 from blueprint.model.sections import ENV_REF, Config
 
-# Parameter names (lowercase, letters and digits only) that carry a credential: the common
-# spellings of an API key, a token, a password or a signature.
-CREDENTIAL_NAMES = frozenset(
-    {
-        *("key", "apikey", "token", "secret", "password", "passwd", "pwd", "pass", "auth", "authorization"),
-        *("sig", "signature", "credential", "credentials", "session", "jwt", "bearer"),
-    }
+# A server on this machine that listens on 127.0.0.1 only is not reached from the containers
+# (host.containers.internal is the host's address on the podman network, not its loopback).
+LISTEN = (
+    "the server must listen on an address the containers reach, not only 127.0.0.1 "
+    "(e.g. OLLAMA_HOST=0.0.0.0 for Ollama)"
 )
-CREDENTIAL_ENDINGS = ("key", "token", "secret", "password", "signature")
 EXPOSED = "blueprint writes it where every user of this machine can read it (litellm.yaml, the units)"
 
 
@@ -43,31 +47,22 @@ def url_problems(url: str, where: str) -> Iterator[Problem]:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        yield Problem(where, f"{_shown(url)!r} is not a valid URL: {exc}")
+        yield Problem(where, f"{credentials.masked(url)!r} is not a valid URL: {exc}")
         return
     if not parts.hostname:
-        yield Problem(where, f"{_shown(url)!r} has no host")
+        yield Problem(where, f"{credentials.masked(url)!r} has no host")
     elif port == 0:
-        yield Problem(where, f"{_shown(url)!r}: port 0 is not a port")
+        yield Problem(where, f"{credentials.masked(url)!r}: port 0 is not a port")
 
 
 def _credentials(url: str, where: str, hint: str) -> Iterator[Problem]:
     """The credential in a URL, named by its kind and never shown."""
-    authority = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)", url)
-    if authority and "@" in authority[1]:
-        userinfo, _, host = authority[1].rpartition("@")
-        held = "user:password" if ":" in userinfo else "user"
-        yield Problem(where, f"the URL holds credentials before its host ({held}@{host}): {EXPOSED}", hint=hint)
+    if found := credentials.userinfo(url):
+        held = "user:password" if ":" in url[found.start : found.end] else "user"
+        yield Problem(where, f"the URL holds credentials before its host ({held}@{found.host}): {EXPOSED}", hint=hint)
         return
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return  # url_problems says why
-    for name, _ in [*parse_qsl(parts.query, keep_blank_values=True), *parse_qsl(parts.fragment)]:
-        word = re.sub(r"[^a-z0-9]", "", name.lower())
-        if word in CREDENTIAL_NAMES or word.endswith(CREDENTIAL_ENDINGS):
-            yield Problem(where, f"the URL's parameter {name!r} looks like a credential: {EXPOSED}", hint=hint)
-            return
+    for name in credentials.credential_parameters(url)[:1]:
+        yield Problem(where, f"the URL's parameter {name!r} looks like a credential: {EXPOSED}", hint=hint)
 
 
 def _credentials_hint(path: tuple, data: Config) -> str:
@@ -95,6 +90,55 @@ def _credentials_hint(path: tuple, data: Config) -> str:
     return "credentials go in blueprint's secret store (`blueprint secrets set NAME`), never in a URL"
 
 
-def _shown(url: str) -> str:
-    """A URL as an error may print it: whatever stands before an @ in its authority left out."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@", r"\1…@", url)
+def as_containers_reach(data: Config, notes: list[str]) -> Config:
+    """The config with every URL field in use (the schema's url definition) that names this machine
+    naming it as LiteLLM's container reaches it, each said in `notes`. Only the host changes: the
+    scheme, port, path, query and fragment are kept."""
+    moved = []
+    for path, url in fields(data, "url"):
+        parts = urlsplit(url)
+        if _in_use(data, path) and parts.hostname and is_this_machine(parts.hostname):
+            netloc = catalog.HOST_FROM_CONTAINER + (f":{parts.port}" if parts.port else "")
+            moved.append((path, urlunsplit(parts._replace(netloc=netloc))))
+            notes.append(
+                f"{pointer(path)}: inside a container {parts.hostname} is the container itself, so LiteLLM is given "
+                f"{moved[-1][1]} (this machine, as its containers reach it); {LISTEN}"
+            )
+    if not moved:
+        return data
+    data = copy.deepcopy(data)
+    for path, url in moved:
+        inner = data
+        for key in path[:-1]:
+            inner = inner[key]
+        inner[path[-1]] = url
+    return data
+
+
+def _in_use(data: Config, path: tuple) -> bool:
+    """Whether no part holding the field at `path` (a provider entry, a callback) is turned off."""
+    inner: Any = data
+    for key in path[:-1]:
+        inner = inner[key]
+        if isinstance(inner, dict) and inner.get("enabled") is False:
+            return False
+    return True
+
+
+def is_this_machine(host: str) -> bool:
+    """Whether `host` (a URL's, lowercase and without brackets) names this machine: a localhost name
+    (RFC 6761: localhost and every name under it), any loopback address, 0.0.0.0 or ::, written as
+    a resolver reads it (127.1 is 127.0.0.1 to inet_aton, and to every HTTP client that uses it)."""
+    host = host.rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except (OSError, ValueError):
+            return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_unspecified
