@@ -1127,6 +1127,50 @@ def test_a_provider_key_named_like_any_containers_variable_is_refused(home, tmp_
     assert "/llm_providers/openai/api_key: REDISCLI_AUTH is set by blueprint's units" in one_error_line(result)
 
 
+@pytest.mark.parametrize(
+    "entry, where, var",
+    [
+        ({"api_key": "${HTTPS_PROXY}"}, "openai/api_key", "HTTPS_PROXY"),
+        ({"api_key": "${https_proxy}"}, "openai/api_key", "https_proxy"),
+        ({"api_key": "${SSL_CERT_FILE}"}, "openai/api_key", "SSL_CERT_FILE"),
+        ({"api_key": "${REQUESTS_CA_BUNDLE}"}, "openai/api_key", "REQUESTS_CA_BUNDLE"),
+        ({"api_key": "${PRISMA_QUERY_ENGINE_BINARY}"}, "openai/api_key", "PRISMA_QUERY_ENGINE_BINARY"),
+        ({"api_key": "${STORE_MODEL_IN_DB}"}, "openai/api_key", "STORE_MODEL_IN_DB"),
+        # Named like credentials, yet read by the container's programs for their own settings.
+        ({"api_key": "${LITELLM_CORS_ALLOW_CREDENTIALS}"}, "openai/api_key", "LITELLM_CORS_ALLOW_CREDENTIALS"),
+        ({"api_key": "${LENGTH_OF_LITELLM_GENERATED_KEY}"}, "openai/api_key", "LENGTH_OF_LITELLM_GENERATED_KEY"),
+        ({"api_key": "${DATABASE_PASSWORD}"}, "openai/api_key", "DATABASE_PASSWORD"),
+        ({"api_key": "${REDIS_SENTINEL_PASSWORD}"}, "openai/api_key", "REDIS_SENTINEL_PASSWORD"),
+        ({"api_key": "${GOOGLE_APPLICATION_CREDENTIALS}"}, "openai/api_key", "GOOGLE_APPLICATION_CREDENTIALS"),
+        (
+            {"provider": "bedrock", "aws_access_key_id": "${HTTP_PROXY}", "aws_secret_access_key": "${AWS_SECRET}"},
+            "openai/aws_access_key_id",
+            "HTTP_PROXY",
+        ),
+    ],
+)
+def test_a_provider_key_named_like_what_the_containers_programs_read_is_refused(home, tmp_path, entry, where, var):
+    """"api_key": "${HTTPS_PROXY}" with HTTPS_PROXY exported rendered: the key was taken from the
+    environment and litellm.env set HTTPS_PROXY in the LiteLLM container (a proxy for every call)."""
+    fields = {"region": "us-east-1"} if "aws_access_key_id" in entry else {}
+    data = {**CONFIG, "llm_providers": {"openai": {**entry, **fields, "models": ["gpt-4o"]}}}
+    config = write_config(tmp_path, data)
+    result = cli("render", "--config", str(config), env={var: "http://proxy.example:3128"})
+    assert result.returncode == 2, result.stderr
+    assert f"/llm_providers/{where}: {var} " in one_error_line(result)
+    assert "hint: name the provider's key like a credential" in result.stderr
+    assert "proxy.example" not in result.stderr
+    assert not home.secret_store.exists() and not home.env_dir.exists(), "nothing written"
+
+
+@pytest.mark.parametrize("var", ["OPENAI_API_KEY_2", "openai_api_key", "MY_GATEWAY_TOKEN", "TEAM_A_SECRET"])
+def test_a_provider_key_named_like_a_credential_is_taken(home, tmp_path, var):
+    data = {**CONFIG, "llm_providers": {"openai": {"api_key": f"${{{var}}}", "models": ["gpt-4o"]}}}
+    result = cli("render", "--config", str(write_config(tmp_path, data)), env={var: "sk-a-key"})
+    assert result.returncode == 0, result.stderr
+    assert env_file(home)[var] == "sk-a-key"
+
+
 def test_a_container_variable_not_declared_is_a_bug_not_a_unit(home):
     """The builders set only what CONTAINER_ENVIRONMENT declares, which the rules read."""
     from blueprint.model import services
