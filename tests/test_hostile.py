@@ -1171,6 +1171,35 @@ def test_a_provider_key_named_like_a_credential_is_taken(home, tmp_path, var):
     assert env_file(home)[var] == "sk-a-key"
 
 
+def test_one_variable_for_a_key_and_a_json_credential_is_refused(home, tmp_path):
+    """vertex_credentials and openai's api_key both naming OPENAI_API_KEY validated; then
+    `secrets set OPENAI_API_KEY` asked for JSON, and the openai key could never be set."""
+    vertex = {"provider": "vertex_ai", "project": "my-project-1", "location": "us-central1"}
+    vertex["models"] = ["gemini-2.5-flash"]
+    data = {
+        **CONFIG,
+        "llm_providers": {**CONFIG["llm_providers"], "vertex": {**vertex, "vertex_credentials": "${OPENAI_API_KEY}"}},
+    }
+    result = cli("validate", "--config", str(write_config(tmp_path, data)))
+    assert result.returncode == 2, result.stderr
+    error = one_error_line(result)
+    assert "/llm_providers/vertex/vertex_credentials: OPENAI_API_KEY is a JSON credential here" in error
+    assert "/llm_providers/openai/api_key" in error and "hint: give each its own variable" in result.stderr
+    # The catalog's JSON credential named by a plain key is the same mix-up.
+    data = {**CONFIG, "llm_providers": {"openai": {"api_key": "${VERTEXAI_CREDENTIALS}", "models": ["gpt-4o"]}}}
+    result = cli("validate", "--config", str(write_config(tmp_path, data)))
+    assert result.returncode == 2, result.stderr
+    assert "/llm_providers/openai/api_key: VERTEXAI_CREDENTIALS" in one_error_line(result)
+    # A managed database's URL is a plain value too.
+    managed = {"enabled": True, "external": {"url": "${VERTEX_SA_CREDENTIALS}"}}
+    vertex["vertex_credentials"] = "${VERTEX_SA_CREDENTIALS}"
+    data = {**CONFIG, "litellm_postgres": managed, "llm_providers": {**CONFIG["llm_providers"], "vertex": vertex}}
+    result = cli("validate", "--config", str(write_config(tmp_path, data)))
+    assert result.returncode == 2, result.stderr
+    assert "/llm_providers/vertex/vertex_credentials: VERTEX_SA_CREDENTIALS" in one_error_line(result)
+    assert "/litellm_postgres/external/url" in one_error_line(result)
+
+
 def test_a_container_variable_not_declared_is_a_bug_not_a_unit(home):
     """The builders set only what CONTAINER_ENVIRONMENT declares, which the rules read."""
     from blueprint.model import services
