@@ -247,7 +247,7 @@ def set_secret(paths: Paths, name: str, value: str, *, stack: Stack | None = Non
         if old is not None and old != checked and name in FROZEN:
             raise SecretError(f"{name} exists and is not changed: {FROZEN[name]}")
         if old is None and name in FROZEN:
-            others = deployed.Deployed.load(paths).others(name, checked)
+            others = deployed.Deployed.load(paths, stack=stack).others(name, checked)
             if others and deployed.database_may_exist(stack, podman.volume_exists):
                 raise SecretError(
                     f"{name}: the deployment in use holds another value ({deployed.where(others)}), which its "

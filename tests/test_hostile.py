@@ -1358,6 +1358,61 @@ def test_a_lost_store_takes_no_other_salt_key_from_a_backup_unless_told(config, 
     assert env_file(home)["LITELLM_SALT_KEY"] == "sk-backup-salt" != salt
 
 
+def _only_the_database_url_left(config, home) -> str:
+    """A rendered gateway whose store and PostgreSQL environment file are lost: the password is
+    held only in DATABASE_URL, made from it. Returns that password."""
+    password = rendered(config)["POSTGRES_PASSWORD"]
+    home.secret_store.unlink()
+    (home.env_dir / "litellm-postgres.env").unlink()
+    return password
+
+
+def test_a_password_held_only_in_the_database_url_is_not_replaced(config, home, tmp_path):
+    """Only a variable named POSTGRES_PASSWORD counted: `secrets set POSTGRES_PASSWORD` stored
+    another, and the render after it wrote DATABASE_URL with it, locking LiteLLM out."""
+    password = _only_the_database_url_left(config, home)
+    database = podman_with_a_database(tmp_path)
+    argv = ["secrets", "set", "POSTGRES_PASSWORD", "--config", str(config)]
+    refused = cli(*argv, input="sk-different\n", env=database)
+    assert refused.returncode == 2
+    error = one_error_line(refused)
+    assert "POSTGRES_PASSWORD: the deployment in use holds another value" in error
+    assert str(home.env_dir / "litellm.env") in error and "sk-different" not in refused.stderr
+    assert not home.secret_store.exists()
+    # Put in the store by hand, render refuses it too, and DATABASE_URL stays as it was.
+    home.secret_store.write_text("POSTGRES_PASSWORD=sk-different\n")
+    home.secret_store.chmod(0o600)
+    before = (home.env_dir / "litellm.env").read_bytes()
+    result = cli("render", "--config", str(config), env={**KEY, **database})
+    assert result.returncode == 2
+    assert "POSTGRES_PASSWORD differs from the one the deployment holds" in one_error_line(result)
+    assert (home.env_dir / "litellm.env").read_bytes() == before
+    # The password in use is taken, however it comes in.
+    home.secret_store.unlink()
+    assert cli(*argv, input=f"{password}\n", env=database).returncode == 0
+
+
+def test_replacing_the_salt_key_from_a_backup_never_replaces_the_database_password(config, home, tmp_path):
+    """--replace-salt-key speaks of the salt key only: with the store lost, the backup's
+    POSTGRES_PASSWORD went in with it, and the next render put it in DATABASE_URL."""
+    password = _only_the_database_url_left(config, home)
+    store = b"LITELLM_SALT_KEY=sk-backup-salt\nPOSTGRES_PASSWORD=sk-backup-password\n"
+    archive = config_backup(tmp_path, {"config/blueprint-config.json": GOOD, "secrets/secrets.env": store})
+    argv = ["restore", "config", str(archive), "--yes", "--replace-salt-key", "--config", str(config)]
+    refused = cli(*argv)
+    assert refused.returncode == 2
+    error = one_error_line(refused)
+    assert "POSTGRES_PASSWORD differs from the one in use" in error and str(home.env_dir / "litellm.env") in error
+    assert "sk-backup-password" not in refused.stderr and not home.secret_store.exists()
+    same = b"LITELLM_SALT_KEY=sk-backup-salt\nPOSTGRES_PASSWORD=" + password.encode() + b"\n"
+    archive = config_backup(tmp_path, {"config/blueprint-config.json": GOOD, "secrets/secrets.env": same})
+    assert cli(*argv).returncode == 0
+    result = cli("render", "--config", str(config), env={**KEY, **podman_with_a_database(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert env_file(home)["LITELLM_SALT_KEY"] == "sk-backup-salt"
+    assert unquote(urlsplit(env_file(home)["DATABASE_URL"]).password) == password
+
+
 def _orphan_in_manifest(home, path: Path, entry: dict) -> None:
     """Make the manifest claim `path` (which holds b"x\\n") as a file blueprint wrote and no longer renders."""
     manifest = json.loads(home.manifest.read_text())
