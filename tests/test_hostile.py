@@ -552,6 +552,29 @@ def test_restore_config_never_replaces_the_salt_key_unless_told(config, home, tm
     assert secrets.Store.read(kept).values["LITELLM_SALT_KEY"] == salt
 
 
+def test_purging_the_secrets_removes_the_stores_a_restore_kept_and_names_the_backups(config, home, tmp_path):
+    """`uninstall --purge-secrets` removed secrets.env and left, unsaid, the full copies of it that
+    `restore config` keeps beside it."""
+    rendered(config)
+    assert cli("backup", "run", "config", "--config", str(config)).returncode == 0
+    archive = config_backup(
+        tmp_path, {"config/blueprint-config.json": GOOD, "secrets/secrets.env": b"OPENAI_API_KEY=sk-restored\n"}
+    )
+    assert cli("restore", "config", str(archive), "--yes", "--config", str(config)).returncode == 0
+    kept = list(home.secrets_dir.glob("secrets.env.before-restore-*"))
+    assert kept, "restore keeps the store it replaces"
+    env = {"PATH": f"{ROOT / 'tests/fakes'}:{os.environ['PATH']}", "FAKE_SYSTEMCTL": str(tmp_path / "systemd.json")}
+    result = cli("uninstall", "--purge-secrets", "--yes", env=env)
+    assert result.returncode == 0, result.stderr
+    assert not home.secret_store.exists()
+    assert not [path for path in kept if path.exists()], result.stderr
+    for path in kept:
+        assert f"removed {path}" in result.stderr
+    backups = home.backup_dir / "config"
+    assert len(list(backups.iterdir())) == 1, "a backup is never deleted"
+    assert f"kept the config backups in {backups}" in result.stderr
+
+
 def bounded(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run blueprint with its memory capped (a read of /dev/zero ends in MemoryError, not in the
     machine's OOM killer) and a time limit that only a blocked read reaches."""
