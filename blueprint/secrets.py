@@ -293,11 +293,13 @@ def remove(paths: Paths, name: str) -> bool:
 def _removed(paths: Paths, name: str, *, removed: bool) -> None:
     """Keep, beside what blueprint wrote, which keys a person removed: the environment files still
     hold them until the next render, and a key found there comes back only if it was not removed
-    (after a lost store, every other key does). The caller holds the lock."""
+    (after a lost store, every other key does). Where nothing was rendered, no file blueprint wrote
+    holds the key, and no manifest is made for it: one says a gateway is installed (ps, up, down).
+    The caller holds the lock."""
     manifest = Manifest.load(paths)
     before = set(manifest.removed)
     after = before | {name} if removed else before - {name}
-    if after != before:
+    if after != before and paths.manifest.exists():
         manifest.removed = sorted(after)
         manifest.save()
 
