@@ -156,7 +156,11 @@ def where(held: list[Held]) -> str:
 
 def choose(paths: Paths, name: str, value: str) -> None:
     """Record that a person chose `value` for the frozen secret `name` over the deployment's (a
-    restore with the database that goes with it): render then deploys it. The caller holds the lock."""
+    restore with the database that goes with it): render then deploys it. Where the deployment
+    holds no other (a machine never rendered), there is nothing to choose over, and no manifest is
+    made for it: one says a gateway is installed (ps, up, down). The caller holds the lock."""
     manifest = Manifest.load(paths)
+    if not Deployed.load(paths, manifest).others(name, value):
+        return
     manifest.chosen[name] = digest(value.encode())
     manifest.save()

@@ -1381,6 +1381,20 @@ def test_a_lost_store_takes_no_other_salt_key_from_a_backup_unless_told(config, 
     assert env_file(home)["LITELLM_SALT_KEY"] == "sk-backup-salt" != salt
 
 
+def test_a_backups_salt_key_put_back_where_nothing_was_rendered_installs_nothing(config, home, tmp_path):
+    """`restore config --replace-salt-key` on a new machine made a manifest to record the choice,
+    after which ps said the copy of the config was missing instead of that nothing is installed."""
+    archive = config_backup(
+        tmp_path, {"config/blueprint-config.json": GOOD, "secrets/secrets.env": b"LITELLM_SALT_KEY=sk-backup-salt\n"}
+    )
+    argv = ["restore", "config", str(archive), "--yes", "--replace-salt-key", "--config", str(config)]
+    assert cli(*argv).returncode == 0
+    assert not home.manifest.exists()
+    assert "nothing is installed" in one_error_line(cli("ps"))
+    assert cli("render", "--config", str(config), env=KEY).returncode == 0
+    assert env_file(home)["LITELLM_SALT_KEY"] == "sk-backup-salt"
+
+
 def _only_the_database_url_left(config, home) -> str:
     """A rendered gateway whose store and PostgreSQL environment file are lost: the password is
     held only in DATABASE_URL, made from it. Returns that password."""
