@@ -35,8 +35,6 @@ class LoadedConfig:
     data: dict[str, Any]
 
 
-
-
 def load(path: Path | str, *, label: str | None = None) -> LoadedConfig:
     """Read, parse, validate and complete a config file: a regular file of at most MAX_CONFIG."""
     path = Path(path)

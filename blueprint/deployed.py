@@ -3,8 +3,9 @@ variable with the stored secrets it was made from, and the Podman secrets it pus
 
 Two rules read it. A secret is recovered only from a variable made from that very secret (a local
 database's URL gives back POSTGRES_PASSWORD, never a managed database's URL). And a frozen secret
-(secrets.FROZEN) never takes a value the deployment does not hold while its database may exist,
-whichever way the value comes in: a render, `secrets set`, `restore config`.
+(secrets.FROZEN) never takes a value the deployment does not hold, in any variable made from it,
+while its database may exist, whichever way the value comes in: a render, `secrets set`,
+`restore config`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from blueprint.errors import FileRefused
 from blueprint.files import digest
@@ -70,6 +72,27 @@ def database_may_exist(stack: Stack | None, volume_exists: Callable[[str], bool]
     return any(e.var == "DATABASE_URL" for s in stack.services for e in s.secret_env)
 
 
+def frozen_in(var: str, value: str, recorded: tuple[str, ...] | None, entries: list[SecretEnv]) -> dict[str, str]:
+    """The frozen secrets a variable of a file blueprint wrote was made from, with their values:
+    recovered as resolution recovers a secret, with the SecretEnv (of `entries`, the stack's for
+    that file) made from them. A variable the stack makes otherwise (its config changed since, or
+    does not load) is read by its record alone, in the two shapes blueprint makes of one secret: a
+    copy, or a URL holding it as its password (the local database's DATABASE_URL)."""
+    for env in entries:
+        if env.var == var and made_by(env, recorded) and (found := env.recover(value)):
+            return {name: secret for name, secret in found.items() if name in FROZEN}
+    needs = recorded if recorded is not None else (var,)
+    if len(needs) != 1 or needs[0] not in FROZEN:
+        return {}
+    if var == needs[0] or "://" not in value:
+        return {needs[0]: value}
+    try:
+        password = urlsplit(value).password
+    except ValueError:
+        return {}
+    return {needs[0]: unquote(password)} if password is not None else {}
+
+
 @dataclass(frozen=True)
 class Held:
     """One place the deployment holds a frozen secret: the value's digest, and where it is."""
@@ -88,7 +111,10 @@ class Deployed:
     chosen: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, paths: Paths, manifest: Manifest | None = None) -> Deployed:
+    def load(cls, paths: Paths, manifest: Manifest | None = None, stack: Stack | None = None) -> Deployed:
+        """What the deployment holds: every variable of its environment files made from a frozen
+        secret (DATABASE_URL holds POSTGRES_PASSWORD as much as POSTGRES_PASSWORD does), read
+        with the SecretEnv `stack` makes it with where there is one (frozen_in)."""
         manifest = manifest or Manifest.load(paths)
         files = {Path(name) for name, owned in manifest.files.items() if owned.role.kind is Kind.ENV}
         files |= set(paths.env_dir.glob("*.env")) if paths.env_dir.is_dir() else set()
@@ -98,10 +124,10 @@ class Deployed:
                 variables = read_env_records(path)
             except (OSError, UnicodeDecodeError, FileRefused):  # what cannot be read holds nothing
                 continue
-            for name in FROZEN:
-                value, recorded = variables.get(name, (None, None))
-                if value is not None and recorded in (None, (name,)):
-                    held.setdefault(name, []).append(Held(digest(value.encode()), str(path)))
+            entries = [e for s in stack.services if s.env_file_name == path.name for e in s.secret_env] if stack else []
+            for var, (value, recorded) in variables.items():
+                for name, secret in frozen_in(var, value, recorded, entries).items():
+                    held.setdefault(name, []).append(Held(digest(secret.encode()), str(path)))
         pushed = manifest.podman_secrets
         for name in FROZEN:
             secret = f"blueprint-{name}"
@@ -130,7 +156,11 @@ def where(held: list[Held]) -> str:
 
 def choose(paths: Paths, name: str, value: str) -> None:
     """Record that a person chose `value` for the frozen secret `name` over the deployment's (a
-    restore with the database that goes with it): render then deploys it. The caller holds the lock."""
+    restore with the database that goes with it): render then deploys it. Where the deployment
+    holds no other (a machine never rendered), there is nothing to choose over, and no manifest is
+    made for it: one says a gateway is installed (ps, up, down). The caller holds the lock."""
     manifest = Manifest.load(paths)
+    if not Deployed.load(paths, manifest).others(name, value):
+        return
     manifest.chosen[name] = digest(value.encode())
     manifest.save()

@@ -53,10 +53,7 @@ DEFAULT = PodmanVersion(5, 4)
 
 # The first Podman whose Quadlet knows each key or behaviour blueprint uses.
 SINCE = {
-    **{
-        key: PodmanVersion(4, 5)
-        for key in ("HealthCmd", "HealthInterval", "HealthTimeout", "HealthRetries")
-    },
+    **{key: PodmanVersion(4, 5) for key in ("HealthCmd", "HealthInterval", "HealthTimeout", "HealthRetries")},
     "HealthOnFailure": PodmanVersion(4, 5),
     "Secret": PodmanVersion(4, 5),
     "relative Volume": PodmanVersion(4, 5),

@@ -175,7 +175,7 @@ def resolve_here(
         written=written_files(stack, recorded, manifest.stores),
         volume_exists=volume_exists,
         removed=manifest.removed,
-        deployed=Deployed.load(paths, manifest),
+        deployed=Deployed.load(paths, manifest, stack),
     )
 
 

@@ -247,7 +247,7 @@ def set_secret(paths: Paths, name: str, value: str, *, stack: Stack | None = Non
         if old is not None and old != checked and name in FROZEN:
             raise SecretError(f"{name} exists and is not changed: {FROZEN[name]}")
         if old is None and name in FROZEN:
-            others = deployed.Deployed.load(paths).others(name, checked)
+            others = deployed.Deployed.load(paths, stack=stack).others(name, checked)
             if others and deployed.database_may_exist(stack, podman.volume_exists):
                 raise SecretError(
                     f"{name}: the deployment in use holds another value ({deployed.where(others)}), which its "
@@ -293,11 +293,13 @@ def remove(paths: Paths, name: str) -> bool:
 def _removed(paths: Paths, name: str, *, removed: bool) -> None:
     """Keep, beside what blueprint wrote, which keys a person removed: the environment files still
     hold them until the next render, and a key found there comes back only if it was not removed
-    (after a lost store, every other key does). The caller holds the lock."""
+    (after a lost store, every other key does). Where nothing was rendered, no file blueprint wrote
+    holds the key, and no manifest is made for it: one says a gateway is installed (ps, up, down).
+    The caller holds the lock."""
     manifest = Manifest.load(paths)
     before = set(manifest.removed)
     after = before | {name} if removed else before - {name}
-    if after != before:
+    if after != before and paths.manifest.exists():
         manifest.removed = sorted(after)
         manifest.save()
 

@@ -559,6 +559,29 @@ def test_restore_config_never_replaces_the_salt_key_unless_told(config, home, tm
     assert secrets.Store.read(kept).values["LITELLM_SALT_KEY"] == salt
 
 
+def test_purging_the_secrets_removes_the_stores_a_restore_kept_and_names_the_backups(config, home, tmp_path):
+    """`uninstall --purge-secrets` removed secrets.env and left, unsaid, the full copies of it that
+    `restore config` keeps beside it."""
+    rendered(config)
+    assert cli("backup", "run", "config", "--config", str(config)).returncode == 0
+    archive = config_backup(
+        tmp_path, {"config/blueprint-config.json": GOOD, "secrets/secrets.env": b"OPENAI_API_KEY=sk-restored\n"}
+    )
+    assert cli("restore", "config", str(archive), "--yes", "--config", str(config)).returncode == 0
+    kept = list(home.secrets_dir.glob("secrets.env.before-restore-*"))
+    assert kept, "restore keeps the store it replaces"
+    env = {"PATH": f"{ROOT / 'tests/fakes'}:{os.environ['PATH']}", "FAKE_SYSTEMCTL": str(tmp_path / "systemd.json")}
+    result = cli("uninstall", "--purge-secrets", "--yes", env=env)
+    assert result.returncode == 0, result.stderr
+    assert not home.secret_store.exists()
+    assert not [path for path in kept if path.exists()], result.stderr
+    for path in kept:
+        assert f"removed {path}" in result.stderr
+    backups = home.backup_dir / "config"
+    assert len(list(backups.iterdir())) == 1, "a backup is never deleted"
+    assert f"kept the config backups in {backups}" in result.stderr
+
+
 def bounded(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run blueprint with its memory capped (a read of /dev/zero ends in MemoryError, not in the
     machine's OOM killer) and a time limit that only a blocked read reaches."""
@@ -1134,6 +1157,79 @@ def test_a_provider_key_named_like_any_containers_variable_is_refused(home, tmp_
     assert "/llm_providers/openai/api_key: REDISCLI_AUTH is set by blueprint's units" in one_error_line(result)
 
 
+@pytest.mark.parametrize(
+    "entry, where, var",
+    [
+        ({"api_key": "${HTTPS_PROXY}"}, "openai/api_key", "HTTPS_PROXY"),
+        ({"api_key": "${https_proxy}"}, "openai/api_key", "https_proxy"),
+        ({"api_key": "${SSL_CERT_FILE}"}, "openai/api_key", "SSL_CERT_FILE"),
+        ({"api_key": "${REQUESTS_CA_BUNDLE}"}, "openai/api_key", "REQUESTS_CA_BUNDLE"),
+        ({"api_key": "${PRISMA_QUERY_ENGINE_BINARY}"}, "openai/api_key", "PRISMA_QUERY_ENGINE_BINARY"),
+        ({"api_key": "${STORE_MODEL_IN_DB}"}, "openai/api_key", "STORE_MODEL_IN_DB"),
+        # Named like credentials, yet read by the container's programs for their own settings.
+        ({"api_key": "${LITELLM_CORS_ALLOW_CREDENTIALS}"}, "openai/api_key", "LITELLM_CORS_ALLOW_CREDENTIALS"),
+        ({"api_key": "${LENGTH_OF_LITELLM_GENERATED_KEY}"}, "openai/api_key", "LENGTH_OF_LITELLM_GENERATED_KEY"),
+        ({"api_key": "${DATABASE_PASSWORD}"}, "openai/api_key", "DATABASE_PASSWORD"),
+        ({"api_key": "${REDIS_SENTINEL_PASSWORD}"}, "openai/api_key", "REDIS_SENTINEL_PASSWORD"),
+        ({"api_key": "${GOOGLE_APPLICATION_CREDENTIALS}"}, "openai/api_key", "GOOGLE_APPLICATION_CREDENTIALS"),
+        (
+            {"provider": "bedrock", "aws_access_key_id": "${HTTP_PROXY}", "aws_secret_access_key": "${AWS_SECRET}"},
+            "openai/aws_access_key_id",
+            "HTTP_PROXY",
+        ),
+    ],
+)
+def test_a_provider_key_named_like_what_the_containers_programs_read_is_refused(home, tmp_path, entry, where, var):
+    """ "api_key": "${HTTPS_PROXY}" with HTTPS_PROXY exported rendered: the key was taken from the
+    environment and litellm.env set HTTPS_PROXY in the LiteLLM container (a proxy for every call)."""
+    fields = {"region": "us-east-1"} if "aws_access_key_id" in entry else {}
+    data = {**CONFIG, "llm_providers": {"openai": {**entry, **fields, "models": ["gpt-4o"]}}}
+    config = write_config(tmp_path, data)
+    result = cli("render", "--config", str(config), env={var: "http://proxy.example:3128"})
+    assert result.returncode == 2, result.stderr
+    assert f"/llm_providers/{where}: {var} " in one_error_line(result)
+    assert "hint: name the provider's key like a credential" in result.stderr
+    assert "proxy.example" not in result.stderr
+    assert not home.secret_store.exists() and not home.env_dir.exists(), "nothing written"
+
+
+@pytest.mark.parametrize("var", ["OPENAI_API_KEY_2", "openai_api_key", "MY_GATEWAY_TOKEN", "TEAM_A_SECRET"])
+def test_a_provider_key_named_like_a_credential_is_taken(home, tmp_path, var):
+    data = {**CONFIG, "llm_providers": {"openai": {"api_key": f"${{{var}}}", "models": ["gpt-4o"]}}}
+    result = cli("render", "--config", str(write_config(tmp_path, data)), env={var: "sk-a-key"})
+    assert result.returncode == 0, result.stderr
+    assert env_file(home)[var] == "sk-a-key"
+
+
+def test_one_variable_for_a_key_and_a_json_credential_is_refused(home, tmp_path):
+    """vertex_credentials and openai's api_key both naming OPENAI_API_KEY validated; then
+    `secrets set OPENAI_API_KEY` asked for JSON, and the openai key could never be set."""
+    vertex = {"provider": "vertex_ai", "project": "my-project-1", "location": "us-central1"}
+    vertex["models"] = ["gemini-2.5-flash"]
+    data = {
+        **CONFIG,
+        "llm_providers": {**CONFIG["llm_providers"], "vertex": {**vertex, "vertex_credentials": "${OPENAI_API_KEY}"}},
+    }
+    result = cli("validate", "--config", str(write_config(tmp_path, data)))
+    assert result.returncode == 2, result.stderr
+    error = one_error_line(result)
+    assert "/llm_providers/vertex/vertex_credentials: OPENAI_API_KEY is a JSON credential here" in error
+    assert "/llm_providers/openai/api_key" in error and "hint: give each its own variable" in result.stderr
+    # The catalog's JSON credential named by a plain key is the same mix-up.
+    data = {**CONFIG, "llm_providers": {"openai": {"api_key": "${VERTEXAI_CREDENTIALS}", "models": ["gpt-4o"]}}}
+    result = cli("validate", "--config", str(write_config(tmp_path, data)))
+    assert result.returncode == 2, result.stderr
+    assert "/llm_providers/openai/api_key: VERTEXAI_CREDENTIALS" in one_error_line(result)
+    # A managed database's URL is a plain value too.
+    managed = {"enabled": True, "external": {"url": "${VERTEX_SA_CREDENTIALS}"}}
+    vertex["vertex_credentials"] = "${VERTEX_SA_CREDENTIALS}"
+    data = {**CONFIG, "litellm_postgres": managed, "llm_providers": {**CONFIG["llm_providers"], "vertex": vertex}}
+    result = cli("validate", "--config", str(write_config(tmp_path, data)))
+    assert result.returncode == 2, result.stderr
+    assert "/llm_providers/vertex/vertex_credentials: VERTEX_SA_CREDENTIALS" in one_error_line(result)
+    assert "/litellm_postgres/external/url" in one_error_line(result)
+
+
 def test_a_container_variable_not_declared_is_a_bug_not_a_unit(home):
     """The builders set only what CONTAINER_ENVIRONMENT declares, which the rules read."""
     from blueprint.model import services
@@ -1290,6 +1386,75 @@ def test_a_lost_store_takes_no_other_salt_key_from_a_backup_unless_told(config, 
     result = cli("render", "--config", str(config), env={**KEY, **podman_with_a_database(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert env_file(home)["LITELLM_SALT_KEY"] == "sk-backup-salt" != salt
+
+
+def test_a_backups_salt_key_put_back_where_nothing_was_rendered_installs_nothing(config, home, tmp_path):
+    """`restore config --replace-salt-key` on a new machine made a manifest to record the choice,
+    after which ps said the copy of the config was missing instead of that nothing is installed."""
+    archive = config_backup(
+        tmp_path, {"config/blueprint-config.json": GOOD, "secrets/secrets.env": b"LITELLM_SALT_KEY=sk-backup-salt\n"}
+    )
+    argv = ["restore", "config", str(archive), "--yes", "--replace-salt-key", "--config", str(config)]
+    assert cli(*argv).returncode == 0
+    assert not home.manifest.exists()
+    assert "nothing is installed" in one_error_line(cli("ps"))
+    assert cli("render", "--config", str(config), env=KEY).returncode == 0
+    assert env_file(home)["LITELLM_SALT_KEY"] == "sk-backup-salt"
+
+
+def _only_the_database_url_left(config, home) -> str:
+    """A rendered gateway whose store and PostgreSQL environment file are lost: the password is
+    held only in DATABASE_URL, made from it. Returns that password."""
+    password = rendered(config)["POSTGRES_PASSWORD"]
+    home.secret_store.unlink()
+    (home.env_dir / "litellm-postgres.env").unlink()
+    return password
+
+
+def test_a_password_held_only_in_the_database_url_is_not_replaced(config, home, tmp_path):
+    """Only a variable named POSTGRES_PASSWORD counted: `secrets set POSTGRES_PASSWORD` stored
+    another, and the render after it wrote DATABASE_URL with it, locking LiteLLM out."""
+    password = _only_the_database_url_left(config, home)
+    database = podman_with_a_database(tmp_path)
+    argv = ["secrets", "set", "POSTGRES_PASSWORD", "--config", str(config)]
+    refused = cli(*argv, input="sk-different\n", env=database)
+    assert refused.returncode == 2
+    error = one_error_line(refused)
+    assert "POSTGRES_PASSWORD: the deployment in use holds another value" in error
+    assert str(home.env_dir / "litellm.env") in error and "sk-different" not in refused.stderr
+    assert not home.secret_store.exists()
+    # Put in the store by hand, render refuses it too, and DATABASE_URL stays as it was.
+    home.secret_store.write_text("POSTGRES_PASSWORD=sk-different\n")
+    home.secret_store.chmod(0o600)
+    before = (home.env_dir / "litellm.env").read_bytes()
+    result = cli("render", "--config", str(config), env={**KEY, **database})
+    assert result.returncode == 2
+    assert "POSTGRES_PASSWORD differs from the one the deployment holds" in one_error_line(result)
+    assert (home.env_dir / "litellm.env").read_bytes() == before
+    # The password in use is taken, however it comes in.
+    home.secret_store.unlink()
+    assert cli(*argv, input=f"{password}\n", env=database).returncode == 0
+
+
+def test_replacing_the_salt_key_from_a_backup_never_replaces_the_database_password(config, home, tmp_path):
+    """--replace-salt-key speaks of the salt key only: with the store lost, the backup's
+    POSTGRES_PASSWORD went in with it, and the next render put it in DATABASE_URL."""
+    password = _only_the_database_url_left(config, home)
+    store = b"LITELLM_SALT_KEY=sk-backup-salt\nPOSTGRES_PASSWORD=sk-backup-password\n"
+    archive = config_backup(tmp_path, {"config/blueprint-config.json": GOOD, "secrets/secrets.env": store})
+    argv = ["restore", "config", str(archive), "--yes", "--replace-salt-key", "--config", str(config)]
+    refused = cli(*argv)
+    assert refused.returncode == 2
+    error = one_error_line(refused)
+    assert "POSTGRES_PASSWORD differs from the one in use" in error and str(home.env_dir / "litellm.env") in error
+    assert "sk-backup-password" not in refused.stderr and not home.secret_store.exists()
+    same = b"LITELLM_SALT_KEY=sk-backup-salt\nPOSTGRES_PASSWORD=" + password.encode() + b"\n"
+    archive = config_backup(tmp_path, {"config/blueprint-config.json": GOOD, "secrets/secrets.env": same})
+    assert cli(*argv).returncode == 0
+    result = cli("render", "--config", str(config), env={**KEY, **podman_with_a_database(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert env_file(home)["LITELLM_SALT_KEY"] == "sk-backup-salt"
+    assert unquote(urlsplit(env_file(home)["DATABASE_URL"]).password) == password
 
 
 def _orphan_in_manifest(home, path: Path, entry: dict) -> None:

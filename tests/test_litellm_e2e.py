@@ -25,6 +25,7 @@ from urllib.request import Request, urlopen
 import pytest
 
 from blueprint import pipeline
+from blueprint.model import providers
 from blueprint.model import services as services_model
 from blueprint.model.types import Purpose
 from tests import injection
@@ -149,6 +150,10 @@ def gateway(tmp_path_factory):
     # Only what the container would get: the environment the generated `podman run` passes it.
     services = injection.quadlet_services(paths.unit_dir)
     environment = injection.container_environment(services, "litellm.service")
+    # LiteLLM runs here as a host process, so the host the container would reach is this loopback.
+    environment = {
+        name: value.replace(providers.HOST_FROM_CONTAINER, "127.0.0.1") for name, value in environment.items()
+    }
     redis_password = environment["REDIS_PASSWORD"]
 
     # Redis starts from the very command the generated unit runs in its container (as Quadlet and

@@ -393,6 +393,26 @@ def test_a_removed_key_still_exported_is_missing_for_status_list_and_render(rend
     assert "OPENAI_API_KEY" not in env_file(home, "litellm")
 
 
+def test_removing_a_key_where_nothing_was_rendered_installs_nothing(home, tmp_path):
+    """`secrets rm` made a manifest where none was, after which ps, up and down said the copy of
+    the config was missing instead of that nothing is installed."""
+    config = write_config(tmp_path, CONFIG)
+    assert cli("secrets", "set", "OPENAI_API_KEY", input="sk-x\n").returncode == 0
+    removed = cli("secrets", "rm", "OPENAI_API_KEY", "--config", str(config), env={"OPENAI_API_KEY": "sk-x"})
+    assert removed.returncode == 0, removed.stderr
+    assert not home.manifest.exists()
+    assert "note: OPENAI_API_KEY is in your environment too: a render takes it from there" in removed.stderr
+    for command in ("ps", "up", "down"):
+        result = cli(command)
+        assert result.returncode != 0
+        assert "nothing is installed" in result.stderr, (command, result.stderr)
+    # Once a render made one, a removal is kept there: the key stays out of the next render.
+    assert cli("render", "--config", str(config), env=KEYS).returncode == 0
+    assert cli("secrets", "rm", "OPENAI_API_KEY", "--config", str(config), env=KEYS).returncode == 0
+    again = cli("render", "--config", str(config), env=KEYS)
+    assert "OPENAI_API_KEY is not set: removed with `blueprint secrets rm`" in again.stderr
+
+
 def test_secrets_list_says_what_the_next_render_does(home, tmp_path):
     config = write_config(tmp_path, CONFIG)
     listed = cli("secrets", "list", "--config", str(config), env={"OPENAI_API_KEY": "sk-x"})

@@ -156,7 +156,12 @@ def down(config_path):
 
 
 @cli.command(short_help="Remove the units, timers and files render wrote; keep the data.")
-@click.option("--purge-secrets", is_flag=True, help="Remove the secret store (and Podman secrets) too; asks first.")
+@click.option(
+    "--purge-secrets",
+    is_flag=True,
+    help="Remove the secret store, the copies of it restore kept, and the Podman secrets too (config backups, "
+    "which hold it, are kept); asks first.",
+)
 @click.option("--force", is_flag=True, help="Remove files edited by hand since blueprint wrote them, too.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def uninstall(purge_secrets, force, yes):
@@ -170,7 +175,7 @@ def uninstall(purge_secrets, force, yes):
     question = "Stop the gateway and remove the units and files render wrote? Volumes and secrets stay"
     if purge_secrets:
         question = (
-            "Stop the gateway, remove the units and files render wrote, and the secret store? Without "
+            "Stop the gateway, remove the units and files render wrote, and the secret store with its copies? Without "
             "LITELLM_SALT_KEY the credentials LiteLLM keeps in PostgreSQL cannot be read again"
         )
     if not yes and not confirmed(question):

@@ -38,9 +38,7 @@ def secrets_list(config_path=None):
     built = _built(options, say_why=True)
     stack = built.stack if built else None
     found = (
-        resolution.resolve_here(stack, options.paths, options.environ, Manifest.load(options.paths))
-        if stack
-        else None
+        resolution.resolve_here(stack, options.paths, options.environ, Manifest.load(options.paths)) if stack else None
     )
     click.echo(f"{'NAME':<28} {'STATE':<10} USED BY")
     for row in resolution.inventory(stack, store, found):
@@ -129,6 +127,9 @@ def secrets_rm(config_path, name):
     if not store_module.remove(options.paths, name):
         raise SecretError(f"{name} is not in {short(options.paths.secret_store)}", hint="see `blueprint secrets list`")
     say(f"{name} removed from {short(options.paths.secret_store)}")
+    if options.environ.get(name) and not options.paths.manifest.exists():
+        # Kept out of the next render only once one has run (secrets._removed).
+        say(f"note: {name} is in your environment too: a render takes it from there; unset it to keep it out")
     built = _built(options)
     if built and name in built.stack.secret_names:
         say(

@@ -1,5 +1,6 @@
-"""The containers' environment: the variables each one sets, the secrets blueprint generates for
-them, and how a variable is made from stored secrets (SecretEnv)."""
+"""The containers' environment: the variables each one sets, the names a provider key may take
+there, the secrets blueprint generates for them, and how a variable is made from stored secrets
+(SecretEnv)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,43 @@ GENERATED = {
     "POSTGRES_PASSWORD": Generated("litellm_postgres", _token()),
     "REDIS_PASSWORD": Generated("litellm_redis", _token()),
 }
+
+
+# A provider key reaches the LiteLLM container as a variable of the name its reference gives, and
+# every program there reads variables for its own behaviour: LiteLLM 1.99.4 alone over a thousand
+# (LITELLM_*, DATABASE_URL, REDIS_*, UI_*, STORE_MODEL_IN_DB, ...), each release more; Prisma,
+# Python, httpx, requests, urllib, OpenSSL and uvicorn theirs (HTTPS_PROXY, SSL_CERT_FILE,
+# REQUESTS_CA_BUNDLE, PRISMA_*, FORWARDED_ALLOW_IPS, ...). A list of those would always trail them,
+# so a key's name is allowed by its shape instead: a credential's, as LiteLLM names every provider
+# key it reads (OPENAI_API_KEY, AWS_ACCESS_KEY_ID, VERTEXAI_CREDENTIALS), a number after it allowed.
+CREDENTIAL_NAME = re.compile(r"_(KEY|KEY_ID|TOKEN|SECRET|PASSWORD|CREDENTIALS)(_?[0-9]+)?\Z")
+# The few credential-shaped names those programs still read for their own settings live in their
+# namespaces: LITELLM_CORS_ALLOW_CREDENTIALS, LENGTH_OF_LITELLM_GENERATED_KEY, DATABASE_PASSWORD,
+# REDIS_SENTINEL_PASSWORD, and GOOGLE_APPLICATION_CREDENTIALS, a file's path to google-auth.
+CONTAINER_NAMESPACES = ("PRISMA_", "DATABASE_", "POSTGRES_", "REDIS_", "VALKEY_", "UI_", "PROXY_", "SSL_")
+
+
+def taken(var: str) -> str | None:
+    """What else a variable of the LiteLLM container named `var` already is, if anything: why a
+    provider key may not be named so. Program settings are compared in capitals (HTTPS_PROXY and
+    https_proxy are both read)."""
+    if var in GENERATED:
+        return "one of blueprint's own secrets"
+    if var in OWN_ENVIRONMENT:
+        return "set by blueprint's units in the container"
+    if var in PROCESS_ENVIRONMENT or var.startswith(PROCESS_PREFIXES):
+        return "a variable the container's own processes read (it would replace the container's)"
+    name = var.upper()
+    if "LITELLM" in name:
+        return "in LiteLLM's own namespace, which it reads for its settings"
+    if name.startswith(CONTAINER_NAMESPACES) or name.endswith("APPLICATION_CREDENTIALS"):
+        return "a name the LiteLLM container's programs read for their own settings"
+    if not CREDENTIAL_NAME.search(name):
+        return (
+            "not named like a credential (..._API_KEY, _KEY, _TOKEN, _SECRET, _PASSWORD, _CREDENTIALS): "
+            "the LiteLLM container's programs read other names for their own settings (a proxy, a CA file)"
+        )
+    return None
 
 
 @dataclass(frozen=True)

@@ -197,6 +197,9 @@ PROVIDER_FIELDS = {c.field for p in PROVIDERS.values() for c in p.credentials} |
     s.field for p in PROVIDERS.values() for s in p.settings
 }
 
+# The usual variables of every credential, which a key may always be named by.
+VARIABLES = frozenset(c.env for p in PROVIDERS.values() for c in p.credentials)
+
 # The usual variables of the credentials that are JSON documents.
 JSON_CREDENTIALS = frozenset(c.env for p in PROVIDERS.values() for c in p.credentials if c.document)
 

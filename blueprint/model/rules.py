@@ -17,9 +17,9 @@ from typing import Any
 from blueprint.errors import ConfigError
 from blueprint.host import unprivileged_port_start
 from blueprint.jsontext import pointer
-from blueprint.model import names, releases, urls
+from blueprint.model import names, releases, secretkinds, urls
 from blueprint.model import providers as catalog
-from blueprint.model.environment import GENERATED, OWN_ENVIRONMENT, PROCESS_ENVIRONMENT, PROCESS_PREFIXES
+from blueprint.model.environment import taken
 from blueprint.model.problems import Problem
 from blueprint.model.sections import ENV_REF, SERVICE_KEYS, Config, enabled, model_name, runs
 from blueprint.model.sizing import (
@@ -261,12 +261,13 @@ def _providers(data: Config, podman: Podman) -> Iterator[Problem]:
         for credential in kind.credentials:
             ref = entry.get(credential.field)
             var = ENV_REF.match(ref)[1] if ref else credential.env
-            taken = _taken(var) if ref or credential.required else None
-            if taken:
+            why = None if var in catalog.VARIABLES or not (ref or credential.required) else taken(var)
+            if why:
                 yield Problem(
                     f"{where}/{credential.field}",
-                    f"{var} is {taken}",
-                    hint=f"name the provider's key differently, e.g. ${{{credential.env}}}",
+                    f"{var} is {why}",
+                    hint=f"name the provider's key like a credential, and not like a variable of the container's "
+                    f"programs, e.g. ${{{credential.env}}}",
                 )
         for index, model in enumerate(entry["models"]):
             pointer = f"{where}/models/{index}"
@@ -288,15 +289,8 @@ def _providers(data: Config, podman: Podman) -> Iterator[Problem]:
     yield from _fallbacks(data, served)
 
 
-def _taken(var: str) -> str | None:
-    """What else a container variable of this name already is, if anything."""
-    if var in GENERATED:
-        return "one of blueprint's own secrets"
-    if var in OWN_ENVIRONMENT:
-        return "set by blueprint's units in the container"
-    if var in PROCESS_ENVIRONMENT or var.startswith(PROCESS_PREFIXES):
-        return "a variable the container's own processes read (it would replace the container's)"
-    return None
+def _secret_kinds(data: Config, podman: Podman) -> Iterator[Problem]:
+    yield from secretkinds.problems(data)
 
 
 def _provider_fields(entry: Config, kind: catalog.Provider, where: str) -> Iterator[Problem]:
@@ -389,6 +383,6 @@ def _container_names(data: Config, podman: Podman) -> Iterator[Problem]:
 
 RULES = (
     *(_environment_references, _urls),
-    *(_podman, _network, _addresses, _services, _container_names, _sizes, _caddy, _providers),
+    *(_podman, _network, _addresses, _services, _container_names, _sizes, _caddy, _providers, _secret_kinds),
     *(_cache, _budget, _callbacks, _pool, _secrets),
 )

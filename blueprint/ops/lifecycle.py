@@ -10,8 +10,10 @@ data stays, and a later render brings the same stack back onto it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from blueprint import engine, podman, systemd
+from blueprint.kinds import BackupKind
 from blueprint.locking import lock
 from blueprint.manifest import Manifest
 from blueprint.model.types import Kind
@@ -41,17 +43,37 @@ def uninstall(paths: Paths, *, purge_secrets: bool = False, force: bool = False)
         else:
             yield f"nothing to uninstall: blueprint has not rendered a gateway here (no {tilde(paths.manifest)})"
         if purge_secrets:
-            names = sorted(manifest.podman_secrets)
-            held = podman.secret_names() if names and podman.installed() else set()
-            for name in names:
-                if name in held:
-                    podman.remove_secret(name)
-                    yield f"removed the Podman secret {name}"
-            if paths.secret_store.exists():
-                paths.secret_store.unlink()
-                yield f"removed {paths.secret_store}"
+            yield from _purge(paths, manifest)
         elif paths.secret_store.exists():
             yield f"kept the secrets in {paths.secret_store}: a render brings the same stack back"
+
+
+def _purge(paths: Paths, manifest: Manifest) -> Iterator[str]:
+    """Remove the secrets blueprint holds: the Podman secrets it pushed, the store, and the copies
+    of the store `restore config` kept beside it (secrets.env.before-restore-*, as whole as the
+    store). What else holds them is named and kept: a backup is never deleted unasked, and a store
+    an earlier render used elsewhere may be another gateway's."""
+    names = sorted(manifest.podman_secrets)
+    held = podman.secret_names() if names and podman.installed() else set()
+    for name in names:
+        if name in held:
+            podman.remove_secret(name)
+            yield f"removed the Podman secret {name}"
+    store = paths.secret_store
+    copies = sorted(store.parent.glob(f"{store.name}.before-restore-*")) if store.parent.is_dir() else []
+    for path in [store, *copies]:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+            yield f"removed {path}"
+    for earlier in sorted(set(manifest.stores) - {str(store)}):
+        if Path(earlier).exists():
+            yield f"kept {earlier}, the store of an earlier render elsewhere: remove it yourself if nothing uses it"
+    backups = paths.backup_dir / BackupKind.CONFIG
+    if backups.is_dir() and any(backups.iterdir()):
+        yield (
+            f"kept the config backups in {backups}: each holds the secret store of its day; "
+            "remove them yourself to delete those secrets for good"
+        )
 
 
 def _remove(paths: Paths, manifest: Manifest, force: bool) -> Iterator[str]:

@@ -73,9 +73,7 @@ def check(data, to: str, *, allow_downgrade: bool) -> tuple[str, str]:
     return current, with_tag(current, to)
 
 
-def upgrade(
-    options: pipeline.Options, to: str, *, say: Say, allow_downgrade: bool = False, wait: float = WAIT
-) -> None:
+def upgrade(options: pipeline.Options, to: str, *, say: Say, allow_downgrade: bool = False, wait: float = WAIT) -> None:
     """Move LiteLLM to the release `to`, saying each step as it is done; raise UpgradeFailed after
     rolling back.
 
