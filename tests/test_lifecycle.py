@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -753,10 +754,15 @@ def test_unhealthy_containers_are_killed_and_workers_recycled(home, tmp_path):
         assert words[words.index("--health-on-failure") + 1] == "kill", service
         assert dict(services[service])["Service.Restart"] == "always"
     words = injection.exec_words(dict(services[injection.LITELLM])["Service.ExecStart"])
-    # A day of health probes on top (the front door's every second, Podman's every 30 s), so that
-    # they alone replace a worker at most once a day.
-    assert words[words.index("--max_requests_before_restart") + 1] == str(2000 + 86400 + 2880)
-    assert words[words.index("--max_requests_before_restart_jitter") + 1] == str((2000 + 86400 + 2880) // 10)
+    # A day of health probes on top (the front door's and Podman's, at the intervals rendered), so
+    # that they alone replace a worker at most once a day.
+    caddyfile = (home.unit_dir / "litellm/litellm-front.caddy").read_text()
+    container = (home.unit_dir / "litellm/litellm@.container").read_text()
+    front_door_ms = int(re.search(r"^\s*health_interval (\d+)ms$", caddyfile, re.M)[1])
+    podman_s = int(re.search(r"^HealthInterval=(\d+)s$", container, re.M)[1])
+    limit = 2000 + 86400_000 // front_door_ms + 86400 // podman_s
+    assert words[words.index("--max_requests_before_restart") + 1] == str(limit)
+    assert words[words.index("--max_requests_before_restart_jitter") + 1] == str(limit // 10)
     general = yaml.safe_load((home.unit_dir / "litellm/litellm.yaml").read_text())["general_settings"]
     assert general["maximum_spend_logs_retention_period"] == "30d", "the backups' retention"
     write_config(tmp_path, {**CONFIG, "litellm": {"spend_logs_retention": "2w", "max_requests_before_restart": 0}})
@@ -772,7 +778,7 @@ def test_unhealthy_containers_are_killed_and_workers_recycled(home, tmp_path):
 @pytest.mark.parametrize("litellm", [{"replicas": 4}, {"replicas": 1, "num_workers": 1}])
 def test_a_single_worker_is_not_recycled(litellm, home, tmp_path):
     """With one worker uvicorn runs no supervisor: the request limit ends the server, and with it
-    the container (every 3 hours from the front door's health checks alone)."""
+    the container (within hours, from the front door's health checks alone)."""
     config = write_config(tmp_path, {**CONFIG, "litellm": litellm})
     assert cli("render", "--config", str(config)).returncode == 0
     unit = "litellm.service" if litellm["replicas"] == 1 else injection.LITELLM

@@ -8,9 +8,9 @@ import pytest
 
 from blueprint import config, model
 from blueprint.errors import ConfigError
-from blueprint.model.types import Kind
+from blueprint.model.types import FrontDoor, Kind, seconds
 from blueprint.paths import Paths
-from blueprint.quadlet import Podman, PodmanVersion
+from blueprint.quadlet import Podman, PodmanVersion, Words
 
 PATHS = Paths.from_env({"HOME": "/home/u"})
 BASE = {"llm_providers": {"ollama": {"models": ["llama3.2"]}}}
@@ -279,3 +279,15 @@ def test_the_estimate_of_postgresqls_shared_memory_holds_the_servers_own():
             ).stdout
             estimate = shared_memory_mb(buffers, connections)
             assert int(measured) <= estimate <= int(measured) * 1.1 + 16, (buffers, connections, measured, estimate)
+
+
+@pytest.mark.parametrize(("duration", "expected"), [("250ms", 0.25), ("2s", 2), ("30s", 30), ("2m", 120)])
+def test_durations_read_as_podman_and_caddy_write_them(duration, expected):
+    assert seconds(duration) == expected
+
+
+def test_a_replica_waits_for_the_front_door_to_forget_a_refusal_and_check_it_again():
+    door = FrontDoor(port=4000, upstreams=Words(("litellm-1:4000",)), fail_duration="2s", health_interval="500ms")
+    assert door.settle == 2.5
+    with pytest.raises(ValueError, match="not a duration"):
+        seconds("1h")

@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 from typing import Any, NamedTuple
 
 from blueprint.model.environment import GENERATED, SecretEnv
-from blueprint.model.types import Health, Service
+from blueprint.model.types import Health, Service, seconds
 
 SECRET_NAME = "litellm-secrets"
 HTTP = "http"
@@ -124,8 +124,8 @@ def memory(megabytes: int) -> dict[str, Any]:
 
 
 def _seconds(duration: str) -> int:
-    """A Health duration ("30s", "2m") in seconds."""
-    return int(duration[:-1]) * (60 if duration.endswith("m") else 1)
+    """A Health duration ("30s", "2m") in whole seconds, at least one (Kubernetes' unit)."""
+    return max(1, round(seconds(duration)))
 
 
 def exec_probes(health: Health) -> dict[str, Any]:

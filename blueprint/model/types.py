@@ -15,6 +15,14 @@ from blueprint.quadlet import NO_WORDS, InstanceName, Podman, Words
 # ---- containers -------------------------------------------------------------------------------
 
 
+def seconds(duration: str) -> float:
+    """A duration as Podman and Caddy write it ("250ms", "30s", "2m") in seconds."""
+    for suffix, scale in (("ms", 0.001), ("s", 1), ("m", 60)):
+        if duration.endswith(suffix):
+            return float(duration.removesuffix(suffix)) * scale
+    raise ValueError(f"not a duration: {duration!r}")
+
+
 @dataclass(frozen=True)
 class Health:
     cmd: str
@@ -205,7 +213,7 @@ class FrontDoor:
     port: int
     upstreams: Words  # host:port of each replica on the network
     try_duration: str = "30s"  # how long a request may wait for a replica that answers
-    health_interval: str = "1s"  # active checks of /health/liveliness: a replica up serves within 1 s
+    health_interval: str = "500ms"  # active checks of /health/liveliness: a replica up serves within 0.5 s
     fail_duration: str = "2s"  # a replica that refused a connection is skipped this long
 
     @property
@@ -213,7 +221,7 @@ class FrontDoor:
         """Seconds from a replica's health to the front door sending it requests again: its
         last refused connection forgotten and one health check passed. A rolling restart waits
         this long before it stops the next replica, so one always takes the requests."""
-        return float(self.fail_duration.removesuffix("s")) + float(self.health_interval.removesuffix("s"))
+        return seconds(self.fail_duration) + seconds(self.health_interval)
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,7 @@ def test_logs_show_every_replica_and_each_service(host, gateway, stack):
     lines = replicas.stdout.splitlines()
     for replica in REPLICAS:
         assert any(line.startswith(container(replica) + " ") for line in lines), replicas.stdout
-    # Requests are in the access log; the probes that succeed (every second) are not.
+    # Requests are in the access log; the probes that succeed (twice a second) are not.
     assert '"POST /v1/chat/completions HTTP/1.1" 200' in replicas.stdout, replicas.stdout
     assert "GET /health/" not in replicas.stdout, replicas.stdout
     postgres = host.blueprint("logs", "postgres", "-n", "200")
