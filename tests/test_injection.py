@@ -10,9 +10,12 @@ payload arriving intact as one argument), the same key paths in litellm.yaml, th
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from blueprint import pipeline
 from blueprint.errors import BlueprintError
@@ -188,3 +191,40 @@ def test_python_takes_no_value_it_cannot_write_as_a_literal():
 
     with pytest.raises(BlueprintError):
         python_value({"a": 1})
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),  # config.py refuses NaN
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500 if os.environ.get("CI") else 200)
+@given(JSON_VALUES, st.text())
+def test_a_value_in_yaml_is_what_yaml_dump_writes_and_reads_back_as_itself(value, key):
+    """The YAML layer sends its events straight to libyaml: its text must be yaml.dump's, byte for
+    byte, and a reader must get the value back, a key injected nowhere."""
+    import yaml
+
+    from blueprint.formats import yaml_value
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    block = {key: value}
+    wide = {"Dumper": dumper, "width": 1 << 30}
+    expected = yaml.dump(block, sort_keys=False, default_flow_style=False, allow_unicode=True, **wide)
+    assert yaml_value(block) == expected.rstrip("\n")
+    inline = [value]  # not a mapping: written in flow style
+    expected = yaml.dump(inline, default_flow_style=True, **wide)
+    assert yaml_value(inline) == expected.removesuffix("\n...\n").rstrip("\n")
+    if not isinstance(value, dict):
+        expected = yaml.dump(value, default_flow_style=True, **wide)
+        assert yaml_value(value) == expected.removesuffix("\n...\n").rstrip("\n")
+    assert yaml.safe_load(yaml_value(block)) == block
+
+
+def test_yaml_takes_no_value_it_cannot_write():
+    from blueprint.formats import yaml_value
+
+    with pytest.raises(BlueprintError, match="cannot write a set"):
+        yaml_value({"a": {1, 2}})
