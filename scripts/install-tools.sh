@@ -65,7 +65,7 @@ done
 if [ ! -x "$T/litellm/bin/litellm" ] || ! "$T/litellm/bin/python" -c \
     "import importlib.metadata as m; assert m.version('litellm') == '$LITELLM_VERSION'" 2>/dev/null; then
   echo "install-tools: installing litellm[proxy]==$LITELLM_VERSION"
-  wheels=$(TOOLS_DIR=$T PYTHONPATH=$PWD "$PYTHON" -m tests.boot.harness wheels)
+  wheels=$(TOOLS_DIR=$T PYTHONPATH=$PWD "$PYTHON" -m tests.boot wheels)
   "$PYTHON" -m venv "$T/litellm"
   "$T/litellm/bin/pip" install -q --disable-pip-version-check --no-index --find-links "$wheels" \
     "litellm[proxy]==$LITELLM_VERSION" prisma==0.15.0 prometheus-client

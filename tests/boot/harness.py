@@ -24,7 +24,6 @@ keeps the cache.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import os
 import shutil
@@ -37,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.boot import images, roots
+from tests.boot.processes import BootError, alive, run, say, set_subreaper, wait_until, zombie_children
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent.parent
@@ -50,14 +50,6 @@ HOST_CA = Path(os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt
 CA_INSIDE = "/usr/local/share/boot/host-ca.crt"  # pip inside the root trusts what the host trusts
 READY = "/run/boot-holder.ready"  # holder.sh creates it once past pivot_root
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
-
-
-class BootError(RuntimeError):
-    pass
-
-
-def say(message: str) -> None:
-    print(f"boot: {message}", file=sys.stderr, flush=True)
 
 
 def unavailable() -> str | None:
@@ -137,12 +129,12 @@ class Host:
 
     def root(self, command: Sequence[str], *, environ: Mapping[str, str] | None = None, **kw):
         """COMMAND as root inside the booted root."""
-        return _run([*self._enter(environ), *command], shown=command, **kw)
+        return run([*self._enter(environ), *command], shown=command, **kw)
 
     def user(self, command: Sequence[str], **kw):
         """COMMAND as bp, from outside its manager: for systemctl --user, blueprint's file
         commands and reading files. Podman needs `manager()`."""
-        return _run([*self._user_prefix(), *command], shown=command, **kw)
+        return run([*self._user_prefix(), *command], shown=command, **kw)
 
     def manager(self, command: Sequence[str], *, environ: Mapping[str, str] | None = None, **kw):
         """COMMAND as bp inside its user manager, as a transient service: what a login shell's
@@ -150,9 +142,9 @@ class Host:
         and ps fail on cgroup permissions, and aardvark-dns (name resolution on the network) dies.
         stdin, stdout, stderr and the exit status pass through."""
         env = {"PATH": USER_PATH, "LANG": "C.UTF-8", **(environ or {})}
-        run = ["systemd-run", "--user", "--wait", "--pipe", "--quiet", "--collect", "--same-dir"]
-        run += [f"--setenv={k}={v}" for k, v in env.items()]
-        return _run([*self._user_prefix(), *run, "--", *command], shown=command, **kw)
+        transient = ["systemd-run", "--user", "--wait", "--pipe", "--quiet", "--collect", "--same-dir"]
+        transient += [f"--setenv={k}={v}" for k, v in env.items()]
+        return run([*self._user_prefix(), *transient, "--", *command], shown=command, **kw)
 
     def spawn(self, command: Sequence[str], **kw):
         """COMMAND in bp's manager in a scope of its own, so what it leaves running outlives it:
@@ -259,7 +251,7 @@ class Host:
         self._step("configure root", self._configure_root)
         self._step("namespace", self._start_holder)
         self._step("systemd --user", self._start_manager)
-        self._step("images", lambda: _summary(images.ensure(self, images.STACK)))
+        self._step("images", lambda: summary(images.ensure(self, images.STACK)))
         self.record("up", time.monotonic() - start, f"cache {roots.size(self.cache) / 1e9:.2f} GB in {self.cache}")
 
     def _configure_root(self) -> str:
@@ -342,7 +334,7 @@ class Host:
             raise BootError("the booted root is not up (scripts/boot-stack up)")
         self.root(["sh", "-c", "while mountpoint -q /project; do umount -R /project; done"])
         # Its own process: setns() into a mount namespace fails in a process with threads (pytest-xdist).
-        _run([sys.executable, "-m", "tests.boot.harness", "_attach", str(project), str(pid)], cwd=PROJECT)
+        run([sys.executable, "-m", "tests.boot", "_attach", str(project), str(pid)], cwd=PROJECT)
         spec = f"/project[{extras}]" if extras else "/project"
         script = (
             "rm -rf /opt/blueprint && python3 -m venv /opt/blueprint && "
@@ -414,14 +406,14 @@ class Host:
         start = time.monotonic()
         # This machine's PID 1 reaps nothing: a process orphaned to it stays a zombie for good. As
         # subreaper, this process inherits what the manager leaves behind, and reaps it below.
-        children_before = _zombie_children()
-        _set_subreaper(True)
+        children_before = zombie_children()
+        set_subreaper(True)
         signalled: set[int] = set()
         try:
             if self.manager_running():
                 self.stop_stack()
                 self.systemctl("exit", check=False)
-                _wait(lambda: not self._cgroup_pids(), 90)
+                wait_until(lambda: not self._cgroup_pids(), 90)
             for sig in (signal.SIGTERM, signal.SIGTERM, signal.SIGKILL):
                 pids = self._ours()
                 if not pids:
@@ -430,10 +422,10 @@ class Host:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, sig)
                 signalled |= pids
-                _wait(lambda: not self._ours(), 5)
-            self._reap(signalled | (_zombie_children() - children_before))
+                wait_until(lambda: not self._ours(), 5)
+            self._reap(signalled | (zombie_children() - children_before))
         finally:
-            _set_subreaper(False)
+            set_subreaper(False)
         left = self._ours()
         if left:
             raise BootError(f"processes left: {sorted(left)}")
@@ -470,7 +462,7 @@ class Host:
                 seen = os.stat(entry / "root")
                 if (seen.st_dev, seen.st_ino) == (root.st_dev, root.st_ino):
                     mine.add(int(entry.name))
-        return {pid for pid in mine if _alive(pid)}
+        return {pid for pid in mine if alive(pid)}
 
     def _reap(self, pids: set[int]) -> None:
         """Collect the exit status of those of PIDS that are this process's children (the holder and
@@ -525,188 +517,5 @@ class Host:
         return "\n".join(lines)
 
 
-# ---- helpers ---------------------------------------------------------------------------------------
-
-
-class Result(subprocess.CompletedProcess):
-    """A finished command, shown by its own words rather than the nsenter/setpriv/systemd-run prefix."""
-
-    def __init__(self, shown: Sequence[str], done: subprocess.CompletedProcess) -> None:
-        super().__init__(done.args, done.returncode, done.stdout, done.stderr)
-        self.shown = " ".join(shown)
-
-    def __repr__(self) -> str:
-        return f"Result({self.shown!r}, returncode={self.returncode})"
-
-
-def _run(
-    command: Sequence[str],
-    *,
-    shown: Sequence[str] | None = None,
-    input: str | None = None,
-    stdin=None,
-    check: bool = True,
-    timeout: float | None = 600,
-    capture: bool = True,
-    cwd: Path | None = None,
-) -> Result:
-    """Run COMMAND, text in and out. SHOWN is how errors and reprs name it (default: COMMAND).
-    A failure with check=True raises BootError with its output."""
-    if input is None and stdin is None and capture:
-        stdin = subprocess.DEVNULL
-    done = subprocess.run(
-        list(command),
-        input=input,
-        stdin=stdin,
-        capture_output=capture,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-        check=False,
-    )
-    result = Result(shown or command, done)
-    if check and result.returncode != 0:
-        tail = ((result.stderr or "") + (result.stdout or "")).strip()[-1500:]
-        raise BootError(f"`{result.shown}` exited {result.returncode}:\n{tail}")
-    return result
-
-
-def _summary(outcomes: Mapping[str, str]) -> str:
+def summary(outcomes: Mapping[str, str]) -> str:
     return ", ".join(f"{name.rpartition('/')[2]} {outcome}" for name, outcome in outcomes.items())
-
-
-def _wait(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
-
-
-def _alive(pid: int) -> bool:
-    """Running, not a zombie waiting to be reaped."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _zombie_children() -> set[int]:
-    """This process's children that have exited and wait to be reaped."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = (entry / "stat").read_text().rpartition(")")[2].split()
-            if fields[0] == "Z" and int(fields[1]) == os.getpid():
-                found.add(int(entry.name))
-    return found
-
-
-def _set_subreaper(on: bool) -> None:
-    PR_SET_CHILD_SUBREAPER = 36
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0)
-
-
-def _attach(source: str, pid: str) -> None:
-    """Attach SOURCE read-only at /project inside the namespace of PID.
-
-    Host paths are gone after pivot_root, and mount(2) will not bind a path across mount
-    namespaces. The new mount API can: open_tree(OPEN_TREE_CLONE) makes a detached copy of the
-    mount here, mount_setattr makes it read-only, and after setns() into the namespace move_mount
-    attaches it. (Syscall numbers 424 and up are the same on every architecture.)
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def syscall(number: int, *args) -> int:
-        result = libc.syscall(ctypes.c_long(number), *args)
-        if result < 0:
-            code = ctypes.get_errno()
-            raise OSError(code, f"syscall {number}: {os.strerror(code)}")
-        return result
-
-    AT_FDCWD, AT_EMPTY_PATH, AT_RECURSIVE = -100, 0x1000, 0x8000
-    OPEN_TREE_CLONE, MOUNT_ATTR_RDONLY, MOVE_MOUNT_F_EMPTY_PATH = 1, 0x1, 0x4
-    OPEN_TREE, MOVE_MOUNT, MOUNT_SETATTR = 428, 429, 442
-    tree = syscall(
-        OPEN_TREE, ctypes.c_int(AT_FDCWD), source.encode(), ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC | AT_RECURSIVE)
-    )
-    attr = (ctypes.c_uint64 * 4)(MOUNT_ATTR_RDONLY, 0, 0, 0)  # struct mount_attr: set, clr, propagation, userns
-    syscall(
-        MOUNT_SETATTR,
-        ctypes.c_int(tree),
-        b"",
-        ctypes.c_uint(AT_EMPTY_PATH | AT_RECURSIVE),
-        attr,
-        ctypes.c_size_t(ctypes.sizeof(attr)),
-    )
-    namespace = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
-    if libc.setns(namespace, 0x20000) != 0:  # CLONE_NEWNS
-        raise OSError(ctypes.get_errno(), "setns")
-    syscall(
-        MOVE_MOUNT, ctypes.c_int(tree), b"", ctypes.c_int(AT_FDCWD), b"/project", ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)
-    )
-
-
-# ---- command line ----------------------------------------------------------------------------------
-
-USAGE = """usage: scripts/boot-stack COMMAND
-  up                  build or reuse the roots, enter the namespace, start bp's systemd --user, build the images
-  install [DIR]       pip-install the checkout DIR (default: this one) into /opt/blueprint inside
-  as-user CMD...      run CMD as bp (uid 1500); stdin, stdout and the exit status pass through
-  in-manager CMD...   the same, inside bp's user manager (podman needs it)
-  wheels              build the LiteLLM wheelhouse (no root needed) and print its folder
-  image NAME...       build stand-in images (e.g. ghcr.io/berriai/litellm:v1.99.6, docker.io/library/caddy:2)
-  reset               stop the stack; remove containers, volumes, networks, secrets, bp's HOME; keep images
-  down                end every process and cgroup of the booted root, restore ip_forward; keep the cache
-  status              what runs
-Cache: $TOOLS_DIR/boot (TOOLS_DIR defaults to the checkout's .tools)."""
-
-
-def main(argv: list[str]) -> int:
-    command, args = (argv[0], argv[1:]) if argv else ("", [])
-    if command == "_attach":
-        _attach(*args)
-        return 0
-    if command == "wheels":  # no root needed: scripts/install-tools.sh installs the host's LiteLLM from them
-        host, version = Host(), images.litellm_version()
-        try:
-            images.ensure_wheelhouse(host.wheels, version, host.logs / "wheelhouse.log")
-        except images.ImageError as error:
-            say(f"error: {error}")
-            return 1
-        print(images.wheel_folder(host.wheels, version))
-        return 0
-    if command not in ("up", "install", "as-user", "in-manager", "image", "reset", "down", "status"):
-        print(USAGE, file=sys.stderr)
-        return 2
-    reason = unavailable()
-    if reason:
-        say(reason)
-        return 1
-    host = Host()
-    try:
-        if command == "up":
-            host.up()
-        elif command == "install":
-            host.install(Path(args[0]) if args else PROJECT)
-        elif command == "as-user":
-            return host.user(args, check=False, capture=False, timeout=None).returncode
-        elif command == "in-manager":
-            return host.manager(args, check=False, capture=False, timeout=None).returncode
-        elif command == "image":
-            say(_summary(host.ensure_image(*args)))
-        elif command == "reset":
-            host.reset()
-        elif command == "down":
-            host.down()
-        else:
-            print(host.status())
-    except (BootError, images.ImageError, roots.RootError) as error:
-        say(f"error: {error}")
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
