@@ -21,6 +21,10 @@ CONFIG_HELP = (
     "Config file. Default: $BLUEPRINT_CONFIG, else ./blueprint-config.json, else the copy kept by the last render, "
     "else the example shipped with blueprint."
 )
+# ps, logs, up and down act on what is installed: the copy of the config the last render kept.
+INSTALLED_CONFIG_HELP = (
+    "Config file. Default: $BLUEPRINT_CONFIG, else the copy kept by the last render (what is installed)."
+)
 
 
 def say(message: str) -> None:
@@ -57,7 +61,10 @@ def _given(context, parameter, value):
     return value
 
 
-def config_option(function):
+def config_option(function=None, *, help: str = CONFIG_HELP):
+    """--config, as @config_option or @config_option(help=...)."""
+    if function is None:
+        return lambda function: config_option(function, help=help)
     # What a path that is not a config is (a folder, a FIFO) is said by config.load, as for every file it reads.
     return click.option(
         "--config",
@@ -67,7 +74,7 @@ def config_option(function):
         callback=_given,
         envvar="BLUEPRINT_CONFIG",
         show_envvar=True,
-        help=CONFIG_HELP,
+        help=help,
     )(function)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from blueprint.cli import cli, config_option, confirmed, options_for, say, say_config, short
+from blueprint.cli import INSTALLED_CONFIG_HELP, cli, config_option, confirmed, options_for, say, say_config, short
 
 
 @cli.command(short_help="Write a starter blueprint-config.json here.")
@@ -76,7 +76,7 @@ def _introduce(found, paths, unknown: str | None = None) -> None:
 
 
 @cli.command(short_help="Each service's state, health, age, image, restarts, address.")
-@config_option
+@config_option(help=INSTALLED_CONFIG_HELP)
 def ps(config_path):
     """Each service: its state, health, since when, image, restarts and the address it answers
     on. Exit 1 when one is not running or not healthy, or its health cannot be known."""
@@ -109,7 +109,7 @@ def ps(config_path):
 
 
 @cli.command(short_help="A service's log (the user's journal, else podman's).")
-@config_option
+@config_option(help=INSTALLED_CONFIG_HELP)
 @click.argument("service", default="litellm")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (Ctrl-C ends).")
 @click.option("--lines", "-n", type=click.IntRange(1), default=100, show_default=True, help="Lines to show.")
@@ -127,7 +127,7 @@ def logs(config_path, service, follow, lines):
 
 
 @cli.command(short_help="Start every service and backup timer.")
-@config_option
+@config_option(help=INSTALLED_CONFIG_HELP)
 def up(config_path):
     """Start every service and backup timer installed (after `blueprint down`); they also start at
     login, or at boot with lingering."""
@@ -141,7 +141,7 @@ def up(config_path):
 
 
 @cli.command(short_help="Stop every service and backup timer; keep everything.")
-@config_option
+@config_option(help=INSTALLED_CONFIG_HELP)
 def down(config_path):
     """Stop every service and backup timer installed, and keep everything: files, secrets,
     volumes. They start again with `blueprint up`, at the next login, or at boot with lingering.
