@@ -324,8 +324,13 @@ def daemon_reload(env: dict) -> None:
     """The person's `systemctl --user daemon-reload` after a render, with the fake systemctl of
     `env` (FAKE_SYSTEMCTL): its manager then knows the units. The call is not left in its log, which
     holds what blueprint ran."""
+    log = Path(env["FAKE_SYSTEMCTL"] + ".log")
+    before = log.read_bytes() if log.exists() else None
     subprocess.run(["systemctl", "--user", "daemon-reload"], env={**os.environ, **env}, check=True)
-    Path(env["FAKE_SYSTEMCTL"] + ".log").unlink()
+    if before is None:
+        log.unlink()
+    else:
+        log.write_bytes(before)
 
 
 def tree(root: Path) -> dict[str, bytes]:

@@ -117,11 +117,12 @@ def check(document: bytes) -> str:
             "LANGFUSE_SECRET_KEY": "s",
             "LAGO_API_KEY": "l",
         }
-        # Podman (a version to target, volumes, secrets) is the fake one, with an empty world.
+        # Podman (a version to target, volumes, secrets) is the fake one, with an empty world: first
+        # on the PATH of the options (which `podman_version: auto` reads) and of this process.
         podman = fake_podman(directory, {})
         with mock.patch.dict(os.environ, podman):
             try:
-                prepared = pipeline.prepare(options(config, **environ))
+                prepared = pipeline.prepare(options(config, **environ, **podman))
             except BlueprintError as error:
                 assert "\n" not in error.message
                 assert list(home.iterdir()) == [], "refused, yet something was written"

@@ -1328,11 +1328,7 @@ def test_a_store_with_a_name_twice_is_refused(config, home):
 
 def podman_with_a_database(tmp_path) -> dict[str, str]:
     """The environment of a podman whose PostgreSQL volume exists (and which has nothing else)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    (bin_dir / "podman").write_text('#!/bin/sh\n[ "$1 $2 $3" = "volume exists systemd-litellm-postgres" ]\n')
-    (bin_dir / "podman").chmod(0o755)
-    return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    return fake_podman(tmp_path, {"volumes": {"systemd-litellm-postgres": str(tmp_path / "pgdata")}})
 
 
 def test_a_salt_key_other_than_the_deployed_one_is_refused_by_render(config, home, tmp_path):

@@ -15,6 +15,7 @@ from tests.conftest import (
     TOOLS,
     change_podman_world,
     cli,
+    daemon_reload,
     free_port,
     need,
     podman_world,
@@ -58,6 +59,7 @@ def running(request, home, tmp_path, database_containers, redis_server):
     env = {**podman, "FAKE_SYSTEMCTL": str(systemd), "OPENAI_API_KEY": "sk-test"}
     assert cli("secrets", "set", "REDIS_PASSWORD", input=REDIS_PASSWORD).returncode == 0
     assert cli("render", "--config", str(config), env=env).returncode == 0
+    daemon_reload(env)
     assert cli("backup", "run", "--config", str(config), env=env).returncode == 0
 
     environment = read_env_file(home.env_dir / "litellm.env")
