@@ -83,7 +83,7 @@ def time_to_serve(host: harness.Host, gateway: Gateway) -> dict[str, float]:
     def active(unit: str) -> float:
         return int(host.show(unit, "ActiveEnterTimestampMonotonic")["ActiveEnterTimestampMonotonic"]) / 1e6 - began
 
-    # The front door may answer before systemd has seen a replica healthy (its health check runs
+    # The front door may answer before systemd has seen a replica healthy (Podman's start-up check runs
     # every second); a replica still starting shows its previous activation, from before this start.
     deadline = time.monotonic() + 120
     while not (healthy := [t for t in map(active, REPLICAS) if t > 0]):

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from blueprint.files import digest
 from blueprint.model import providers as catalog
 from blueprint.model import releases, rules
 from blueprint.model.releases import Stage
+from blueprint.model.types import seconds
 from blueprint.ops import upgrade
 from tests import injection
 from tests.conftest import ROOT, cli, daemon_reload, free_port, options, write_config
@@ -745,7 +746,7 @@ def test_uninstall_removes_only_what_a_render_here_would(world, home, tmp_path):
 # ---- a stack that heals itself ------------------------------------------------------------------------
 
 
-def test_unhealthy_containers_are_killed_and_workers_recycled(home, tmp_path):
+def test_unhealthy_containers_are_killed_and_workers_recycled(home, tmp_path, caddy):
     config = write_config(tmp_path, {**CONFIG, "litellm": {"max_requests_before_restart": 2000}})
     assert cli("render", "--config", str(config)).returncode == 0
     services = injection.quadlet_services(home.unit_dir)
@@ -754,13 +755,20 @@ def test_unhealthy_containers_are_killed_and_workers_recycled(home, tmp_path):
         assert words[words.index("--health-on-failure") + 1] == "kill", service
         assert dict(services[service])["Service.Restart"] == "always"
     words = injection.exec_words(dict(services[injection.LITELLM])["Service.ExecStart"])
-    # A day of health probes on top (the front door's and Podman's, at the intervals rendered), so
-    # that they alone replace a worker at most once a day.
-    caddyfile = (home.unit_dir / "litellm/litellm-front.caddy").read_text()
-    container = (home.unit_dir / "litellm/litellm@.container").read_text()
-    front_door_ms = int(re.search(r"^\s*health_interval (\d+)ms$", caddyfile, re.M)[1])
-    podman_s = int(re.search(r"^HealthInterval=(\d+)s$", container, re.M)[1])
-    limit = 2000 + 86400_000 // front_door_ms + 86400 // podman_s
+    # A day of health probes on top (the front door's and Podman's), so that they alone replace a
+    # worker at most once a day; each interval as its reader takes it: the generated `podman run`,
+    # and `caddy adapt` of the front door.
+    podman_s = seconds(injection.run_options(services, injection.LITELLM, "--health-interval")[0])
+    adapted = subprocess.run(
+        [caddy, "adapt", "--config", str(home.unit_dir / "litellm/litellm-front.caddy"), "--adapter", "caddyfile"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    (server,) = json.loads(adapted.stdout)["apps"]["http"]["servers"].values()
+    front_door_ns = server["routes"][0]["handle"][0]["health_checks"]["active"]["interval"]
+    limit = 2000 + 86400 * 10**9 // front_door_ns + int(86400 // podman_s)
     assert words[words.index("--max_requests_before_restart") + 1] == str(limit)
     assert words[words.index("--max_requests_before_restart_jitter") + 1] == str(limit // 10)
     general = yaml.safe_load((home.unit_dir / "litellm/litellm.yaml").read_text())["general_settings"]

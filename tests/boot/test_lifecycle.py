@@ -97,7 +97,7 @@ def test_ps_shows_every_service_running_and_healthy(host, stack):
 def test_logs_show_every_replica_and_each_service(host, gateway, stack):
     for _ in REPLICAS:  # least_conn over idle replicas: one each, or both on one
         assert gateway.chat("gpt-4o", "log me", key=gateway.master_key).status == 200
-    time.sleep(3)  # three rounds of the front door's health checks, on every replica
+    time.sleep(3)  # six rounds of the front door's health checks (twice a second), on every replica
     # No journald runs in the booted root: the logs come from podman, as they do on such hosts.
     replicas = host.blueprint("logs", "-n", "50")
     assert replicas.returncode == 0, replicas.stderr
