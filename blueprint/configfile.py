@@ -72,15 +72,10 @@ def create(path: Path, data: bytes) -> None:
 # ---- one value in place ------------------------------------------------------------------------------
 
 
-def set_value(path: Path, keys: tuple[str, ...], value: Any) -> None:
-    """Set the value at `keys` (object keys from the top) in the JSON file at `path`, changing only
-    that value's text (or inserting the member where it is missing) and keeping every other byte."""
-    write(path, with_value(path.read_bytes(), keys, value))
-
-
 def with_value(raw: bytes, keys: tuple[str, ...], value: Any) -> bytes:
-    """The bytes set_value writes: `raw` with only the value at `keys` changed (upgrade checks
-    them before it writes them)."""
+    """`raw` with the value at `keys` (object keys from the top) set, changing only that value's
+    text (or inserting the member where it is missing) and keeping every other byte: upgrade
+    checks them before it writes them (write)."""
     text = raw.decode("utf-8-sig")
     bom = raw[:3] if raw.startswith(b"\xef\xbb\xbf") else b""
     return bom + _with(text, keys, value).encode("utf-8")

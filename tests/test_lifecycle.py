@@ -310,15 +310,20 @@ def test_upgrade_refuses_the_copy_of_the_config_last_applied(home, tmp_path):
     assert "v1.99.5" not in home.applied_config.read_text()
 
 
+def set_image(path: Path, image: str = "ghcr.io/berriai/litellm:v1.99.5") -> None:
+    """What upgrade writes: the config at `path` with only litellm.image changed."""
+    configfile.write(path, configfile.with_value(path.read_bytes(), ("litellm", "image"), image))
+
+
 def test_upgrade_changes_the_image_and_not_one_other_byte(tmp_path):
     text = (ROOT / "blueprint-config.json").read_text()
     path = tmp_path / "c.json"
     path.write_text(text)
-    configfile.set_value(path, ("litellm", "image"), "ghcr.io/berriai/litellm:v1.99.5")
+    set_image(path)
     assert path.read_text() == text.replace("litellm:v1.99.4", "litellm:v1.99.5")
     bare = tmp_path / "bare.json"
     bare.write_text('{\n  "llm_providers": {"ollama": {"models": ["m"]}}\n}\n')
-    configfile.set_value(bare, ("litellm", "image"), "ghcr.io/berriai/litellm:v1.99.5")
+    set_image(bare)
     assert bare.read_text() == (
         '{\n  "litellm": {"image": "ghcr.io/berriai/litellm:v1.99.5"},\n'
         '  "llm_providers": {"ollama": {"models": ["m"]}}\n}\n'
@@ -327,7 +332,7 @@ def test_upgrade_changes_the_image_and_not_one_other_byte(tmp_path):
 
 
 def test_upgrade_writes_a_linked_config_through_the_link(tmp_path):
-    """A config kept with the dotfiles: set_value (and the rollback's write) replaced the link
+    """A config kept with the dotfiles: upgrade's write (and the rollback's) replaced the link
     with a file, and the dotfiles kept the old image."""
     (tmp_path / "dotfiles").mkdir()
     target = tmp_path / "dotfiles" / "blueprint-config.json"
@@ -336,7 +341,7 @@ def test_upgrade_writes_a_linked_config_through_the_link(tmp_path):
     link = tmp_path / "blueprint-config.json"
     link.symlink_to("dotfiles/blueprint-config.json")
     original = target.read_bytes()
-    configfile.set_value(link, ("litellm", "image"), "ghcr.io/berriai/litellm:v1.99.5")
+    set_image(link)
     assert link.is_symlink() and os.readlink(link) == "dotfiles/blueprint-config.json"
     assert json.loads(target.read_text())["litellm"]["image"].endswith(":v1.99.5")
     assert stat.S_IMODE(target.stat().st_mode) == 0o600

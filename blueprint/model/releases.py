@@ -13,7 +13,7 @@ caught by its numbers wherever a tag writes them and however (V1.82.7, a prefix 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 
 # LiteLLM releases that were malicious uploads (https://osv.dev/vulnerability/MAL-2026-2144).
@@ -61,11 +61,6 @@ class Release:
     numbers: tuple[int, int, int]
     stage: Stage = Stage.RELEASE
     serial: int = 0  # the N of rc.N, stable.N, patch.N or postN
-    tag: str = field(default="", compare=False)
-
-    @property
-    def version(self) -> str:
-        return ".".join(map(str, self.numbers))
 
 
 class TagProblem(Exception):
@@ -111,7 +106,7 @@ def parse(tag: str) -> Release | None:
     if match["v"] == "V":
         raise TagProblem(f"tag {tag!r}: LiteLLM writes its tags with a lowercase v", hint=f"did you mean {written}?")
     stage, serial = _suffix(tag, match["rest"])
-    return Release(numbers, stage, serial, tag)
+    return Release(numbers, stage, serial)
 
 
 def _refuse_malicious(tag: str) -> None:
@@ -155,3 +150,20 @@ def _suffix(tag: str, rest: str | None) -> tuple[Stage, int]:
             hint=f"name one release, e.g. {EXAMPLE}",
         )
     raise Unknown(f"tag {tag!r} is not a release tag of LiteLLM", hint=_TAGS)
+
+
+# ---- tags in image references ----------------------------------------------------------------------
+
+
+def tag_of(image: str) -> str:
+    """The tag of an image reference ('' for none): a digest after it and a registry port before it aside."""
+    name = image.partition("@")[0]
+    last = name.rsplit("/", 1)[-1]
+    return last.partition(":")[2]
+
+
+def with_tag(image: str, tag: str) -> str:
+    """The same repository at another tag (a digest is dropped: it names the old release)."""
+    name = image.partition("@")[0]
+    head, _, last = name.rpartition("/")
+    return f"{head}/{last.partition(':')[0]}:{tag}" if head else f"{last.partition(':')[0]}:{tag}"

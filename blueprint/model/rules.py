@@ -172,8 +172,7 @@ def _services(data: Config, podman: Podman) -> Iterator[Problem]:
 
 def image_problems(image: str, where: str, litellm: Config | None = None) -> Iterator[Problem]:
     """A pinned image: a tag that names one release (or a digest), never a malicious LiteLLM."""
-    name, _, digest = image.partition("@")
-    tag = name.rsplit("/", 1)[-1].partition(":")[2]
+    digest, tag = image.partition("@")[2], releases.tag_of(image)
     if litellm is not None:
         try:
             releases.parse(tag)

@@ -34,23 +34,10 @@ Say = Callable[[str], None]
 WAIT = 600  # seconds the new release has to become healthy (a first start downloads the image)
 
 
-def tag_of(image: str) -> str:
-    name = image.partition("@")[0]
-    last = name.rsplit("/", 1)[-1]
-    return last.partition(":")[2]
-
-
-def with_tag(image: str, tag: str) -> str:
-    """The same repository at another tag (a digest is dropped: it names the old release)."""
-    name = image.partition("@")[0]
-    head, _, last = name.rpartition("/")
-    return f"{head}/{last.partition(':')[0]}:{tag}" if head else f"{last.partition(':')[0]}:{tag}"
-
-
 def check(data, to: str, *, allow_downgrade: bool) -> tuple[str, str]:
     """The current and the new image, or the reason this upgrade is refused."""
     current = data["litellm"]["image"]
-    if tag_of(current).startswith("v") and to[:1].isdigit():
+    if releases.tag_of(current).startswith("v") and to[:1].isdigit():
         to = "v" + to  # LiteLLM tags its images vX.Y.Z: 1.99.5 names v1.99.5
     try:
         wanted = releases.parse(to)
@@ -62,15 +49,15 @@ def check(data, to: str, *, allow_downgrade: bool) -> tuple[str, str]:
             hint="give a version such as v1.99.5 (LiteLLM's images are tagged vX.Y.Z, some with -stable)",
         )
     try:
-        running = releases.parse(tag_of(current))
+        running = releases.parse(releases.tag_of(current))
     except releases.TagProblem:
         running = None  # a build of one's own: nothing to compare with
     if running is not None and wanted < running and not allow_downgrade:
         raise ConfigError(
-            f"--to {to}: older than the running {tag_of(current)}; LiteLLM's database schema does not go back",
+            f"--to {to}: older than the running {releases.tag_of(current)}; LiteLLM's database schema does not go back",
             hint="restore the database backup of that release too, then pass --allow-downgrade",
         )
-    return current, with_tag(current, to)
+    return current, releases.with_tag(current, to)
 
 
 def upgrade(options: pipeline.Options, to: str, *, say: Say, allow_downgrade: bool = False, wait: float = WAIT) -> None:
