@@ -131,13 +131,16 @@ def logs(config_path, service, follow, lines):
 def up(config_path):
     """Start every service and backup timer installed (after `blueprint down`); they also start at
     login, or at boot with lingering."""
+    from blueprint.locking import lock
     from blueprint.ops.inspect import installed
     from blueprint.ops.lifecycle import up as start
 
     options = options_for(config_path)
-    found = installed(options)
-    _introduce(found, options.paths)
-    say("ran: " + " ".join(start(found, options.paths)))
+    with lock(options.paths.lock):  # what is installed is read under the lock it is started under
+        found = installed(options)
+        _introduce(found, options.paths)
+        ran = start(found, options.paths)
+    say("ran: " + " ".join(ran))
 
 
 @cli.command(short_help="Stop every service and backup timer; keep everything.")
@@ -146,13 +149,16 @@ def down(config_path):
     """Stop every service and backup timer installed, and keep everything: files, secrets,
     volumes. They start again with `blueprint up`, at the next login, or at boot with lingering.
     The config need not load: what is installed is stopped."""
+    from blueprint.locking import lock
     from blueprint.ops.inspect import installed
     from blueprint.ops.lifecycle import down as stop
 
     options = options_for(config_path)
-    found = installed(options)
-    _introduce(found, options.paths)
-    say("ran: " + " ".join(stop(found, options.paths)))
+    with lock(options.paths.lock):  # what is installed is read under the lock it is stopped under
+        found = installed(options)
+        _introduce(found, options.paths)
+        ran = stop(found, options.paths)
+    say("ran: " + " ".join(ran))
 
 
 @cli.command(short_help="Remove the units, timers and files render wrote; keep the data.")

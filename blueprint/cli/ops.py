@@ -79,17 +79,20 @@ def restore(config_path, kind, file, yes, replace_salt_key):
     """
     from pathlib import Path
 
+    from blueprint.locking import lock
     from blueprint.ops import backups, restore
 
     options = options_for(config_path)
     if kind == BackupKind.CONFIG:
         restore.config_target(options)  # a config it must not replace is refused before the question
-    path = Path(file) if file else backups.newest(options.paths, kind)
-    if not yes and not confirmed(f"Restore {kind} from {short(path)}? The current data is replaced"):
-        say("nothing was restored")
-        raise click.exceptions.Exit(1)
-    for step in restore.restore(options, kind, path, replace_salt_key=replace_salt_key):
-        say(step)
+    # From the choice of the backup to the last write: a backup run meanwhile cannot prune it.
+    with lock(options.paths.lock), backups.kind_lock(options.paths, kind):
+        path = Path(file) if file else backups.newest(options.paths, kind)
+        if not yes and not confirmed(f"Restore {kind} from {short(path)}? The current data is replaced"):
+            say("nothing was restored")
+            raise click.exceptions.Exit(1)
+        for step in restore.restore(options, kind, path, replace_salt_key=replace_salt_key):
+            say(step)
 
 
 @cli.command(short_help="Check the running gateway; exit 1 naming what fails.")

@@ -82,6 +82,7 @@ def secrets_set(config_path, name, given_value):
     """
     from blueprint import secrets as store_module
     from blueprint.errors import SecretError
+    from blueprint.locking import lock
 
     if given_value:
         raise SecretError(
@@ -95,8 +96,9 @@ def secrets_set(config_path, name, given_value):
     else:
         value = store_module.read_value(name, sys.stdin.buffer)
     options = options_for(config_path)
-    built = _built(options)
-    stored = store_module.set_secret(options.paths, name, value, stack=built.stack if built else None)
+    with lock(options.paths.lock):  # the stack it checks the value against is still the one deployed
+        built = _built(options)
+        stored = store_module.set_secret(options.paths, name, value, stack=built.stack if built else None)
     say(f"{name} {'replaced' if stored.replaced else 'stored'} in {short(options.paths.secret_store)} (0600)")
     if stored.compacted:
         say(f"note: {name} is a JSON document: stored on one line (an environment file holds one line per variable)")
