@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from blueprint.formats import env_lines
 from tests.boot.harness import HOME, Host
 
 CONFIG = f"{HOME}/blueprint-config.json"
@@ -156,11 +157,13 @@ class Gateway:
         except urllib.error.HTTPError as error:
             return Response(error.code, {k.lower(): v for k, v in error.headers.items()}, _json(error.read()))
 
-    def chat(self, model: str, text: str, key: str | None = None, cache: dict | None = None) -> Response:
+    def chat(
+        self, model: str, text: str, key: str | None = None, cache: dict | None = None, port: int = PORT
+    ) -> Response:
         body = {"model": model, "messages": [{"role": "user", "content": text}]}
         if cache is not None:
             body["cache"] = cache
-        return self.request("/v1/chat/completions", body, key=key)
+        return self.request("/v1/chat/completions", body, key=key, port=port)
 
     def wait_answering(self, timeout: float = 120, port: int = PORT) -> float:
         """Seconds until /health/liveliness answers 200 on the published PORT."""
@@ -321,7 +324,8 @@ def refused(response: Response) -> bool:
 
 
 def _env_lines(text: str) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    """A KEY=VALUE file as Podman reads it (--env-file): the reading the units' containers get."""
+    return {name: value for _, name, value in env_lines(text) if value is not None}
 
 
 def _json(raw: bytes) -> dict:

@@ -15,8 +15,8 @@ registry in reach, so the booted machine is built here:
 5. **blueprint**: the checkout is attached read-only at /project and pip-installed into
    /opt/blueprint with trixie's Python; bp runs it with the real `systemctl --user`.
 
-Use it from pytest (tests/boot/conftest.py) or a shell: `scripts/boot-stack up|install|as-user CMD..
-|in-manager CMD..|reset|down|status|image NAME..`. Everything lives in $TOOLS_DIR/boot; `down`
+Use it from pytest (tests/boot/conftest.py) or a shell: `scripts/boot-stack COMMAND` (__main__.py,
+its USAGE lists them). Everything lives in $TOOLS_DIR/boot; `down`
 ends every process it started (by PID), removes its cgroups and restores net.ipv4.ip_forward, and
 keeps the cache.
 """

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import pytest
 import yaml
 
-from tests.boot.gateway import UNIT_DIR, Gateway, Response, config, mock_answers, refused
+from tests.boot.gateway import UNIT_DIR, Gateway, config, mock_answers, refused
 from tests.boot.harness import HOME, Host
 
 pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("boot")]
@@ -120,20 +120,15 @@ def test_the_pod_reads_the_litellm_yaml_blueprint_renders(host, played):
     assert mounted == host.read_file(f"{UNIT_DIR}/litellm/litellm.yaml")
 
 
-def chat(gateway: Gateway, model: str, key: str | None) -> Response:
-    body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
-    return gateway.request("/v1/chat/completions", body, key=key, port=PORT)
-
-
 def test_the_played_gateway_answers_every_model_with_the_master_key(gateway, played, data):
     assert played.answered is not None, played.result.stderr
     key = gateway.master_key
     for model, answer in mock_answers(data).items():
-        reply = chat(gateway, model, key)
+        reply = gateway.chat(model, "hi", key=key, port=PORT)
         assert reply.status == 200, (model, reply.body)
         assert reply.text == answer
 
 
 def test_the_played_gateway_refuses_other_keys(gateway, played):
-    assert chat(gateway, "gpt-4o", None).status == 401
-    assert refused(chat(gateway, "gpt-4o", "sk-not-the-master-key"))
+    assert gateway.chat("gpt-4o", "hi", port=PORT).status == 401
+    assert refused(gateway.chat("gpt-4o", "hi", key="sk-not-the-master-key", port=PORT))
