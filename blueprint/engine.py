@@ -82,17 +82,17 @@ def compare(planned: Iterable[PlannedFile], manifest: Manifest, roots: Iterable[
     for file in planned:
         seen.add(str(file.path))
         current = read_bytes(file.path)
+        owned = manifest.files.get(str(file.path))
+        recorded = owned.role if owned else None
         if current is None:
-            changes.append(Change(file.path, Status.CREATE, file))
+            changes.append(Change(file.path, Status.CREATE, file, recorded=recorded))
         elif current == file.data and _mode(file.path) == file.mode:
-            changes.append(Change(file.path, Status.IDENTICAL, file, current))
+            changes.append(Change(file.path, Status.IDENTICAL, file, current, recorded=recorded))
         elif current == file.data or manifest.owns(file.path, current):
-            changes.append(Change(file.path, Status.MODIFIED, file, current))
+            changes.append(Change(file.path, Status.MODIFIED, file, current, recorded=recorded))
         else:
-            reason = (
-                "edited since blueprint wrote it" if str(file.path) in manifest.files else "not written by blueprint"
-            )
-            changes.append(Change(file.path, Status.CONFLICT, file, current, reason))
+            reason = "edited since blueprint wrote it" if owned else "not written by blueprint"
+            changes.append(Change(file.path, Status.CONFLICT, file, current, reason, recorded))
     roots = tuple(roots)
     for name in sorted(set(manifest.files) - seen):
         path, role = Path(name), manifest.files[name].role

@@ -213,6 +213,7 @@ FINALIZERS = {
     ".network": unit_value,
     ".service": unit_value,
     ".timer": unit_value,
+    ".conf": unit_value,  # a systemd drop-in
     ".yaml": yaml_value,
     ".yml": yaml_value,
     ".caddy": caddy_value,

@@ -238,7 +238,9 @@ def write(
     order = [s.unit for s in stack.services]
     # Pending actions for units this stack no longer has (a timer removed since) are dropped.
     units = {u for o in stack.outputs for u in (o.role.unit, *o.role.restarts) if u}
-    todo = actions.merge(manifest.pending.only(units), systemd.plan_actions(writes, removals, order), order)
+    kept = [c for c in prepared.changes if c.status is engine.Status.IDENTICAL]
+    planned = systemd.plan_actions(writes, removals, order, kept)
+    todo = actions.merge(manifest.pending.only(units), planned, order)
     calls: list[list[str]] = []
     notes: list[str] = []
     if reload:

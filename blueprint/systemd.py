@@ -21,12 +21,19 @@ from blueprint.errors import ToolError, ToolTimeout
 from blueprint.model.types import Kind
 
 
-def plan_actions(writes: Iterable[Change], removals: Iterable[Change], order: Sequence[str]) -> Actions:
+def plan_actions(
+    writes: Iterable[Change], removals: Iterable[Change], order: Sequence[str], kept: Iterable[Change] = ()
+) -> Actions:
     """What systemd must do for these file changes; `order` lists the container services
-    dependencies first (Stack.services order)."""
+    dependencies first (Stack.services order). `kept` are the files left as they are: a template
+    among them may still have instances no longer wanted."""
     restart: set[str] = set()
     stop, disable, enable, notes = [], [], [], []
     reload = False
+    for change in (*writes, *kept):
+        if change.recorded is not None and change.role.kind is Kind.CONTAINER:
+            # Fewer replicas: the instances of a template that are gone stop, as a removed unit does.
+            stop += [unit for unit in change.recorded.restarts if unit not in change.role.restarts]
     for change in removals:
         role = change.role
         reload = reload or role.kind.is_unit

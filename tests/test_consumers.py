@@ -107,9 +107,11 @@ def test_systemd_analyze_verify_is_silent(case, tmp_path, systemd_analyze):
         capture_output=True,
         env={**os.environ, "QUADLET_UNIT_DIRS": str(paths.unit_dir), "PODMAN": podman},
     )
-    for unit in paths.systemd_user_dir.glob("*") if paths.systemd_user_dir.exists() else ():
-        shutil.copy(unit, generated)
-    units = sorted(p.name for p in generated.iterdir() if p.suffix in (".service", ".timer"))
+    for found in paths.systemd_user_dir.glob("*") if paths.systemd_user_dir.exists() else ():
+        (shutil.copytree if found.is_dir() else shutil.copy)(found, generated / found.name)
+    # A drop-in's folder names the unit it adds to, which may be an instance of a template.
+    names = (p.name.removesuffix(".d") for p in generated.iterdir())
+    units = sorted({name for name in names if name.endswith((".service", ".timer"))})
     assert units
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)

@@ -127,6 +127,26 @@ def test_litellm_waits_for_what_it_requires_and_the_front_door_for_the_replicas(
     assert stack.api is front and not any(s.publish for s in stack.services_of("litellm"))
 
 
+@pytest.mark.parametrize(
+    ("version", "first", "later"),
+    [
+        ("5.4", "litellm@1.service", ("litellm@2", "litellm@3")),
+        ("4.9", "litellm-1.service", ("litellm-2", "litellm-3")),
+    ],
+)
+def test_the_replicas_after_the_first_start_once_it_is_ready(version, first, later):
+    """A drop-in in the user's systemd folder orders them, templates' instances and separate units
+    alike; with one replica there is none."""
+    stack = build(version, litellm={"replicas": 3})
+    drop_ins = {
+        o.path.relative_to(PATHS.systemd_user_dir).as_posix(): o for o in stack.outputs if o.role.kind is Kind.DROP_IN
+    }
+    assert sorted(drop_ins) == [f"{unit}.service.d/blueprint-start-order.conf" for unit in later]
+    assert all(o.values["svc"].after == (first,) for o in drop_ins.values())
+    assert stack.services_of("litellm")[0].after == ()
+    assert not any(o.role.kind is Kind.DROP_IN for o in build(version, litellm={"replicas": 1}).outputs)
+
+
 def test_outputs_say_what_each_file_is_to_systemd():
     stack = build()
     roles = {o.path.name: o.role for o in stack.outputs}

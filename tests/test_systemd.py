@@ -151,6 +151,21 @@ def test_one_replica_is_a_single_service_that_publishes_itself(fake, home):
     ], fake.result.stderr
 
 
+def test_a_replica_taken_away_stops_and_its_start_order_goes(fake, home):
+    fake.write(with_(litellm={"replicas": 3}))
+    fake.run("apply")
+    third = home.systemd_user_dir / "litellm@3.service.d"
+    assert (third / "blueprint-start-order.conf").read_text().splitlines()[-1] == "After=litellm@1.service"
+    fake.write(CONFIG)
+    calls = fake.run("apply")
+    # The template stays for the other two: its third instance stops, as a removed unit would.
+    assert calls[:2] == ["stop litellm@3.service", "daemon-reload"], fake.result.stderr
+    assert "litellm@3.service" not in " ".join(calls[2:])
+    assert not third.exists(), "the drop-in and the folder it was alone in are removed"
+    assert (home.systemd_user_dir / "litellm@2.service.d/blueprint-start-order.conf").exists()
+    assert fake.run("apply") == [], "done once: the manifest knows the template has two instances now"
+
+
 def test_disabled_service_is_stopped_before_its_unit_goes(fake, home):
     fake.run("apply")
     fake.write(

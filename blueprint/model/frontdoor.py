@@ -6,6 +6,10 @@ another (a failed dial is retried for any method; an answered request never is, 
 provider is made twice). Each replica is a unit of its own: a template, litellm@.container with
 instances litellm@1, litellm@2, ..., where the target Podman has templates (5.0), else separate
 units litellm-1, litellm-2. The front door only Wants= them, so one can restart alone.
+
+The replicas after the first start once it is ready (After=, in a drop-in: a template cannot name
+one of its instances). Loading LiteLLM is seconds of one core's work, and on a small machine two
+loading at once each take longer: alone, the first serves sooner, and the others follow.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ def replicated(
         )
         for n, name in enumerate(replica_names(proxy.container_name, replicas), start=1)
     ]
+    first = instances[0].unit
+    instances[1:] = [replace(r, after=(first,)) for r in instances[1:]]
     cfg = data["litellm"]
     door = FrontDoor(port=cfg["port"], upstreams=Words(f"{r.container_name}:{r.port}" for r in instances))
     front = Service(

@@ -40,6 +40,8 @@ TEMPLATES = {
     "litellm_front": "litellm/litellm-front",
 }
 SITE_FILE = "litellm/litellm.caddy"
+# A service's own drop-in, in the user's systemd folder (Quadlet's drop-ins cannot reach one instance).
+START_ORDER = "blueprint-start-order.conf"
 
 
 def container_file(key: str, unit_file: str, layout: Layout) -> str:
@@ -84,6 +86,11 @@ def _outputs(paths, layout, network, services, gateway, site, front_door, backup
         role = Role(Kind.CONTAINER, unit_of(place), restarts=tuple(s.unit for s in group))
         template = f"{TEMPLATES[first.key]}.container.njk"
         yield Output(units / place, Purpose.CONTAINER, role, template, {"svc": first, "network": network})
+    for service in services:
+        if service.after:
+            path = paths.systemd_user_dir / f"{service.unit}.d" / START_ORDER
+            role = Role(Kind.DROP_IN)
+            yield Output(path, Purpose.START_ORDER, role, f"systemd-user/{START_ORDER}.njk", {"svc": service})
     for env_file, group in _grouped([s for s in services if s.env_file], lambda s: s.env_file).items():
         role = Role(Kind.ENV, restarts=tuple(s.unit for s in group))
         yield Output(env_file, Purpose.SECRETS, role, "blueprint-env/service.env.njk", {"svc": group[0]})

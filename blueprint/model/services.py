@@ -18,7 +18,7 @@ from blueprint.quadlet import NO_WORDS, Podman, Words, lower
 # The files the proxy reads, in the unit directory (Layout.place applies) and in its container:
 # litellm.yaml; and uvicorn's logging, its default configuration less the health probes that
 # succeed, which would otherwise be most of the access log (the front door checks each replica
-# twice a second, Podman every 30 s). njk/litellm/ renders all three.
+# four times a second, Podman every 30 s). njk/litellm/ renders all three.
 LOG_CONFIG = "litellm/litellm-log.yaml"
 ACCESS_FILTER = "litellm/blueprint_access_log.py"
 CONFIG_TARGET = "/app/config.yaml"
@@ -253,7 +253,7 @@ def recycling(requests: int, workers: int, probed_every: Iterable[str] = ()) -> 
     bounded by the container's limit (Memory=), past which it is killed and Restart=always starts
     it again. The Kubernetes export runs the same arguments, where an exit restarts the pod.
 
-    The health probes are requests to uvicorn too: the front door's, twice a second, would reach
+    The health probes are requests to uvicorn too: the front door's, four times a second, would reach
     the default limit within hours with no one using the gateway. A day of them is added (all of them, as
     one kept-alive connection may bring every probe to the same worker), so probes alone replace
     a worker at most once a day and the limit still counts the requests people make.

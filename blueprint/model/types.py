@@ -115,6 +115,7 @@ class Service:
     start_timeout: int = 900  # the first start pulls the image: systemd's default 90 s is too short
     instance: str | None = None  # the instance of the name@.container template this service is
     wants: tuple[str, ...] = ()  # units started along with it (Wants=), which may restart alone
+    after: tuple[str, ...] = ()  # units it starts once they are ready, without needing them (a drop-in)
     # Filled in by build() once the secrets backend and the Podman version are known.
     env_file: Path | None = None  # secrets through this file (EnvironmentFile=) ...
     podman_secrets: bool = False  # ... or as Podman secrets (Secret=)
@@ -213,7 +214,8 @@ class FrontDoor:
     port: int
     upstreams: Words  # host:port of each replica on the network
     try_duration: str = "30s"  # how long a request may wait for a replica that answers
-    health_interval: str = "500ms"  # active checks of /health/liveliness: a replica up serves within 0.5 s
+    try_interval: str = "100ms"  # how often a waiting request looks for one again (in Caddy's memory)
+    health_interval: str = "250ms"  # active checks of /health/liveliness: a replica up serves within 0.25 s
     fail_duration: str = "2s"  # a replica that refused a connection is skipped this long
 
     @property
@@ -279,11 +281,12 @@ class Kind(StrEnum):
     SITE = "site"  # the Caddy site that the host's Caddy imports
     SERVICE = "service"  # a plain systemd user service
     TIMER = "timer"  # a plain systemd user timer
+    DROP_IN = "drop-in"  # a systemd drop-in (unit.d/*.conf): adds to a unit another file makes
 
     @property
     def is_unit(self) -> bool:
         """Read by systemd (directly or through Quadlet): a change needs a daemon-reload."""
-        return self in (Kind.CONTAINER, Kind.VOLUME, Kind.NETWORK, Kind.SERVICE, Kind.TIMER)
+        return self in (Kind.CONTAINER, Kind.VOLUME, Kind.NETWORK, Kind.SERVICE, Kind.TIMER, Kind.DROP_IN)
 
 
 @dataclass(frozen=True)
@@ -317,6 +320,7 @@ class Purpose(StrEnum):
     FRONT_DOOR = "front door"  # the front door's Caddyfile
     SITE = "site"  # the Caddy site of the external URL
     BACKUP = "backup"  # a backup job's service or timer
+    START_ORDER = "start order"  # a replica's drop-in: it starts once the first replica is ready
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ def stack(gateway: Gateway) -> ColdStart:
 # ---- 1. cold start -----------------------------------------------------------------------------
 
 
-def test_cold_start_starts_litellm_only_after_postgres_and_redis_are_healthy(host, gateway, stack):
+def test_cold_start_starts_litellm_after_postgres_and_redis_are_healthy_one_replica_at_a_time(host, gateway, stack):
     assert stack.applied.returncode == 0, stack.applied.stderr
     units = host.units()
     for unit in units:
@@ -86,6 +86,10 @@ def test_cold_start_starts_litellm_only_after_postgres_and_redis_are_healthy(hos
         for dependency in ("litellm-postgres", "litellm-redis"):
             healthy_at = int(shown[dependency]["ActiveEnterTimestampMonotonic"])
             assert 0 < healthy_at <= began, f"{replica} started before {dependency} was healthy: {shown}"
+    first_ready = int(shown[REPLICAS[0]]["ActiveEnterTimestampMonotonic"])
+    for replica in REPLICAS[1:]:
+        # Its drop-in: it loads once the first replica is ready, not beside it.
+        assert 0 < first_ready <= int(shown[replica]["InactiveExitTimestampMonotonic"]), shown
 
     assert gateway.request("/health/liveliness").status == 200
     active_after = max(int(shown[unit]["ActiveEnterTimestampMonotonic"]) for unit in UNITS) / 1e6 - stack.began

@@ -97,14 +97,14 @@ def test_ps_shows_every_service_running_and_healthy(host, stack):
 def test_logs_show_every_replica_and_each_service(host, gateway, stack):
     for _ in REPLICAS:  # least_conn over idle replicas: one each, or both on one
         assert gateway.chat("gpt-4o", "log me", key=gateway.master_key).status == 200
-    time.sleep(3)  # six rounds of the front door's health checks (twice a second), on every replica
+    time.sleep(3)  # twelve rounds of the front door's health checks (four times a second), on every replica
     # No journald runs in the booted root: the logs come from podman, as they do on such hosts.
     replicas = host.blueprint("logs", "-n", "50")
     assert replicas.returncode == 0, replicas.stderr
     lines = replicas.stdout.splitlines()
     for replica in REPLICAS:
         assert any(line.startswith(container(replica) + " ") for line in lines), replicas.stdout
-    # Requests are in the access log; the probes that succeed (twice a second) are not.
+    # Requests are in the access log; the probes that succeed (four times a second) are not.
     assert '"POST /v1/chat/completions HTTP/1.1" 200' in replicas.stdout, replicas.stdout
     assert "GET /health/" not in replicas.stdout, replicas.stdout
     postgres = host.blueprint("logs", "postgres", "-n", "200")
