@@ -23,6 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 TOOLS = Path(os.environ.get("TOOLS_DIR", ROOT / ".tools"))
 FIXTURES = ROOT / "tests" / "fixtures"
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# The fakes in tests/fakes/ (`#!/usr/bin/env python3`) run on the interpreter running the tests,
+# not on whatever python3 comes first (a pyenv shim costs 0.1 s a call, and the fakes are called
+# thousands of times).
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
 settings.register_profile("default", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # `make test` in CI runs the fuzz tests with at least 2,000 examples; `make fuzz` runs longer.
