@@ -528,6 +528,24 @@ def test_an_external_database_and_redis_are_referenced_not_run(home):
     assert job["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "MANAGED_DATABASE_URL"
 
 
+def test_urls_naming_this_machine_are_said_to_mean_nothing_in_a_cluster(home, tmp_path):
+    """On the host they were rewritten to host.containers.internal, Podman's name for it: the export
+    keeps them (the objects are what render runs) and says which a cluster will not resolve."""
+    config = write_config(
+        tmp_path,
+        {
+            "llm_providers": {"ollama": {"base_url": "http://localhost:11434", "models": ["llama3.2"]}},
+            "callbacks": {"langfuse": {"enabled": True, "host": "http://127.0.0.1:3000"}},
+        },
+    )
+    store_secrets(home, LANGFUSE_PUBLIC_KEY="pk-lf", LANGFUSE_SECRET_KEY="sk-lf")
+    notes = kubernetes.export(options(config)).notes
+    resolved = [note for note in notes if "host.containers.internal" in note]
+    assert len(resolved) == 2, notes
+    assert resolved[0].startswith("/llm_providers/ollama") and "base_url" in resolved[0]
+    assert resolved[1].startswith("LANGFUSE_HOST=http://host.containers.internal:3000 names Podman's host")
+
+
 def test_a_config_without_litellm_is_refused(home, tmp_path):
     config = write_config(tmp_path, {"litellm": {"enabled": False, "requires": []}})
     result = cli("export", "kubernetes", "--config", str(config))

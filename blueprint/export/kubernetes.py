@@ -146,7 +146,7 @@ def manifests(
             "1 replica: no PodDisruptionBudget (with one pod it would block every node drain); the API is down "
             "while that pod moves"
         )
-    notes += _host_names(stack)
+    notes += _host_names(stack, litellm)
     if namespace:
         for obj in objects:
             obj["metadata"] = {"name": obj["metadata"]["name"], "namespace": namespace, **obj["metadata"]}
@@ -201,8 +201,9 @@ def cluster_clients() -> sizing_model.Clients:
     return sizing_model.Clients(surge=k8s.MAX_SURGE, others=MIGRATION_CONNECTIONS, others_are="for the migrations Job")
 
 
-def _host_names(stack: Stack) -> list[str]:
-    """Podman's name for the host means nothing in a cluster."""
+def _host_names(stack: Stack, litellm: Service) -> list[str]:
+    """Podman's name for the host (where the config named this machine) means nothing in a cluster:
+    in a model's base_url, or in Langfuse's or Lago's URL in the proxy's environment."""
     said = []
     for item in (stack.gateway or {}).get("model_list", ()):
         url = item["litellm_params"].get("api_base", "")
@@ -211,6 +212,12 @@ def _host_names(stack: Stack) -> list[str]:
             said.append(
                 f"{where}: litellm.yaml reaches {item['model_name']} at {url}, Podman's name for its host, which a "
                 "cluster does not resolve: give that provider a base_url the cluster reaches"
+            )
+    for word in litellm.environment:
+        name, _, url = word.partition("=")
+        if url.startswith(("http://", "https://")) and urlsplit(url).hostname == HOST_FROM_CONTAINER:
+            said.append(
+                f"{name}={url} names Podman's host, which a cluster does not resolve: give it a URL the cluster reaches"
             )
     return said
 
