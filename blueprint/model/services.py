@@ -92,10 +92,6 @@ def postgres(cfg: Mapping[str, Any], sizing: Sizing) -> Service:
             interval="10s",
             timeout="5s",
             retries=5,
-            # Started for systemd once its container runs, not once healthy: LiteLLM, which starts
-            # After= it (and so stops before it), loads for seconds before it first connects, and
-            # retries its migrations while a first start initializes the database.
-            gates_start=False,
         ),
         # PostgreSQL needs time to write its shutdown checkpoint; podman's 10 s default kills it.
         stop_timeout=60,
@@ -129,10 +125,7 @@ def redis(cfg: Mapping[str, Any], sizing: Sizing) -> Service:
         command=Words(("sh", "-c", script)),
         # redis-cli reads the password from REDISCLI_AUTH, so the health check needs no argv.
         secret_env=(SecretEnv.plain("REDISCLI_AUTH", "REDIS_PASSWORD"),),
-        # Started once its container runs, as PostgreSQL: LiteLLM connects when it first needs it.
-        health=Health(
-            f"redis-cli -p {port} ping | grep -q PONG", interval="10s", timeout="5s", retries=5, gates_start=False
-        ),
+        health=Health(f"redis-cli -p {port} ping | grep -q PONG", interval="10s", timeout="5s", retries=5),
     )
 
 
@@ -296,9 +289,8 @@ def lowered(service: Service, podman: Podman) -> Service:
     if service.shm_size:
         options.append(("ShmSize", "--shm-size", service.shm_size))
     options.append(("StopTimeout", "--stop-timeout", service.stop_timeout))
-    # Such a service is "started" only once healthy, so what starts After= it really waits.
-    gates = service.health and service.health.gates_start
-    notify = (("Notify", "healthy"),) if gates and podman.has("Notify=healthy") else ()
+    # With a health check, the service is "started" only once healthy, so After= really waits.
+    notify = (("Notify", "healthy"),) if service.health and podman.has("Notify=healthy") else ()
     return replace(service, directives=lower(options, podman, then=notify))
 
 

@@ -29,9 +29,6 @@ class Health:
     interval: str = "30s"
     timeout: str = "10s"
     retries: int = 3
-    # Whether systemd calls the service started only once healthy (Notify=healthy), so what starts
-    # After= it waits for that; else once its container runs.
-    gates_start: bool = True
 
     def options(self) -> list[tuple[str, str, Any]]:
         """(Quadlet key, podman run option, value) for each setting.

@@ -64,7 +64,7 @@ def stack(gateway: Gateway) -> ColdStart:
 # ---- 1. cold start -----------------------------------------------------------------------------
 
 
-def test_cold_start_starts_litellm_after_postgres_and_redis_one_replica_at_a_time(host, gateway, stack):
+def test_cold_start_starts_litellm_after_postgres_and_redis_are_healthy_one_replica_at_a_time(host, gateway, stack):
     assert stack.applied.returncode == 0, stack.applied.stderr
     units = host.units()
     for unit in units:
@@ -77,18 +77,15 @@ def test_cold_start_starts_litellm_after_postgres_and_redis_one_replica_at_a_tim
         for unit in UNITS
     }
     for unit in ("litellm-postgres", "litellm-redis", *REPLICAS):
-        # Podman tells systemd when the unit is ready: a replica once its health check passed,
-        # PostgreSQL and Redis once their container runs (LiteLLM loads for seconds before it
-        # first reaches them). Every one of them is healthy by the first answer.
+        # Notify=healthy: Podman tells systemd the unit is ready only once its health check passed.
         assert shown[unit]["Type"] == "notify", unit
         health = host.podman("inspect", "--format", "{{.State.Health.Status}}", container(unit)).stdout.strip()
         assert health == "healthy", f"{unit}: {health}"
     for replica in REPLICAS:
         began = int(shown[replica]["InactiveExitTimestampMonotonic"])
         for dependency in ("litellm-postgres", "litellm-redis"):
-            # After=: it starts after them, and so stops before them (LiteLLM writes its last spend then).
-            running_at = int(shown[dependency]["ActiveEnterTimestampMonotonic"])
-            assert 0 < running_at <= began, f"{replica} started before {dependency}: {shown}"
+            healthy_at = int(shown[dependency]["ActiveEnterTimestampMonotonic"])
+            assert 0 < healthy_at <= began, f"{replica} started before {dependency} was healthy: {shown}"
     first_ready = int(shown[REPLICAS[0]]["ActiveEnterTimestampMonotonic"])
     for replica in REPLICAS[1:]:
         # Its drop-in: it loads once the first replica is ready, not beside it.
