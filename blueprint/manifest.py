@@ -88,6 +88,15 @@ class Manifest:
         owned = self.files.get(str(path))
         return owned is not None and digest(data) in owned.hashes
 
+    def services(self) -> list[str]:
+        """The services that run from the unit files it lists (a template's: its instances), by name."""
+        return sorted({unit for o in self.files.values() if o.role.kind is Kind.CONTAINER for unit in o.role.restarts})
+
+    def units(self, *kinds: Kind) -> list[str]:
+        """The units its files of these kinds are (a timer; what Quadlet makes of a network or a
+        volume), by name."""
+        return sorted({o.role.unit for o in self.files.values() if o.role.kind in kinds and o.role.unit})
+
     def save(self) -> None:
         ensure_dir(self.path.parent, 0o700)
         files = {

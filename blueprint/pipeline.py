@@ -321,9 +321,7 @@ def _check_ports(stack: Stack, manifest: Manifest) -> None:
     own services (the one that publishes it now, or the one that did before this change)."""
     from blueprint import systemd
 
-    ours = [s.unit for s in stack.services if s.publish] + [
-        unit for owned in manifest.files.values() if owned.role.kind is Kind.CONTAINER for unit in owned.role.restarts
-    ]
+    ours = [s.unit for s in stack.services if s.publish] + manifest.services()
     for service in stack.services:
         for publish in service.publish:
             taken = host.port_taken(publish.address, publish.host_port)

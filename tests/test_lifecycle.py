@@ -712,6 +712,19 @@ def test_uninstall_removes_what_render_wrote_and_keeps_data_secrets_and_edits(wo
     assert purge.returncode == 0 and not home.secret_store.exists()
 
 
+def test_uninstall_skips_a_timer_whose_unit_the_manifest_lost(world, home):
+    """The manifest is a file a person can edit: a timer entry without its unit is not a unit to
+    disable (it was handed to systemctl as None; with two, sorting them raised)."""
+    manifest = json.loads(home.manifest.read_text())
+    timers = [name for name, entry in manifest["files"].items() if entry["kind"] == "timer"]
+    for name in timers[:2]:
+        del manifest["files"][name]["unit"]
+    home.manifest.write_text(json.dumps(manifest))
+    result = world.run("uninstall", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert world.calls()[0] == "disable --now blueprint-backup-redis.timer"
+
+
 def test_uninstall_with_nothing_installed_says_so(home, tmp_path):
     for _ in range(2):
         result = cli("uninstall", "--yes", env={"PATH": f"{FAKES}:{os.environ['PATH']}"})

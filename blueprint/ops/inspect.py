@@ -59,9 +59,8 @@ def installed(options: pipeline.Options) -> Installed:
     """
     paths = options.paths
     require_installed(paths)
-    roles = [owned.role for owned in Manifest.load(paths).files.values()]
-    services = {unit for role in roles if role.kind is Kind.CONTAINER for unit in role.restarts}
-    timers = sorted(role.unit for role in roles if role.kind is Kind.TIMER and role.unit)
+    manifest = Manifest.load(paths)
+    services, timers = manifest.services(), manifest.units(Kind.TIMER)
     try:
         built, problem = _built(options), None
     except BlueprintError as error:

@@ -80,12 +80,13 @@ def _remove(paths: Paths, manifest: Manifest, force: bool) -> Iterator[str]:
     """Stop what runs from the files the manifest lists, then remove them as a render removes a
     file it no longer writes (engine.compare and engine.apply: only under the folders render
     writes into, only as it wrote them unless `force`, with the folders left empty)."""
-    roles = [owned.role for owned in manifest.files.values()]
     # The services running from each unit file (a template's: its instances), then the network
     # and the volumes: stopping those leaves the network and the volumes, and their data, as they are.
-    services = sorted(u for role in roles if role.kind is Kind.CONTAINER for u in role.restarts)
-    resources = sorted(role.unit for role in roles if role.kind in (Kind.NETWORK, Kind.VOLUME) and role.unit)
-    timers = sorted(role.unit for role in roles if role.kind is Kind.TIMER)
+    services, resources = manifest.services(), manifest.units(Kind.NETWORK, Kind.VOLUME)
+    timers = manifest.units(Kind.TIMER)
+    volumes = sorted(  # read now: removing the files takes them out of the manifest
+        {o.role.resource for o in manifest.files.values() if o.role.kind is Kind.VOLUME and o.role.resource}
+    )
     if timers:
         yield "ran: " + " ".join(systemd.systemctl("disable", "--now", *timers))
     running = systemd.loaded([*services, *resources])  # a render never reloaded left nothing to stop
@@ -104,7 +105,6 @@ def _remove(paths: Paths, manifest: Manifest, force: bool) -> Iterator[str]:
         yield "ran: " + " ".join(systemd.systemctl("daemon-reload"))
     for state in (paths.manifest, paths.stamp, paths.applied_config):
         state.unlink(missing_ok=True)
-    volumes = sorted({role.resource for role in roles if role.kind is Kind.VOLUME and role.resource})
     if volumes:
         yield (
             f"kept the volumes {', '.join(volumes)} and their data; to delete them for good: "
