@@ -22,6 +22,7 @@ from blueprint.quadlet import Words
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = Path(os.environ.get("TOOLS_DIR", ROOT / ".tools"))
 FIXTURES = ROOT / "tests" / "fixtures"
+FAKES = ROOT / "tests" / "fakes"  # podman, systemctl and loginctl, each keeping its world in a file
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # The fakes in tests/fakes/ (`#!/usr/bin/env python3`) run on the interpreter running the tests,
 # not on whatever python3 comes first (a pyenv shim costs 0.1 s a call, and the fakes are called
@@ -292,7 +293,13 @@ def fake_podman(tmp_path: Path, world: dict) -> dict[str, str]:
     """The environment that puts tests/fakes/podman first on PATH, with `world` (see that file)."""
     path = tmp_path / "podman-world.json"
     path.write_text(json.dumps(world))
-    return {"PATH": f"{ROOT / 'tests/fakes'}:{os.environ['PATH']}", "FAKE_PODMAN": str(path)}
+    return {"PATH": f"{FAKES}:{os.environ['PATH']}", "FAKE_PODMAN": str(path)}
+
+
+def fake_systemctl(world: Path) -> dict[str, str]:
+    """The environment that puts tests/fakes/systemctl (and loginctl) first on PATH, its user
+    manager kept in `world` (see that file), its calls in world.log."""
+    return {"PATH": f"{FAKES}:{os.environ['PATH']}", "FAKE_SYSTEMCTL": str(world)}
 
 
 def podman_world(env: dict[str, str]) -> dict:

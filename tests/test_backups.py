@@ -21,7 +21,7 @@ import pytest
 
 from blueprint import secrets
 from tests.conftest import (
-    ROOT,
+    FAKES,
     change_podman_world,
     cli,
     daemon_reload,
@@ -31,7 +31,6 @@ from tests.conftest import (
     write_config,
 )
 
-FAKES = ROOT / "tests" / "fakes"
 PG_USER = PG_DB = "litellm"  # the config's defaults, which database_containers starts PostgreSQL with
 PG_PASSWORD = "pg-test-password"
 REDIS_PASSWORD = "redis-test-password"

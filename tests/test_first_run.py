@@ -17,9 +17,8 @@ import yaml
 from blueprint import cli as cli_module
 from blueprint import host, pipeline
 from tests import injection
-from tests.conftest import FIXTURES, ROOT, cli, free_port, options, write_config
+from tests.conftest import FAKES, FIXTURES, ROOT, cli, fake_systemctl, free_port, options, write_config
 
-FAKES = ROOT / "tests" / "fakes"
 OLLAMA = {"podman_version": "5.4", "llm_providers": {"ollama": {"models": ["llama3.2"]}}}
 
 
@@ -222,7 +221,7 @@ def test_a_port_a_rootless_container_may_not_publish_is_refused(home, tmp_path, 
 def test_apply_refuses_a_port_another_program_holds_and_changes_nothing(home, tmp_path):
     port = free_port()
     config = write_config(tmp_path, {**OLLAMA, "litellm": {"published_port": port}})
-    env = {"PATH": f"{FAKES}:{os.environ['PATH']}", "FAKE_SYSTEMCTL": str(tmp_path / "sd.json")}
+    env = fake_systemctl(tmp_path / "sd.json")
     (tmp_path / "sd.json").write_text(json.dumps({"inactive": ["litellm-front.service"]}))
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", port))

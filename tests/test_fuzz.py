@@ -26,7 +26,7 @@ from blueprint import pipeline, plan, secrets
 from blueprint.errors import BlueprintError, ConfigError, SecretError
 from blueprint.model.types import Kind, Output, Purpose, Role
 from tests import injection
-from tests.conftest import FIXTURES, ROOT, fake_podman, need, options
+from tests.conftest import FIXTURES, ROOT, fake_podman, fake_systemctl, need, options
 
 STARTING_CONFIGS = [
     json.loads((ROOT / "blueprint-config.json").read_text()),
@@ -219,12 +219,7 @@ def test_any_mix_of_concurrent_commands_leaves_store_and_files_in_step(commands)
     try:
         config = directory / "blueprint-config.json"
         config.write_text(json.dumps({"podman_version": "5.4", "llm_providers": {"ollama": {"models": ["m"]}}}))
-        env = {
-            **os.environ,
-            "HOME": str(directory / "home"),
-            "PATH": f"{ROOT / 'tests/fakes'}:{os.environ['PATH']}",
-            "FAKE_SYSTEMCTL": str(directory / "systemd.json"),
-        }
+        env = {**os.environ, "HOME": str(directory / "home"), **fake_systemctl(directory / "systemd.json")}
         argv = {
             "render": ["render", "--config", str(config)],
             "apply": ["apply", "--config", str(config)],

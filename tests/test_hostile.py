@@ -25,6 +25,7 @@ from tests.conftest import (
     change_podman_world,
     cli,
     fake_podman,
+    fake_systemctl,
     need,
     options,
     podman_world,
@@ -570,7 +571,7 @@ def test_purging_the_secrets_removes_the_stores_a_restore_kept_and_names_the_bac
     assert cli("restore", "config", str(archive), "--yes", "--config", str(config)).returncode == 0
     kept = list(home.secrets_dir.glob("secrets.env.before-restore-*"))
     assert kept, "restore keeps the store it replaces"
-    env = {"PATH": f"{ROOT / 'tests/fakes'}:{os.environ['PATH']}", "FAKE_SYSTEMCTL": str(tmp_path / "systemd.json")}
+    env = fake_systemctl(tmp_path / "systemd.json")
     result = cli("uninstall", "--purge-secrets", "--yes", env=env)
     assert result.returncode == 0, result.stderr
     assert not home.secret_store.exists()
@@ -614,7 +615,7 @@ def test_a_backup_that_is_not_a_regular_file_is_refused_unread(config, home, tmp
     else:
         backup = Path("/dev/zero")
     world = tmp_path / "systemd.json"
-    env = {"PATH": f"{ROOT / 'tests/fakes'}:{os.environ['PATH']}", "FAKE_SYSTEMCTL": str(world)}
+    env = fake_systemctl(world)
     result = bounded("restore", kind, str(backup), "--yes", "--config", str(config), env=env)
     assert result.returncode == 4, result.stderr
     assert one_error_line(result) == f"blueprint: error: {backup}: not a regular file (a {what}); nothing was restored"
@@ -981,11 +982,7 @@ def test_a_damaged_pending_list_in_the_manifest_is_left_out(config, home):
         "apply",
         "--config",
         str(config),
-        env={
-            **KEY,
-            "PATH": f"{ROOT / 'tests/fakes'}:{os.environ['PATH']}",
-            "FAKE_SYSTEMCTL": str(home.home / "systemd.json"),
-        },
+        env={**KEY, **fake_systemctl(home.home / "systemd.json")},
     )
     assert result.returncode == 0, result.stderr
     calls = (
@@ -995,7 +992,7 @@ def test_a_damaged_pending_list_in_the_manifest_is_left_out(config, home):
 
 
 def test_a_timer_removed_while_its_enable_was_pending_is_not_enabled_again(config, home, tmp_path):
-    env = {**KEY, "PATH": f"{ROOT / 'tests/fakes'}:{os.environ['PATH']}", "FAKE_SYSTEMCTL": str(tmp_path / "sd.json")}
+    env = {**KEY, **fake_systemctl(tmp_path / "sd.json")}
     assert cli("render", "--config", str(config), env=env).returncode == 0  # enabling the timers is pending
     write_config(config.parent, {**CONFIG, "backup": {"enabled": False}})
     assert cli("render", "--config", str(config), env=env).returncode == 0  # ... and they are gone
@@ -1475,7 +1472,7 @@ def test_a_manifest_entry_that_names_an_option_reaches_no_command(config, home, 
     evil.write_bytes(b"x\n")
     _orphan_in_manifest(home, evil, entry)
     world = tmp_path / "systemd.json"
-    env = {**KEY, "PATH": f"{ROOT / 'tests/fakes'}:{os.environ['PATH']}", "FAKE_SYSTEMCTL": str(world)}
+    env = {**KEY, **fake_systemctl(world)}
     result = cli("apply", "--config", str(config), env=env)
     assert result.returncode == 0, result.stderr
     calls = [f.read_text() for f in (Path(f"{world}.log"), Path(f"{world}.queries")) if f.exists()]

@@ -25,9 +25,8 @@ from blueprint.model.releases import Stage
 from blueprint.model.types import seconds
 from blueprint.ops import upgrade
 from tests import injection
-from tests.conftest import ROOT, cli, daemon_reload, free_port, options, write_config
+from tests.conftest import FAKES, ROOT, cli, daemon_reload, fake_systemctl, free_port, options, write_config
 
-FAKES = ROOT / "tests" / "fakes"
 CONFIG = {
     "podman_version": "5.4",
     "litellm": {"published_port": 4000},
@@ -597,7 +596,7 @@ def test_the_gateway_is_stopped_and_looked_at_when_its_config_no_longer_loads(wo
 @pytest.mark.parametrize("command", ["ps", "up", "down", "logs"])
 def test_day_2_commands_say_when_nothing_is_installed(command, home, tmp_path):
     write_config(tmp_path, CONFIG)
-    result = cli(command, env={"PATH": f"{FAKES}:{os.environ['PATH']}", "FAKE_SYSTEMCTL": str(tmp_path / "s.json")})
+    result = cli(command, env=fake_systemctl(tmp_path / "s.json"))
     assert result.returncode == 2, result.stderr
     assert "nothing is installed" in result.stderr and "hint: `blueprint apply`" in result.stderr
     assert "unknown" not in result.stdout and not (tmp_path / "s.json.log").exists(), "no unit started or stopped"
@@ -737,7 +736,7 @@ def test_uninstall_of_a_render_systemd_never_loaded_stops_nothing(home, tmp_path
     """systemd refuses to stop a unit it has not loaded: a render without daemon-reload made
     uninstall fail before it removed anything."""
     config = write_config(tmp_path, CONFIG)
-    env = {"PATH": f"{FAKES}:{os.environ['PATH']}", "FAKE_SYSTEMCTL": str(tmp_path / "systemd.json")}
+    env = fake_systemctl(tmp_path / "systemd.json")
     assert cli("render", "--config", str(config), env=env).returncode == 0
     result = cli("uninstall", "--yes", env=env)
     assert result.returncode == 0, result.stderr

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import ROOT, cli, free_port, write_config
+from tests.conftest import FAKES, ROOT, cli, fake_systemctl, free_port, write_config
 
 CONFIG = {
     "podman_version": "5.4",
@@ -42,8 +42,7 @@ def fake(tmp_path, home):
         def run(self, *args, **env):
             log.unlink(missing_ok=True)
             effects.unlink(missing_ok=True)
-            path = f"{ROOT / 'tests/fakes'}:{os.environ['PATH']}"
-            environ = {"PATH": path, "FAKE_SYSTEMCTL": str(world), "OPENAI_API_KEY": "sk-test", **env}
+            environ = {**fake_systemctl(world), "OPENAI_API_KEY": "sk-test", **env}
             self.result = cli(*args, "--config", str(config), env=environ)
             return log.read_text().splitlines() if log.exists() else []
 
@@ -118,7 +117,7 @@ def test_a_redis_change_leaves_a_replica_someone_stopped_stopped(fake, tmp_path)
     """systemd passes a restart on to what Requires= the unit as a try-restart: a replica stopped
     by hand stays stopped (the fake follows systemd here; the booted tests use systemd itself)."""
     fake.run("apply")
-    environ = {"PATH": f"{ROOT / 'tests/fakes'}:{os.environ['PATH']}", "FAKE_SYSTEMCTL": str(tmp_path / "systemd.json")}
+    environ = fake_systemctl(tmp_path / "systemd.json")
     subprocess.run(["systemctl", "--user", "stop", "litellm@2.service"], env={**os.environ, **environ}, check=True)
     fake.write(with_(litellm_redis={"maxmemory": "128MB"}))
     assert fake.run("apply") == ["daemon-reload", "restart litellm-redis.service"]
@@ -236,7 +235,7 @@ def test_a_failed_restart_says_what_ran_and_leaves_only_the_rest_pending(fake, t
         f'exec {ROOT / "tests/fakes/systemctl"} "$@"\n'
     )
     (refusing / "systemctl").chmod(0o755)
-    calls = fake.run("apply", PATH=f"{refusing}:{ROOT / 'tests/fakes'}:{os.environ['PATH']}")
+    calls = fake.run("apply", PATH=f"{refusing}:{FAKES}:{os.environ['PATH']}")
     said = fake.result.stderr.splitlines()
     assert fake.result.returncode == 1 and calls == ["daemon-reload"]
     error = next(n for n, line in enumerate(said) if line.startswith("blueprint: error: "))
