@@ -314,6 +314,22 @@ def set_image(path: Path, image: str = "ghcr.io/berriai/litellm:v1.99.5") -> Non
     configfile.write(path, configfile.with_value(path.read_bytes(), ("litellm", "image"), image))
 
 
+@pytest.mark.parametrize(
+    ("image", "tag", "upgraded"),
+    [
+        ("ghcr.io/berriai/litellm:v1.99.4", "v1.99.4", "ghcr.io/berriai/litellm:v1.99.5"),
+        ("localhost:5000/litellm:v1.99.4", "v1.99.4", "localhost:5000/litellm:v1.99.5"),  # a port, not a tag
+        ("localhost:5000/litellm", "", "localhost:5000/litellm:v1.99.5"),
+        ("litellm", "", "litellm:v1.99.5"),
+        ("ghcr.io/berriai/litellm:v1.99.4@sha256:" + "a" * 64, "v1.99.4", "ghcr.io/berriai/litellm:v1.99.5"),
+        ("ghcr.io/berriai/litellm@sha256:" + "a" * 64, "", "ghcr.io/berriai/litellm:v1.99.5"),  # the digest goes
+    ],
+)
+def test_an_images_tag_is_read_and_replaced_past_registry_ports_and_digests(image, tag, upgraded):
+    assert releases.tag_of(image) == tag
+    assert releases.with_tag(image, "v1.99.5") == upgraded
+
+
 def test_upgrade_changes_the_image_and_not_one_other_byte(tmp_path):
     text = (ROOT / "blueprint-config.json").read_text()
     path = tmp_path / "c.json"

@@ -164,6 +164,5 @@ def tag_of(image: str) -> str:
 
 def with_tag(image: str, tag: str) -> str:
     """The same repository at another tag (a digest is dropped: it names the old release)."""
-    name = image.partition("@")[0]
-    head, _, last = name.rpartition("/")
-    return f"{head}/{last.partition(':')[0]}:{tag}" if head else f"{last.partition(':')[0]}:{tag}"
+    head, slash, last = image.partition("@")[0].rpartition("/")
+    return f"{head}{slash}{last.partition(':')[0]}:{tag}"

@@ -37,7 +37,8 @@ WAIT = 600  # seconds the new release has to become healthy (a first start downl
 def check(data, to: str, *, allow_downgrade: bool) -> tuple[str, str]:
     """The current and the new image, or the reason this upgrade is refused."""
     current = data["litellm"]["image"]
-    if releases.tag_of(current).startswith("v") and to[:1].isdigit():
+    current_tag = releases.tag_of(current)
+    if current_tag.startswith("v") and to[:1].isdigit():
         to = "v" + to  # LiteLLM tags its images vX.Y.Z: 1.99.5 names v1.99.5
     try:
         wanted = releases.parse(to)
@@ -49,12 +50,12 @@ def check(data, to: str, *, allow_downgrade: bool) -> tuple[str, str]:
             hint="give a version such as v1.99.5 (LiteLLM's images are tagged vX.Y.Z, some with -stable)",
         )
     try:
-        running = releases.parse(releases.tag_of(current))
+        running = releases.parse(current_tag)
     except releases.TagProblem:
         running = None  # a build of one's own: nothing to compare with
     if running is not None and wanted < running and not allow_downgrade:
         raise ConfigError(
-            f"--to {to}: older than the running {releases.tag_of(current)}; LiteLLM's database schema does not go back",
+            f"--to {to}: older than the running {current_tag}; LiteLLM's database schema does not go back",
             hint="restore the database backup of that release too, then pass --allow-downgrade",
         )
     return current, releases.with_tag(current, to)
