@@ -165,10 +165,12 @@ class Gateway:
             body["cache"] = cache
         return self.request("/v1/chat/completions", body, key=key, port=port)
 
-    def wait_answering(self, timeout: float = 120, port: int = PORT) -> float:
-        """Seconds until /health/liveliness answers 200 on the published PORT."""
+    def wait_answering(
+        self, timeout: float = 120, port: int = PORT, given_up: threading.Event | None = None
+    ) -> float | None:
+        """Seconds until /health/liveliness answers 200 on the published PORT (None once `given_up` is set)."""
         start = time.monotonic()
-        while True:
+        while not (given_up and given_up.is_set()):
             try:
                 with urllib.request.urlopen(self.host.url(port, "/health/liveliness"), timeout=5) as answer:
                     if answer.status == 200:
@@ -178,6 +180,7 @@ class Gateway:
             if time.monotonic() - start > timeout:
                 raise AssertionError(f"/health/liveliness did not answer on 127.0.0.1:{port} within {timeout} s")
             time.sleep(0.2)
+        return None
 
     # ---- inside the containers ---------------------------------------------------------------------
 
@@ -305,11 +308,14 @@ def cold_start(gateway: Gateway, data: dict) -> ColdStart:
     gateway.set_secret("ANTHROPIC_API_KEY", "sk-ant-test")
     host.lift_memory_limits()
     began = time.monotonic()
+    failed = threading.Event()
     with ThreadPoolExecutor(1) as pool:
         # Asked meanwhile: the front door serves from the first replica, and apply returns once
-        # every replica is ready.
-        answering = pool.submit(gateway.wait_answering)
+        # every replica is ready. An apply that failed ends the asking.
+        answering = pool.submit(gateway.wait_answering, given_up=failed)
         applied = gateway.apply()
+        if applied.returncode != 0:
+            failed.set()
         answered = answering.result() if applied.returncode == 0 else None
     return ColdStart(applied, began, answered)
 
